@@ -1,0 +1,117 @@
+"""The one settings object: every service, script and test reads its configuration from here.
+
+Values come from environment variables prefixed ``EXPORTER_``; nested groups use ``__``
+(``EXPORTER_MONGO__URI``, ``EXPORTER_STORAGE__SECRET_KEY``). The defaults are the embedded
+local servers that ``make run`` starts, so a fresh checkout runs with no configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    client_id: str = "exporter"
+    # The embedded broker (Tansu) does not support the idempotent producer; a real cluster may.
+    enable_idempotence: bool = False
+    partitions: int = Field(default=4, ge=1, description="Partitions per topic when the project creates them")
+
+
+class MongoSettings(BaseModel):
+    uri: SecretStr = SecretStr("mongodb://127.0.0.1:27018/?directConnection=true")
+    database: str = "exporter"
+
+
+class StorageSettings(BaseModel):
+    endpoint: str = "127.0.0.1:18333"
+    access_key: str = "exporter"
+    secret_key: SecretStr = SecretStr("exporter-local-secret-key")
+    bucket: str = "exports"
+    region: str = "us-east-1"
+    secure: bool = False
+    # Host that clients see in presigned links, when it differs from the one services reach.
+    public_endpoint: str | None = None
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8025
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["none", "starttls", "tls"] = "none"
+    validate_certs: bool = True
+    sender: str = "Exporter <exporter@localhost>"
+    timeout_seconds: float = 30.0
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth_mode: Literal["header", "jwt"] = "header"
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    default_tenant: str = "default"
+    download_link_ttl_seconds: int = Field(default=30, ge=1, le=7 * 24 * 3600)
+
+
+class SchedulerSettings(BaseModel):
+    poll_interval_seconds: float = Field(default=0.5, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    batch_size: int = Field(default=500, ge=1)
+
+
+class OutboxSettings(BaseModel):
+    poll_interval_seconds: float = Field(default=0.2, gt=0)
+    batch_size: int = Field(default=500, ge=1)
+    lease_seconds: float = Field(default=30.0, gt=0)
+
+
+class RendererSettings(BaseModel):
+    read_batch_size: int = Field(default=10_000, ge=1)
+
+
+class NotifierSettings(BaseModel):
+    # Links in notifications must outlive a person's reading delay, unlike the API's 30 s links.
+    link_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+    # Fallback recipient when a message names none (the request owner's contact).
+    default_email_recipient: str = "owner@localhost"
+
+
+class LocalServersSettings(BaseModel):
+    """Where ``exporter.local`` keeps the embedded servers' data, logs and PIDs."""
+
+    run_dir: Path = Path(".run")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EXPORTER_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    environment: Literal["local", "test", "production"] = "local"
+    log_level: str = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    mongo: MongoSettings = MongoSettings()
+    storage: StorageSettings = StorageSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    api: ApiSettings = ApiSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    renderer: RendererSettings = RendererSettings()
+    notifier: NotifierSettings = NotifierSettings()
+    local: LocalServersSettings = LocalServersSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process from the environment."""
+    return Settings()
