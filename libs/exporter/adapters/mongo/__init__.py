@@ -1,0 +1,1 @@
+"""MongoDB adapters: the client, the indexes and one repository per collection."""

@@ -1,0 +1,69 @@
+"""The MongoDB client and the collections' indexes.
+
+Plain MongoDB: the same code runs against the embedded SecantusDB and MongoDB 8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from exporter.settings import Settings
+
+Document = dict[str, Any]
+T = TypeVar("T")
+
+REQUESTS = "requests"
+JOBS = "jobs"
+OUTBOX = "outbox"
+MEASUREMENTS = "measurements"
+
+
+def connect(settings: Settings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        settings.mongo.uri.get_secret_value(), tz_aware=True, uuidRepresentation="standard"
+    )
+
+
+def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:
+    return client[settings.mongo.database]
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    REQUESTS: [
+        IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("createdAt", DESCENDING)]),
+        # The scheduler's claim: due, live requests in time order.
+        IndexModel([("schedule.nextRunAt", ASCENDING)], name="due_runs", sparse=True),
+    ],
+    JOBS: [
+        IndexModel([("requestId", ASCENDING), ("scheduledAt", DESCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("status", ASCENDING)]),
+    ],
+    OUTBOX: [IndexModel([("publishedAt", ASCENDING), ("createdAt", ASCENDING)])],
+    MEASUREMENTS: [
+        IndexModel(
+            [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
+        ),
+        IndexModel(
+            [("tenant", ASCENDING), ("channel", ASCENDING), ("subtopic", ASCENDING), ("time", ASCENDING)]
+        ),
+    ],
+}
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Idempotent: every service calls it at start, whichever starts first."""
+    for collection, indexes in INDEXES.items():
+        await db[collection].create_indexes(indexes)
+
+
+async def in_transaction(
+    client: AsyncMongoClient[Document], work: Callable[[AsyncClientSession], Awaitable[T]]
+) -> T:
+    """Runs ``work`` in one multi-document transaction, retried on transient errors."""
+    async with client.start_session() as session:
+        return await session.with_transaction(work)

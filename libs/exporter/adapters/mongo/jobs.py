@@ -1,0 +1,151 @@
+"""The jobs collection: every run of an export request and its history.
+
+Each transition is a guarded ``update_one`` whose filter states the allowed source status,
+so concurrent or redelivered work can never move a job twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from exporter.adapters.mongo.client import JOBS, Document
+from exporter.contracts.base import utcnow
+from exporter.contracts.job import JobResult, JobSpec, JobStatus
+
+
+def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Document:
+    now = utcnow()
+    return {
+        "_id": spec.job_id,
+        "requestId": spec.request_id,
+        "requestVersion": spec.request_version,
+        "tenant": spec.tenant,
+        "owner": spec.owner,
+        "createdBy": spec.owner,
+        "scheduledAt": spec.scheduled_at,
+        "status": JobStatus.NOT_PROCESSED.value,
+        "spec": spec.to_document(),
+        "createdAt": now,
+        "updatedAt": now,
+        "startedAt": None,
+        "completedAt": None,
+        "progress": {"rows": 0},
+        "bucket": None,
+        "files": [],
+        "rowCount": 0,
+        "sizeInBytes": 0,
+        "error": None,
+        "notifications": notifications,
+        "leaseUntil": None,
+    }
+
+
+class JobRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._collection = db[JOBS]
+
+    async def add(self, document: Document, session: AsyncClientSession | None = None) -> bool:
+        """False when the job exists already: the id is derived from request and time."""
+        try:
+            await self._collection.insert_one(document, session=session)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, job_id: str, tenant: str | None = None) -> Document | None:
+        query: Document = {"_id": job_id}
+        if tenant is not None:
+            query["tenant"] = tenant
+        return await self._collection.find_one(query)
+
+    async def list_for_request(
+        self, tenant: str, request_id: str, skip: int = 0, limit: int = 50
+    ) -> list[Document]:
+        cursor = (
+            self._collection.find({"tenant": tenant, "requestId": request_id})
+            .sort("scheduledAt", DESCENDING)
+            .skip(skip)
+            .limit(limit)
+        )
+        return [document async for document in cursor]
+
+    async def start(self, job_id: str, lease: timedelta) -> bool:
+        """notProcessed → inProgress, or take over one whose renderer's lease ran out."""
+        now = utcnow()
+        result = await self._collection.update_one(
+            {
+                "_id": job_id,
+                "$or": [
+                    {"status": JobStatus.NOT_PROCESSED.value},
+                    {"status": JobStatus.IN_PROGRESS.value, "leaseUntil": {"$lt": now}},
+                ],
+            },
+            {
+                "$set": {
+                    "status": JobStatus.IN_PROGRESS.value,
+                    "startedAt": now,
+                    "updatedAt": now,
+                    "leaseUntil": now + lease,
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    async def heartbeat(self, job_id: str, rows: int, lease: timedelta) -> bool:
+        """Progress and lease renewal; False once the job left inProgress (e.g. cancelled)."""
+        now = utcnow()
+        result = await self._collection.update_one(
+            {"_id": job_id, "status": JobStatus.IN_PROGRESS.value},
+            {"$set": {"progress.rows": rows, "updatedAt": now, "leaseUntil": now + lease}},
+        )
+        return result.modified_count == 1
+
+    async def finish(self, job_id: str, result: JobResult, session: AsyncClientSession | None = None) -> bool:
+        """inProgress → done/failed/cancelled with what the run produced."""
+        update = result.to_document()
+        update.update({"updatedAt": utcnow(), "leaseUntil": None, "progress.rows": result.row_count})
+        outcome = await self._collection.update_one(
+            {"_id": job_id, "status": JobStatus.IN_PROGRESS.value}, {"$set": update}, session=session
+        )
+        return outcome.modified_count == 1
+
+    async def claim_delivery(self, job_id: str, index: int, key: str) -> bool:
+        """Records the intent to send before sending: pending → sending, once per message."""
+        result = await self._collection.update_one(
+            {"_id": job_id, f"notifications.{index}.status": "pending"},
+            {
+                "$set": {
+                    f"notifications.{index}.status": "sending",
+                    f"notifications.{index}.key": key,
+                    f"notifications.{index}.updatedAt": utcnow(),
+                },
+                "$inc": {f"notifications.{index}.attempts": 1},
+            },
+        )
+        return result.modified_count == 1
+
+    async def record_delivery(self, job_id: str, index: int, status: str, error: str | None = None) -> None:
+        await self._collection.update_one(
+            {"_id": job_id},
+            {
+                "$set": {
+                    f"notifications.{index}.status": status,
+                    f"notifications.{index}.lastError": error,
+                    f"notifications.{index}.updatedAt": utcnow(),
+                }
+            },
+        )
+
+    async def count_by_status(self, status: JobStatus) -> int:
+        return await self._collection.count_documents({"status": status.value})
+
+    async def latest_scheduled_before(self, request_id: str, before: datetime) -> Document | None:
+        return await self._collection.find_one(
+            {"requestId": request_id, "scheduledAt": {"$lt": before}}, sort=[("scheduledAt", DESCENDING)]
+        )

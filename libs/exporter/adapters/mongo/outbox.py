@@ -1,0 +1,70 @@
+"""The outbox collection: events written in the same transaction as the state they announce."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from exporter.adapters.mongo.client import OUTBOX, Document
+from exporter.contracts.base import utcnow
+from exporter.contracts.events import Envelope
+from exporter.topics import Topic
+
+
+class OutboxRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._collection = db[OUTBOX]
+
+    async def add(
+        self, topic: Topic, key: str, event: Envelope[Any], session: AsyncClientSession | None = None
+    ) -> bool:
+        """Queues ``event``; False when an event with that id is already queued (a replay)."""
+        try:
+            await self._collection.insert_one(
+                {
+                    "_id": event.id,
+                    "topic": topic.value,
+                    "key": key,
+                    "payload": event.to_wire(),
+                    "createdAt": utcnow(),
+                    "publishedAt": None,
+                    "leaseUntil": None,
+                },
+                session=session,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def claim(self, limit: int, lease: timedelta) -> list[Document]:
+        """Leases up to ``limit`` unpublished events; a crashed relay's lease simply runs out."""
+        now = utcnow()
+        free = {"publishedAt": None, "$or": [{"leaseUntil": None}, {"leaseUntil": {"$lt": now}}]}
+        candidates = self._collection.find(free, {"_id": 1}).sort("createdAt", ASCENDING).limit(limit)
+        ids = [document["_id"] async for document in candidates]
+        if not ids:
+            return []
+        token = uuid.uuid4().hex
+        await self._collection.update_many(
+            {"_id": {"$in": ids}, **free}, {"$set": {"leaseToken": token, "leaseUntil": now + lease}}
+        )
+        claimed = self._collection.find({"leaseToken": token}).sort("createdAt", ASCENDING)
+        return [document async for document in claimed]
+
+    async def mark_published(self, ids: list[str]) -> None:
+        await self._collection.update_many(
+            {"_id": {"$in": ids}}, {"$set": {"publishedAt": utcnow(), "leaseUntil": None}}
+        )
+
+    async def release(self, ids: list[str]) -> None:
+        """Hands events back at once after a failed publish, so the next pass retries them."""
+        await self._collection.update_many({"_id": {"$in": ids}}, {"$set": {"leaseUntil": None}})
+
+    async def pending_count(self) -> int:
+        return await self._collection.count_documents({"publishedAt": None})

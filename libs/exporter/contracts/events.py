@@ -1,0 +1,99 @@
+"""Every event on Kafka: one envelope type in the spirit of CloudEvents, one model per event.
+
+Event ids are deterministic where the event stands for a state change (a job's completion, a
+request's version), so a republished event carries the same id and consumers can drop it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import Field
+
+from exporter.contracts.base import UtcDatetime, WireModel, utcnow
+from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+
+DataT = TypeVar("DataT", bound=WireModel)
+
+
+class Envelope(WireModel, Generic[DataT]):
+    specversion: Literal["1.0"] = "1.0"
+    id: Annotated[str, Field(min_length=1, max_length=300)]
+    type: str
+    source: str
+    time: UtcDatetime = Field(default_factory=utcnow)
+    subject: str | None = None
+    tenant: Annotated[str, Field(min_length=1, max_length=100)]
+    actor: str | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: DataT
+
+
+class ExportRequested(Envelope[JobSpec]):
+    type: Literal["exporter.export.requested.v1"] = "exporter.export.requested.v1"
+
+
+class ExportCompletedData(WireModel):
+    job_id: str
+    request_id: str
+    status: JobStatus
+    bucket: str | None = None
+    files: list[JobFile] = Field(default_factory=list)
+    row_count: int = 0
+    size_in_bytes: int = 0
+    error: str | None = None
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+
+    @classmethod
+    def from_result(cls, job_id: str, request_id: str, result: JobResult) -> ExportCompletedData:
+        return cls(job_id=job_id, request_id=request_id, **result.model_dump())
+
+
+class ExportCompleted(Envelope[ExportCompletedData]):
+    type: Literal["exporter.export.completed.v1"] = "exporter.export.completed.v1"
+
+
+IamAction = Literal["create", "update", "delete", "run", "cancel"]
+
+
+class IamPolicyUpdatedData(WireModel):
+    action: IamAction
+    resource: str
+    owner: str
+    tenant: str
+    actor: str
+    version: int
+    time: UtcDatetime
+
+
+class IamPolicyUpdated(Envelope[IamPolicyUpdatedData]):
+    type: Literal["exporter.iam.policy-updated.v1"] = "exporter.iam.policy-updated.v1"
+
+
+MeasurementScalar = float | str | bool
+
+
+class MeasurementRecord(WireModel):
+    """One SenML-like record; ``time`` is seconds since the Unix epoch (SenML's unit)."""
+
+    channel: Annotated[str, Field(min_length=1, max_length=200)]
+    subtopic: Annotated[str, Field(max_length=200)] = ""
+    publisher: Annotated[str, Field(min_length=1, max_length=200)]
+    protocol: Annotated[str, Field(max_length=50)] = ""
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    unit: Annotated[str, Field(max_length=50)] = ""
+    time: float
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    string_value: str | None = None
+    bool_value: bool | None = None
+    data_value: str | None = None
+    sum: float | None = Field(default=None, allow_inf_nan=False)
+
+
+class MeasurementBatch(WireModel):
+    records: Annotated[list[MeasurementRecord], Field(min_length=1, max_length=10_000)]
+
+
+class MeasurementsPublished(Envelope[MeasurementBatch]):
+    type: Literal["exporter.measurements.v1"] = "exporter.measurements.v1"

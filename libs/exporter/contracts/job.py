@@ -1,0 +1,77 @@
+"""A job: one run of an export request, with everything the renderer needs and what it produced."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from exporter.contracts.base import UtcDatetime, WireModel
+from exporter.contracts.request import ExportRequestSpec
+
+
+class JobStatus(StrEnum):
+    """The Connhex job statuses, plus ``cancelled``."""
+
+    NOT_PROCESSED = "notProcessed"
+    IN_PROGRESS = "inProgress"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED})
+
+
+class Window(WireModel):
+    """The resolved time range of one item, fixed when the job fires; ``None`` is an open end."""
+
+    item: Annotated[int, Field(ge=0)]
+    from_: Annotated[UtcDatetime | None, Field(alias="from")] = None
+    to: UtcDatetime | None = None
+
+
+class JobSpec(WireModel):
+    """The complete job as published on ``export.requested``: the renderer needs nothing else."""
+
+    job_id: str
+    request_id: str
+    request_version: int
+    tenant: str
+    owner: str
+    scheduled_at: UtcDatetime
+    request: ExportRequestSpec
+    windows: list[Window]
+
+
+class JobFile(WireModel):
+    key: str
+    name: str
+    size_in_bytes: Annotated[int, Field(ge=0)]
+    rows: Annotated[int, Field(ge=0)]
+    checksum: str
+    content_type: str
+
+
+class JobResult(WireModel):
+    """What a finished render produced: the part of ``export.completed`` the job keeps."""
+
+    status: JobStatus
+    bucket: str | None = None
+    files: list[JobFile] = Field(default_factory=list)
+    row_count: Annotated[int, Field(ge=0)] = 0
+    size_in_bytes: Annotated[int, Field(ge=0)] = 0
+    error: str | None = None
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+
+
+def job_id_for(request_id: str, scheduled_at: UtcDatetime) -> str:
+    """Deterministic: the same request and scheduled time always name the same job."""
+    return f"{request_id}-{scheduled_at.strftime('%Y%m%dT%H%M%S')}{scheduled_at.microsecond // 1000:03d}Z"

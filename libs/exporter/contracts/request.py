@@ -1,0 +1,260 @@
+"""The export request: what a client asks for (seeds 000 and 002), validated once, here.
+
+Every rule names the field it concerns, so the API can answer 400 with a precise message.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import isodate
+from pydantic import Field, field_validator, model_validator
+
+from exporter.contracts.base import UtcDatetime, WireModel
+
+
+class ExportType(StrEnum):
+    RECURRING = "recurring"
+    ONE_TIME = "oneTime"
+
+
+ColumnId = Literal["publisher", "channel", "subtopic", "name", "unit", "time", "value", "created"]
+Extension = Literal["csv", "xls", "xlsx", "pdf", "json", "jsonl"]
+DownsampleFunction = Literal["avg", "min", "max", "sum", "count", "first", "last"]
+NotificationPolicy = Literal["onSuccess", "onFailure", "always"]
+NotificationMedium = Literal["email", "slack", "telegram", "discord"]
+
+MAX_FILENAME_LENGTH = 120
+_DOWNSAMPLE_RE = re.compile(r"^(?P<count>[1-9][0-9]{0,3})(?P<unit>s|m|h|d)$")
+_DOWNSAMPLE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_iso_duration(text: str) -> timedelta | isodate.Duration:
+    """An ISO 8601 duration (``P1Y6M4DT12H30M5S``); years and months stay calendar units."""
+    try:
+        duration = isodate.parse_duration(text)
+    except (isodate.ISO8601Error, ValueError) as error:
+        raise ValueError(f"'{text}' is not an ISO 8601 duration such as P1D or PT15M") from error
+    if not isinstance(duration, isodate.Duration | timedelta):
+        raise ValueError(f"'{text}' is not an ISO 8601 duration")
+    if _is_zero_or_negative(duration):
+        raise ValueError(f"'{text}' must be a positive duration")
+    return duration
+
+
+def _is_zero_or_negative(duration: timedelta | isodate.Duration) -> bool:
+    if isinstance(duration, isodate.Duration):
+        months = duration.years * 12 + duration.months
+        return bool(months < 0 or (months == 0 and duration.tdelta <= timedelta(0)))
+    return duration <= timedelta(0)
+
+
+def parse_downsample(text: str) -> timedelta:
+    """A decimation bucket such as ``15m``, ``1h`` or ``1d``."""
+    match = _DOWNSAMPLE_RE.match(text)
+    if match is None:
+        raise ValueError(f"'{text}' is not a bucket size such as 1m, 15m, 1h or 1d")
+    return timedelta(**{_DOWNSAMPLE_UNITS[match["unit"]]: int(match["count"])})
+
+
+def safe_filename(name: str) -> str:
+    """Refuses names that could escape a folder or confuse a shell, a browser or a spreadsheet."""
+    if not name or not name.strip():
+        raise ValueError("must not be empty")
+    if len(name) > MAX_FILENAME_LENGTH:
+        raise ValueError(f"must be at most {MAX_FILENAME_LENGTH} characters")
+    if "/" in name or "\\" in name:
+        raise ValueError("must not contain path separators")
+    if name in {".", ".."} or name.startswith("."):
+        raise ValueError("must not start with a dot")
+    if any(unicodedata.category(char).startswith("C") for char in name):
+        raise ValueError("must not contain control characters")
+    return name
+
+
+class Column(WireModel):
+    id: ColumnId
+    label: Annotated[str, Field(min_length=1, max_length=200)]
+
+    @field_validator("label")
+    @classmethod
+    def _label_not_blank(cls, label: str) -> str:
+        if not label.strip():
+            raise ValueError("must not be blank")
+        return label
+
+
+DEFAULT_COLUMNS: tuple[Column, ...] = tuple(
+    Column(id=column_id, label=column_id) for column_id in ("time", "publisher", "name", "value", "unit")
+)
+
+
+class Format(WireModel):
+    extension: Extension
+    columns: Annotated[list[Column], Field(min_length=1, max_length=8)] = Field(
+        default_factory=lambda: list(DEFAULT_COLUMNS)
+    )
+    timezone: str = "UTC"
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _timezone_name(cls, value: Any) -> Any:
+        # Seed 000 sends `{}` for "no timezone": that means UTC.
+        if value is None or value == {} or value == "":
+            return "UTC"
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"'{value}' is not an IANA timezone name such as Europe/Rome") from error
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _unique_columns(cls, columns: list[Column]) -> list[Column]:
+        ids = [column.id for column in columns]
+        if len(set(ids)) != len(ids):
+            raise ValueError("column ids must be unique")
+        labels = [column.label for column in columns]
+        if len(set(labels)) != len(labels):
+            raise ValueError("column labels must be unique")
+        return columns
+
+
+class Target(WireModel):
+    """A metric of a device: ``urn:cpt:smartdevice:nid:<publisher>:<metric name>``."""
+
+    value: Annotated[str, Field(min_length=1, max_length=500)]
+    label: str | None = None
+
+    @property
+    def publisher(self) -> str:
+        return self._parts()[0]
+
+    @property
+    def metric(self) -> str:
+        return self._parts()[1]
+
+    def _parts(self) -> tuple[str, str]:
+        parts = self.value.split(":")
+        return parts[-2], parts[-1]
+
+    @field_validator("value")
+    @classmethod
+    def _urn_shape(cls, value: str) -> str:
+        parts = value.split(":")
+        if len(parts) < 3 or parts[0] != "urn" or not parts[-1] or not parts[-2]:
+            raise ValueError("must be a URN ending in ':<publisher>:<metric>'")
+        return value
+
+
+class Decimation(WireModel):
+    ds: str
+    dsf: DownsampleFunction = "avg"
+
+    @field_validator("ds")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        parse_downsample(value)
+        return value
+
+
+class ItemParams(WireModel):
+    target: Target
+    channel_id: str | None = None
+    subtopic: str | None = None
+    from_: Annotated[int, Field(alias="from", ge=0)] = 0
+    to: Annotated[int, Field(ge=0)] = 0
+    period: str | None = None
+    decimation: Decimation | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_iso_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _window_order(self) -> ItemParams:
+        if self.from_ and self.to and self.from_ >= self.to:
+            raise ValueError("'from' must be before 'to'")
+        return self
+
+
+class Item(WireModel):
+    params: ItemParams
+    filename: str | None = None
+
+    @field_validator("filename")
+    @classmethod
+    def _safe_filename(cls, value: str | None) -> str | None:
+        return None if value is None else safe_filename(value)
+
+
+class NotificationMessage(WireModel):
+    policy: NotificationPolicy = "always"
+    medium: NotificationMedium
+    title: Annotated[str, Field(max_length=500)] = ""
+    text: Annotated[str, Field(max_length=10_000)] = ""
+    recipients: Annotated[list[str], Field(max_length=50)] = Field(default_factory=list)
+
+
+class Notification(WireModel):
+    messages: Annotated[list[NotificationMessage], Field(max_length=20)] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_message_form(cls, value: Any) -> Any:
+        # Seed 002 sends one message as a bare object: {medium, title, text}.
+        if isinstance(value, dict) and "messages" not in value and "medium" in value:
+            return {"messages": [value]}
+        return value
+
+
+class ExportRequestSpec(WireModel):
+    """What a client sends to create or replace an export request."""
+
+    name: Annotated[str, Field(max_length=200)] | None = None
+    type: ExportType
+    format: Format
+    items: Annotated[list[Item], Field(min_length=1, max_length=100)]
+    periodicity: str | None = None
+    notification: Notification = Field(default_factory=Notification)
+
+    @field_validator("periodicity")
+    @classmethod
+    def _periodicity_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_iso_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _recurring_needs_periodicity(self) -> ExportRequestSpec:
+        if self.type is ExportType.RECURRING and self.periodicity is None:
+            raise ValueError("'periodicity' is required when type is 'recurring'")
+        return self
+
+
+class ExportRequest(ExportRequestSpec):
+    """A stored export request: the client's spec plus identity, ownership and version."""
+
+    id: str
+    tenant: str
+    owner: str
+    version: int = 1
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    deleted_at: UtcDatetime | None = None
+
+    def spec(self) -> ExportRequestSpec:
+        return ExportRequestSpec.model_validate(self.model_dump(include=set(ExportRequestSpec.model_fields)))

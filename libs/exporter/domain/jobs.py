@@ -1,0 +1,41 @@
+"""Turning a request and a scheduled time into a job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from exporter.contracts.job import JobSpec, job_id_for
+from exporter.contracts.request import ExportRequest, ExportRequestSpec
+from exporter.domain.windows import resolve_windows
+
+
+def job_for(request: ExportRequest, scheduled_at: datetime) -> JobSpec:
+    spec = request.spec()
+    return JobSpec(
+        job_id=job_id_for(request.id, scheduled_at),
+        request_id=request.id,
+        request_version=request.version,
+        tenant=request.tenant,
+        owner=request.owner,
+        scheduled_at=scheduled_at,
+        request=spec,
+        windows=resolve_windows(spec, scheduled_at),
+    )
+
+
+def pending_deliveries(spec: ExportRequestSpec) -> list[dict[str, Any]]:
+    """One delivery record per notification message, kept on the job."""
+    return [
+        {
+            "index": index,
+            "medium": message.medium,
+            "policy": message.policy,
+            "status": "pending",
+            "attempts": 0,
+            "lastError": None,
+            "updatedAt": None,
+            "key": None,
+        }
+        for index, message in enumerate(spec.notification.messages)
+    ]

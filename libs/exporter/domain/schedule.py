@@ -1,0 +1,54 @@
+"""When an export request runs: ISO 8601 periods in the request's own timezone.
+
+Run k of a recurring request is ``anchor + k × periodicity`` on the local wall clock, computed
+from the anchor each time (never by adding to the previous run), so month ends do not drift
+(31 Jan + P1M = 28/29 Feb, + P2M = 31 Mar) and 02:00 stays 02:00 across daylight-saving changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import isodate
+
+from exporter.contracts.request import ExportRequest, ExportType, parse_iso_duration
+
+
+def occurrence(anchor: datetime, periodicity: str, index: int, timezone: str) -> datetime:
+    """The ``index``-th run time (UTC) of a series anchored at ``anchor``."""
+    duration = parse_iso_duration(periodicity)
+    zone = ZoneInfo(timezone)
+    local_anchor = anchor.astimezone(zone).replace(tzinfo=None)
+    if isinstance(duration, isodate.Duration):
+        local: datetime = local_anchor + duration * index
+    else:
+        local = local_anchor + timedelta(seconds=duration.total_seconds() * index)
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def first_run_at(request: ExportRequest) -> datetime:
+    """A one-time request runs at once; a recurring one first runs one period after its anchor."""
+    if request.type is ExportType.ONE_TIME or request.periodicity is None:
+        return request.created_at
+    return occurrence(request.created_at, request.periodicity, 1, request.format.timezone)
+
+
+def next_run_after(request: ExportRequest, fired_at: datetime) -> datetime | None:
+    """The first run time strictly after ``fired_at``; ``None`` when the request is finished."""
+    if request.type is ExportType.ONE_TIME or request.periodicity is None:
+        return None
+    index = 1
+    step = 1
+    # Gallop then bisect: finds the next index in O(log n) even after long downtime.
+    while occurrence(request.created_at, request.periodicity, index, request.format.timezone) <= fired_at:
+        index += step
+        step *= 2
+    low = max(1, index - step // 2)
+    while low < index:
+        middle = (low + index) // 2
+        if occurrence(request.created_at, request.periodicity, middle, request.format.timezone) <= fired_at:
+            low = middle + 1
+        else:
+            index = middle
+    return occurrence(request.created_at, request.periodicity, index, request.format.timezone)

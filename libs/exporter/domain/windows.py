@@ -1,0 +1,35 @@
+"""An item's data window, fixed when its job fires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from exporter.contracts.job import Window
+from exporter.contracts.request import ExportRequestSpec, parse_iso_duration
+
+
+def _from_epoch_ms(value: int) -> datetime | None:
+    return None if value == 0 else datetime.fromtimestamp(value / 1000, UTC)
+
+
+def period_start(end: datetime, period: str, timezone: str) -> datetime:
+    """``end`` minus an ISO 8601 period on the local calendar (P1M before 31 Mar is 28/29 Feb)."""
+    zone = ZoneInfo(timezone)
+    local_end = end.astimezone(zone).replace(tzinfo=None)
+    return (local_end - parse_iso_duration(period)).replace(tzinfo=zone).astimezone(UTC)
+
+
+def resolve_windows(spec: ExportRequestSpec, scheduled_at: datetime) -> list[Window]:
+    """``period`` means the period that ends at the run's scheduled time; ``from``/``to`` are absolute."""
+    windows = []
+    for index, item in enumerate(spec.items):
+        params = item.params
+        if params.period is not None:
+            start = period_start(scheduled_at, params.period, spec.format.timezone)
+            windows.append(Window(item=index, from_=start, to=scheduled_at))
+        else:
+            windows.append(
+                Window(item=index, from_=_from_epoch_ms(params.from_), to=_from_epoch_ms(params.to))
+            )
+    return windows

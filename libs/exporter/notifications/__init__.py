@@ -1,0 +1,1 @@
+"""Notification rules: which messages go out for an outcome, and what they say."""

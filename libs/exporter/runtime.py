@@ -1,0 +1,114 @@
+"""The bootstrap: builds each adapter once per process and hands services what they need.
+
+Every service starts the same way (indexes, topics, bucket, outbox relay) and stops the same
+way, so the services themselves hold only their handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
+from exporter.adapters.mongo.client import Document, connect, database, ensure_indexes
+from exporter.adapters.mongo.jobs import JobRepository
+from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.outbox import OutboxRepository
+from exporter.adapters.mongo.requests import RequestRepository
+from exporter.adapters.storage import ObjectStore
+from exporter.outbox import OutboxRelay
+from exporter.settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    broker: KafkaBroker
+    mongo: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    storage: ObjectStore
+    requests: RequestRepository
+    jobs: JobRepository
+    measurements: MeasurementRepository
+    outbox: OutboxRepository
+    relay: OutboxRelay
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, broker: KafkaBroker | None = None) -> Runtime:
+        broker = broker or make_broker(settings)
+        mongo = connect(settings)
+        db = database(mongo, settings)
+        outbox = OutboxRepository(db)
+        return cls(
+            settings=settings,
+            broker=broker,
+            mongo=mongo,
+            db=db,
+            storage=ObjectStore(settings.storage),
+            requests=RequestRepository(db),
+            jobs=JobRepository(db),
+            measurements=MeasurementRepository(db),
+            outbox=outbox,
+            relay=OutboxRelay(outbox, KafkaPublisher(broker), settings.outbox),
+        )
+
+    async def prepare(self) -> None:
+        """Idempotent set-up every service may run at start, in any order."""
+        await ensure_indexes(self.db)
+        await ensure_topics(self.settings)
+        await self.storage.ensure_bucket()
+
+    async def start_relay(self) -> None:
+        """Publishes this process's outbox writes; needs a connected broker."""
+        self.spawn(self.relay.run())
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs ``work`` in the background until ``close``."""
+        self._tasks.append(asyncio.create_task(work))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.mongo.close()
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def stream_service(settings: Settings, title: str, *, relay: bool) -> tuple[FastStream, Runtime]:
+    """A FastStream app with the runtime's start and stop wired; the caller adds its subscribers.
+
+    ``relay`` is for services that write to the outbox and so must publish it.
+    """
+    runtime = Runtime.build(settings)
+    app = FastStream(runtime.broker, specification=AsyncAPI(title=title, version="1.0.0"))
+    app.on_startup(runtime.prepare)
+    if relay:
+        app.after_startup(runtime.start_relay)
+    app.on_shutdown(runtime.close)
+    return app, runtime
+
+
+def run_stream_service(create_app: Callable[[Settings], FastStream]) -> None:
+    """The ``python -m <service>`` entry point of every Kafka-consuming service."""
+    settings = get_settings()
+    configure_logging(settings)
+    asyncio.run(create_app(settings).run())

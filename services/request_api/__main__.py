@@ -1,0 +1,17 @@
+"""``python -m request_api``: serves the HTTP API."""
+
+import uvicorn
+
+from exporter.runtime import configure_logging
+from exporter.settings import get_settings
+from request_api.app import create_app
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Firing due runs: each scheduled time of a request becomes exactly one job and one event."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from exporter.adapters.mongo.client import in_transaction
+from exporter.adapters.mongo.jobs import new_job_document
+from exporter.contracts.base import utcnow
+from exporter.contracts.events import ExportRequested
+from exporter.contracts.request import ExportRequest
+from exporter.domain.jobs import job_for, pending_deliveries
+from exporter.domain.schedule import next_run_after
+from exporter.runtime import Runtime
+from exporter.topics import Topic
+
+log = logging.getLogger(__name__)
+SOURCE = "exporter/scheduler"
+
+
+async def fire(runtime: Runtime, request: ExportRequest, due_at: datetime, now: datetime) -> bool:
+    """Advances the schedule, records the job and queues its event, all or nothing."""
+    spec = job_for(request, due_at)
+    event = ExportRequested(
+        id=spec.job_id, source=SOURCE, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
+    )
+    # Missed periods after downtime are skipped: the next run is the first one after now.
+    next_run = next_run_after(request, max(due_at, now))
+
+    async def write(session: AsyncClientSession) -> bool:
+        if not await runtime.requests.advance(request.id, due_at, next_run, session=session):
+            return False
+        await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)), session=session)
+        await runtime.outbox.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session=session)
+        return True
+
+    return await in_transaction(runtime.mongo, write)
+
+
+async def fire_due(runtime: Runtime) -> int:
+    """One pass over everything due now; returns how many jobs it created."""
+    settings = runtime.settings.scheduler
+    now = utcnow()
+    claimed = await runtime.requests.claim_due(
+        now, settings.batch_size, timedelta(seconds=settings.lease_seconds)
+    )
+    fired = 0
+    for request, due_at in claimed:
+        if await fire(runtime, request, due_at, now):
+            fired += 1
+    if fired:
+        runtime.relay.wake()
+        log.info("fired %d due runs", fired)
+    return fired
