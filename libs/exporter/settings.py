@@ -21,6 +21,7 @@ class KafkaSettings(BaseModel):
     # The embedded broker (Tansu) does not support the idempotent producer; a real cluster may.
     enable_idempotence: bool = False
     partitions: int = Field(default=4, ge=1, description="Partitions per topic when the project creates them")
+    replication_factor: int = Field(default=1, ge=1, description="Replicas per topic when the project creates them")
 
 
 class MongoSettings(BaseModel):
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXPORTER_",
         env_nested_delimiter="__",
+        env_ignore_empty=True,
         extra="ignore",
     )
 

@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
 import yaml
 from pydantic import BaseModel, SecretStr

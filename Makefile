@@ -1,0 +1,46 @@
+# Exporter: every command a developer or CI needs. Fresh machine → `make run` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+# uv uses this machine's Python; it never downloads one.
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install run stop servers test test-unit lint format
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+# The pinned environment from uv.lock: services, local servers and dev tools.
+install: $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+# Local servers, all five services, one demo export end to end; Ctrl-C (or `make stop`) stops all.
+run: install
+	$(PY) -m exporter.local run
+
+stop: install
+	$(PY) -m exporter.local down
+
+# Only the local servers (Kafka, S3, MongoDB, SMTP), for running services by hand.
+servers: install
+	$(PY) -m exporter.local up
+
+# Lint and type checks, then unit, integration and e2e tests against servers the session starts.
+test: lint
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs services tests
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
