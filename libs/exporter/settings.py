@@ -20,8 +20,9 @@ class KafkaSettings(BaseModel):
     client_id: str = "exporter"
     # The embedded broker (Tansu) does not support the idempotent producer; a real cluster may.
     enable_idempotence: bool = False
-    partitions: int = Field(default=4, ge=1, description="Partitions per topic when the project creates them")
-    replication_factor: int = Field(default=1, ge=1, description="Replicas per topic when the project creates them")
+    # Partitions and replicas of each topic the project creates.
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
 
 
 class MongoSettings(BaseModel):

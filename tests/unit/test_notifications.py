@@ -27,6 +27,6 @@ def test_policy(policy: str, status: JobStatus, applies: bool) -> None:
 
 def test_placeholders_are_filled_and_unknown_ones_stay_visible() -> None:
     values = {"export.name": "Temps", "download.url": "http://s3/x?sig=1"}
-    text = "Your ${export.name} is at ${download.url}; ${nope.field} and $export.name and {__import__}"
-    assert render(text, values) == "Your Temps is at http://s3/x?sig=1; ${nope.field} and Temps and {__import__}"
+    text = "Your ${export.name} at ${download.url}; ${nope.field}, $export.name, {__import__}"
+    assert render(text, values) == "Your Temps at http://s3/x?sig=1; ${nope.field}, Temps, {__import__}"
     assert unknown_placeholders(text, values) == ["nope.field"]

@@ -28,7 +28,9 @@ SEED_000: dict[str, Any] = {
         }
     ],
     "periodicity": "P1Y6M4DT12H30M5S",
-    "notification": {"messages": [{"policy": "onSuccess", "medium": "email", "title": "string", "text": "string"}]},
+    "notification": {
+        "messages": [{"policy": "onSuccess", "medium": "email", "title": "string", "text": "string"}]
+    },
 }
 
 
@@ -69,7 +71,12 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("format.timezone", "Mars/Olympus", "format.timezone", "IANA"),
         ("format.columns", [{"id": "colour", "label": "c"}], "format.columns.0.id", "publisher"),
         ("format.columns", [{"id": "unit", "label": " "}], "format.columns.0.label", "blank"),
-        ("format.columns", [{"id": "unit", "label": "a"}, {"id": "unit", "label": "b"}], "format.columns", "unique"),
+        (
+            "format.columns",
+            [{"id": "unit", "label": "a"}, {"id": "unit", "label": "b"}],
+            "format.columns",
+            "unique",
+        ),
         ("items", [], "items", "at least 1"),
         ("items.0.params.decimation", {"ds": "15x", "dsf": "avg"}, "items.0.params.decimation.ds", "bucket"),
         ("items.0.params.decimation", {"ds": "15m", "dsf": "median"}, "items.0.params.decimation.dsf", "avg"),

@@ -14,8 +14,13 @@ ROME = ZoneInfo("Europe/Rome")
 def _request(periodicity: str | None, created: datetime, timezone: str = "UTC") -> ExportRequest:
     return ExportRequest.model_validate(
         {
-            "id": "r1", "tenant": "t", "owner": "o", "createdAt": created, "updatedAt": created,
-            "type": "recurring" if periodicity else "oneTime", "periodicity": periodicity,
+            "id": "r1",
+            "tenant": "t",
+            "owner": "o",
+            "createdAt": created,
+            "updatedAt": created,
+            "type": "recurring" if periodicity else "oneTime",
+            "periodicity": periodicity,
             "format": {"extension": "csv", "timezone": timezone},
             "items": [{"params": {"target": {"value": "urn:x:dev:metric"}}}],
         }

@@ -54,7 +54,10 @@ async def ensure_topics(settings: Settings) -> None:
         existing = set(await admin.list_topics())
         missing = [name for name in all_topic_names() if name not in existing]
         if missing:
-            new = [NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor) for name in missing]
+            new = [
+                NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)
+                for name in missing
+            ]
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:

@@ -96,7 +96,7 @@ async def publish(settings: Settings, topic: str, key: str, payload: dict[str, A
 
 def read_mails(maildir: Path) -> list[tuple[Path, EmailMessage]]:
     return [
-        (path, email.message_from_bytes(path.read_bytes(), policy=email.policy.default))  # type: ignore[misc]
+        (path, email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
         for path in sorted(maildir.glob("*.eml"))
     ]
 
@@ -107,7 +107,7 @@ def first_link(message: EmailMessage) -> str | None:
     return match.group(0) if match else None
 
 
-async def run_demo(settings: Settings, api_url: str, maildir: Path, timeout: float = 120.0) -> str:
+async def run_demo(settings: Settings, api_url: str, maildir: Path, seconds: float = 120.0) -> str:
     """Ingests the demo data, asks for the export, waits for its email; returns a summary."""
     await publish(settings, Topic.MEASUREMENTS.value, DEVICE, demo_measurements().to_wire())
     async with httpx.AsyncClient(base_url=api_url, headers={"X-User-Id": DEMO_USER}, timeout=10) as api:
@@ -115,7 +115,7 @@ async def run_demo(settings: Settings, api_url: str, maildir: Path, timeout: flo
         created.raise_for_status()
         request_id = created.json()["id"]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + seconds
         while loop.time() < deadline:
             jobs = (await api.get(f"/exports/{request_id}/jobs")).json()["items"]
             job = jobs[0] if jobs else None
@@ -124,12 +124,13 @@ async def run_demo(settings: Settings, api_url: str, maildir: Path, timeout: flo
                 raise RuntimeError(f"the demo export failed: {job['error']}")
             if job and job["status"] == "done" and mail:
                 path, message = mail[0]
+                file = job["files"][0]
                 return (
                     f"Export request {request_id}: job {job['id']} is {job['status']}, "
-                    f"{job['rowCount']} rows in {job['files'][0]['name']} ({job['files'][0]['sizeInBytes']} bytes)\n"
+                    f"{job['rowCount']} rows in {file['name']} ({file['sizeInBytes']} bytes)\n"
                     f"Email to {message['To']} landed in {path}\n"
                     f"Download (link valid {settings.notifier.link_ttl_seconds // 60} minutes):\n"
-                    f"  curl -o {job['files'][0]['name']} '{first_link(message)}'"
+                    f"  curl -o {file['name']} '{first_link(message)}'"
                 )
             await asyncio.sleep(0.5)
-    raise TimeoutError(f"the demo export did not finish within {timeout:.0f} s")
+    raise TimeoutError(f"the demo export did not finish within {seconds:.0f} s")

@@ -1,0 +1,20 @@
+"""The five services as real child processes against the session's local servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from exporter.local.services import LocalServices
+
+from exporter.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def services(servers: Settings) -> Iterator[LocalServices]:
+    running = LocalServices(servers)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
