@@ -7,9 +7,11 @@ local servers that ``make run`` starts, so a fresh checkout runs with no configu
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +114,27 @@ class Settings(BaseSettings):
     renderer: RendererSettings = RendererSettings()
     notifier: NotifierSettings = NotifierSettings()
     local: LocalServersSettings = LocalServersSettings()
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as the ``EXPORTER_*`` variable that reads back as it, secrets included.
+
+        A child process given these and no other ``EXPORTER_*`` variable gets equal settings. A
+        None is left out: every optional setting defaults to None.
+        """
+        return dict(_env_variables(self.model_dump(), "EXPORTER_"))
+
+
+def _env_variables(values: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
+    for name, value in values.items():
+        variable = f"{prefix}{name.upper()}"
+        if isinstance(value, Mapping):
+            yield from _env_variables(value, f"{variable}__")
+        elif isinstance(value, SecretStr):
+            yield variable, value.get_secret_value()
+        elif isinstance(value, str | Path | int | float):
+            yield variable, str(value)
+        elif value is not None:
+            yield variable, json.dumps(value)
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,8 @@
 """The embedded local servers: real Kafka-protocol, S3, MongoDB-wire and SMTP servers, without Docker.
 
 ``make run`` and the test session start them as child processes on 127.0.0.1, with data, logs and
-PID files under ``settings.local.run_dir``, so services talk to real protocols everywhere. Each
-server runs in its own session, so it outlives the command that started it until ``stop()``.
+PID files under ``settings.local.run_dir``, so services talk to real protocols everywhere. The
+process machinery, ``ProcessGroup``, also runs the five services (``exporter.local.services``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import smtplib
@@ -18,7 +19,8 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -37,10 +39,12 @@ LOOPBACK = "127.0.0.1"
 # server there whatever -admin.port.grpc says), so each HTTP port is picked with that one free too.
 WEED_GRPC_OFFSET = 10_000
 PROBE_TIMEOUT_SECONDS = 1.0
+# Written to a process's log before each launch: what follows it is the output of the current run.
+LAUNCH_MARK = "==== exporter.local launched"
 
 
 class ServerNotReady(RuntimeError):
-    """A server did not answer in time or exited while starting."""
+    """A server or service did not answer in time or exited while starting."""
 
 
 @dataclass(frozen=True)
@@ -55,40 +59,217 @@ class ServerReport:
 
 
 @dataclass(frozen=True)
-class _Server:
-    """How to launch one server, recognise its process and tell when it answers."""
+class ProcessSpec:
+    """How to launch one server or service, recognise its process and tell when it is ready."""
 
     name: str
-    port: int
-    # Writes the server's files and returns its command line; runs only when it is started.
+    port: int | None  # None for a process that listens on no port
+    # Writes the process's files and returns its command line; runs only when it is started.
     launch: Callable[[], list[str]]
-    # Raises until the server answers like a client needs it to; then returns its version.
+    # Raises until the process is ready for its clients; then returns its version (or what proves it).
     probe: Callable[[], str]
+    env: Mapping[str, str] | None = None  # None: this process's own environment
 
     @property
     def address(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{LOOPBACK}:{self.port}" if self.port is not None else "-"
 
 
-class LocalServers:
+class ProcessGroup(ABC):
+    """Starts, checks and stops a group of named child processes, with logs and PIDs under a run dir.
+
+    Each process runs in its own session, so it outlives the command that started it until
+    ``stop()``, and a later command (``down`` in another shell) finds it again by its PID file.
+    """
+
+    kind = "process"  # how messages name one of them
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir.resolve()
+        self._specs = {spec.name: spec for spec in self._define()}
+        # Processes started by this object: their exit status explains a failed start.
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._reports: list[ServerReport] = []
+
+    @abstractmethod
+    def _define(self) -> list[ProcessSpec]:
+        """The group's processes, in start and report order."""
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / "logs" / f"{name}.log"
+
+    def start(self, timeout: float = 60.0) -> list[ServerReport]:
+        """Starts the processes not already running and waits until all are ready.
+
+        They start in parallel; if one fails, the ones this call started are stopped again.
+        """
+        launched: dict[str, float] = {}
+        try:
+            for name, spec in self._specs.items():
+                if self._pid(name) is None:
+                    if spec.port is not None and _listening(spec.port):
+                        raise ServerNotReady(
+                            f"{name}: port {spec.port} is taken by a process not started here"
+                        )
+                    launched[name] = time.monotonic()
+                    self._spawn(spec)
+            self._reports = self._wait_ready(launched, timeout)
+        except BaseException:
+            self._stop(list(launched))
+            raise
+        return self._reports
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops every process by its PID file: SIGTERM, then SIGKILL after ``timeout``. Safe to repeat."""
+        self._stop(list(self._specs), timeout)
+
+    def status(self) -> dict[str, int | None]:
+        """The PID of each running process, None for a stopped one."""
+        return {name: self._pid(name) for name in self._specs}
+
+    def exited(self) -> list[str]:
+        """The processes that ended without ``stop()``: it removes their PID files before it signals."""
+        return [name for name in self._specs if self._pid_file(name).exists() and self._pid(name) is None]
+
+    def report(self) -> list[ServerReport]:
+        """Version and seconds-to-ready of each process, as measured by the last ``start()``."""
+        return list(self._reports)
+
+    def _pid_file(self, name: str) -> Path:
+        return self.run_dir / "pids" / f"{name}.pid"
+
+    def _pid(self, name: str) -> int | None:
+        """The PID from the PID file if that process lives and runs the recorded command.
+
+        A PID file left by a crash or a reboot may name an unrelated process by now, which must not
+        be killed; the command is recorded, not rebuilt, so ``down`` works after settings change.
+        A child of this object is its own proof: its PID cannot be reused before it is reaped, and
+        just after exec its command line can still read empty.
+        """
+        try:
+            text, _, command = self._pid_file(name).read_text().partition("\n")
+            pid = int(text)
+            child = self._children.get(name)
+            recorded = " ".join(json.loads(command))
+            if self._running(name, pid) and (
+                (child is not None and child.pid == pid) or _command_line(pid).endswith(recorded)
+            ):
+                return pid
+        except (FileNotFoundError, ValueError):
+            pass
+        return None
+
+    def _running(self, name: str, pid: int) -> bool:
+        """Whether the process lives; a child of this object is polled, which keeps its exit status."""
+        child = self._children.get(name)
+        if child is not None and child.pid == pid:
+            return child.poll() is None
+        return _alive(pid)
+
+    def _spawn(self, spec: ProcessSpec) -> None:
+        """Starts one process in its own session, output to its log file, and records its PID."""
+        command = spec.launch()
+        log = self.log_path(spec.name)
+        for directory in (log.parent, self._pid_file(spec.name).parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as output:
+            output.write(f"{LAUNCH_MARK} {time.strftime('%F %T')}: {shlex.join(command)}\n".encode())
+            output.flush()
+            child = subprocess.Popen(
+                command,
+                cwd=self.run_dir,
+                env=spec.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children[spec.name] = child
+        self._pid_file(spec.name).write_text(f"{child.pid}\n{json.dumps(command)}\n")
+
+    def _wait_ready(self, launched: dict[str, float], timeout: float) -> list[ServerReport]:
+        """Waits for all processes at once, a thread each, so each ready time is that process's own."""
+        deadline = time.monotonic() + timeout
+        with ThreadPoolExecutor(max_workers=len(self._specs)) as pool:
+            waits = [
+                pool.submit(self._wait_one, spec, launched.get(name), deadline)
+                for name, spec in self._specs.items()
+            ]
+            return [wait.result() for wait in waits]
+
+    def _wait_one(self, spec: ProcessSpec, launched_at: float | None, deadline: float) -> ServerReport:
+        """Probes one process until it is ready; fails fast if it exits, or at the deadline."""
+        since = launched_at if launched_at is not None else time.monotonic()
+        log = self.log_path(spec.name)
+        last_error: Exception | None = None
+        while True:
+            try:
+                # Refused at once while nothing listens, where a client library would wait.
+                if spec.port is not None and not _listening(spec.port):
+                    raise ConnectionRefusedError(f"nothing listens on {spec.address} yet")
+                version = spec.probe()
+            except Exception as error:  # any failure means "not yet"
+                last_error = error
+            else:
+                if (pid := self._pid(spec.name)) is not None:
+                    return ServerReport(
+                        name=spec.name,
+                        address=spec.address,
+                        version=version,
+                        pid=pid,
+                        ready_seconds=round(time.monotonic() - since, 2),
+                        started=launched_at is not None,
+                        log=log,
+                    )
+            if self._pid(spec.name) is None:
+                child = self._children.get(spec.name)
+                how = f" ({_exit_status(child.returncode)})" if child and child.returncode is not None else ""
+                raise ServerNotReady(f"{spec.name} {self.kind} exited while starting{how}; see {log}")
+            if time.monotonic() > deadline:
+                raise ServerNotReady(
+                    f"{spec.name} {self.kind} at {spec.address} was not ready in time "
+                    f"(last error: {last_error!r}); see {log}"
+                )
+            time.sleep(0.05)
+
+    def _stop(self, names: list[str], timeout: float = 10.0) -> None:
+        """SIGTERM to all at once (they shut down in parallel), SIGKILL to those still alive.
+
+        The PID files go first, so ``exited()`` in another command never takes these for crashes.
+        """
+        running = {name: pid for name in names if (pid := self._pid(name)) is not None}
+        for name in names:
+            self._pid_file(name).unlink(missing_ok=True)
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            for pid in running.values():
+                _signal_group(pid, sig)
+            deadline = time.monotonic() + wait
+            while running and time.monotonic() < deadline:
+                running = {name: pid for name, pid in running.items() if self._running(name, pid)}
+                time.sleep(0.05)
+        for name in names:
+            self._children.pop(name, None)
+        if running:
+            raise RuntimeError(f"could not stop {sorted(running)} (PIDs {sorted(running.values())})")
+
+
+class LocalServers(ProcessGroup):
     """Starts, checks and stops the four local servers named by a ``Settings`` object."""
+
+    kind = "server"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.run_dir = settings.local.run_dir.resolve()
-        self._servers = {
-            server.name: server for server in (self._kafka(), self._s3(), self._mongo(), self._smtp())
-        }
-        self._ports = [server.port for server in self._servers.values()]
-        # Servers started by this object: their exit status explains a failed start.
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
-        self._reports: list[ServerReport] = []
+        super().__init__(settings.local.run_dir)
+
+    def _define(self) -> list[ProcessSpec]:
+        return [self._kafka(), self._s3(), self._mongo(), self._smtp()]
 
     @staticmethod
     def test_settings(run_dir: Path, base: Settings | None = None) -> Settings:
         """``base`` (default: from the environment) moved to free loopback ports and ``run_dir``."""
         base = base if base is not None else Settings()
-        kafka, s3, mongo, smtp = free_ports(4)
+        kafka, s3, mongo, smtp, api = free_ports(5)
         return base.model_copy(
             update={
                 "environment": "test",
@@ -98,6 +279,7 @@ class LocalServers:
                     update={"uri": SecretStr(f"mongodb://{LOOPBACK}:{mongo}/?directConnection=true")}
                 ),
                 "smtp": base.smtp.model_copy(update={"host": LOOPBACK, "port": smtp, "security": "none"}),
+                "api": base.api.model_copy(update={"host": LOOPBACK, "port": api}),
                 "local": base.local.model_copy(update={"run_dir": run_dir.resolve()}),
             }
         )
@@ -123,151 +305,9 @@ class LocalServers:
     def maildir(self) -> Path:
         return self.run_dir / "mail"
 
-    def log_path(self, name: str) -> Path:
-        return self.run_dir / "logs" / f"{name}.log"
-
-    def start(self, timeout: float = 60.0) -> list[ServerReport]:
-        """Starts the servers not already running and waits until all answer.
-
-        They start in parallel; if one fails, the ones this call started are stopped again.
-        """
-        launched: dict[str, float] = {}
-        try:
-            for name, server in self._servers.items():
-                if self._pid(name) is None:
-                    if _listening(server.port):
-                        raise ServerNotReady(
-                            f"{name}: port {server.port} is taken by a process not started here"
-                        )
-                    launched[name] = time.monotonic()
-                    self._spawn(server)
-            self._reports = self._wait_ready(launched, timeout)
-        except BaseException:
-            self._stop(list(launched))
-            raise
-        return self._reports
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stops every server by its PID file: SIGTERM, then SIGKILL after ``timeout``. Safe to repeat."""
-        self._stop(list(self._servers), timeout)
-
-    def status(self) -> dict[str, int | None]:
-        """The PID of each running server, None for a stopped one."""
-        return {name: self._pid(name) for name in self._servers}
-
-    def report(self) -> list[ServerReport]:
-        """Version and seconds-to-ready of each server, as measured by the last ``start()``."""
-        return list(self._reports)
-
-    # -- processes --------------------------------------------------------------------------------
-
-    def _pid_file(self, name: str) -> Path:
-        return self.run_dir / "pids" / f"{name}.pid"
-
-    def _pid(self, name: str) -> int | None:
-        """The PID from the server's PID file if that process lives and runs the recorded command.
-
-        A PID file left by a crash or a reboot may name an unrelated process by now, which must not
-        be killed; the command is recorded, not rebuilt, so ``down`` works after settings change.
-        """
-        try:
-            pid, _, command = self._pid_file(name).read_text().partition("\n")
-            recorded = " ".join(json.loads(command))
-            if self._running(name, int(pid)) and _command_line(int(pid)).endswith(recorded):
-                return int(pid)
-        except (FileNotFoundError, ValueError):
-            pass
-        return None
-
-    def _running(self, name: str, pid: int) -> bool:
-        """Whether the process lives; a child of this object is polled, which keeps its exit status."""
-        child = self._children.get(name)
-        if child is not None and child.pid == pid:
-            return child.poll() is None
-        return _alive(pid)
-
-    def _spawn(self, server: _Server) -> None:
-        """Starts one server in its own session, output to its log file, and records its PID."""
-        command = server.launch()
-        log = self.log_path(server.name)
-        for directory in (log.parent, self._pid_file(server.name).parent):
-            directory.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as output:
-            child = subprocess.Popen(
-                command,
-                cwd=self.run_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._children[server.name] = child
-        self._pid_file(server.name).write_text(f"{child.pid}\n{json.dumps(command)}\n")
-
-    def _wait_ready(self, launched: dict[str, float], timeout: float) -> list[ServerReport]:
-        """Waits for all servers at once, a thread each, so each ready time is that server's own."""
-        deadline = time.monotonic() + timeout
-        with ThreadPoolExecutor(max_workers=len(self._servers)) as pool:
-            waits = [
-                pool.submit(self._wait_one, server, launched.get(name), deadline)
-                for name, server in self._servers.items()
-            ]
-            return [wait.result() for wait in waits]
-
-    def _wait_one(self, server: _Server, launched_at: float | None, deadline: float) -> ServerReport:
-        """Probes one server until it answers; fails fast if it exits, or at the deadline."""
-        since = launched_at if launched_at is not None else time.monotonic()
-        log = self.log_path(server.name)
-        last_error: Exception | None = None
-        while True:
-            try:
-                # Refused at once while nothing listens, where a client library would wait.
-                if not _listening(server.port):
-                    raise ConnectionRefusedError(f"nothing listens on {server.address} yet")
-                version = server.probe()
-            except Exception as error:  # any failure means "not yet"
-                last_error = error
-            else:
-                if (pid := self._pid(server.name)) is not None:
-                    return ServerReport(
-                        name=server.name,
-                        address=server.address,
-                        version=version,
-                        pid=pid,
-                        ready_seconds=round(time.monotonic() - since, 2),
-                        started=launched_at is not None,
-                        log=log,
-                    )
-            if self._pid(server.name) is None:
-                child = self._children.get(server.name)
-                how = f" ({_exit_status(child.returncode)})" if child and child.returncode is not None else ""
-                raise ServerNotReady(f"{server.name} server exited while starting{how}; see {log}")
-            if time.monotonic() > deadline:
-                raise ServerNotReady(
-                    f"{server.name} server at {server.address} did not answer in time "
-                    f"(last error: {last_error!r}); see {log}"
-                )
-            time.sleep(0.05)
-
-    def _stop(self, names: list[str], timeout: float = 10.0) -> None:
-        """SIGTERM to all at once (they shut down in parallel), SIGKILL to those still alive."""
-        running = {name: pid for name in names if (pid := self._pid(name)) is not None}
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            for pid in running.values():
-                _signal_group(pid, sig)
-            deadline = time.monotonic() + wait
-            while running and time.monotonic() < deadline:
-                running = {name: pid for name, pid in running.items() if self._running(name, pid)}
-                time.sleep(0.05)
-        for name in names:
-            self._pid_file(name).unlink(missing_ok=True)
-            self._children.pop(name, None)
-        if running:
-            raise RuntimeError(f"could not stop {sorted(running)} (PIDs {sorted(running.values())})")
-
     # -- the servers -----------------------------------------------------------------------------
 
-    def _kafka(self) -> _Server:
+    def _kafka(self) -> ProcessSpec:
         port = _loopback_port(self.settings.kafka.bootstrap_servers.split(",")[0], "kafka.bootstrap_servers")
         url = f"tcp://{LOOPBACK}:{port}"
 
@@ -275,7 +315,7 @@ class LocalServers:
             _kafka_metadata(port)
             return _output([str(_tansu()), "--version"]).replace("tansu", "Tansu")
 
-        return _Server(
+        return ProcessSpec(
             name="kafka",
             port=port,
             launch=lambda: [
@@ -288,7 +328,7 @@ class LocalServers:
             probe=probe,
         )
 
-    def _s3(self) -> _Server:
+    def _s3(self) -> ProcessSpec:
         storage = self.settings.storage
         port = _loopback_port(storage.endpoint, "storage.endpoint")
         directory = self.run_dir / "s3"
@@ -307,8 +347,9 @@ class LocalServers:
             }
             _write_private(config, json.dumps({"identities": [identity]}))
             # Every port weed would open by default is given explicitly, so two instances coexist.
-            (s3_grpc,) = free_ports(1, avoid=self._ports)
-            http_ports = free_ports(4, paired_offset=WEED_GRPC_OFFSET, avoid=[s3_grpc, *self._ports])
+            taken = [spec.port for spec in self._specs.values() if spec.port is not None]
+            (s3_grpc,) = free_ports(1, avoid=taken)
+            http_ports = free_ports(4, paired_offset=WEED_GRPC_OFFSET, avoid=[s3_grpc, *taken])
             components = zip(("master", "volume", "filer", "admin"), http_ports, strict=True)
             return [
                 str(_venv_tool("weed")),
@@ -353,9 +394,9 @@ class LocalServers:
             release = re.search(r"\d+\.\d+\S*", _output([str(_venv_tool("weed")), "version"]))
             return f"SeaweedFS {release.group() if release else '?'}"
 
-        return _Server(name="s3", port=port, launch=launch, probe=probe)
+        return ProcessSpec(name="s3", port=port, launch=launch, probe=probe)
 
-    def _mongo(self) -> _Server:
+    def _mongo(self) -> ProcessSpec:
         uri = self.settings.mongo.uri.get_secret_value()
         host, port = uri_parser.parse_uri(uri)["nodelist"][0]
         _loopback_port(f"{host}:{port}", "mongo.uri")
@@ -384,9 +425,9 @@ class LocalServers:
                 info = client.admin.command("buildInfo")
             return f"SecantusDB {info.get('secantusVersion', '?')} (MongoDB {info['version']} protocol)"
 
-        return _Server(name="mongo", port=port, launch=launch, probe=probe)
+        return ProcessSpec(name="mongo", port=port, launch=launch, probe=probe)
 
-    def _smtp(self) -> _Server:
+    def _smtp(self) -> ProcessSpec:
         port = _loopback_port(f"{self.settings.smtp.host}:{self.settings.smtp.port}", "smtp.host/port")
 
         def probe() -> str:
@@ -398,7 +439,7 @@ class LocalServers:
                 client.close()
             return banner.decode().partition(" ")[2]
 
-        return _Server(
+        return ProcessSpec(
             name="smtp",
             port=port,
             launch=lambda: [
@@ -414,11 +455,14 @@ class LocalServers:
 
 
 def format_report(reports: list[ServerReport]) -> str:
-    """One line per server, for the CLI."""
+    """One line per server or service, for the CLI."""
+    width = max((len(r.name) for r in reports), default=0)
     lines = []
     for r in reports:
         readiness = f"ready in {r.ready_seconds:5.2f} s" if r.started else "already running "
-        lines.append(f"{r.name:<6} {r.address:<16} {r.version:<44} {readiness}  pid {r.pid:<7} log {r.log}")
+        lines.append(
+            f"{r.name:<{width}} {r.address:<16} {r.version:<44} {readiness}  pid {r.pid:<7} log {r.log}"
+        )
     return "\n".join(lines)
 
 

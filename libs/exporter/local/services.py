@@ -1,0 +1,101 @@
+"""The five services as child processes pointed at the local servers, for ``make run`` and the e2e tests.
+
+They run exactly as in production (``python -m request_api`` etc.), configured only by the
+``EXPORTER_*`` variables of the ``Settings`` given, with logs and PID files beside the servers'.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from exporter.local.servers import (
+    LAUNCH_MARK,
+    PROBE_TIMEOUT_SECONDS,
+    LocalServers,
+    ProcessGroup,
+    ProcessSpec,
+    ServerNotReady,
+    ServerReport,
+)
+from exporter.settings import Settings
+
+API = "request_api"
+# What each consumer logs once it is subscribed and working.
+READY_LINES = {
+    "scheduler": "scheduler started",
+    "renderer": "FastStream app started successfully",
+    "notifier": "FastStream app started successfully",
+    "ingestor": "FastStream app started successfully",
+}
+
+
+class LocalServices(ProcessGroup):
+    """Starts, checks and stops the five services, configured by a ``Settings`` object."""
+
+    kind = "service"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._servers = LocalServers(settings)
+        super().__init__(settings.local.run_dir)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api.host}:{self.settings.api.port}"
+
+    @property
+    def maildir(self) -> Path:
+        return self._servers.maildir
+
+    def env(self) -> dict[str, str]:
+        """A child's whole environment: ``settings`` and nothing else decides its ``Settings()``."""
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("EXPORTER_")}
+        return {**inherited, **self.settings.to_env(), **self._servers.env()}
+
+    def start(self, timeout: float = 60.0) -> list[ServerReport]:
+        """Starts the services not running and waits until the API answers and each consumer works.
+
+        The servers must be up already: without them a service would only retry until the timeout.
+        """
+        if stopped := [name for name, pid in self._servers.status().items() if pid is None]:
+            raise ServerNotReady(f"local servers not running: {', '.join(stopped)}; start them first")
+        return super().start(timeout)
+
+    def _define(self) -> list[ProcessSpec]:
+        env = self.env()
+        return [
+            ProcessSpec(
+                name=API, port=self.settings.api.port, launch=_command(API), probe=self._health, env=env
+            ),
+            *(
+                ProcessSpec(
+                    name=name, port=None, launch=_command(name), probe=self._logged(name, line), env=env
+                )
+                for name, line in READY_LINES.items()
+            ),
+        ]
+
+    def _health(self) -> str:
+        with httpx.Client(timeout=PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
+            client.get(f"{self.api_url}/health").raise_for_status()
+        return "GET /health: 200"
+
+    def _logged(self, name: str, line: str) -> Callable[[], str]:
+        """A probe that passes once the service's current run has logged ``line``."""
+        log = self.log_path(name)
+
+        def probe() -> str:
+            if line not in log.read_text(errors="replace").rpartition(LAUNCH_MARK)[2]:
+                raise LookupError(f"{line!r} not logged yet")
+            return f"logged {line!r}"
+
+        return probe
+
+
+def _command(service: str) -> Callable[[], list[str]]:
+    return lambda: [sys.executable, "-m", service]
