@@ -21,6 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
 from exporter.adapters.mongo.client import Document, connect, database, ensure_indexes
+from exporter.adapters.mongo.grants import GrantRepository
+from exporter.adapters.mongo.idempotency import IdempotencyRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.outbox import OutboxRepository
@@ -41,6 +43,8 @@ class Runtime:
     jobs: JobRepository
     measurements: MeasurementRepository
     outbox: OutboxRepository
+    idempotency: IdempotencyRepository
+    grants: GrantRepository
     relay: OutboxRelay
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -60,6 +64,8 @@ class Runtime:
             jobs=JobRepository(db),
             measurements=MeasurementRepository(db),
             outbox=outbox,
+            idempotency=IdempotencyRepository(db),
+            grants=GrantRepository(db),
             relay=OutboxRelay(outbox, KafkaPublisher(broker), settings.outbox),
         )
 

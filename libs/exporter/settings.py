@@ -54,6 +54,15 @@ class SmtpSettings(BaseModel):
     timeout_seconds: float = 30.0
 
 
+class GrantSettings(BaseModel):
+    """A standing grant: ``subjects`` (``user:<id>``/``role:<name>``) may do ``actions`` in ``tenant``."""
+
+    tenant: str
+    subjects: list[str]
+    actions: list[str]
+    resource: str = "*"
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -61,8 +70,17 @@ class ApiSettings(BaseModel):
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
+    jwt_audience: str | None = None
     default_tenant: str = "default"
     download_link_ttl_seconds: int = Field(default=30, ge=1, le=7 * 24 * 3600)
+    grants: list[GrantSettings] = Field(default_factory=list)
+    # Queued plus running jobs one user may have; more → 429.
+    max_active_jobs_per_user: int = Field(default=20, ge=1)
+    quota_retry_after_seconds: int = Field(default=30, ge=1)
+    # Seeds 001/003: refuse a new export while one for the same target is queued or running.
+    one_active_job_per_target: bool = True
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    min_periodicity_seconds: int = Field(default=60, ge=1)
 
 
 class SchedulerSettings(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -9,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.kafka import KafkaPublisher
 from exporter.adapters.mongo.client import in_transaction
@@ -112,7 +114,8 @@ async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> N
     job = await runtime.jobs.get(spec.job_id)
     if job is None:
         # An ad-hoc job published by an upstream system: record it before running it.
-        await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent delivery recorded it first
+            await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
         job = await runtime.jobs.get(spec.job_id)
         assert job is not None
     if JobStatus(job["status"]).is_final:

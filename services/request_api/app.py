@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from exporter.contracts.request import ExportRequestSpec
+from exporter.contracts.request import ExportRequestSpec, ExportType
+from exporter.domain.access import Action, Principal
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from request_api import commands
-from request_api.identity import Identity, identity_from_headers
-from request_api.views import job_view
+from request_api.errors import ApiError
+from request_api.identity import current_principal
+from request_api.limits import BodySizeLimit
+from request_api.views import job_view, request_view
 
-CurrentIdentity = Annotated[Identity, Depends(identity_from_headers)]
+Caller = Annotated[Principal, Depends(current_principal)]
+MAX_BATCH_IDS = 1000
 
 
 def _runtime(request: Request) -> Runtime:
@@ -29,6 +35,49 @@ def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
+class ErrorBody(BaseModel):
+    message: str
+
+
+class Pagination(BaseModel):
+    page: int = Field(default=1, ge=1, le=100_000)
+    page_size: int = Field(default=20, ge=1, le=1000, alias="pageSize")
+    exclude_total_count: bool = Field(default=False, alias="excludeTotalCount")
+
+    @property
+    def skip(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class BatchGet(BaseModel):
+    ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]],
+        Field(min_length=1, max_length=MAX_BATCH_IDS),
+    ]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": description}
+    for code, description in {
+        400: "Invalid request or missing identity",
+        401: "Invalid bearer token",
+        403: "Not authorized",
+        404: "Not found (or another tenant's)",
+    }.items()
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    extra = {
+        409: "Conflicting state (changed meanwhile, or a job on the same target in flight)",
+        410: "Deleted or expired",
+        413: "Body too large",
+        422: "Idempotency-Key reused with another body",
+        429: "Maximum number of queued exports reached",
+    }
+    return ERRORS | {code: {"model": ErrorBody, "description": extra[code]} for code in codes}
+
+
 def describe_request_error(error: RequestValidationError) -> str:
     """Names the field of each problem, without the transport's ``body`` prefix."""
     problems = []
@@ -37,6 +86,21 @@ def describe_request_error(error: RequestValidationError) -> str:
         message = str(issue.get("msg", "is invalid")).removeprefix("Value error, ")
         problems.append(f"{'.'.join(location) or 'body'}: {message}")
     return "; ".join(problems)
+
+
+def paged(items: list[Any], pagination: Pagination, total: int | None) -> dict[str, Any]:
+    """Seed 004's paged shape."""
+    body: dict[str, Any] = {
+        "pagination": {
+            "pageNumber": pagination.page,
+            "pageSize": pagination.page_size,
+            "excludeTotalCount": pagination.exclude_total_count,
+        },
+        "items": items,
+    }
+    if total is not None:
+        body["totalCount"] = total
+    return body
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -55,10 +119,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Exporter request-api", version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=400, content={"message": describe_request_error(error)})
+
+    @app.exception_handler(ApiError)
+    async def _refused(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(
+            status_code=error.status_code,
+            content={"message": error.message, **error.extra},
+            headers=error.headers,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -70,31 +143,112 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/exports", status_code=201)
-    async def create_export(spec: ExportRequestSpec, identity: CurrentIdentity, runtime: RuntimeDep) -> Any:
-        request = await commands.create_export(runtime, identity, spec)
-        return request.to_wire()
+    @app.post("/exports", status_code=201, responses=_errors(409, 413, 422, 429))
+    async def create_export(
+        spec: ExportRequestSpec,
+        caller: Caller,
+        runtime: RuntimeDep,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Any:
+        """Creates an export request (authorization action ``exporter:exports:create``)."""
+        answer = await commands.create_export(runtime, caller, spec, idempotency_key)
+        return JSONResponse(status_code=answer.status_code, content=answer.body)
 
-    @app.get("/exports/{export_id}")
-    async def get_export(export_id: str, identity: CurrentIdentity, runtime: RuntimeDep) -> Any:
-        request = await runtime.requests.get(identity.tenant, export_id)
-        if request is None or request.owner != identity.user:
-            raise HTTPException(status_code=404, detail=f"Export request '{export_id}' not found")
-        return request.to_wire()
+    @app.get("/exports", responses=ERRORS)
+    async def list_exports(
+        caller: Caller,
+        runtime: RuntimeDep,
+        pagination: Annotated[Pagination, Query()],
+        type: ExportType | None = None,
+        status: Annotated[str | None, Query(pattern="^(active|finished|deleted)$")] = None,
+        created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
+        created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    ) -> Any:
+        where = await commands.visible_filter(
+            runtime, caller, type=type, status=status, created_from=created_from, created_to=created_to
+        )
+        records = await runtime.requests.page(where, pagination.skip, pagination.page_size)
+        total = None if pagination.exclude_total_count else await runtime.requests.count(where)
+        return paged([request_view(record) for record in records], pagination, total)
 
-    @app.get("/exports/{export_id}/jobs")
-    async def list_jobs(export_id: str, identity: CurrentIdentity, runtime: RuntimeDep) -> Any:
-        request = await runtime.requests.get(identity.tenant, export_id)
-        if request is None or request.owner != identity.user:
-            raise HTTPException(status_code=404, detail=f"Export request '{export_id}' not found")
-        jobs = await runtime.jobs.list_for_request(identity.tenant, export_id)
-        return {"items": [job_view(job) for job in jobs], "totalCount": len(jobs)}
+    @app.post("/exports:batchGet", responses=ERRORS)
+    async def batch_get(body: BatchGet, caller: Caller, runtime: RuntimeDep) -> Any:
+        """Up to 1000 requests by id; ids not found or not readable are listed in ``notFound``."""
+        wanted = list(dict.fromkeys(body.ids))
+        records = {
+            record.request.id: record for record in await runtime.requests.get_many(caller.tenant, wanted)
+        }
+        grants = await commands.grants_of(runtime, caller.tenant)
+        readable = {
+            request_id
+            for request_id, record in records.items()
+            if commands.decision(caller, Action.READ, record, grants).allowed
+        }
+        return {
+            "items": [request_view(records[request_id]) for request_id in wanted if request_id in readable],
+            "notFound": [request_id for request_id in wanted if request_id not in readable],
+        }
 
-    @app.get("/jobs/{job_id}")
-    async def get_job(job_id: str, identity: CurrentIdentity, runtime: RuntimeDep) -> Any:
-        job = await runtime.jobs.get(job_id, tenant=identity.tenant)
-        if job is None or job["owner"] != identity.user:
-            raise HTTPException(status_code=404, detail=f"Job '{job_id}' not found")
-        return job_view(job)
+    @app.get("/exports/{export_id}", responses=ERRORS)
+    async def get_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
+        return request_view(await commands.authorized(runtime, caller, export_id, Action.READ))
+
+    @app.put("/exports/{export_id}", responses=_errors(409, 410, 413))
+    async def update_export(
+        export_id: str, spec: ExportRequestSpec, caller: Caller, runtime: RuntimeDep
+    ) -> Any:
+        return await commands.update_export(runtime, caller, export_id, spec)
+
+    @app.delete("/exports/{export_id}", responses=_errors(409, 410))
+    async def delete_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
+        return await commands.delete_export(runtime, caller, export_id)
+
+    @app.post("/exports/{export_id}/run", status_code=202, responses=_errors(409, 410, 429))
+    async def run_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
+        return await commands.run_export(runtime, caller, export_id)
+
+    @app.get("/exports/{export_id}/jobs", responses=ERRORS)
+    async def list_jobs(
+        export_id: str, caller: Caller, runtime: RuntimeDep, pagination: Annotated[Pagination, Query()]
+    ) -> Any:
+        await commands.authorized(runtime, caller, export_id, Action.READ)
+        jobs = await runtime.jobs.page_for_request(
+            caller.tenant, export_id, pagination.skip, pagination.page_size
+        )
+        total = (
+            None
+            if pagination.exclude_total_count
+            else await runtime.jobs.count_for_request(caller.tenant, export_id)
+        )
+        return paged([job_view(job) for job in jobs], pagination, total)
+
+    @app.get("/jobs/{job_id}", responses=ERRORS)
+    async def get_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
+        return job_view(await commands.authorized_job(runtime, caller, job_id, Action.READ))
+
+    @app.post("/jobs/{job_id}/cancel", responses=_errors(409))
+    async def cancel_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
+        return await commands.cancel_job(runtime, caller, job_id)
+
+    @app.get(
+        "/jobs/{job_id}/download",
+        responses=_errors(409, 410) | {307: {"description": "Redirect to the presigned URL"}},
+    )
+    async def download(
+        job_id: str,
+        caller: Caller,
+        runtime: RuntimeDep,
+        file: Annotated[int, Query(ge=0, le=10_000)] = 0,
+        accept: Annotated[str | None, Header()] = None,
+    ) -> Any:
+        """A presigned link that expires soon (seed 004: 30 s): JSON for API clients, else a 307."""
+        link = await commands.download_link(runtime, caller, job_id, file)
+        if accept and "application/json" in accept:
+            return {
+                "url": link.url,
+                "expiresAt": link.expires_at.isoformat().replace("+00:00", "Z"),
+                "file": link.file,
+            }
+        return RedirectResponse(link.url, status_code=307)
 
     return app

@@ -1,37 +1,315 @@
-"""The request-api's use cases: each writes its state and its IAM event in one transaction."""
+"""The request-api's use cases.
+
+Each change authorizes the caller, checks quotas, then writes its state and exactly one
+``iam.policy-updated`` event in one MongoDB transaction (the outbox), so the two never disagree.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.mongo.client import in_transaction
-from exporter.adapters.mongo.requests import new_request_id
+from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, scope
+from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id
 from exporter.contracts.base import utcnow
-from exporter.contracts.request import ExportRequest, ExportRequestSpec
-from exporter.domain.schedule import first_run_at
+from exporter.contracts.events import IamAction
+from exporter.contracts.job import JobStatus, job_id_for
+from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType, parse_iso_duration
+from exporter.dispatch import enqueue_job
+from exporter.domain.access import Action, Decision, Grant, Principal, Resource, decide
+from exporter.domain.schedule import first_run_at, next_run_after
 from exporter.iam import policy_event
 from exporter.runtime import Runtime
 from exporter.topics import Topic
-from request_api.identity import Identity
+from request_api.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unprocessable
+from request_api.views import job_view, request_view
+
+SOURCE = "exporter/request-api"
+T = TypeVar("T")
+QUOTA_MESSAGE = "Maximum number of queued exports reached"
 
 
-async def create_export(runtime: Runtime, identity: Identity, spec: ExportRequestSpec) -> ExportRequest:
+async def grants_of(runtime: Runtime, tenant: str) -> list[Grant]:
+    """Standing grants from settings plus those the IAM side keeps in the grants collection."""
+    configured = [
+        Grant(
+            tenant=g.tenant,
+            subjects=frozenset(g.subjects),
+            actions=frozenset(Action(a) for a in g.actions),
+            resource=g.resource,
+        )
+        for g in runtime.settings.api.grants
+        if g.tenant == tenant
+    ]
+    return configured + await runtime.grants.for_tenant(tenant)
+
+
+async def authorized(
+    runtime: Runtime, principal: Principal, request_id: str, action: Action
+) -> RequestRecord:
+    """The request, if the caller may do ``action`` to it: 404 across tenants, 403 within."""
+    record = await runtime.requests.get(principal.tenant, request_id)
+    if record is None:
+        raise NotFound(f"Export request '{request_id}' not found")
+    verdict = decision(principal, action, record, await grants_of(runtime, record.request.tenant))
+    if not verdict.visible:
+        raise NotFound(f"Export request '{request_id}' not found")
+    if not verdict.allowed:
+        raise Forbidden(f"User not authorized: {verdict.reason}")
+    return record
+
+
+def decision(principal: Principal, action: Action, record: RequestRecord, grants: list[Grant]) -> Decision:
+    request = record.request
+    return decide(principal, action, Resource(request.tenant, request.owner, request.id), grants)
+
+
+def _live(record: RequestRecord) -> ExportRequest:
+    if record.request.deleted_at is not None:
+        raise Gone(
+            f"Export request '{record.request.id}' was deleted at {record.request.deleted_at.isoformat()}"
+        )
+    return record.request
+
+
+def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
+    """The configured floor on how often a request may run (the model checks the syntax)."""
+    if spec.periodicity is None:
+        return
+    duration = parse_iso_duration(spec.periodicity)
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else None
+    minimum = runtime.settings.api.min_periodicity_seconds
+    if seconds is not None and seconds < minimum:
+        raise BadRequest(f"periodicity: must be at least {minimum} seconds, got '{spec.periodicity}'")
+
+
+async def check_quotas(runtime: Runtime, principal: Principal, spec: ExportRequestSpec) -> None:
+    """Refuses a new job beyond the user's quota, or on a target that already has one in flight."""
+    settings = runtime.settings.api
+    if await runtime.jobs.count_active(principal.tenant, principal.user) >= settings.max_active_jobs_per_user:
+        raise TooManyRequests(QUOTA_MESSAGE, headers={"Retry-After": str(settings.quota_retry_after_seconds)})
+    if settings.one_active_job_per_target:
+        targets = sorted({item.params.target.value for item in spec.items})
+        busy = await runtime.jobs.active_for_targets(principal.tenant, targets)
+        if busy is not None:
+            raise Conflict(
+                f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",
+                jobId=busy["_id"],
+            )
+
+
+async def _write_with_event(
+    runtime: Runtime,
+    request: ExportRequest,
+    action: IamAction,
+    actor: str,
+    write: Callable[[AsyncClientSession], Awaitable[bool]],
+    job_id: str | None = None,
+) -> bool:
+    """Runs ``write(session)`` and, if it changed something, queues the IAM event for ``action``
+    in the same transaction. Returns whether it changed something."""
+    event = policy_event(request, action, actor, job_id)
+
+    async def work(session: AsyncClientSession) -> bool:
+        if not await write(session):
+            return False
+        await runtime.outbox.add(Topic.IAM_POLICY_UPDATED, request.id, event, session=session)
+        return True
+
+    changed = await in_transaction(runtime.mongo, work)
+    if changed:
+        runtime.relay.wake()
+    return changed
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status_code: int
+    body: Any
+
+
+async def create_export(
+    runtime: Runtime, principal: Principal, spec: ExportRequestSpec, idempotency_key: str | None
+) -> Answer:
+    check_periodicity(runtime, spec)
+    key_scope = scope(principal.tenant, principal.user, idempotency_key) if idempotency_key else None
+    fingerprint = body_hash(spec.to_wire())
+    if key_scope is not None and (stored := await runtime.idempotency.get(key_scope)) is not None:
+        return _replay(stored, fingerprint)
+    if spec.type is ExportType.ONE_TIME:
+        await check_quotas(runtime, principal, spec)
     now = utcnow()
     request = ExportRequest(
         **spec.model_dump(),
         id=new_request_id(),
-        tenant=identity.tenant,
-        owner=identity.user,
+        tenant=principal.tenant,
+        owner=principal.user,
         version=1,
         created_at=now,
         updated_at=now,
     )
-    event = policy_event(request, "create", identity.user)
+    next_run = first_run_at(request)
+    body = request_view(RequestRecord(request, next_run, None))
 
-    async def write(session: AsyncClientSession) -> None:
-        await runtime.requests.add(request, first_run_at(request), session=session)
-        await runtime.outbox.add(Topic.IAM_POLICY_UPDATED, request.id, event, session=session)
+    async def write(session: AsyncClientSession) -> bool:
+        await runtime.requests.add(request, next_run, session=session)
+        if key_scope is not None:
+            await runtime.idempotency.add(key_scope, StoredAnswer(fingerprint, 201, body), session=session)
+        return True
 
-    await in_transaction(runtime.mongo, write)
-    runtime.relay.wake()
-    return request
+    try:
+        await _write_with_event(runtime, request, "create", principal.user, write)
+    except DuplicateKeyError:
+        # A concurrent request with the same key won: answer as it did.
+        stored = await runtime.idempotency.get(key_scope) if key_scope else None
+        if stored is None:
+            raise
+        return _replay(stored, fingerprint)
+    return Answer(201, body)
+
+
+def _replay(stored: StoredAnswer, fingerprint: str) -> Answer:
+    if stored.body_hash != fingerprint:
+        raise Unprocessable("Idempotency-Key was already used with a different request body")
+    return Answer(stored.status_code, stored.body)
+
+
+async def update_export(
+    runtime: Runtime, principal: Principal, request_id: str, spec: ExportRequestSpec
+) -> dict[str, Any]:
+    check_periodicity(runtime, spec)
+    record = await authorized(runtime, principal, request_id, Action.UPDATE)
+    current = _live(record)
+    updated = ExportRequest(
+        **spec.model_dump(),
+        id=current.id,
+        tenant=current.tenant,
+        owner=current.owner,
+        version=current.version + 1,
+        created_at=current.created_at,
+        updated_at=utcnow(),
+    )
+    if updated.type is ExportType.RECURRING:
+        next_run = next_run_after(updated, utcnow())
+    elif record.last_run_at is None:
+        next_run = record.next_run_at or utcnow()
+    else:
+        next_run = None  # a one-time request that already ran does not run again on an edit; /run does
+
+    async def write(session: AsyncClientSession) -> bool:
+        return await runtime.requests.replace(updated, current.version, next_run, session=session)
+
+    if not await _write_with_event(runtime, updated, "update", principal.user, write):
+        raise Conflict(f"Export request '{request_id}' changed meanwhile; read it again and retry")
+    return request_view(RequestRecord(updated, next_run, record.last_run_at))
+
+
+async def delete_export(runtime: Runtime, principal: Principal, request_id: str) -> dict[str, Any]:
+    """Soft delete: the series stops, queued jobs are cancelled, history stays readable."""
+    record = await authorized(runtime, principal, request_id, Action.DELETE)
+    current = _live(record)
+    now = utcnow()
+    deleted = current.model_copy(
+        update={"version": current.version + 1, "updated_at": now, "deleted_at": now}
+    )
+
+    async def write(session: AsyncClientSession) -> bool:
+        if not await runtime.requests.replace(deleted, current.version, None, session=session):
+            return False
+        await runtime.jobs.cancel_queued(request_id, session=session)
+        return True
+
+    if not await _write_with_event(runtime, deleted, "delete", principal.user, write):
+        raise Conflict(f"Export request '{request_id}' changed meanwhile; read it again and retry")
+    return request_view(RequestRecord(deleted, None, record.last_run_at))
+
+
+async def run_export(runtime: Runtime, principal: Principal, request_id: str) -> dict[str, Any]:
+    """Runs a request now, outside its schedule: one more job, announced like any other."""
+    record = await authorized(runtime, principal, request_id, Action.RUN)
+    request = _live(record)
+    await check_quotas(runtime, principal, request.spec())
+    scheduled_at = utcnow()
+    job_id = job_id_for(request.id, scheduled_at)
+
+    async def write(session: AsyncClientSession) -> bool:
+        await enqueue_job(runtime.jobs, runtime.outbox, request, scheduled_at, SOURCE, session)
+        return True
+
+    try:
+        await _write_with_event(runtime, request, "run", principal.user, write, job_id=job_id)
+    except DuplicateKeyError as error:
+        raise Conflict(f"A run of export request '{request_id}' was queued at this very moment") from error
+    job = await runtime.jobs.get(job_id)
+    assert job is not None
+    return job_view(job)
+
+
+async def authorized_job(
+    runtime: Runtime, principal: Principal, job_id: str, action: Action
+) -> dict[str, Any]:
+    job = await runtime.jobs.get(job_id, tenant=principal.tenant)
+    if job is None:
+        raise NotFound(f"Job '{job_id}' not found")
+    await authorized(runtime, principal, job["requestId"], action)
+    return job
+
+
+async def cancel_job(runtime: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
+    job = await authorized_job(runtime, principal, job_id, Action.CANCEL)
+    record = await runtime.requests.get(principal.tenant, job["requestId"])
+    assert record is not None
+
+    async def write(session: AsyncClientSession) -> bool:
+        return await runtime.jobs.cancel(job_id, session=session)
+
+    if not await _write_with_event(runtime, record.request, "cancel", principal.user, write, job_id=job_id):
+        raise Conflict(f"Job '{job_id}' is already {job['status']} and cannot be cancelled")
+    cancelled = await runtime.jobs.get(job_id)
+    assert cancelled is not None
+    return job_view(cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    url: str
+    expires_at: datetime
+    file: dict[str, Any]
+
+
+async def download_link(runtime: Runtime, principal: Principal, job_id: str, file_index: int) -> Download:
+    job = await authorized_job(runtime, principal, job_id, Action.DOWNLOAD)
+    record = await runtime.requests.get(principal.tenant, job["requestId"])
+    if job["status"] == JobStatus.EXPIRED.value:
+        raise Gone(f"Job '{job_id}' has expired and its files were deleted")
+    if record is None or record.request.deleted_at is not None:
+        raise Gone(f"The export request of job '{job_id}' was deleted")
+    if job["status"] != JobStatus.DONE.value:
+        raise Conflict(f"Job '{job_id}' is {job['status']}; only a done job has files")
+    files = job["files"]
+    if not 0 <= file_index < len(files):
+        raise NotFound(f"Job '{job_id}' has {len(files)} file(s); file={file_index} does not exist")
+    file = files[file_index]
+    ttl = timedelta(seconds=runtime.settings.api.download_link_ttl_seconds)
+    url = runtime.storage.presigned_url(file["key"], ttl, file["name"])
+    return Download(url=url, expires_at=utcnow() + ttl, file=file)
+
+
+async def visible_filter(runtime: Runtime, principal: Principal, **filters: Any) -> RequestFilter:
+    """The caller's own requests, plus those a grant lets them read (all of the tenant's, or some)."""
+    subjects = {f"user:{principal.user}"} | {f"role:{role}" for role in principal.roles}
+    readable = [
+        g
+        for g in await grants_of(runtime, principal.tenant)
+        if Action.READ in g.actions and subjects & g.subjects
+    ]
+    if any(g.resource == "*" for g in readable):
+        return RequestFilter(tenant=principal.tenant, **filters)
+    ids = frozenset(g.resource for g in readable)
+    return RequestFilter(tenant=principal.tenant, owners=frozenset({principal.user}), ids=ids, **filters)

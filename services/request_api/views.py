@@ -1,11 +1,15 @@
-"""How a stored job is shown to API clients: its history record (seed 004) without internals."""
+"""How stored requests and jobs are shown to API clients (seed 000 shapes, seed 004 history)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-HIDDEN = {"_id", "leaseUntil", "spec"}
+from exporter.adapters.mongo.requests import RequestRecord
+from exporter.domain.schedule import upcoming_runs
+
+HIDDEN_JOB_FIELDS = {"_id", "leaseUntil", "spec", "targets"}
+UPCOMING_RUNS = 5
 
 
 def _json(value: Any) -> Any:
@@ -19,8 +23,20 @@ def _json(value: Any) -> Any:
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
-    view = {k: _json(v) for k, v in job.items() if k not in HIDDEN}
+    view = {k: _json(v) for k, v in job.items() if k not in HIDDEN_JOB_FIELDS}
     view["id"] = job["_id"]
     spec = job.get("spec") or {}
     view["parameters"] = _json({"request": spec.get("request"), "windows": spec.get("windows")})
+    return view
+
+
+def request_view(record: RequestRecord) -> dict[str, Any]:
+    """The seed 000 body plus id and timestamps, and the schedule: status and the next runs."""
+    view = record.request.to_wire()
+    view["status"] = record.status
+    view["lastRunAt"] = _json(record.last_run_at)
+    upcoming = (
+        [] if record.request.deleted_at else upcoming_runs(record.request, record.next_run_at, UPCOMING_RUNS)
+    )
+    view["nextRunTimes"] = [_json(run) for run in upcoming]
     return view

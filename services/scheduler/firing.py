@@ -8,14 +8,11 @@ from datetime import datetime, timedelta
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import in_transaction
-from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
-from exporter.contracts.events import ExportRequested
 from exporter.contracts.request import ExportRequest
-from exporter.domain.jobs import job_for, pending_deliveries
+from exporter.dispatch import enqueue_job
 from exporter.domain.schedule import next_run_after
 from exporter.runtime import Runtime
-from exporter.topics import Topic
 
 log = logging.getLogger(__name__)
 SOURCE = "exporter/scheduler"
@@ -23,18 +20,13 @@ SOURCE = "exporter/scheduler"
 
 async def fire(runtime: Runtime, request: ExportRequest, due_at: datetime, now: datetime) -> bool:
     """Advances the schedule, records the job and queues its event, all or nothing."""
-    spec = job_for(request, due_at)
-    event = ExportRequested(
-        id=spec.job_id, source=SOURCE, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
-    )
     # Missed periods after downtime are skipped: the next run is the first one after now.
     next_run = next_run_after(request, max(due_at, now))
 
     async def write(session: AsyncClientSession) -> bool:
         if not await runtime.requests.advance(request.id, due_at, next_run, session=session):
             return False
-        await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)), session=session)
-        await runtime.outbox.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session=session)
+        await enqueue_job(runtime.jobs, runtime.outbox, request, due_at, SOURCE, session)
         return True
 
     return await in_transaction(runtime.mongo, write)

@@ -27,6 +27,7 @@ class JobStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({JobStatus.NOT_PROCESSED, JobStatus.IN_PROGRESS})
 
 
 class Window(WireModel):

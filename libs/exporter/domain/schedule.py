@@ -52,3 +52,13 @@ def next_run_after(request: ExportRequest, fired_at: datetime) -> datetime | Non
         else:
             index = middle
     return occurrence(request.created_at, request.periodicity, index, request.format.timezone)
+
+
+def upcoming_runs(request: ExportRequest, next_run_at: datetime | None, count: int) -> list[datetime]:
+    """The next ``count`` run times, starting with the stored next one."""
+    runs: list[datetime] = []
+    current = next_run_at
+    while current is not None and len(runs) < count:
+        runs.append(current)
+        current = next_run_after(request, current)
+    return runs

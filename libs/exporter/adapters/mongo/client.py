@@ -21,6 +21,8 @@ REQUESTS = "requests"
 JOBS = "jobs"
 OUTBOX = "outbox"
 MEASUREMENTS = "measurements"
+IDEMPOTENCY = "idempotency"
+GRANTS = "grants"
 
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
@@ -42,7 +44,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     JOBS: [
         IndexModel([("requestId", ASCENDING), ("scheduledAt", DESCENDING)]),
         IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("targets", ASCENDING), ("status", ASCENDING)]),
     ],
+    IDEMPOTENCY: [IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=24 * 3600)],
+    GRANTS: [IndexModel([("tenant", ASCENDING)])],
     OUTBOX: [IndexModel([("publishedAt", ASCENDING), ("createdAt", ASCENDING)])],
     MEASUREMENTS: [
         IndexModel(

@@ -6,17 +6,16 @@ so concurrent or redelivered work can never move a job twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.mongo.client import JOBS, Document
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobResult, JobSpec, JobStatus
+from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
 
 
 def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Document:
@@ -42,6 +41,7 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
         "sizeInBytes": 0,
         "error": None,
         "notifications": notifications,
+        "targets": sorted({item.params.target.value for item in spec.request.items}),
         "leaseUntil": None,
     }
 
@@ -50,30 +50,15 @@ class JobRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[JOBS]
 
-    async def add(self, document: Document, session: AsyncClientSession | None = None) -> bool:
-        """False when the job exists already: the id is derived from request and time."""
-        try:
-            await self._collection.insert_one(document, session=session)
-        except DuplicateKeyError:
-            return False
-        return True
+    async def add(self, document: Document, session: AsyncClientSession | None = None) -> None:
+        """Raises DuplicateKeyError when the job exists: its id derives from request and time."""
+        await self._collection.insert_one(document, session=session)
 
     async def get(self, job_id: str, tenant: str | None = None) -> Document | None:
         query: Document = {"_id": job_id}
         if tenant is not None:
             query["tenant"] = tenant
         return await self._collection.find_one(query)
-
-    async def list_for_request(
-        self, tenant: str, request_id: str, skip: int = 0, limit: int = 50
-    ) -> list[Document]:
-        cursor = (
-            self._collection.find({"tenant": tenant, "requestId": request_id})
-            .sort("scheduledAt", DESCENDING)
-            .skip(skip)
-            .limit(limit)
-        )
-        return [document async for document in cursor]
 
     async def start(self, job_id: str, lease: timedelta) -> bool:
         """notProcessed → inProgress, or take over one whose renderer's lease ran out."""
@@ -142,10 +127,58 @@ class JobRepository:
             },
         )
 
-    async def count_by_status(self, status: JobStatus) -> int:
-        return await self._collection.count_documents({"status": status.value})
-
-    async def latest_scheduled_before(self, request_id: str, before: datetime) -> Document | None:
-        return await self._collection.find_one(
-            {"requestId": request_id, "scheduledAt": {"$lt": before}}, sort=[("scheduledAt", DESCENDING)]
+    async def cancel(self, job_id: str, session: AsyncClientSession | None = None) -> bool:
+        """notProcessed/inProgress → cancelled; a renderer notices at its next heartbeat."""
+        now = utcnow()
+        result = await self._collection.update_one(
+            {"_id": job_id, "status": {"$in": [s.value for s in ACTIVE_STATUSES]}},
+            {
+                "$set": {
+                    "status": JobStatus.CANCELLED.value,
+                    "completedAt": now,
+                    "updatedAt": now,
+                    "leaseUntil": None,
+                }
+            },
+            session=session,
         )
+        return result.modified_count == 1
+
+    async def cancel_queued(self, request_id: str, session: AsyncClientSession | None = None) -> int:
+        """Cancels the jobs of a deleted request that no renderer has started yet."""
+        now = utcnow()
+        result = await self._collection.update_many(
+            {"requestId": request_id, "status": JobStatus.NOT_PROCESSED.value},
+            {"$set": {"status": JobStatus.CANCELLED.value, "completedAt": now, "updatedAt": now}},
+            session=session,
+        )
+        return result.modified_count
+
+    async def count_active(self, tenant: str, owner: str) -> int:
+        """Queued plus running jobs of one user: what the quota limits."""
+        return await self._collection.count_documents(
+            {"tenant": tenant, "owner": owner, "status": {"$in": [s.value for s in ACTIVE_STATUSES]}}
+        )
+
+    async def active_for_targets(self, tenant: str, targets: list[str]) -> Document | None:
+        """A queued or running job of the tenant on any of ``targets``, if there is one."""
+        return await self._collection.find_one(
+            {
+                "tenant": tenant,
+                "targets": {"$in": targets},
+                "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
+            },
+            {"_id": 1, "status": 1},
+        )
+
+    async def page_for_request(self, tenant: str, request_id: str, skip: int, limit: int) -> list[Document]:
+        cursor = (
+            self._collection.find({"tenant": tenant, "requestId": request_id})
+            .sort([("scheduledAt", DESCENDING), ("_id", ASCENDING)])
+            .skip(skip)
+            .limit(limit)
+        )
+        return [document async for document in cursor]
+
+    async def count_for_request(self, tenant: str, request_id: str) -> int:
+        return await self._collection.count_documents({"tenant": tenant, "requestId": request_id})

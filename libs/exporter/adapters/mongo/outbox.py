@@ -9,7 +9,6 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.mongo.client import OUTBOX, Document
 from exporter.contracts.base import utcnow
@@ -23,24 +22,21 @@ class OutboxRepository:
 
     async def add(
         self, topic: Topic, key: str, event: Envelope[Any], session: AsyncClientSession | None = None
-    ) -> bool:
-        """Queues ``event``; False when an event with that id is already queued (a replay)."""
-        try:
-            await self._collection.insert_one(
-                {
-                    "_id": event.id,
-                    "topic": topic.value,
-                    "key": key,
-                    "payload": event.to_wire(),
-                    "createdAt": utcnow(),
-                    "publishedAt": None,
-                    "leaseUntil": None,
-                },
-                session=session,
-            )
-        except DuplicateKeyError:
-            return False
-        return True
+    ) -> None:
+        """Queues ``event``. An id queued before raises DuplicateKeyError, which also aborts the
+        caller's transaction: an event is never silently dropped inside one."""
+        await self._collection.insert_one(
+            {
+                "_id": event.id,
+                "topic": topic.value,
+                "key": key,
+                "payload": event.to_wire(),
+                "createdAt": utcnow(),
+                "publishedAt": None,
+                "leaseUntil": None,
+            },
+            session=session,
+        )
 
     async def claim(self, limit: int, lease: timedelta) -> list[Document]:
         """Leases up to ``limit`` unpublished events; a crashed relay's lease simply runs out."""

@@ -3,20 +3,79 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Literal
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.client import REQUESTS, Document
-from exporter.contracts.request import ExportRequest
+from exporter.contracts.request import ExportRequest, ExportType
 
 
 def _to_request(document: Document) -> ExportRequest:
     fields = {k: v for k, v in document.items() if k not in {"_id", "schedule"}}
     return ExportRequest.model_validate({"id": document["_id"], **fields})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A stored request with its schedule state."""
+
+    request: ExportRequest
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+
+    @property
+    def status(self) -> RequestStatus:
+        if self.request.deleted_at is not None:
+            return "deleted"
+        return "active" if self.next_run_at is not None else "finished"
+
+
+RequestStatus = Literal["active", "finished", "deleted"]
+
+
+def _to_record(document: Document) -> RequestRecord:
+    schedule = document.get("schedule") or {}
+    return RequestRecord(_to_request(document), schedule.get("nextRunAt"), schedule.get("lastRunAt"))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    tenant: str
+    # None: every owner of the tenant; otherwise these owners' requests plus ``ids``.
+    owners: frozenset[str] | None = None
+    ids: frozenset[str] = frozenset()
+    type: ExportType | None = None
+    status: RequestStatus | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def query(self) -> Document:
+        query: Document = {"tenant": self.tenant}
+        if self.owners is not None:
+            query["$or"] = [{"owner": {"$in": sorted(self.owners)}}, {"_id": {"$in": sorted(self.ids)}}]
+        if self.type is not None:
+            query["type"] = self.type.value
+        if self.status == "deleted":
+            query["deletedAt"] = {"$ne": None}
+        else:
+            query["deletedAt"] = None
+            if self.status == "active":
+                query["schedule.nextRunAt"] = {"$ne": None}
+            elif self.status == "finished":
+                query["schedule.nextRunAt"] = None
+        created: Document = {}
+        if self.created_from is not None:
+            created["$gte"] = self.created_from
+        if self.created_to is not None:
+            created["$lt"] = self.created_to
+        if created:
+            query["createdAt"] = created
+        return query
 
 
 class RequestRepository:
@@ -31,9 +90,37 @@ class RequestRepository:
         document["schedule"] = {"nextRunAt": next_run_at, "leaseToken": None, "leaseUntil": None}
         await self._collection.insert_one(document, session=session)
 
-    async def get(self, tenant: str, request_id: str) -> ExportRequest | None:
+    async def get(self, tenant: str, request_id: str) -> RequestRecord | None:
         document = await self._collection.find_one({"_id": request_id, "tenant": tenant})
-        return None if document is None else _to_request(document)
+        return None if document is None else _to_record(document)
+
+    async def get_many(self, tenant: str, ids: list[str]) -> list[RequestRecord]:
+        cursor = self._collection.find({"_id": {"$in": ids}, "tenant": tenant})
+        return [_to_record(document) async for document in cursor]
+
+    async def page(self, where: RequestFilter, skip: int, limit: int) -> list[RequestRecord]:
+        cursor = self._collection.find(where.query()).sort([("createdAt", DESCENDING), ("_id", ASCENDING)])
+        return [_to_record(document) async for document in cursor.skip(skip).limit(limit)]
+
+    async def count(self, where: RequestFilter) -> int:
+        return await self._collection.count_documents(where.query())
+
+    async def replace(
+        self,
+        request: ExportRequest,
+        expected_version: int,
+        next_run_at: datetime | None,
+        session: AsyncClientSession | None = None,
+    ) -> bool:
+        """Stores a new version of a live request; False if it changed or was deleted meanwhile."""
+        document = request.to_document()
+        document.pop("id")
+        result = await self._collection.update_one(
+            {"_id": request.id, "version": expected_version, "deletedAt": None},
+            {"$set": {**document, "schedule.nextRunAt": next_run_at}},
+            session=session,
+        )
+        return result.modified_count == 1
 
     async def claim_due(
         self, now: datetime, limit: int, lease: timedelta
@@ -77,10 +164,6 @@ class RequestRepository:
             session=session,
         )
         return result.modified_count == 1
-
-    async def schedule_of(self, request_id: str) -> dict[str, Any] | None:
-        document = await self._collection.find_one({"_id": request_id}, {"schedule": 1})
-        return None if document is None else dict(document["schedule"])
 
 
 def new_request_id() -> str:

@@ -1,0 +1,52 @@
+"""The request-api served by a real uvicorn on a free port, inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from pymongo import AsyncMongoClient
+
+from exporter.settings import Settings
+from request_api.app import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def isolated(settings: Settings, **api: object) -> Settings:
+    """The session's servers with a database of its own and the given API settings."""
+    return settings.model_copy(
+        update={
+            "mongo": settings.mongo.model_copy(update={"database": f"api{uuid.uuid4().hex[:10]}"}),
+            "api": settings.api.model_copy(update={"port": free_port(), **api}),
+        }
+    )
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """Yields the base URL while the API runs; drops its database afterwards."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api.port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{settings.api.port}"
+    finally:
+        server.should_exit = True
+        await task
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongo.uri.get_secret_value())
+        await client.drop_database(settings.mongo.database)
+        await client.close()
