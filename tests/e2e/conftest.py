@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from exporter.local.services import LocalServices
 
+from exporter.local.services import LocalServices
 from exporter.settings import Settings
 
 

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from exporter.local.services import LocalServices
 
 from exporter.adapters.storage import ObjectStore
 from exporter.local.demo import (
@@ -30,6 +29,7 @@ from exporter.local.demo import (
     publish,
     read_mails,
 )
+from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
 
