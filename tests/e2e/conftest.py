@@ -10,7 +10,9 @@ from exporter.local.services import LocalServices
 from exporter.settings import Settings
 
 
-@pytest.fixture(scope="session")
+# Package scope: the services stop after the e2e tests, so their consumer groups do not
+# take part in later tests on the same topics.
+@pytest.fixture(scope="package")
 def services(servers: Settings) -> Iterator[LocalServices]:
     running = LocalServices(servers)
     running.start()
