@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
 from exporter.adapters.mongo.client import Document, connect, database, ensure_indexes
 from exporter.adapters.mongo.grants import GrantRepository
+from exporter.adapters.mongo.group_commit import GroupCommit
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
@@ -45,6 +46,7 @@ class Runtime:
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
     grants: GrantRepository
+    group_commit: GroupCommit
     relay: OutboxRelay
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -66,6 +68,7 @@ class Runtime:
             outbox=outbox,
             idempotency=IdempotencyRepository(db),
             grants=GrantRepository(db),
+            group_commit=GroupCommit(mongo, db),
             relay=OutboxRelay(outbox, KafkaPublisher(broker), settings.outbox),
         )
 
@@ -89,6 +92,7 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.group_commit.close()
         await self.mongo.close()
 
 

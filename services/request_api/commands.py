@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from exporter.adapters.mongo.client import in_transaction
-from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, scope
-from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id
+from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, in_transaction
+from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempotency_document, scope
+from exporter.adapters.mongo.outbox import outbox_document
+from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
 from exporter.contracts.job import JobStatus, job_id_for
@@ -157,14 +158,21 @@ async def create_export(
     next_run = first_run_at(request)
     body = request_view(RequestRecord(request, next_run, None))
 
-    async def write(session: AsyncClientSession) -> bool:
-        await runtime.requests.add(request, next_run, session=session)
-        if key_scope is not None:
-            await runtime.idempotency.add(key_scope, StoredAnswer(fingerprint, 201, body), session=session)
-        return True
-
+    # Creates are the hot path: they go through the group commit, many in one transaction.
+    inserts = [
+        (REQUESTS, request_document(request, next_run)),
+        (
+            OUTBOX,
+            outbox_document(
+                Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", principal.user)
+            ),
+        ),
+    ]
+    if key_scope is not None:
+        inserts.append((IDEMPOTENCY, idempotency_document(key_scope, StoredAnswer(fingerprint, 201, body))))
     try:
-        await _write_with_event(runtime, request, "create", principal.user, write)
+        await runtime.group_commit.insert(inserts)
+        runtime.relay.wake()
     except DuplicateKeyError:
         # A concurrent request with the same key won: answer as it did.
         stored = await runtime.idempotency.get(key_scope) if key_scope else None

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.client import IDEMPOTENCY, Document
@@ -32,6 +31,17 @@ def scope(tenant: str, user: str, key: str) -> str:
     return f"{tenant}\x1f{user}\x1f{key}"
 
 
+def idempotency_document(key_scope: str, answer: StoredAnswer) -> Document:
+    """Written with the request it answers for; a second writer of the key hits DuplicateKeyError."""
+    return {
+        "_id": key_scope,
+        "bodyHash": answer.body_hash,
+        "statusCode": answer.status_code,
+        "body": answer.body,
+        "createdAt": utcnow(),
+    }
+
+
 class IdempotencyRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[IDEMPOTENCY]
@@ -41,18 +51,3 @@ class IdempotencyRepository:
         if document is None:
             return None
         return StoredAnswer(document["bodyHash"], document["statusCode"], document["body"])
-
-    async def add(
-        self, key_scope: str, answer: StoredAnswer, session: AsyncClientSession | None = None
-    ) -> None:
-        """Raises DuplicateKeyError when a concurrent request with the key got there first."""
-        await self._collection.insert_one(
-            {
-                "_id": key_scope,
-                "bodyHash": answer.body_hash,
-                "statusCode": answer.status_code,
-                "body": answer.body,
-                "createdAt": utcnow(),
-            },
-            session=session,
-        )

@@ -16,6 +16,18 @@ from exporter.contracts.events import Envelope
 from exporter.topics import Topic
 
 
+def outbox_document(topic: Topic, key: str, event: Envelope[Any]) -> Document:
+    return {
+        "_id": event.id,
+        "topic": topic.value,
+        "key": key,
+        "payload": event.to_wire(),
+        "createdAt": utcnow(),
+        "publishedAt": None,
+        "leaseUntil": None,
+    }
+
+
 class OutboxRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[OUTBOX]
@@ -25,18 +37,7 @@ class OutboxRepository:
     ) -> None:
         """Queues ``event``. An id queued before raises DuplicateKeyError, which also aborts the
         caller's transaction: an event is never silently dropped inside one."""
-        await self._collection.insert_one(
-            {
-                "_id": event.id,
-                "topic": topic.value,
-                "key": key,
-                "payload": event.to_wire(),
-                "createdAt": utcnow(),
-                "publishedAt": None,
-                "leaseUntil": None,
-            },
-            session=session,
-        )
+        await self._collection.insert_one(outbox_document(topic, key, event), session=session)
 
     async def claim(self, limit: int, lease: timedelta) -> list[Document]:
         """Leases up to ``limit`` unpublished events; a crashed relay's lease simply runs out."""
@@ -54,9 +55,9 @@ class OutboxRepository:
         return [document async for document in claimed]
 
     async def mark_published(self, ids: list[str]) -> None:
-        await self._collection.update_many(
-            {"_id": {"$in": ids}}, {"$set": {"publishedAt": utcnow(), "leaseUntil": None}}
-        )
+        """Published events leave the outbox: it holds only what is still owed, so each pass
+        stays cheap however many events went out before (Kafka keeps the history)."""
+        await self._collection.delete_many({"_id": {"$in": ids}})
 
     async def release(self, ids: list[str]) -> None:
         """Hands events back at once after a failed publish, so the next pass retries them."""

@@ -20,6 +20,13 @@ def _to_request(document: Document) -> ExportRequest:
     return ExportRequest.model_validate({"id": document["_id"], **fields})
 
 
+def request_document(request: ExportRequest, next_run_at: datetime | None) -> Document:
+    document = request.to_document()
+    document["_id"] = document.pop("id")
+    document["schedule"] = {"nextRunAt": next_run_at, "leaseToken": None, "leaseUntil": None}
+    return document
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """A stored request with its schedule state."""
@@ -81,14 +88,6 @@ class RequestFilter:
 class RequestRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[REQUESTS]
-
-    async def add(
-        self, request: ExportRequest, next_run_at: datetime | None, session: AsyncClientSession | None = None
-    ) -> None:
-        document = request.to_document()
-        document["_id"] = document.pop("id")
-        document["schedule"] = {"nextRunAt": next_run_at, "leaseToken": None, "leaseUntil": None}
-        await self._collection.insert_one(document, session=session)
 
     async def get(self, tenant: str, request_id: str) -> RequestRecord | None:
         document = await self._collection.find_one({"_id": request_id, "tenant": tenant})

@@ -1,0 +1,70 @@
+"""A request-api process that dies between its commit and its publish loses no IAM event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from tests.request_cases import SEED_000
+
+from exporter.contracts.request import ExportRequestSpec
+from exporter.domain.access import Principal
+from exporter.runtime import Runtime
+from exporter.settings import Settings
+from exporter.topics import Topic
+from request_api.commands import create_export
+
+pytestmark = pytest.mark.servers
+
+
+async def published_ids(settings: Settings, request_id: str) -> list[str]:
+    consumer = AIOKafkaConsumer(
+        Topic.IAM_POLICY_UPDATED.value,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        ids: list[str] = []
+        for _ in range(10):  # the embedded broker's end offsets are unreliable: read a few rounds
+            batch = await consumer.getmany(timeout_ms=300)
+            ids += [
+                event["id"]
+                for records in batch.values()
+                for event in (json.loads(record.value) for record in records)
+                if event["data"]["resource"].endswith(request_id)
+            ]
+        return ids
+    finally:
+        await consumer.stop()
+
+
+async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:
+    settings = servers.model_copy(
+        update={"mongo": servers.mongo.model_copy(update={"database": f"crash{uuid.uuid4().hex[:8]}"})}
+    )
+    dying = Runtime.build(settings)
+    await dying.prepare()
+    # The process commits, then dies before its relay runs: the relay was never started.
+    answer = await create_export(
+        dying, Principal("alice", "acme"), ExportRequestSpec.model_validate(SEED_000), None
+    )
+    request_id = answer.body["id"]
+    await dying.close()
+    assert await published_ids(settings, request_id) == []
+
+    restarted = Runtime.build(settings)
+    await restarted.broker.connect()
+    try:
+        assert await restarted.outbox.pending_count() == 1
+        assert await restarted.relay.publish_pending() == 1
+        assert await restarted.relay.publish_pending() == 0
+        assert await published_ids(settings, request_id) == [f"{request_id}:v1:create"]
+    finally:
+        await restarted.mongo.drop_database(settings.mongo.database)
+        await restarted.close()
+        await restarted.broker.stop()
