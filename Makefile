@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format
+.PHONY: install run stop servers test test-unit lint format bench bench-api
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -44,3 +44,9 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Benchmarks: each starts its own servers and prints its figures, the last line against the targets.
+bench: bench-api
+
+bench-api: install
+	$(PY) -m tests.benchmarks.bench_api

@@ -10,27 +10,27 @@ from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.jobs import JobRepository, new_job_document
-from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobSpec
 from exporter.contracts.request import ExportRequest
 from exporter.domain.jobs import job_for, pending_deliveries
+from exporter.outbox import OutboxRelay
 from exporter.topics import Topic
 
 
 async def enqueue_job(
     jobs: JobRepository,
-    outbox: OutboxRepository,
+    relay: OutboxRelay,
     request: ExportRequest,
     scheduled_at: datetime,
     source: str,
     session: AsyncClientSession,
-) -> JobSpec:
+) -> Document:
+    """Returns the queued event, for ``relay.publish_soon`` once the caller has committed."""
     spec = job_for(request, scheduled_at)
     event = ExportRequested(
         id=spec.job_id, source=source, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
     )
     await jobs.add(new_job_document(spec, pending_deliveries(spec.request)), session=session)
-    await outbox.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session=session)
-    return spec
+    return await relay.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session)

@@ -4,6 +4,12 @@ A service writes its state change and the event announcing it in one transaction
 publishes later. If the process dies between the two steps nothing is lost: the event stays
 in the outbox and is published on the next pass. Event ids are stable, so a publish repeated
 after a crash between publish and mark is recognisable downstream.
+
+Two paths lead out. The fast one: the writer inserts its events already leased to its own
+relay (``add``) and, once committed, hands them over (``publish_soon``); they are published
+from memory and deleted, without a claim round trip. The safe one: every poll interval the
+relay claims whatever nobody holds (events whose writer died, whose lease ran out, or whose
+publish failed and was handed back) and publishes those.
 """
 
 from __future__ import annotations
@@ -11,11 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from exporter.adapters.mongo.outbox import OutboxRepository
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from exporter.adapters.mongo.client import Document
+from exporter.adapters.mongo.outbox import OutboxRepository, outbox_document
+from exporter.contracts.base import utcnow
+from exporter.contracts.events import Envelope
 from exporter.settings import OutboxSettings
+from exporter.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -30,38 +43,100 @@ class OutboxRelay:
         self._publisher = publisher
         self._settings = settings
         self._wake = asyncio.Event()
+        self._handed: list[Document] = []
 
-    def wake(self) -> None:
-        """Publish soon rather than at the next poll: called right after a local commit."""
+    def held(self, topic: Topic, key: str, event: Envelope[Any]) -> Document:
+        """The outbox document for ``event``, leased to this relay from the start: no other relay
+        touches it unless this process dies and the lease runs out. Insert it in the writer's
+        transaction, then hand it to ``publish_soon`` once that has committed."""
+        lease_until = utcnow() + timedelta(seconds=self._settings.lease_seconds)
+        return outbox_document(topic, key, event, lease_until)
+
+    async def add(
+        self, topic: Topic, key: str, event: Envelope[Any], session: AsyncClientSession
+    ) -> Document:
+        """Inserts ``held(...)`` in the caller's transaction and returns it."""
+        document = self.held(topic, key, event)
+        await self._outbox.add(document, session=session)
+        return document
+
+    def publish_soon(self, documents: Iterable[Document]) -> None:
+        """Publishes committed events from memory, right away (called after the commit)."""
+        self._handed.extend(documents)
         self._wake.set()
 
+    async def publish_handed(self) -> int:
+        """Publishes what writers handed over; what fails goes back to the claimable pool."""
+        batch, self._handed = self._handed, []
+        if not batch:
+            return 0
+        return await self._settle(batch)
+
     async def publish_pending(self) -> int:
-        """One pass: publishes every event it can claim, returns how many went out."""
+        """One pass: publishes every event it can claim, returns how many went out.
+
+        Raises the first publish error once the claimed batch is settled: what went out is
+        marked, the rest handed back for the next pass."""
         sent = 0
         while batch := await self._outbox.claim(
             self._settings.batch_size, timedelta(seconds=self._settings.lease_seconds)
         ):
-            published: list[str] = []
-            try:
-                for event in batch:
-                    await self._publisher.publish_raw(event["topic"], event["key"], event["payload"])
-                    published.append(event["_id"])
-            finally:
-                if published:
-                    await self._outbox.mark_published(published)
-                unsent = [event["_id"] for event in batch[len(published) :]]
-                if unsent:
-                    await self._outbox.release(unsent)
-            sent += len(published)
+            sent += await self._settle(batch)
         return sent
 
+    async def _settle(self, batch: list[Document]) -> int:
+        """Publishes ``batch``, deletes what went out, hands the rest back; re-raises a failure."""
+        published, error = await self._publish(batch)
+        if published:
+            await self._outbox.mark_published(published)
+        done = set(published)
+        if unsent := [event["_id"] for event in batch if event["_id"] not in done]:
+            await self._outbox.release(unsent)
+        if error is not None:
+            raise error
+        return len(published)
+
+    async def _publish(self, batch: list[Document]) -> tuple[list[str], BaseException | None]:
+        """Publishes a batch concurrently (the producer batches the sends) yet each key's events
+        in order: the n-th event of every key goes out in wave n, and a key whose event failed
+        sends nothing more in this pass."""
+        waves: list[list[Document]] = []
+        depth: dict[str, int] = {}
+        for event in batch:
+            position = depth.get(event["key"], 0)
+            depth[event["key"]] = position + 1
+            if position == len(waves):
+                waves.append([])
+            waves[position].append(event)
+        published: list[str] = []
+        failed_keys: set[str] = set()
+        first_error: BaseException | None = None
+        for wave in waves:
+            ready = [event for event in wave if event["key"] not in failed_keys]
+            outcomes = await asyncio.gather(
+                *(self._publisher.publish_raw(e["topic"], e["key"], e["payload"]) for e in ready),
+                return_exceptions=True,
+            )
+            for event, outcome in zip(ready, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    failed_keys.add(event["key"])
+                    first_error = first_error or outcome
+                else:
+                    published.append(event["_id"])
+        return published, first_error
+
     async def run(self) -> None:
-        """Forever: a pass, then wait for a wake-up or the poll interval."""
+        """Forever: what was handed over as soon as it is, a claim pass every poll interval."""
+        loop = asyncio.get_running_loop()
+        next_pass = loop.time()
         while True:
+            self._wake.clear()
             try:
-                await self.publish_pending()
+                await self.publish_handed()
+                if loop.time() >= next_pass:
+                    next_pass = loop.time() + self._settings.poll_interval_seconds
+                    await self.publish_pending()
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_seconds)
-            self._wake.clear()
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_pass - loop.time()))

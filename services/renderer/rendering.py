@@ -13,7 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.kafka import KafkaPublisher
-from exporter.adapters.mongo.client import in_transaction
+from exporter.adapters.mongo.client import Document, in_transaction
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted, ExportCompletedData, ExportRequested
@@ -93,12 +93,13 @@ async def render_files(runtime: Runtime, spec: JobSpec, folder: Path) -> list[Jo
 async def finish(runtime: Runtime, spec: JobSpec, result: JobResult) -> None:
     event = completed_event(spec, ExportCompletedData.from_result(spec.job_id, spec.request_id, result))
 
-    async def write(session: AsyncClientSession) -> None:
-        if await runtime.jobs.finish(spec.job_id, result, session=session):
-            await runtime.outbox.add(Topic.EXPORT_COMPLETED, spec.job_id, event, session=session)
+    async def write(session: AsyncClientSession) -> Document | None:
+        if not await runtime.jobs.finish(spec.job_id, result, session=session):
+            return None
+        return await runtime.relay.add(Topic.EXPORT_COMPLETED, spec.job_id, event, session)
 
-    await in_transaction(runtime.mongo, write)
-    runtime.relay.wake()
+    if queued := await in_transaction(runtime.mongo, write):
+        runtime.relay.publish_soon([queued])
 
 
 async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> None:

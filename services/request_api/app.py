@@ -27,7 +27,8 @@ Caller = Annotated[Principal, Depends(current_principal)]
 MAX_BATCH_IDS = 1000
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    """Async, so FastAPI calls it inline instead of in its thread pool."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

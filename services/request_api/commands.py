@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, in_transaction
+from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, Document, in_transaction
 from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempotency_document, scope
-from exporter.adapters.mongo.outbox import outbox_document
 from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
@@ -117,16 +116,15 @@ async def _write_with_event(
     in the same transaction. Returns whether it changed something."""
     event = policy_event(request, action, actor, job_id)
 
-    async def work(session: AsyncClientSession) -> bool:
+    async def work(session: AsyncClientSession) -> Document | None:
         if not await write(session):
-            return False
-        await runtime.outbox.add(Topic.IAM_POLICY_UPDATED, request.id, event, session=session)
-        return True
+            return None
+        return await runtime.relay.add(Topic.IAM_POLICY_UPDATED, request.id, event, session)
 
-    changed = await in_transaction(runtime.mongo, work)
-    if changed:
-        runtime.relay.wake()
-    return changed
+    if (queued := await in_transaction(runtime.mongo, work)) is None:
+        return False
+    runtime.relay.publish_soon([queued])
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,20 +157,15 @@ async def create_export(
     body = request_view(RequestRecord(request, next_run, None))
 
     # Creates are the hot path: they go through the group commit, many in one transaction.
-    inserts = [
-        (REQUESTS, request_document(request, next_run)),
-        (
-            OUTBOX,
-            outbox_document(
-                Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", principal.user)
-            ),
-        ),
-    ]
+    event = runtime.relay.held(
+        Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", principal.user)
+    )
+    inserts = [(REQUESTS, request_document(request, next_run)), (OUTBOX, event)]
     if key_scope is not None:
         inserts.append((IDEMPOTENCY, idempotency_document(key_scope, StoredAnswer(fingerprint, 201, body))))
     try:
         await runtime.group_commit.insert(inserts)
-        runtime.relay.wake()
+        runtime.relay.publish_soon([event])
     except DuplicateKeyError:
         # A concurrent request with the same key won: answer as it did.
         stored = await runtime.idempotency.get(key_scope) if key_scope else None
@@ -246,14 +239,20 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
     scheduled_at = utcnow()
     job_id = job_id_for(request.id, scheduled_at)
 
+    requested: list[Document] = []
+
     async def write(session: AsyncClientSession) -> bool:
-        await enqueue_job(runtime.jobs, runtime.outbox, request, scheduled_at, SOURCE, session)
+        # Assigned, not appended: a retried transaction runs this again.
+        requested[:] = [
+            await enqueue_job(runtime.jobs, runtime.relay, request, scheduled_at, SOURCE, session)
+        ]
         return True
 
     try:
         await _write_with_event(runtime, request, "run", principal.user, write, job_id=job_id)
     except DuplicateKeyError as error:
         raise Conflict(f"A run of export request '{request_id}' was queued at this very moment") from error
+    runtime.relay.publish_soon(requested)
     job = await runtime.jobs.get(job_id)
     assert job is not None
     return job_view(job)

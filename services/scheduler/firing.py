@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from exporter.adapters.mongo.client import in_transaction
+from exporter.adapters.mongo.client import Document, in_transaction
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
 from exporter.dispatch import enqueue_job
@@ -18,16 +18,16 @@ log = logging.getLogger(__name__)
 SOURCE = "exporter/scheduler"
 
 
-async def fire(runtime: Runtime, request: ExportRequest, due_at: datetime, now: datetime) -> bool:
-    """Advances the schedule, records the job and queues its event, all or nothing."""
+async def fire(runtime: Runtime, request: ExportRequest, due_at: datetime, now: datetime) -> Document | None:
+    """Advances the schedule, records the job and queues its event, all or nothing; returns the
+    event, or None when another scheduler fired this run first."""
     # Missed periods after downtime are skipped: the next run is the first one after now.
     next_run = next_run_after(request, max(due_at, now))
 
-    async def write(session: AsyncClientSession) -> bool:
+    async def write(session: AsyncClientSession) -> Document | None:
         if not await runtime.requests.advance(request.id, due_at, next_run, session=session):
-            return False
-        await enqueue_job(runtime.jobs, runtime.outbox, request, due_at, SOURCE, session)
-        return True
+            return None
+        return await enqueue_job(runtime.jobs, runtime.relay, request, due_at, SOURCE, session)
 
     return await in_transaction(runtime.mongo, write)
 
@@ -39,11 +39,8 @@ async def fire_due(runtime: Runtime) -> int:
     claimed = await runtime.requests.claim_due(
         now, settings.batch_size, timedelta(seconds=settings.lease_seconds)
     )
-    fired = 0
-    for request, due_at in claimed:
-        if await fire(runtime, request, due_at, now):
-            fired += 1
-    if fired:
-        runtime.relay.wake()
-        log.info("fired %d due runs", fired)
-    return fired
+    events = [event for request, due_at in claimed if (event := await fire(runtime, request, due_at, now))]
+    if events:
+        runtime.relay.publish_soon(events)
+        log.info("fired %d due runs", len(events))
+    return len(events)

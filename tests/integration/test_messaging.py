@@ -13,6 +13,7 @@ from faststream.kafka import KafkaBroker
 from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.kafka import KafkaPublisher, make_broker, subscriber_options
+from exporter.adapters.mongo.outbox import outbox_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamPolicyUpdated, IamPolicyUpdatedData, MeasurementsPublished
 from exporter.local.demo import demo_measurements, publish
@@ -79,9 +80,11 @@ class FailingPublisher(KafkaPublisher):
 async def test_outbox_publishes_each_event_once_even_after_a_failed_publish(runtime: Runtime) -> None:
     tenant = uuid.uuid4().hex[:8]
     for index in range(5):
-        await runtime.outbox.add(Topic.IAM_POLICY_UPDATED, f"r{index}", iam_event(index, tenant))
+        await runtime.outbox.add(
+            outbox_document(Topic.IAM_POLICY_UPDATED, f"r{index}", iam_event(index, tenant))
+        )
     with pytest.raises(DuplicateKeyError):  # a replayed event is refused, never queued twice
-        await runtime.outbox.add(Topic.IAM_POLICY_UPDATED, "r0", iam_event(0, tenant))
+        await runtime.outbox.add(outbox_document(Topic.IAM_POLICY_UPDATED, "r0", iam_event(0, tenant)))
 
     broken = OutboxRelay(runtime.outbox, FailingPublisher(runtime.broker, limit=2), runtime.settings.outbox)
     with pytest.raises(ConnectionError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -45,7 +46,11 @@ async def published_ids(settings: Settings, request_id: str) -> list[str]:
 
 async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:
     settings = servers.model_copy(
-        update={"mongo": servers.mongo.model_copy(update={"database": f"crash{uuid.uuid4().hex[:8]}"})}
+        update={
+            "mongo": servers.mongo.model_copy(update={"database": f"crash{uuid.uuid4().hex[:8]}"}),
+            # The dying process leased its event to itself; the lease must run out first.
+            "outbox": servers.outbox.model_copy(update={"lease_seconds": 1.0}),
+        }
     )
     dying = Runtime.build(settings)
     await dying.prepare()
@@ -61,6 +66,7 @@ async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:
     await restarted.broker.connect()
     try:
         assert await restarted.outbox.pending_count() == 1
+        await asyncio.sleep(1.0)  # the dead process's lease runs out
         assert await restarted.relay.publish_pending() == 1
         assert await restarted.relay.publish_pending() == 0
         assert await published_ids(settings, request_id) == [f"{request_id}:v1:create"]

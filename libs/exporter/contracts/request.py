@@ -5,6 +5,7 @@ Every rule names the field it concerns, so the API can answer 400 with a precise
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import timedelta
@@ -34,8 +35,11 @@ _DOWNSAMPLE_RE = re.compile(r"^(?P<count>[1-9][0-9]{0,3})(?P<unit>s|m|h|d)$")
 _DOWNSAMPLE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_iso_duration(text: str) -> timedelta | isodate.Duration:
-    """An ISO 8601 duration (``P1Y6M4DT12H30M5S``); years and months stay calendar units."""
+    """An ISO 8601 duration (``P1Y6M4DT12H30M5S``); years and months stay calendar units.
+
+    Cached: schedules re-parse the same few periodicities on every run-time computation."""
     try:
         duration = isodate.parse_duration(text)
     except (isodate.ISO8601Error, ValueError) as error:

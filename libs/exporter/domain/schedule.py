@@ -34,31 +34,45 @@ def first_run_at(request: ExportRequest) -> datetime:
     return occurrence(request.created_at, request.periodicity, 1, request.format.timezone)
 
 
-def next_run_after(request: ExportRequest, fired_at: datetime) -> datetime | None:
-    """The first run time strictly after ``fired_at``; ``None`` when the request is finished."""
-    if request.type is ExportType.ONE_TIME or request.periodicity is None:
-        return None
+def _index_after(request: ExportRequest, periodicity: str, instant: datetime) -> int:
+    """The first run index whose time is strictly after ``instant``."""
+
+    def at(index: int) -> datetime:
+        return occurrence(request.created_at, periodicity, index, request.format.timezone)
+
     index = 1
     step = 1
     # Gallop then bisect: finds the next index in O(log n) even after long downtime.
-    while occurrence(request.created_at, request.periodicity, index, request.format.timezone) <= fired_at:
+    while at(index) <= instant:
         index += step
         step *= 2
     low = max(1, index - step // 2)
     while low < index:
         middle = (low + index) // 2
-        if occurrence(request.created_at, request.periodicity, middle, request.format.timezone) <= fired_at:
+        if at(middle) <= instant:
             low = middle + 1
         else:
             index = middle
+    return index
+
+
+def next_run_after(request: ExportRequest, fired_at: datetime) -> datetime | None:
+    """The first run time strictly after ``fired_at``; ``None`` when the request is finished."""
+    if request.type is ExportType.ONE_TIME or request.periodicity is None:
+        return None
+    index = _index_after(request, request.periodicity, fired_at)
     return occurrence(request.created_at, request.periodicity, index, request.format.timezone)
 
 
 def upcoming_runs(request: ExportRequest, next_run_at: datetime | None, count: int) -> list[datetime]:
     """The next ``count`` run times, starting with the stored next one."""
-    runs: list[datetime] = []
-    current = next_run_at
-    while current is not None and len(runs) < count:
-        runs.append(current)
-        current = next_run_after(request, current)
-    return runs
+    if next_run_at is None:
+        return []
+    if request.type is ExportType.ONE_TIME or request.periodicity is None:
+        return [next_run_at]
+    first = _index_after(request, request.periodicity, next_run_at)
+    later = (
+        occurrence(request.created_at, request.periodicity, index, request.format.timezone)
+        for index in range(first, first + count - 1)
+    )
+    return [next_run_at, *later]

@@ -48,7 +48,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     IDEMPOTENCY: [IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=24 * 3600)],
     GRANTS: [IndexModel([("tenant", ASCENDING)])],
-    OUTBOX: [IndexModel([("publishedAt", ASCENDING), ("createdAt", ASCENDING)])],
+    # No index on the outbox: it holds only events not yet published, a handful at any time, and
+    # every index would cost each insert and delete on the API's hot path.
     MEASUREMENTS: [
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]

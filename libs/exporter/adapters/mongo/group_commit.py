@@ -34,27 +34,33 @@ class _Pending:
 
 class GroupCommit:
     def __init__(
-        self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], max_batch: int = 500
+        self,
+        client: AsyncMongoClient[Document],
+        db: AsyncDatabase[Document],
+        max_batch: int = 500,
+        writers: int = 2,
     ) -> None:
         self._client = client
         self._db = db
         self._max_batch = max_batch
+        self._writer_count = writers
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: list[asyncio.Task[None]] = []
 
     async def insert(self, inserts: Inserts) -> None:
         """Returns once ``inserts`` are committed, all of them or none; raises what the store raised."""
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_forever())
+        if not self._writers:
+            self._writers = [asyncio.create_task(self._write_forever()) for _ in range(self._writer_count)]
         pending = _Pending(inserts)
         self._queue.put_nowait(pending)
         await pending.done
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        for writer in self._writers:
+            writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+                await writer
+        self._writers = []
 
     async def _write_forever(self) -> None:
         while True:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -16,15 +16,17 @@ from exporter.contracts.events import Envelope
 from exporter.topics import Topic
 
 
-def outbox_document(topic: Topic, key: str, event: Envelope[Any]) -> Document:
+def outbox_document(
+    topic: Topic, key: str, event: Envelope[Any], lease_until: datetime | None = None
+) -> Document:
+    """``lease_until`` set: the writing process will publish it itself, see ``OutboxRelay.add``."""
     return {
         "_id": event.id,
         "topic": topic.value,
         "key": key,
         "payload": event.to_wire(),
         "createdAt": utcnow(),
-        "publishedAt": None,
-        "leaseUntil": None,
+        "leaseUntil": lease_until,
     }
 
 
@@ -32,17 +34,15 @@ class OutboxRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[OUTBOX]
 
-    async def add(
-        self, topic: Topic, key: str, event: Envelope[Any], session: AsyncClientSession | None = None
-    ) -> None:
-        """Queues ``event``. An id queued before raises DuplicateKeyError, which also aborts the
-        caller's transaction: an event is never silently dropped inside one."""
-        await self._collection.insert_one(outbox_document(topic, key, event), session=session)
+    async def add(self, document: Document, session: AsyncClientSession | None = None) -> None:
+        """Queues an ``outbox_document``. An id queued before raises DuplicateKeyError, which also
+        aborts the caller's transaction: an event is never silently dropped inside one."""
+        await self._collection.insert_one(document, session=session)
 
     async def claim(self, limit: int, lease: timedelta) -> list[Document]:
         """Leases up to ``limit`` unpublished events; a crashed relay's lease simply runs out."""
         now = utcnow()
-        free = {"publishedAt": None, "$or": [{"leaseUntil": None}, {"leaseUntil": {"$lt": now}}]}
+        free = {"$or": [{"leaseUntil": None}, {"leaseUntil": {"$lt": now}}]}
         candidates = self._collection.find(free, {"_id": 1}).sort("createdAt", ASCENDING).limit(limit)
         ids = [document["_id"] async for document in candidates]
         if not ids:
@@ -64,4 +64,4 @@ class OutboxRepository:
         await self._collection.update_many({"_id": {"$in": ids}}, {"$set": {"leaseUntil": None}})
 
     async def pending_count(self) -> int:
-        return await self._collection.count_documents({"publishedAt": None})
+        return await self._collection.count_documents({})
