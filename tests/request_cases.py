@@ -46,6 +46,8 @@ BAD_FIELDS: list[tuple[str, Any, str, str]] = [
     ("periodicity", "PT0S", "periodicity", "positive"),
     ("format.extension", "docx", "format.extension", "csv"),
     ("format.timezone", "Mars/Olympus", "format.timezone", "IANA"),
+    ("format.timezone", "Europe/" + "Rome" * 100, "format.timezone", "IANA"),
+    ("format.timezone", "../../etc/passwd", "format.timezone", "IANA"),
     ("format.columns", [{"id": "colour", "label": "c"}], "format.columns.0.id", "publisher"),
     ("format.columns", [{"id": "unit", "label": " "}], "format.columns.0.label", "blank"),
     (
@@ -59,6 +61,8 @@ BAD_FIELDS: list[tuple[str, Any, str, str]] = [
     ("items.0.params.decimation", {"ds": "15m", "dsf": "median"}, "items.0.params.decimation.dsf", "avg"),
     ("items.0.params.period", "yesterday", "items.0.params.period", "ISO 8601"),
     ("items.0.params.from", 2000, "items.0.params", "before"),
+    ("items.0.params.to", 1.5, "items.0.params.to", "integer"),
+    ("items.0.params.to", True, "items.0.params.to", "integer"),
     ("items.0.filename", "../etc/passwd", "items.0.filename", "separators"),
     ("items.0.filename", "a\x07b", "items.0.filename", "control"),
     ("items.0.params.target", {"value": "not-a-urn"}, "items.0.params.target.value", "URN"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -10,8 +11,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from exporter.contracts.request import ExportRequestSpec, ExportType
 from exporter.domain.access import Action, Principal
@@ -25,6 +29,17 @@ from request_api.views import job_view, request_view
 
 Caller = Annotated[Principal, Depends(current_principal)]
 MAX_BATCH_IDS = 1000
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_date_time(value: Any) -> Any:
+    """The schema promises ISO 8601 date-times; pydantic alone would also take epoch numbers."""
+    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_date_time)]
 
 
 async def _runtime(request: Request) -> Runtime:
@@ -77,6 +92,15 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         429: "Maximum number of queued exports reached",
     }
     return ERRORS | {code: {"model": ErrorBody, "description": extra[code]} for code in codes}
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves at the request's path."""
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def describe_request_error(error: RequestValidationError) -> str:
@@ -135,9 +159,13 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all (RFC 9110).
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return JSONResponse(
-            status_code=error.status_code, content={"message": str(error.detail)}, headers=error.headers
+            status_code=error.status_code, content={"message": str(error.detail)}, headers=headers
         )
 
     @app.get("/health", include_in_schema=False)
@@ -162,8 +190,8 @@ def create_app(settings: Settings) -> FastAPI:
         pagination: Annotated[Pagination, Query()],
         type: ExportType | None = None,
         status: Annotated[str | None, Query(pattern="^(active|finished|deleted)$")] = None,
-        created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
-        created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+        created_from: Annotated[IsoDateTime | None, Query(alias="createdFrom")] = None,
+        created_to: Annotated[IsoDateTime | None, Query(alias="createdTo")] = None,
     ) -> Any:
         where = await commands.visible_filter(
             runtime, caller, type=type, status=status, created_from=created_from, created_to=created_to
