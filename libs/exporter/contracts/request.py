@@ -107,12 +107,18 @@ DEFAULT_COLUMNS: tuple[Column, ...] = tuple(
 )
 
 
+def _name_or_empty_object(schema: dict[str, Any]) -> None:
+    """Documents seed 000's ``{}`` (meaning UTC) beside the IANA name."""
+    schema.pop("type", None)
+    schema["anyOf"] = [{"type": "string"}, {"type": "object", "maxProperties": 0}]
+
+
 class Format(WireModel):
     extension: Extension
     columns: Annotated[list[Column], Field(min_length=1, max_length=8)] = Field(
         default_factory=lambda: list(DEFAULT_COLUMNS)
     )
-    timezone: str = "UTC"
+    timezone: Annotated[str, Field(json_schema_extra=_name_or_empty_object)] = "UTC"
 
     @field_validator("timezone", mode="before")
     @classmethod
