@@ -49,7 +49,11 @@ def test_seed_001_file_options_are_accepted() -> None:
     assert spec.format.compression == "zstd"
     assert spec.to_wire()["format"]["filenameMask"].startswith("${thing.serialNumber}")
     defaults = ExportRequestSpec.model_validate(SEED_000).format
-    assert (defaults.timestamp_format, defaults.compression, defaults.filename_mask) == ("ISO_8601", None, None)
+    assert (defaults.timestamp_format, defaults.compression, defaults.filename_mask) == (
+        "ISO_8601",
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
