@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime
 
 import openpyxl  # type: ignore[import-untyped]
+import polars as pl
 import pytest
 from tests.render_cases import MEASUREMENTS, layout_for, render
 
@@ -27,6 +29,11 @@ def read(data: bytes) -> openpyxl.Workbook:
 
 def values(sheet: openpyxl.worksheet.worksheet.Worksheet) -> list[tuple[object, ...]]:
     return [tuple(cell.value for cell in row) for row in sheet.iter_rows()]
+
+
+def excel_text(value: object) -> str:
+    """What Excel shows: openpyxl leaves Excel's `_xHHHH_` escapes (of control characters) as they are."""
+    return re.sub("_x([0-9A-F]{4})_", lambda match: chr(int(match[1], 16)), str(value))
 
 
 def test_values_labels_and_local_datetimes() -> None:
@@ -89,3 +96,30 @@ def test_an_empty_export_is_a_header_only_workbook() -> None:
 def test_sheet_size_is_bounded_by_excel() -> None:
     with pytest.raises(ValueError, match="sheet_rows must be between 1 and 1,048,575"):
         XlsxWriter(io.BytesIO(), Document(("a",)), sheet_rows=1_048_576)
+
+
+def test_any_text_and_number_survives_the_round_trip() -> None:
+    texts = [
+        "a & b < c > d",
+        "  padded  ",
+        "bell\x07 and nul\x00",
+        "_x0041_ stays literal",
+        "tab\tnew\nline",
+        "x" * 40_000,
+    ]
+    frame = pl.DataFrame(
+        {
+            "text": texts,
+            "number": [0.1, float("nan"), float("inf"), -1e-300, 1e20, None],
+            "count": [1, -2, 3, None, 2**40, 0],
+            "flag": [True, False, None, True, False, True],
+        }
+    )
+    sink = io.BytesIO()
+    with XlsxWriter(sink, Document(("Text", "Number", "Count", "Flag"))) as writer:
+        writer.write(frame)
+    rows = values(read(sink.getvalue())["Data"])[1:]
+    assert [excel_text(row[0]) for row in rows] == [*texts[:5], "x" * 32_767]  # Excel's longest text
+    assert [row[1] for row in rows] == [0.1, None, None, -1e-300, 1e20, None]  # no cell for NaN, inf
+    assert [row[2] for row in rows] == [1, -2, 3, None, 2**40, 0]
+    assert [row[3] for row in rows] == [True, False, None, True, False, True]

@@ -15,20 +15,15 @@ if TYPE_CHECKING:
 ISO_WITH_OFFSET = "%Y-%m-%dT%H:%M:%S%.3f%:z"
 TIME_COLUMNS = ("time", "created")
 VALUE_COLUMN = "value"
-# Spreadsheet programs run a cell that starts with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_START = "^[=+\\-@\t\r]"
+# Spreadsheet programs run a cell that starts with `=`, `+`, `-`, `@`, tab or CR as a formula.
+FORMULA_START = "^[=+\\-@\t\r]"
 UTC_TIMES = pl.Datetime("us", "UTC")
-
-
-def starts_like_formula(text: str) -> bool:
-    return text.startswith(FORMULA_PREFIXES)
 
 
 def neutralise_formulas(expression: pl.Expr) -> pl.Expr:
     """Prefixes a quote to text that a spreadsheet would evaluate (CSV/formula injection)."""
     return (
-        pl.when(expression.str.contains(_FORMULA_START)).then(pl.lit("'") + expression).otherwise(expression)
+        pl.when(expression.str.contains(FORMULA_START)).then(pl.lit("'") + expression).otherwise(expression)
     )
 
 
