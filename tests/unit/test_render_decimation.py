@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 
 from exporter.contracts.request import Decimation, DownsampleFunction
-from exporter.rendering.decimation import DecimationError, Decimator, decimate
+from exporter.rendering.decimation import DecimationError, Decimator, decimate, decimated_frames
 
 ROME = ZoneInfo("Europe/Rome")
 FUNCTIONS: list[DownsampleFunction] = ["avg", "min", "max", "sum", "count", "first", "last"]
@@ -119,6 +120,19 @@ def test_streamed_frames_give_the_same_buckets_as_one_frame() -> None:
     pieces = [decimator.feed(frame.slice(offset, 37)) for offset in range(0, frame.height, 37)]
     streamed = pl.concat([piece for piece in [*pieces, decimator.finish()] if piece.height])
     assert streamed.equals(decimate(frame, decimation, "Europe/Rome"))
+
+
+async def test_a_stores_frames_are_decimated_as_they_come() -> None:
+    frame = pl.DataFrame(measurements())
+    decimation = Decimation(ds="1d", dsf="max")
+
+    async def store() -> AsyncIterator[pl.DataFrame]:
+        for offset in range(0, frame.height, 100):
+            yield frame.slice(offset, 100)
+
+    pieces = [piece async for piece in decimated_frames(store(), decimation, "Europe/Rome")]
+    assert all(piece.height for piece in pieces)
+    assert pl.concat(pieces).equals(decimate(frame, decimation, "Europe/Rome"))
 
 
 def test_streamed_frames_must_come_in_time_order() -> None:

@@ -91,3 +91,16 @@ def test_a_pdf_holds_a_bounded_number_of_rows() -> None:
     writer.write(layout.shape(MEASUREMENTS.head(3)))
     with pytest.raises(RowLimitExceeded, match="a pdf file holds at most 3 rows"):
         writer.write(layout.shape(MEASUREMENTS.head(1)))
+
+
+def test_headings_outside_windows_1252_are_printed_with_question_marks() -> None:
+    layout = layout_for(PdfWriter)
+    sink = io.BytesIO()
+    heading = Document(layout.labels, title="Bilancia ☃", request_name="Pesi ✓", timezone="Asia/Tokyo")
+    with PdfWriter(sink, heading) as writer:
+        writer.write(layout.shape(MEASUREMENTS.head(1)))
+    reader = PdfReader(io.BytesIO(sink.getvalue()))
+    lines = reader.pages[0].extract_text().splitlines()
+    assert lines[:2] == ["Bilancia ?", "Request: Pesi ?    Window: the start to now    Timezone: Asia/Tokyo"]
+    assert reader.metadata is not None
+    assert reader.metadata.title == "Bilancia ☃"  # the document's properties keep any text

@@ -10,7 +10,7 @@ A bucket's row carries the bucket's start as its time, and its first row's other
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 import polars as pl
 
@@ -125,7 +125,7 @@ class Decimator:
         return self._decimate(rows.filter(~latest))
 
     def finish(self) -> pl.DataFrame:
-        """The last bucket, now that no later rows can join it."""
+        """The last bucket, now that no later rows can join it (an empty frame if none)."""
         pending, self._pending = self._pending, None
         return self._decimate(pending) if pending is not None else pl.DataFrame()
 
@@ -138,3 +138,15 @@ class Decimator:
 
     def _decimate(self, rows: pl.DataFrame) -> pl.DataFrame:
         return decimate(rows, self._decimation, self._timezone, self._series, self._values)
+
+
+async def decimated_frames(
+    frames: AsyncIterable[pl.DataFrame], decimation: Decimation, timezone: str
+) -> AsyncIterator[pl.DataFrame]:
+    """A store's frames of one item, in time order, as frames of complete buckets (none empty)."""
+    decimator = Decimator(decimation, timezone)
+    async for frame in frames:
+        if (buckets := decimator.feed(frame)).height:
+            yield buckets
+    if (last := decimator.finish()).height:
+        yield last

@@ -11,6 +11,7 @@ import polars as pl
 from fpdf import FPDF
 
 from exporter.rendering.sinks import BinarySink
+from exporter.rendering.table import longest_text
 from exporter.rendering.writers import Document, TableWriter
 
 PAGE_WIDTH, PAGE_HEIGHT, MARGIN = 297.0, 210.0, 10.0  # A4 landscape, mm
@@ -40,8 +41,7 @@ def column_chars(table: pl.DataFrame, labels: tuple[str, ...]) -> list[int]:
     """
     widths, texts = [], []
     for index, (label, (name, dtype)) in enumerate(zip(labels, table.schema.items(), strict=True)):
-        longest = table[name].cast(pl.String).str.len_chars().max()
-        content = int(longest) if isinstance(longest, int) else 0
+        content = longest_text(table[name])
         least = MIN_NUMBER_CHARS if dtype.is_numeric() else MIN_COLUMN_CHARS
         widths.append(min(MAX_COLUMN_CHARS, max(least, len(label), content)))
         if dtype == pl.String:
@@ -64,6 +64,11 @@ def fixed_width(text: pl.Expr, width: int, right: bool) -> pl.Expr:
     return cut.str.pad_start(width) if right else cut.str.pad_end(width)
 
 
+def printable(text: str) -> str:
+    """Heading text as the core fonts can print it."""
+    return text.encode("cp1252", errors="replace").decode("cp1252")
+
+
 class _Report(FPDF):
     def __init__(self, document: Document) -> None:
         super().__init__(orientation="L", unit="mm", format="A4")
@@ -81,13 +86,12 @@ class _Report(FPDF):
         document = self.document
         self.set_font("helvetica", "B", 13)
         self.set_xy(MARGIN, MARGIN)
-        self.cell(0, 7, document.title)
+        self.cell(0, 7, printable(document.title))
         self.set_font("helvetica", "", 8)
         self.set_xy(MARGIN, MARGIN + 8)
         request = document.request_name or "(unnamed)"
-        self.cell(
-            0, 4, f"Request: {request}    Window: {document.window_text}    Timezone: {document.timezone}"
-        )
+        heading = f"Request: {request}    Window: {document.window_text}    Timezone: {document.timezone}"
+        self.cell(0, 4, printable(heading))
         self.set_fill_color(ZEBRA_GREY - 20)
         top = BODY_TOP - LINE_HEIGHT - 1
         self.rect(MARGIN, top, PAGE_WIDTH - 2 * MARGIN, LINE_HEIGHT, style="F")

@@ -23,7 +23,9 @@ COMPRESSION_CONTENT_TYPES: dict[Compression, str] = {"gzip": "application/gzip",
 
 
 class BinarySink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
+    """Takes bytes and says how many it took, as files do (polars insists on the count)."""
+
+    def write(self, data: bytes, /) -> int: ...
 
 
 def as_io(sink: BinarySink) -> IO[bytes]:

@@ -27,6 +27,12 @@ def neutralise_formulas(expression: pl.Expr) -> pl.Expr:
     )
 
 
+def longest_text(column: pl.Series) -> int:
+    """The most characters a value of ``column`` takes as text: for column widths."""
+    longest = column.cast(pl.String).str.len_chars().max()
+    return int(longest) if isinstance(longest, int) else 0
+
+
 def series_unit(frame: pl.DataFrame) -> str | None:
     """The unit of a series, for its header (``Weight [kg]``): the first one the frame names."""
     if "unit" not in frame.columns:

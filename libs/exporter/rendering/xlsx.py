@@ -1,7 +1,8 @@
-"""XLSX (asked for as ``xlsx`` or ``xls``): xlsxwriter in constant-memory mode, one row in memory at a time.
+"""XLSX (asked for as ``xlsx`` or ``xls``): xlsxwriter in constant-memory mode.
 
-The workbook is assembled in a private temporary folder (xlsxwriter keeps each sheet's rows in a
-temporary file and zips them when closed) and copied to the sink when the file is finished.
+xlsxwriter keeps each sheet's rows in a temporary file and zips the workbook when it is closed, in
+a private temporary folder here; the finished file is then copied to the sink. The data rows' XML
+is built a frame at a time by polars and appended to xlsxwriter's row file (``append_rows``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
 from exporter.rendering.sinks import BinarySink
-from exporter.rendering.table import FORMULA_START
+from exporter.rendering.table import FORMULA_START, longest_text
 from exporter.rendering.writers import Document, TableWriter
 
 # Excel's 1,048,576 rows, less the header row.
@@ -29,6 +30,7 @@ MS_PER_DAY = 86_400_000.0
 MIN_WIDTH, MAX_WIDTH, DATETIME_WIDTH = 8, 60, 23
 COPY_CHUNK = 1 << 20
 
+# The most characters a cell holds.
 EXCEL_TEXT_LIMIT = 32_767
 # Characters XML cannot hold; Excel (and xlsxwriter) write them as `_xHHHH_`.
 _CONTROL_CHARS = [chr(code) for code in (*range(0x00, 0x09), *range(0x0B, 0x20))]
@@ -48,7 +50,8 @@ def _number_cell(number: pl.Expr, reference: pl.Expr, style: str) -> pl.Expr:
 def _text_cell(text: pl.Expr, reference: pl.Expr, quoted_style: int) -> pl.Expr:
     """An inline string cell escaped as xlsxwriter escapes it; formula-like text gets a quote prefix."""
     escaped = (
-        text.str.replace_all("&", "&amp;", literal=True)
+        text.str.slice(0, EXCEL_TEXT_LIMIT)
+        .str.replace_all("&", "&amp;", literal=True)
         .str.replace_all("<", "&lt;", literal=True)
         .str.replace_all(">", "&gt;", literal=True)
         .str.replace_all("(_x[0-9a-fA-F]{4}_)", "_x005F$1")
@@ -67,7 +70,7 @@ def _text_cell(text: pl.Expr, reference: pl.Expr, quoted_style: int) -> pl.Expr:
         pl.lit(' t="inlineStr"><is><t'),
         space,
         pl.lit(">"),
-        escaped.str.slice(0, EXCEL_TEXT_LIMIT),
+        escaped,
         pl.lit("</t></is></c>"),
     )
 
@@ -143,7 +146,7 @@ class XlsxWriter(TableWriter):
         self._path = Path(self._folder.name) / "book.xlsx"
         self._book = xlsxwriter.Workbook(
             str(self._path),
-            {"constant_memory": True, "tmpdir": self._folder.name, "nan_inf_to_errors": True},
+            {"constant_memory": True, "tmpdir": self._folder.name},
         )
         self._book.set_properties(
             {
@@ -201,11 +204,7 @@ class XlsxWriter(TableWriter):
     def _widen(self, table: pl.DataFrame) -> None:
         """Columns as wide as the first frame's longest text (within bounds), for a readable sheet."""
         for column, (name, dtype) in enumerate(table.schema.items()):
-            if isinstance(dtype, pl.Datetime):
-                content = DATETIME_WIDTH
-            else:
-                lengths = table[name].cast(pl.String).str.len_chars()
-                content = int(lengths.max() or 0) + 2  # type: ignore[arg-type]
+            content = DATETIME_WIDTH if isinstance(dtype, pl.Datetime) else longest_text(table[name]) + 2
             self._widths[column] = min(MAX_WIDTH, max(self._widths[column], content))
         self._set_widths()
 
