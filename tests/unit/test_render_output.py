@@ -146,6 +146,13 @@ def test_a_failure_leaves_the_finished_parts_and_aborts_the_open_one() -> None:
     assert [file.rows for file in parts.files] == [4]
 
 
+def test_a_part_left_unfinished_is_aborted_not_completed() -> None:
+    store = Store()
+    with part_writer(store.open) as parts:
+        parts.write(layout_for(CsvWriter).shape(TEN))
+    assert store.outcomes == {"weights.csv": "aborted: weights.csv was left unfinished"}
+
+
 def test_split_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="split limit 'rows' must be at least 1, not 0"):
         SplitLimits(rows=0)

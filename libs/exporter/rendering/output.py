@@ -150,13 +150,20 @@ class SplitLimits:
         return self.rows is not None or self.size_in_bytes is not None
 
 
+class Unfinished(Exception):
+    """What an unfinished part's sink is left with when its writer was left without an error."""
+
+
 class PartWriter(_Finishing):
     """One table as one file, or, with limits, as parts ``name-part-001.csv``, ``-002`` …
 
     Each part's sink comes from ``open_sink(name)``, entered when the part starts and left when
-    it is finished, or left with the error if rendering fails (so an upload can be aborted).
+    it is finished; a part never finished leaves its sink with an error (the rendering's, or
+    ``Unfinished``), so an upload can be aborted rather than completed.
     With limits every part is numbered, the first too: its name is needed before its size is known.
     """
+
+    _part_sink: ExitStack
 
     def __init__(
         self,
@@ -175,7 +182,6 @@ class PartWriter(_Finishing):
         self._namer = namer
         self._limits = limits or SplitLimits()
         self._rows_per_part = self._row_limit()
-        self._sink: ExitStack | None = None
         self._current = self._start()
 
     def _row_limit(self) -> int | None:
@@ -186,9 +192,13 @@ class PartWriter(_Finishing):
     def _start(self) -> FileWriter:
         number = len(self.files) + 1
         name = self._namer.part(self.name, number) if self._limits.enabled else self.name
-        self._sink = ExitStack()
-        sink = self._sink.enter_context(self._open_sink(name))
-        return FileWriter(name, sink, self._format, self._document)
+        self._part_sink = ExitStack()
+        sink = self._part_sink.enter_context(self._open_sink(name))
+        try:
+            return FileWriter(name, sink, self._format, self._document)
+        except BaseException as error:
+            self._abort_sink(error)
+            raise
 
     def _full(self) -> bool:
         current, limits = self._current, self._limits
@@ -213,9 +223,8 @@ class PartWriter(_Finishing):
         return sum(file.rows for file in self.files) + self._current.rows
 
     def _finish_part(self) -> None:
-        assert self._sink is not None
         self.files.append(self._current.close())
-        self._sink.close()
+        self._part_sink.close()
 
     def close(self) -> list[RenderedFile]:
         self._finish_part()
@@ -223,11 +232,10 @@ class PartWriter(_Finishing):
         return self.files
 
     def discard(self, error: BaseException | None = None) -> None:
-        """Abandons the part being written; its sink is left with ``error`` (if any)."""
+        """Abandons the part being written; its sink is left with ``error``."""
         self._current.discard()
-        assert self._sink is not None
-        if error is None:
-            self._sink.close()
-        else:
-            self._sink.__exit__(type(error), error, error.__traceback__)
+        self._abort_sink(error or Unfinished(f"{self._current.name} was left unfinished"))
         self.closed = True
+
+    def _abort_sink(self, error: BaseException) -> None:
+        self._part_sink.__exit__(type(error), error, error.__traceback__)
