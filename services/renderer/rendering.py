@@ -19,9 +19,10 @@ from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted, ExportCompletedData, ExportRequested
 from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
 from exporter.domain.jobs import pending_deliveries
-from exporter.rendering.files import file_names, job_prefix, object_key, sha256_of
-from exporter.rendering.table import shape
-from exporter.rendering.writers import CsvWriter
+from exporter.rendering.names import FileNamer, job_prefix, naming_context, object_key
+from exporter.rendering.output import FileFormat, FileWriter
+from exporter.rendering.table import Layout
+from exporter.rendering.writers import Document
 from exporter.runtime import Runtime
 from exporter.topics import Topic
 
@@ -48,15 +49,24 @@ def completed_event(spec: JobSpec, data: ExportCompletedData) -> ExportCompleted
 
 async def render_files(runtime: Runtime, spec: JobSpec, folder: Path) -> list[JobFile]:
     request = spec.request
-    columns = request.format.columns
-    labels = [column.label for column in columns]
-    names = file_names(request.items, "csv")
+    file_format = FileFormat.of(request.format)
+    layout = Layout.of(request.format, file_format.writer)
+    namer = FileNamer(file_format.suffix, request.format.hash_filenames)
     files: list[JobFile] = []
     rows_total, last_beat = 0, time.monotonic()
-    for item, window, name in zip(request.items, spec.windows, names, strict=True):
+    for index, (item, window) in enumerate(zip(request.items, spec.windows, strict=True)):
+        mask = item.filename or request.format.filename_mask
+        name = namer.name(mask, naming_context(spec, index), f"export-{index + 1}")
+        document = Document(
+            layout.labels,
+            title=item.params.target.label or item.params.target.metric,
+            request_name=request.name,
+            window_from=window.from_,
+            window_to=window.to,
+            timezone=request.format.timezone,
+        )
         path = folder / name
-        rows = 0
-        with CsvWriter(path, labels) as writer:
+        with path.open("wb") as sink, FileWriter(name, sink, file_format, document) as writer:
             frames = runtime.measurements.frames(
                 spec.tenant,
                 item.params.target.publisher,
@@ -68,25 +78,25 @@ async def render_files(runtime: Runtime, spec: JobSpec, folder: Path) -> list[Jo
                 item.params.subtopic,
             )
             async for frame in frames:
-                writer.write(shape(frame, columns, request.format.timezone))
-                rows += frame.height
+                writer.write(layout.shape(frame))
                 if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                     last_beat = time.monotonic()
-                    if not await runtime.jobs.heartbeat(spec.job_id, rows_total + rows, LEASE):
+                    if not await runtime.jobs.heartbeat(spec.job_id, rows_total + writer.rows, LEASE):
                         raise Cancelled
+            rendered = writer.close()
         key = object_key(spec.tenant, spec.request_id, spec.job_id, name)
-        stored = await runtime.storage.upload_file(key, path, writer.content_type)
+        stored = await runtime.storage.upload_file(key, path, rendered.content_type)
         files.append(
             JobFile(
                 key=key,
                 name=name,
                 size_in_bytes=stored.size,
-                rows=rows,
-                checksum=f"sha256:{sha256_of(path)}",
-                content_type=writer.content_type,
+                rows=rendered.rows,
+                checksum=f"sha256:{rendered.sha256}",
+                content_type=rendered.content_type,
             )
         )
-        rows_total += rows
+        rows_total += rendered.rows
     return files
 
 

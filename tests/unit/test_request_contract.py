@@ -29,6 +29,33 @@ def test_seed_002_single_notification_object_becomes_one_message() -> None:
     assert spec.notification.messages[0].policy == "always"
 
 
+def test_seed_001_file_options_are_accepted() -> None:
+    body = with_field(
+        "format",
+        {
+            "extension": "xlsx",
+            "timezone": "Europe/Rome",
+            "timestampFormat": "EPOCH_MILLIS",
+            "includeUnit": True,
+            "compression": "zstd",
+            "filenameMask": "${thing.serialNumber}_${thingDefinition.name}_${job.scheduledAt:%Y%m%d}",
+            "hashFilenames": True,
+        },
+    )
+    body["items"][0]["filename"] = "${target.label}-${item.index:03d}"
+    spec = ExportRequestSpec.model_validate(body)
+    assert spec.format.timestamp_format == "EPOCH_MILLIS"
+    assert (spec.format.include_unit, spec.format.hash_filenames) == (True, True)
+    assert spec.format.compression == "zstd"
+    assert spec.to_wire()["format"]["filenameMask"].startswith("${thing.serialNumber}")
+    defaults = ExportRequestSpec.model_validate(SEED_000).format
+    assert (defaults.timestamp_format, defaults.compression, defaults.filename_mask) == (
+        "ISO_8601",
+        None,
+        None,
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "value", "field", "words"),
     BAD_FIELDS,

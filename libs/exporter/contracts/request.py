@@ -29,6 +29,8 @@ Extension = Literal["csv", "xls", "xlsx", "pdf", "json", "jsonl"]
 DownsampleFunction = Literal["avg", "min", "max", "sum", "count", "first", "last"]
 NotificationPolicy = Literal["onSuccess", "onFailure", "always"]
 NotificationMedium = Literal["email", "slack", "telegram", "discord"]
+TimestampFormat = Literal["ISO_8601", "EPOCH_MILLIS"]
+Compression = Literal["gzip", "zstd"]
 
 MAX_FILENAME_LENGTH = 120
 # Unnamed groups: the pattern also goes into the OpenAPI schema, whose regex dialect lacks (?P<…>).
@@ -36,6 +38,11 @@ _DOWNSAMPLE_RE = re.compile(r"^([1-9][0-9]{0,3})(s|m|h|d)$")
 # urn:<namespace…>:<publisher>:<metric>, the last two non-empty.
 _URN_RE = re.compile(r"^urn:(?:[^:]*:)*[^:]+:[^:]+$")
 _DOWNSAMPLE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# `${path}` or `${path:format}`; a path is dotted names, a format what strftime or format() take.
+_PLACEHOLDER_RE = re.compile(r"\$\{(?P<path>[^}:]*)(?::(?P<spec>[^}]*))?\}")
+_PLACEHOLDER_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# What a file name mask may refer to; the renderer builds exactly these roots for every file.
+FILENAME_MASK_ROOTS = ("export", "item", "job", "target", "thing", "thingDefinition", "window")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -90,6 +97,28 @@ def safe_filename(name: str) -> str:
     return name
 
 
+def mask_placeholders(mask: str) -> list[re.Match[str]]:
+    """The ``${path[:format]}`` placeholders of a file name mask, checked against the known roots."""
+    placeholders = list(_PLACEHOLDER_RE.finditer(mask))
+    if "${" in _PLACEHOLDER_RE.sub("", mask):
+        raise ValueError("has a '${' without its closing '}'")
+    for placeholder in placeholders:
+        path = placeholder["path"]
+        if not _PLACEHOLDER_PATH_RE.match(path):
+            raise ValueError(f"'{placeholder[0]}' is not a placeholder such as ${{thing.serialNumber}}")
+        if path.split(".")[0] not in FILENAME_MASK_ROOTS:
+            roots = ", ".join(FILENAME_MASK_ROOTS)
+            raise ValueError(f"'{placeholder[0]}' refers to an unknown object; use one of: {roots}")
+    return placeholders
+
+
+def filename_mask(mask: str) -> str:
+    """A file name (without extension) that may hold placeholders; its fixed parts must be safe."""
+    safe_filename(mask)
+    mask_placeholders(mask)
+    return mask
+
+
 class Column(WireModel):
     id: ColumnId
     label: Annotated[str, Field(min_length=1, max_length=200)]
@@ -119,6 +148,19 @@ class Format(WireModel):
         default_factory=lambda: list(DEFAULT_COLUMNS)
     )
     timezone: Annotated[str, Field(json_schema_extra=_name_or_empty_object)] = "UTC"
+    timestamp_format: TimestampFormat = "ISO_8601"
+    # Seed 001: `Weight [kg]`, the unit appended to the value column's label.
+    include_unit: bool = False
+    compression: Compression | None = None
+    # Seed 001's `thingFileName`: the name of every item's file that has no `filename` of its own.
+    filename_mask: str | None = None
+    # Seed 001's `hashThingFileName`: names (without extension) anonymised as their MD5.
+    hash_filenames: bool = False
+
+    @field_validator("filename_mask")
+    @classmethod
+    def _filename_mask(cls, value: str | None) -> str | None:
+        return None if value is None else filename_mask(value)
 
     @field_validator("timezone", mode="before")
     @classmethod
@@ -211,12 +253,13 @@ class ItemParams(WireModel):
 
 class Item(WireModel):
     params: ItemParams
+    # A name without extension; it may hold placeholders like the format's `filenameMask`.
     filename: str | None = None
 
     @field_validator("filename")
     @classmethod
     def _safe_filename(cls, value: str | None) -> str | None:
-        return None if value is None else safe_filename(value)
+        return None if value is None else filename_mask(value)
 
 
 class NotificationMessage(WireModel):

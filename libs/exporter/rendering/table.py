@@ -2,35 +2,96 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import polars as pl
 
-from exporter.contracts.request import Column
+from exporter.contracts.request import Column, Format, TimestampFormat
+
+if TYPE_CHECKING:
+    from exporter.rendering.writers import TableWriter
 
 ISO_WITH_OFFSET = "%Y-%m-%dT%H:%M:%S%.3f%:z"
 TIME_COLUMNS = ("time", "created")
-# Spreadsheet programs run a cell that starts with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+VALUE_COLUMN = "value"
+# Spreadsheet programs run a cell that starts with `=`, `+`, `-`, `@`, tab or CR as a formula.
+FORMULA_START = "^[=+\\-@\t\r]"
+UTC_TIMES = pl.Datetime("us", "UTC")
 
 
 def neutralise_formulas(expression: pl.Expr) -> pl.Expr:
     """Prefixes a quote to text that a spreadsheet would evaluate (CSV/formula injection)."""
-    starts = pl.lit(False)
-    for prefix in FORMULA_PREFIXES:
-        starts = starts | expression.str.starts_with(prefix)
-    return pl.when(starts).then(pl.lit("'") + expression).otherwise(expression)
+    return (
+        pl.when(expression.str.contains(FORMULA_START)).then(pl.lit("'") + expression).otherwise(expression)
+    )
 
 
-def shape(frame: pl.DataFrame, columns: list[Column], timezone: str) -> pl.DataFrame:
-    """Only the requested columns, in the requested order, labelled, as text-safe values."""
-    expressions = []
-    for column in columns:
-        expression = pl.col(column.id)
-        dtype = frame.schema[column.id]
-        if column.id in TIME_COLUMNS:
-            expression = expression.dt.convert_time_zone(timezone).dt.to_string(ISO_WITH_OFFSET)
-            expressions.append(expression.alias(column.label))
-            continue
-        if dtype == pl.String:
-            expression = neutralise_formulas(expression)
-        expressions.append(expression.alias(column.label))
-    return frame.select(expressions)
+def longest_text(column: pl.Series) -> int:
+    """The most characters a value of ``column`` takes as text: for column widths."""
+    longest = column.cast(pl.String).str.len_chars().max()
+    return int(longest) if isinstance(longest, int) else 0
+
+
+def series_unit(frame: pl.DataFrame) -> str | None:
+    """The unit of a series, for its header (``Weight [kg]``): the first one the frame names."""
+    if "unit" not in frame.columns:
+        return None
+    units = frame["unit"].drop_nulls()
+    return str(units[0]) if len(units) else None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How stored measurements become the requested table for one kind of file."""
+
+    columns: tuple[Column, ...]
+    timezone: str = "UTC"
+    timestamps: TimestampFormat = "ISO_8601"
+    # Appended to the value column's label: `Weight [kg]`.
+    unit: str | None = None
+    # Spreadsheets keep times as datetimes (in the target zone) instead of text.
+    native_times: bool = False
+    # Text files quote what a spreadsheet opening them would run as a formula.
+    neutralise: bool = True
+
+    @classmethod
+    def of(cls, fmt: Format, writer: type[TableWriter], unit: str | None = None) -> Layout:
+        """The layout a request's format asks for, as the given writer needs it."""
+        return cls(
+            columns=tuple(fmt.columns),
+            timezone=fmt.timezone,
+            timestamps=fmt.timestamp_format,
+            unit=unit if fmt.include_unit else None,
+            native_times=writer.native_times,
+            neutralise=writer.neutralises_formulas,
+        )
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self._label(column) for column in self.columns)
+
+    def _label(self, column: Column) -> str:
+        if column.id == VALUE_COLUMN and self.unit:
+            return f"{column.label} [{self.unit}]"
+        return column.label
+
+    def shape(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Only the requested columns, in the requested order, labelled."""
+        return frame.select(
+            self._expression(column.id, frame.schema[column.id]).alias(self._label(column))
+            for column in self.columns
+        )
+
+    def _expression(self, column_id: str, dtype: pl.DataType) -> pl.Expr:
+        expression = pl.col(column_id)
+        if column_id in TIME_COLUMNS:
+            # MongoDB hands back naive UTC; a cast makes every time an explicit UTC instant.
+            instant = expression.cast(UTC_TIMES)
+            if self.timestamps == "EPOCH_MILLIS":
+                return instant.dt.epoch("ms")
+            local = instant.dt.convert_time_zone(self.timezone)
+            return local if self.native_times else local.dt.to_string(ISO_WITH_OFFSET)
+        if self.neutralise and dtype == pl.String:
+            return neutralise_formulas(expression)
+        return expression
