@@ -1,7 +1,8 @@
-"""Queuing a job: the job document and its ``export.requested`` event, in the caller's transaction.
+"""Queuing a job and announcing its end: the documents and events every service writes alike.
 
-The scheduler does it for each due run, the request-api for "run now"; both go through here so
-a job always has the same shape and always announces itself.
+The scheduler queues each due run, the request-api each "run now"; the renderer announces what
+it made, the scheduler what it gave up on. All go through here so a job always has the same
+shape and always announces itself the same way.
 """
 
 from __future__ import annotations
@@ -12,11 +13,28 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.jobs import JobRepository, new_job_document
-from exporter.contracts.events import ExportRequested
+from exporter.contracts.events import ExportCompleted, ExportCompletedData, ExportRequested
+from exporter.contracts.job import JobResult, JobSpec
 from exporter.contracts.request import ExportRequest
 from exporter.domain.jobs import job_for, pending_deliveries
 from exporter.outbox import OutboxRelay
 from exporter.topics import Topic
+
+
+def queued_job(
+    relay: OutboxRelay,
+    request: ExportRequest,
+    scheduled_at: datetime,
+    source: str,
+    previous_end: datetime | None = None,
+) -> tuple[Document, Document]:
+    """The job document and its ``export.requested`` outbox document, to insert together."""
+    spec = job_for(request, scheduled_at, previous_end)
+    event = ExportRequested(
+        id=spec.job_id, source=source, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
+    )
+    job = new_job_document(spec, pending_deliveries(spec.request))
+    return job, relay.held(Topic.EXPORT_REQUESTED, spec.job_id, event)
 
 
 async def enqueue_job(
@@ -26,11 +44,23 @@ async def enqueue_job(
     scheduled_at: datetime,
     source: str,
     session: AsyncClientSession,
+    previous_end: datetime | None = None,
 ) -> Document:
-    """Returns the queued event, for ``relay.publish_soon`` once the caller has committed."""
-    spec = job_for(request, scheduled_at)
-    event = ExportRequested(
-        id=spec.job_id, source=source, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
+    """Queues one job in the caller's transaction; returns its event, for ``relay.publish_soon``
+    once the caller has committed."""
+    job, event = queued_job(relay, request, scheduled_at, source, previous_end)
+    await jobs.add(job, session=session)
+    await relay.outbox.add(event, session=session)
+    return event
+
+
+def completed_event(spec: JobSpec, result: JobResult, source: str) -> ExportCompleted:
+    """One per job: its id is fixed, so a repeated announcement is recognisable downstream."""
+    return ExportCompleted(
+        id=f"{spec.job_id}:completed",
+        source=source,
+        subject=spec.job_id,
+        tenant=spec.tenant,
+        actor=spec.owner,
+        data=ExportCompletedData.from_result(spec.job_id, spec.request_id, result),
     )
-    await jobs.add(new_job_document(spec, pending_deliveries(spec.request)), session=session)
-    return await relay.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session)

@@ -52,6 +52,10 @@ class OutboxRelay:
         lease_until = utcnow() + timedelta(seconds=self._settings.lease_seconds)
         return outbox_document(topic, key, event, lease_until)
 
+    @property
+    def outbox(self) -> OutboxRepository:
+        return self._outbox
+
     async def add(
         self, topic: Topic, key: str, event: Envelope[Any], session: AsyncClientSession
     ) -> Document:

@@ -87,10 +87,17 @@ class SchedulerSettings(BaseModel):
     poll_interval_seconds: float = Field(default=0.5, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=500, ge=1)
+    max_catch_up_runs: int = Field(default=24, ge=1, le=1000)
+    sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    working_timeout_seconds: float = Field(default=3600.0, gt=0)
+    stuck_jobs: Literal["requeue", "fail"] = "requeue"
+    max_job_attempts: int = Field(default=3, ge=1, le=100)
+    retention_days: float = Field(default=30.0, gt=0)
 
 
 class OutboxSettings(BaseModel):
-    poll_interval_seconds: float = Field(default=0.2, gt=0)
+    # Only the claim pass for orphaned events polls; a writer's own events go out at once.
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=500, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
 

@@ -16,13 +16,14 @@ from exporter.adapters.kafka import KafkaPublisher
 from exporter.adapters.mongo.client import Document, in_transaction
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
-from exporter.contracts.events import ExportCompleted, ExportCompletedData, ExportRequested
+from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+from exporter.dispatch import completed_event
 from exporter.domain.jobs import pending_deliveries
 from exporter.rendering.names import FileNamer, job_prefix, naming_context, object_key
 from exporter.rendering.output import FileFormat, FileWriter
 from exporter.rendering.table import Layout
-from exporter.rendering.writers import Document
+from exporter.rendering.writers import Document as FileDocument
 from exporter.runtime import Runtime
 from exporter.topics import Topic
 
@@ -36,17 +37,6 @@ class Cancelled(Exception):
     """The job left ``inProgress`` while rendering: someone cancelled it."""
 
 
-def completed_event(spec: JobSpec, data: ExportCompletedData) -> ExportCompleted:
-    return ExportCompleted(
-        id=f"{spec.job_id}:completed",
-        source=SOURCE,
-        subject=spec.job_id,
-        tenant=spec.tenant,
-        actor=spec.owner,
-        data=data,
-    )
-
-
 async def render_files(runtime: Runtime, spec: JobSpec, folder: Path) -> list[JobFile]:
     request = spec.request
     file_format = FileFormat.of(request.format)
@@ -57,7 +47,7 @@ async def render_files(runtime: Runtime, spec: JobSpec, folder: Path) -> list[Jo
     for index, (item, window) in enumerate(zip(request.items, spec.windows, strict=True)):
         mask = item.filename or request.format.filename_mask
         name = namer.name(mask, naming_context(spec, index), f"export-{index + 1}")
-        document = Document(
+        document = FileDocument(
             layout.labels,
             title=item.params.target.label or item.params.target.metric,
             request_name=request.name,
@@ -101,7 +91,7 @@ async def render_files(runtime: Runtime, spec: JobSpec, folder: Path) -> list[Jo
 
 
 async def finish(runtime: Runtime, spec: JobSpec, result: JobResult) -> None:
-    event = completed_event(spec, ExportCompletedData.from_result(spec.job_id, spec.request_id, result))
+    event = completed_event(spec, result, SOURCE)
 
     async def write(session: AsyncClientSession) -> Document | None:
         if not await runtime.jobs.finish(spec.job_id, result, session=session):
@@ -116,7 +106,7 @@ async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> 
     """A redelivered job that already finished: announce its existing result again, write nothing."""
     aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
     result = JobResult.model_validate({alias: job[alias] for alias in aliases if job.get(alias) is not None})
-    event = completed_event(spec, ExportCompletedData.from_result(spec.job_id, spec.request_id, result))
+    event = completed_event(spec, result, SOURCE)
     await KafkaPublisher(runtime.broker).publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
 
 

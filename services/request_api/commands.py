@@ -199,7 +199,7 @@ async def update_export(
     if updated.type is ExportType.RECURRING:
         next_run = next_run_after(updated, utcnow())
     elif record.last_run_at is None:
-        next_run = record.next_run_at or utcnow()
+        next_run = first_run_at(updated)
     else:
         next_run = None  # a one-time request that already ran does not run again on an edit; /run does
 

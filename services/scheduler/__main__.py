@@ -1,4 +1,4 @@
-"""``python -m scheduler``: fires due runs and publishes them through the outbox."""
+"""``python -m scheduler``: fires due runs, recovers stuck jobs, expires old ones."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from exporter.runtime import Runtime, configure_logging
 from exporter.settings import get_settings
 from scheduler.firing import fire_due
+from scheduler.sweeping import sweep
 
 log = logging.getLogger("scheduler")
 
@@ -19,10 +20,16 @@ async def run() -> None:
     await runtime.broker.connect()
     await runtime.start_relay()
     log.info("scheduler started")
+    loop = asyncio.get_running_loop()
+    next_sweep = loop.time()
     try:
         while True:
             try:
-                await fire_due(runtime)
+                while await fire_due(runtime):  # more may be due than one batch holds
+                    pass
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + settings.scheduler.sweep_interval_seconds
+                    await sweep(runtime)
             except Exception:
                 log.exception("scheduler pass failed; retrying")
             await asyncio.sleep(settings.scheduler.poll_interval_seconds)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from exporter.contracts.request import ExportRequest
-from exporter.domain.schedule import first_run_at, next_run_after, occurrence
+from exporter.domain.jobs import job_for
+from exporter.domain.schedule import due_runs, first_run_at, next_run_after, occurrence, upcoming_runs
 
 ROME = ZoneInfo("Europe/Rome")
+NEW_YORK = ZoneInfo("America/New_York")
 
 
-def _request(periodicity: str | None, created: datetime, timezone: str = "UTC") -> ExportRequest:
+def _request(
+    periodicity: str | None, created: datetime, timezone: str = "UTC", **fields: object
+) -> ExportRequest:
     return ExportRequest.model_validate(
         {
             "id": "r1",
@@ -23,6 +28,7 @@ def _request(periodicity: str | None, created: datetime, timezone: str = "UTC") 
             "periodicity": periodicity,
             "format": {"extension": "csv", "timezone": timezone},
             "items": [{"params": {"target": {"value": "urn:x:dev:metric"}}}],
+            **fields,
         }
     )
 
@@ -67,3 +73,96 @@ def test_next_run_after_long_downtime_is_the_first_future_one() -> None:
     assert next_run_after(request, later) == datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
     exact = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
     assert next_run_after(request, exact) == datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %z")
+
+
+def test_daily_at_two_stays_at_two_across_both_rome_changes() -> None:
+    start = datetime(2026, 3, 27, 2, 0, tzinfo=ROME)  # spring forward on 29 March
+    request = _request("P1D", start.astimezone(UTC), "Europe/Rome", startAt=start.astimezone(UTC))
+    runs = [_local(occurrence(start, "P1D", k, "Europe/Rome"), ROME) for k in range(1, 5)]
+    # 29 March 02:00 does not exist in Rome: that run happens right after the jump, at 03:00.
+    assert runs == [
+        "2026-03-28 02:00 +0100",
+        "2026-03-29 03:00 +0200",
+        "2026-03-30 02:00 +0200",
+        "2026-03-31 02:00 +0200",
+    ]
+    autumn = datetime(2026, 10, 24, 2, 30, tzinfo=ROME)  # fall back on 25 October: 02:30 happens twice
+    runs = [_local(occurrence(autumn, "P1D", k, "Europe/Rome"), ROME) for k in range(1, 4)]
+    assert runs == ["2026-10-25 02:30 +0200", "2026-10-26 02:30 +0100", "2026-10-27 02:30 +0100"]
+    assert upcoming_runs(request, first_run_at(request), 3)[1].astimezone(ROME).hour == 3
+
+
+def test_new_york_changes_keep_the_local_hour_and_hourly_runs_keep_real_hours() -> None:
+    start = datetime(2026, 3, 7, 9, 0, tzinfo=NEW_YORK)  # clocks go forward on 8 March
+    assert [_local(occurrence(start, "P1D", k, "America/New_York"), NEW_YORK)[11:] for k in (0, 1)] == [
+        "09:00 -0500",
+        "09:00 -0400",
+    ]
+    november = datetime(2026, 11, 1, 0, 30, tzinfo=NEW_YORK)  # back on 1 November at 02:00
+    hourly = [occurrence(november, "PT1H", k, "America/New_York") for k in range(1, 4)]
+    # PT1H is elapsed time: runs stay one real hour apart while the wall clock repeats 01:xx.
+    assert [b - a for a, b in itertools.pairwise(hourly)] == [timedelta(hours=1)] * 2
+
+
+def test_leap_day_anchor_and_the_seed_duration() -> None:
+    leap = datetime(2024, 2, 29, 12, 0, tzinfo=UTC)
+    assert [occurrence(leap, "P1Y", k, "UTC").date().isoformat() for k in (1, 4)] == [
+        "2025-02-28",
+        "2028-02-29",
+    ]
+    anchor = datetime(2026, 1, 31, tzinfo=UTC)
+    assert occurrence(anchor, "P1Y6M4DT12H30M5S", 2, "UTC") == datetime(2029, 2, 9, 1, 0, 10, tzinfo=UTC)
+
+
+def test_start_at_anchors_the_periods() -> None:
+    created = datetime(2026, 5, 5, 10, 17, tzinfo=UTC)
+    start = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+    request = _request("P1D", created, startAt=start)
+    assert first_run_at(request) == datetime(2026, 6, 2, 2, 0, tzinfo=UTC)
+    once = _request(None, created, startAt=start)
+    assert first_run_at(once) == start  # a one-time request waits for its start
+
+
+def test_catch_up_latest_fires_once_and_all_fires_each_missed_period_up_to_the_bound() -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    due = datetime(2026, 1, 1, 1, tzinfo=UTC)  # run 1 of an hourly request
+    now = datetime(2026, 1, 1, 5, 30, tzinfo=UTC)  # the scheduler was down for 4.5 hours
+    latest = due_runs(_request("PT1H", created), due, now, max_catch_up=24)
+    assert latest.runs == [datetime(2026, 1, 1, 5, tzinfo=UTC)]
+    assert latest.next_run_at == datetime(2026, 1, 1, 6, tzinfo=UTC)
+    assert latest.skipped == 4
+    every = due_runs(_request("PT1H", created, catchUp="all"), due, now, max_catch_up=24)
+    assert [run.hour for run in every.runs] == [1, 2, 3, 4, 5]
+    assert every.skipped == 0
+    bounded = due_runs(_request("PT1H", created, catchUp="all"), due, now, max_catch_up=2)
+    assert [run.hour for run in bounded.runs] == [4, 5]
+    assert bounded.skipped == 3
+    on_time = due_runs(_request("PT1H", created), due, due, max_catch_up=24)
+    assert (on_time.runs, on_time.next_run_at, on_time.skipped) == (
+        [due],
+        datetime(2026, 1, 1, 2, tzinfo=UTC),
+        0,
+    )
+
+
+def test_windows_chain_without_gaps_or_overlaps() -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    request = _request("PT1H", created)
+    runs = [occurrence(created, "PT1H", k, "UTC") for k in range(1, 4)]
+    windows = []
+    previous = created
+    for run in runs:
+        windows.append(job_for(request, run, previous).windows[0])
+        previous = run
+    assert [(w.from_, w.to) for w in windows] == [(created, runs[0]), (runs[0], runs[1]), (runs[1], runs[2])]
+    with_period = _request(
+        "PT1H", created, items=[{"params": {"target": {"value": "urn:x:d:m"}, "period": "PT15M"}}]
+    )
+    window = job_for(with_period, runs[0], created).windows[0]
+    assert (window.from_, window.to) == (runs[0] - timedelta(minutes=15), runs[0])
+    once = _request(None, created)
+    assert job_for(once, created).windows[0].from_ is None  # open: everything there is

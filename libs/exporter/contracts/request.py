@@ -28,6 +28,7 @@ ColumnId = Literal["publisher", "channel", "subtopic", "name", "unit", "time", "
 Extension = Literal["csv", "xls", "xlsx", "pdf", "json", "jsonl"]
 DownsampleFunction = Literal["avg", "min", "max", "sum", "count", "first", "last"]
 NotificationPolicy = Literal["onSuccess", "onFailure", "always"]
+CatchUp = Literal["latest", "all"]
 NotificationMedium = Literal["email", "slack", "telegram", "discord"]
 TimestampFormat = Literal["ISO_8601", "EPOCH_MILLIS"]
 Compression = Literal["gzip", "zstd"]
@@ -290,6 +291,10 @@ class ExportRequestSpec(WireModel):
     format: Format
     items: Annotated[list[Item], Field(min_length=1, max_length=100)]
     periodicity: str | None = None
+    # Where the periods are anchored (default: the creation time); runs fall at the end of each.
+    start_at: UtcDatetime | None = None
+    # After scheduler downtime: one run for the latest missed time, or one per missed period.
+    catch_up: CatchUp = "latest"
     notification: Notification = Field(default_factory=Notification)
 
     @field_validator("periodicity")

@@ -10,7 +10,9 @@ from exporter.contracts.request import ExportRequest, ExportRequestSpec
 from exporter.domain.windows import resolve_windows
 
 
-def job_for(request: ExportRequest, scheduled_at: datetime) -> JobSpec:
+def job_for(request: ExportRequest, scheduled_at: datetime, previous_end: datetime | None = None) -> JobSpec:
+    """``previous_end``: where the previous run's window ended (a recurring request's last run,
+    or its anchor before the first)."""
     spec = request.spec()
     return JobSpec(
         job_id=job_id_for(request.id, scheduled_at),
@@ -20,7 +22,7 @@ def job_for(request: ExportRequest, scheduled_at: datetime) -> JobSpec:
         owner=request.owner,
         scheduled_at=scheduled_at,
         request=spec,
-        windows=resolve_windows(spec, scheduled_at),
+        windows=resolve_windows(spec, scheduled_at, previous_end),
     )
 
 

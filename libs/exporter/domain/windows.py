@@ -20,14 +20,20 @@ def period_start(end: datetime, period: str, timezone: str) -> datetime:
     return (local_end - parse_iso_duration(period)).replace(tzinfo=zone).astimezone(UTC)
 
 
-def resolve_windows(spec: ExportRequestSpec, scheduled_at: datetime) -> list[Window]:
-    """``period`` means the period that ends at the run's scheduled time; ``from``/``to`` are absolute."""
+def resolve_windows(
+    spec: ExportRequestSpec, scheduled_at: datetime, previous_end: datetime | None = None
+) -> list[Window]:
+    """``period`` means the period that ends at the run's scheduled time; ``from``/``to`` are
+    absolute; a recurring item with neither takes what arrived since the previous run's window
+    ended (``previous_end``), so consecutive runs neither overlap nor leave gaps."""
     windows = []
     for index, item in enumerate(spec.items):
         params = item.params
         if params.period is not None:
             start = period_start(scheduled_at, params.period, spec.format.timezone)
             windows.append(Window(item=index, from_=start, to=scheduled_at))
+        elif previous_end is not None and params.from_ == 0 and params.to == 0:
+            windows.append(Window(item=index, from_=previous_end, to=scheduled_at))
         else:
             windows.append(
                 Window(item=index, from_=_from_epoch_ms(params.from_), to=_from_epoch_ms(params.to))

@@ -6,7 +6,7 @@ so concurrent or redelivered work can never move a job twice.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -43,6 +43,7 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
         "notifications": notifications,
         "targets": sorted({item.params.target.value for item in spec.request.items}),
         "leaseUntil": None,
+        "attempts": 0,
     }
 
 
@@ -53,6 +54,10 @@ class JobRepository:
     async def add(self, document: Document, session: AsyncClientSession | None = None) -> None:
         """Raises DuplicateKeyError when the job exists: its id derives from request and time."""
         await self._collection.insert_one(document, session=session)
+
+    async def add_many(self, documents: list[Document], session: AsyncClientSession) -> None:
+        """All or nothing inside ``session``'s transaction; a duplicate raises BulkWriteError."""
+        await self._collection.insert_many(documents, session=session)
 
     async def get(self, job_id: str, tenant: str | None = None) -> Document | None:
         query: Document = {"_id": job_id}
@@ -182,3 +187,64 @@ class JobRepository:
 
     async def count_for_request(self, tenant: str, request_id: str) -> int:
         return await self._collection.count_documents({"tenant": tenant, "requestId": request_id})
+
+    async def stuck(self, now: datetime, working_timeout: timedelta, limit: int) -> list[Document]:
+        """Running jobs whose renderer stopped heartbeating, or that ran past the working timeout."""
+        cursor = self._collection.find(
+            {
+                "status": JobStatus.IN_PROGRESS.value,
+                "$or": [{"leaseUntil": {"$lt": now}}, {"startedAt": {"$lt": now - working_timeout}}],
+            }
+        ).limit(limit)
+        return [document async for document in cursor]
+
+    async def requeue(self, job: Document, session: AsyncClientSession) -> bool:
+        """inProgress → notProcessed for another attempt; guarded by the run it saw."""
+        result = await self._collection.update_one(
+            {"_id": job["_id"], "status": JobStatus.IN_PROGRESS.value, "startedAt": job["startedAt"]},
+            {
+                "$set": {
+                    "status": JobStatus.NOT_PROCESSED.value,
+                    "startedAt": None,
+                    "leaseUntil": None,
+                    "progress.rows": 0,
+                    "updatedAt": utcnow(),
+                },
+                "$inc": {"attempts": 1},
+            },
+            session=session,
+        )
+        return result.modified_count == 1
+
+    async def fail_stuck(self, job: Document, result: JobResult, session: AsyncClientSession) -> bool:
+        """inProgress → failed; guarded by the run it saw, so a renderer that finished wins."""
+        update = result.to_document()
+        update.update({"updatedAt": utcnow(), "leaseUntil": None})
+        outcome = await self._collection.update_one(
+            {"_id": job["_id"], "status": JobStatus.IN_PROGRESS.value, "startedAt": job["startedAt"]},
+            {"$set": update},
+            session=session,
+        )
+        return outcome.modified_count == 1
+
+    async def expirable(self, created_before: datetime, limit: int) -> list[Document]:
+        cursor = self._collection.find(
+            {"createdAt": {"$lt": created_before}, "status": {"$ne": JobStatus.EXPIRED.value}},
+            {"_id": 1, "tenant": 1, "requestId": 1, "status": 1},
+        ).limit(limit)
+        return [document async for document in cursor]
+
+    async def expire(self, job_id: str) -> bool:
+        now = utcnow()
+        result = await self._collection.update_one(
+            {"_id": job_id, "status": {"$ne": JobStatus.EXPIRED.value}},
+            {
+                "$set": {
+                    "status": JobStatus.EXPIRED.value,
+                    "expiredAt": now,
+                    "updatedAt": now,
+                    "leaseUntil": None,
+                }
+            },
+        )
+        return result.modified_count == 1

@@ -39,6 +39,9 @@ class OutboxRepository:
         aborts the caller's transaction: an event is never silently dropped inside one."""
         await self._collection.insert_one(document, session=session)
 
+    async def add_many(self, documents: list[Document], session: AsyncClientSession) -> None:
+        await self._collection.insert_many(documents, session=session)
+
     async def claim(self, limit: int, lease: timedelta) -> list[Document]:
         """Leases up to ``limit`` unpublished events; a crashed relay's lease simply runs out."""
         now = utcnow()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -25,6 +25,16 @@ def request_document(request: ExportRequest, next_run_at: datetime | None) -> Do
     document["_id"] = document.pop("id")
     document["schedule"] = {"nextRunAt": next_run_at, "leaseToken": None, "leaseUntil": None}
     return document
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """A schedule moving on: from ``due_at`` (its guard) to ``next_run_at``."""
+
+    request_id: str
+    due_at: datetime
+    next_run_at: datetime | None
+    last_run_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +131,7 @@ class RequestRepository:
         )
         return result.modified_count == 1
 
-    async def claim_due(
-        self, now: datetime, limit: int, lease: timedelta
-    ) -> list[tuple[ExportRequest, datetime]]:
+    async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[RequestRecord]:
         """Leases due requests in one batch; two schedulers never hold the same one."""
         free = {
             "schedule.nextRunAt": {"$lte": now},
@@ -140,29 +148,33 @@ class RequestRepository:
             {"$set": {"schedule.leaseToken": token, "schedule.leaseUntil": now + lease}},
         )
         claimed = self._collection.find({"schedule.leaseToken": token})
-        return [(_to_request(document), document["schedule"]["nextRunAt"]) async for document in claimed]
+        return [_to_record(document) async for document in claimed]
 
-    async def advance(
-        self,
-        request_id: str,
-        fired_at: datetime,
-        next_run_at: datetime | None,
-        session: AsyncClientSession | None = None,
-    ) -> bool:
-        """Moves the schedule past ``fired_at``; False if someone else already did."""
-        result = await self._collection.update_one(
-            {"_id": request_id, "schedule.nextRunAt": fired_at},
-            {
-                "$set": {
-                    "schedule.nextRunAt": next_run_at,
-                    "schedule.lastRunAt": fired_at,
-                    "schedule.leaseToken": None,
-                    "schedule.leaseUntil": None,
-                }
-            },
+    async def advance(self, advance: Advance, session: AsyncClientSession | None = None) -> bool:
+        """Moves one schedule on; False if someone else already did."""
+        return await self.advance_many([advance], session) == 1
+
+    async def advance_many(self, advances: list[Advance], session: AsyncClientSession | None = None) -> int:
+        """Moves schedules on in one round trip; returns how many were still where expected."""
+        result = await self._collection.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": advance.request_id, "schedule.nextRunAt": advance.due_at},
+                    {
+                        "$set": {
+                            "schedule.nextRunAt": advance.next_run_at,
+                            "schedule.lastRunAt": advance.last_run_at,
+                            "schedule.leaseToken": None,
+                            "schedule.leaseUntil": None,
+                        }
+                    },
+                )
+                for advance in advances
+            ],
+            ordered=False,
             session=session,
         )
-        return result.modified_count == 1
+        return result.modified_count
 
 
 def new_request_id() -> str:

@@ -1,0 +1,104 @@
+"""The scheduler's housekeeping: no job stays stuck, no file outlives its retention.
+
+A renderer that dies mid-job stops heartbeating; its job would otherwise stay ``inProgress``
+for ever (Superset's "still working, refusing to re-compute"). Each sweep gives such a job, or
+one running past the working timeout, another attempt (``requeue``: back to ``notProcessed``
+and announced again) or fails it with a clear error and the usual ``export.completed``, so its
+owner hears about it. After ``max_job_attempts`` it always fails. Every change is guarded by
+the run it saw: a renderer that finished meanwhile wins.
+
+Jobs older than the retention become ``expired``: their files are deleted first, so a sweep
+that dies half-way simply deletes (nothing) again next time; a download then answers 410.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from exporter.adapters.mongo.client import Document, in_transaction
+from exporter.contracts.base import utcnow
+from exporter.contracts.events import ExportRequested
+from exporter.contracts.job import JobResult, JobSpec, JobStatus
+from exporter.dispatch import completed_event
+from exporter.rendering.names import job_prefix
+from exporter.runtime import Runtime
+from exporter.topics import Topic
+
+log = logging.getLogger(__name__)
+SOURCE = "exporter/scheduler"
+BATCH = 200
+
+
+async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
+    settings = runtime.settings.scheduler
+    stuck = await runtime.jobs.stuck(now, timedelta(seconds=settings.working_timeout_seconds), BATCH)
+    recovered = 0
+    for job in stuck:
+        if await _recover(runtime, job, now):
+            recovered += 1
+    return recovered
+
+
+async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
+    settings = runtime.settings.scheduler
+    spec = JobSpec.model_validate(job["spec"])
+    attempt = job.get("attempts", 0) + 1
+    timed_out = job["startedAt"] < now - timedelta(seconds=settings.working_timeout_seconds)
+    reason = (
+        f"ran longer than the working timeout of {settings.working_timeout_seconds:.0f} s"
+        if timed_out
+        else "its renderer stopped responding"
+    )
+    retry = settings.stuck_jobs == "requeue" and attempt < settings.max_job_attempts
+
+    async def write(session: AsyncClientSession) -> Document | None:
+        if retry:
+            if not await runtime.jobs.requeue(job, session):
+                return None
+            event = ExportRequested(
+                id=f"{spec.job_id}:attempt-{attempt + 1}",
+                source=SOURCE,
+                subject=spec.job_id,
+                tenant=spec.tenant,
+                actor=spec.owner,
+                data=spec,
+            )
+            return await runtime.relay.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session)
+        result = JobResult(
+            status=JobStatus.FAILED,
+            error=f"Job {reason} (attempt {attempt} of {settings.max_job_attempts})",
+            started_at=job["startedAt"],
+            completed_at=now,
+        )
+        if not await runtime.jobs.fail_stuck(job, result, session):
+            return None
+        return await runtime.relay.add(
+            Topic.EXPORT_COMPLETED, spec.job_id, completed_event(spec, result, SOURCE), session
+        )
+
+    if (queued := await in_transaction(runtime.mongo, write)) is None:
+        return False
+    runtime.relay.publish_soon([queued])
+    log.warning("job %s %s: %s", spec.job_id, "re-queued" if retry else "failed", reason)
+    return True
+
+
+async def expire_old_jobs(runtime: Runtime, now: datetime) -> int:
+    retention = timedelta(days=runtime.settings.scheduler.retention_days)
+    expired = 0
+    for job in await runtime.jobs.expirable(now - retention, BATCH):
+        await runtime.storage.delete_prefix(job_prefix(job["tenant"], job["requestId"], job["_id"]))
+        if await runtime.jobs.expire(job["_id"]):
+            expired += 1
+    if expired:
+        log.info("expired %d jobs older than %s", expired, retention)
+    return expired
+
+
+async def sweep(runtime: Runtime, now: datetime | None = None) -> tuple[int, int]:
+    """One housekeeping pass: (jobs recovered, jobs expired)."""
+    now = now or utcnow()
+    return await recover_stuck_jobs(runtime, now), await expire_old_jobs(runtime, now)
