@@ -21,6 +21,8 @@ REQUESTS = "requests"
 JOBS = "jobs"
 OUTBOX = "outbox"
 MEASUREMENTS = "measurements"
+THINGS = "things"
+ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 
@@ -49,6 +51,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     IDEMPOTENCY: [IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=24 * 3600)],
     GRANTS: [IndexModel([("tenant", ASCENDING)])],
     OUTBOX: [IndexModel([("publishedAt", ASCENDING), ("createdAt", ASCENDING)])],
+    # The renderer's two ways into a series: by device and metric, or by channel and subtopic.
     MEASUREMENTS: [
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
@@ -57,6 +60,13 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant", ASCENDING), ("channel", ASCENDING), ("subtopic", ASCENDING), ("time", ASCENDING)]
         ),
     ],
+    # Export filters by customer or location (seed 001); single things are read by ``_id``.
+    THINGS: [
+        IndexModel([("tenant", ASCENDING), ("customerId", ASCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("locationId", ASCENDING)]),
+    ],
+    # Entity exports read every entity of one type (seed 003).
+    ENTITIES: [IndexModel([("tenant", ASCENDING), ("entityType", ASCENDING), ("id", ASCENDING)])],
 }
 
 

@@ -1,0 +1,78 @@
+"""The ingestor's use case: one batch of Kafka records in, stored items and dead letters out.
+
+A batch is stored with one bulk write per topic; a record that cannot be decoded, or whose
+items the store refuses for what they are, goes to the dead-letter topic and the rest of the
+batch is stored all the same. Only an error worth retrying (the store unreachable, say) escapes,
+so the caller leaves the batch's offsets uncommitted and Kafka delivers it again; the writes are
+idempotent, so storing a batch twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from exporter.topics import Topic
+from ingestor.decoding import Headers, Rejected
+
+ItemT = TypeVar("ItemT")
+
+
+class SourceRecord(Protocol):
+    """What the ingestor reads of a consumed Kafka record (aiokafka's ``ConsumerRecord``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class StoreOutcome(Protocol):
+    @property
+    def failures(self) -> Mapping[int, str]:
+        """Index of each item the store refused for good → why."""
+
+
+@dataclass(frozen=True)
+class Lane(Generic[ItemT]):
+    """One ingest topic: how its messages decode and where their items go."""
+
+    topic: Topic
+    decode: Callable[[bytes | None, Headers], list[ItemT]]  # raises Rejected
+    store: Callable[[list[ItemT]], Awaitable[StoreOutcome]]
+
+
+DeadLetter = Callable[[SourceRecord, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    records: int
+    items: int
+    dead_lettered: int
+
+
+async def ingest_batch(
+    lane: Lane[ItemT], records: Sequence[SourceRecord], dead_letter: DeadLetter
+) -> BatchReport:
+    """Stores the batch's good items and dead-letters its bad records; returns once both are done."""
+    items: list[ItemT] = []
+    sources: list[int] = []  # for each item, the position of its record in the batch
+    refused: dict[int, str] = {}
+    for position, record in enumerate(records):
+        try:
+            decoded = lane.decode(record.value, record.headers)
+        except Rejected as error:
+            refused[position] = str(error)
+            continue
+        items += decoded
+        sources += [position] * len(decoded)
+    outcome = await lane.store(items)
+    for index, reason in outcome.failures.items():
+        refused.setdefault(sources[index], reason)
+    await asyncio.gather(*(dead_letter(records[position], reason) for position, reason in refused.items()))
+    return BatchReport(records=len(records), items=len(items), dead_lettered=len(refused))
