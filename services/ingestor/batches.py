@@ -23,12 +23,18 @@ ItemT = TypeVar("ItemT")
 class SourceRecord(Protocol):
     """What the ingestor reads of a consumed Kafka record (aiokafka's ``ConsumerRecord``)."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 class StoreOutcome(Protocol):

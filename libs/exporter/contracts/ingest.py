@@ -140,9 +140,7 @@ class Entity(IngestModel):
 
 
 def _unstorable(value: JsonValue, path: str) -> str | None:
-    """Why ``value`` cannot be stored as is and read back as JSON, or None when it can."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{path} is not a finite number"
+    """Why ``value`` cannot be stored as a MongoDB document as is, or None when it can."""
     if isinstance(value, list):
         return next((p for i, item in enumerate(value) if (p := _unstorable(item, f"{path}.{i}"))), None)
     if isinstance(value, dict):
