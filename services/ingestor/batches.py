@@ -10,6 +10,7 @@ idempotent, so storing a batch twice is harmless.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -18,6 +19,7 @@ from exporter.topics import Topic
 from ingestor.decoding import Headers, Rejected
 
 ItemT = TypeVar("ItemT")
+log = logging.getLogger(__name__)
 
 
 class SourceRecord(Protocol):
@@ -74,6 +76,12 @@ async def ingest_batch(
             decoded = lane.decode(record.value, record.headers)
         except Rejected as error:
             refused[position] = str(error)
+            continue
+        except Exception as error:
+            # Decoding is pure, so this record would fail the same way forever: never let one
+            # record stop its partition.
+            log.exception("%s[%s]@%s could not be decoded", record.topic, record.partition, record.offset)
+            refused[position] = f"could not be decoded: {type(error).__name__}: {error}"
             continue
         items += decoded
         sources += [position] * len(decoded)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
+from pydantic import JsonValue
 from tests.integration.test_messaging import read_topic
 
 from exporter.adapters.kafka import make_broker, publish_dead_letter
@@ -22,7 +23,7 @@ from exporter.adapters.mongo.client import ENTITIES, MEASUREMENTS, THINGS
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.things import ThingRepository
-from exporter.contracts.ingest import Measurement
+from exporter.contracts.ingest import Entity, Measurement
 from exporter.local.demo import demo_measurements
 from exporter.runtime import Runtime
 from exporter.settings import Settings
@@ -228,6 +229,26 @@ async def test_entities_keep_their_newest_version_whatever_the_arrival_order(run
     assert [(e.id, e.version, e.document["amount"]) for e in items] == [
         ("o1", 2, {"value": 11.0, "currency": "EUR"})
     ]
+
+
+async def test_concurrent_first_writes_of_an_entity_keep_the_newest(runtime: Runtime) -> None:
+    """Two writers both find no document and both insert: the one refused retries on the version."""
+    tenant = new_tenant()
+    entities = EntityRepository(runtime.db)
+
+    def update(entity_id: str, version: int) -> list[tuple[str, Entity]]:
+        document: dict[str, JsonValue] = {"v": version}
+        return [(tenant, Entity(entity_type="Bill", id=entity_id, version=version, document=document))]
+
+    ids = [f"b{i}" for i in range(10)]
+    for entity_id in ids:
+        # The newer one first in half the cases, second in the other half.
+        first, second = (2, 1) if entity_id[-1] in "02468" else (1, 2)
+        await asyncio.gather(
+            entities.upsert_many(update(entity_id, first)), entities.upsert_many(update(entity_id, second))
+        )
+    stored_versions = [(e.id, e.version, e.document) async for e in entities.of_type(tenant, "Bill")]
+    assert stored_versions == [(entity_id, 2, {"v": 2}) for entity_id in ids]
 
 
 async def test_poison_in_the_middle_of_a_batch_is_dead_lettered_and_the_rest_is_stored(

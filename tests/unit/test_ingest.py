@@ -296,6 +296,20 @@ async def test_a_batch_stores_the_good_records_and_dead_letters_the_bad_ones() -
     assert (report.records, report.items, report.dead_lettered) == (6, 5, 3)
 
 
+async def test_a_record_the_decoder_trips_on_is_dead_lettered_not_retried_forever() -> None:
+    def decode(value: bytes | None, headers: Any) -> list[Measurement]:
+        if value == b"trips":
+            raise KeyError("a bug")
+        return decode_measurements(value, headers, LIMITS, NOW)
+
+    store, letters = Store(), Letters()
+    await ingest_batch(
+        Lane(Topic.MEASUREMENTS, decode, store), [Record(b"trips", 1), Record(raw(record()), 2)], letters
+    )
+    assert letters.sent == [(1, "could not be decoded: KeyError: 'a bug'")]
+    assert [item.name for item in store.items] == ["temp"]
+
+
 async def test_a_batch_the_store_cannot_take_fails_whole_and_dead_letters_nothing() -> None:
     letters = Letters()
     with pytest.raises(ConnectionError):
