@@ -41,11 +41,11 @@ class UpsertOutcome:
 async def upsert_newer(collection: AsyncCollection[Document], documents: Sequence[Document]) -> UpsertOutcome:
     """Writes each document (with ``_id`` and ``version``) unless its stored version is not lower."""
     # Within one batch only the highest version of each document can matter; on a tie the
-    # later one (a later offset) wins.
+    # first one stands, as it would against the store.
     latest: dict[object, int] = {}
     for index, document in enumerate(documents):
         held = latest.get(document["_id"])
-        if held is None or documents[held]["version"] <= document["version"]:
+        if held is None or documents[held]["version"] < document["version"]:
             latest[document["_id"]] = index
     chosen = list(latest.values())
 
