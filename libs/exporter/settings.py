@@ -113,6 +113,19 @@ class NotifierSettings(BaseModel):
     default_email_recipient: str = "owner@localhost"
 
 
+class IngestorSettings(BaseModel):
+    # Consumer group of the ingest topics; a second deployment on the same cluster needs its own.
+    group_id: str = "ingestor"
+    # Kafka messages taken per batch: one bulk write and one offset commit each.
+    batch_max_messages: int = Field(default=500, ge=1)
+    # Larger messages are dead-lettered unread. Keep it below the brokers' message size limit.
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    # How far ahead of the ingestor's clock a measurement's time may be (device clocks drift).
+    max_future_skew_seconds: float = Field(default=300.0, ge=0)
+    # Pause before a batch whose write failed is delivered again.
+    retry_backoff_seconds: float = Field(default=1.0, gt=0)
+
+
 class LocalServersSettings(BaseModel):
     """Where ``exporter.local`` keeps the embedded servers' data, logs and PIDs."""
 
@@ -138,6 +151,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     renderer: RendererSettings = RendererSettings()
     notifier: NotifierSettings = NotifierSettings()
+    ingestor: IngestorSettings = IngestorSettings()
     local: LocalServersSettings = LocalServersSettings()
 
     def to_env(self) -> dict[str, str]:

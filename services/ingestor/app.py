@@ -1,27 +1,91 @@
-"""The ingestor as a FastStream application: upstream measurements into the store."""
+"""The ingestor as a FastStream application: upstream measurements, things and entities into the store.
+
+Each ingest topic has a batch subscriber in its own consumer group (``<group>.<topic>``, so a
+rebalance on one topic never pauses another). FastStream commits a batch's offsets only after
+the handler returned, i.e. after the batch is stored and its dead letters are published; when
+the handler raises, it rewinds the partitions to the batch's first offsets and the same
+records come again (at least once; the writes are idempotent).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.kafka import subscriber_options
-from exporter.contracts.events import MeasurementsPublished
+from exporter.adapters.kafka import publish_dead_letter, subscriber_options
+from exporter.adapters.mongo.client import Document
+from exporter.adapters.mongo.entities import EntityRepository
+from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.things import ThingRepository
 from exporter.runtime import stream_service
-from exporter.settings import Settings
+from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
+from ingestor.batches import Lane, SourceRecord, ingest_batch
+from ingestor.decoding import Headers, Limits, decode_entity, decode_measurements, decode_thing
 
-GROUP = "ingestor"
 log = logging.getLogger(__name__)
+
+
+def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[Any]]:
+    """The three ingest topics, each with its decoder and its repository."""
+    limits = Limits.from_settings(settings)
+
+    def measurements(value: bytes | None, headers: Headers) -> list[Any]:
+        return decode_measurements(value, headers, limits, datetime.now(UTC))
+
+    return [
+        Lane(Topic.MEASUREMENTS, measurements, MeasurementRepository(db).add_many),
+        Lane(
+            Topic.THINGS,
+            lambda value, headers: decode_thing(value, headers, limits),
+            ThingRepository(db).upsert_many,
+        ),
+        Lane(
+            Topic.ENTITIES,
+            lambda value, headers: decode_entity(value, headers, limits),
+            EntityRepository(db).upsert_many,
+        ),
+    ]
+
+
+async def _undecoded(message: StreamMessage[Any]) -> None:
+    """FastStream decodes bodies before the handler runs; the lanes decode each record themselves."""
+
+
+def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) -> None:
+    """A batch consumer for ``lane`` on ``broker``."""
+
+    async def dead_letter(record: SourceRecord, reason: str) -> None:
+        await publish_dead_letter(broker, record, reason)
+
+    @broker.subscriber(
+        lane.topic.value,
+        batch=True,
+        max_records=settings.batch_max_messages,
+        decoder=_undecoded,
+        **subscriber_options(f"{settings.group_id}.{lane.topic.value}"),
+    )
+    async def on_batch(message: KafkaMessage) -> None:
+        records: tuple[SourceRecord, ...] = message.raw_message
+        try:
+            report = await ingest_batch(lane, records, dead_letter)
+        except Exception:
+            log.exception("a batch of %d from %s was not stored; it comes again", len(records), lane.topic)
+            await asyncio.sleep(settings.retry_backoff_seconds)
+            raise
+        log.debug("%s: %s", lane.topic, report)
 
 
 def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter ingestor", relay=False)
-
-    @runtime.broker.subscriber(Topic.MEASUREMENTS.value, **subscriber_options(GROUP))
-    async def on_measurements(event: MeasurementsPublished) -> None:
-        stored = await runtime.measurements.add_many(event.tenant, event.data.records)
-        log.debug("stored %d of %d records from %s", stored, len(event.data.records), event.id)
-
+    for lane in lanes(runtime.db, settings.ingestor):
+        subscribe(runtime.broker, lane, settings.ingestor)
     return app

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -81,14 +81,36 @@ class KafkaPublisher:
         )
 
 
-def dead_letter_headers(message: StreamMessage[Any], reason: str) -> dict[str, str]:
-    record = message.raw_message
-    return {
-        "x-dlq-reason": reason[:MAX_REASON_LENGTH],
-        "x-dlq-source-topic": str(getattr(record, "topic", "")),
-        "x-dlq-source-partition": str(getattr(record, "partition", "")),
-        "x-dlq-source-offset": str(getattr(record, "offset", "")),
+def dead_letter_headers(record: Any, reason: str) -> dict[str, str]:
+    """The record's own headers (its tenant, say), plus why it was refused and where it came from."""
+    own = {
+        key: value.decode(errors="replace")
+        for key, value in record.headers or ()
+        if not key.startswith("x-dlq-")
     }
+    return {
+        **own,
+        "x-dlq-reason": reason[:MAX_REASON_LENGTH],
+        "x-dlq-source-topic": str(record.topic),
+        "x-dlq-source-partition": str(record.partition),
+        "x-dlq-source-offset": str(record.offset),
+    }
+
+
+async def publish_dead_letter(broker: KafkaBroker, record: Any, reason: str) -> None:
+    """Parks a consumed record on ``<topic>.dlq``: its original bytes and key, the reason in headers.
+
+    A record at the size limit may not fit once the headers are added; then the letter goes
+    without its bytes (the source offset still finds them) rather than blocking the consumer.
+    """
+    log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
+    topic = Topic(record.topic).dead_letter
+    headers = dead_letter_headers(record, reason)
+    try:
+        await broker.publish(record.value, topic=topic, key=record.key, headers=headers)
+    except MessageSizeTooLargeError:
+        reason = f"{reason} (the original {len(record.value)} bytes are too large to keep here)"
+        await broker.publish(b"", topic=topic, key=record.key, headers=dead_letter_headers(record, reason))
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -113,9 +135,6 @@ class DeadLetterMiddleware(BaseMiddleware):
             reason = describe_validation_error(error)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             reason = f"message is not valid JSON: {error}"
-        record = msg.raw_message
-        topic = Topic(record.topic).dead_letter
-        log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
         broker: KafkaBroker = self.context.get("broker")
-        await broker.publish(msg.body, topic=topic, key=record.key, headers=dead_letter_headers(msg, reason))
+        await publish_dead_letter(broker, msg.raw_message, reason)
         return None

@@ -11,9 +11,11 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import Field
 
 from exporter.contracts.base import UtcDatetime, WireModel, utcnow
+from exporter.contracts.ingest import Entity, MeasurementPack, Thing
 from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
 
 DataT = TypeVar("DataT", bound=WireModel)
+Tenant = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class Envelope(WireModel, Generic[DataT]):
@@ -23,7 +25,7 @@ class Envelope(WireModel, Generic[DataT]):
     source: str
     time: UtcDatetime = Field(default_factory=utcnow)
     subject: str | None = None
-    tenant: Annotated[str, Field(min_length=1, max_length=100)]
+    tenant: Tenant
     actor: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     data: DataT
@@ -71,29 +73,19 @@ class IamPolicyUpdated(Envelope[IamPolicyUpdatedData]):
     type: Literal["exporter.iam.policy-updated.v1"] = "exporter.iam.policy-updated.v1"
 
 
-MeasurementScalar = float | str | bool
+class MeasurementsPublished(Envelope[MeasurementPack]):
+    """SenML-like measurements on ``messages``; the ingestor stores them (contracts/ingest.py)."""
 
-
-class MeasurementRecord(WireModel):
-    """One SenML-like record; ``time`` is seconds since the Unix epoch (SenML's unit)."""
-
-    channel: Annotated[str, Field(min_length=1, max_length=200)]
-    subtopic: Annotated[str, Field(max_length=200)] = ""
-    publisher: Annotated[str, Field(min_length=1, max_length=200)]
-    protocol: Annotated[str, Field(max_length=50)] = ""
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    unit: Annotated[str, Field(max_length=50)] = ""
-    time: float
-    value: float | None = Field(default=None, allow_inf_nan=False)
-    string_value: str | None = None
-    bool_value: bool | None = None
-    data_value: str | None = None
-    sum: float | None = Field(default=None, allow_inf_nan=False)
-
-
-class MeasurementBatch(WireModel):
-    records: Annotated[list[MeasurementRecord], Field(min_length=1, max_length=10_000)]
-
-
-class MeasurementsPublished(Envelope[MeasurementBatch]):
     type: Literal["exporter.measurements.v1"] = "exporter.measurements.v1"
+
+
+class ThingUpdated(Envelope[Thing]):
+    """Thing metadata on ``things``: upserted unless a newer version is stored."""
+
+    type: Literal["exporter.thing.updated.v1"] = "exporter.thing.updated.v1"
+
+
+class EntityUpdated(Envelope[Entity]):
+    """A business entity on ``entities``: upserted unless a newer version is stored."""
+
+    type: Literal["exporter.entity.updated.v1"] = "exporter.entity.updated.v1"

@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from exporter.contracts.events import MeasurementBatch, MeasurementRecord, MeasurementsPublished
+from exporter.contracts.events import MeasurementsPublished, ThingUpdated
+from exporter.contracts.ingest import MeasurementPack, MeasurementRecord, Thing, ThingDefinition, ThingMetric
 from exporter.settings import Settings
 from exporter.topics import Topic
 
@@ -67,21 +68,35 @@ DEMO_EXPORT: dict[str, Any] = {
 
 
 def demo_measurements(tenant: str = "default") -> MeasurementsPublished:
-    records = [
-        MeasurementRecord(
-            channel="plant-1",
-            subtopic="events.data",
-            publisher=DEVICE,
-            name="temperature",
-            unit="Cel",
-            time=START.timestamp() + 60 * minute,
-            value=round(20 + minute / 10, 1),
-        )
-        for minute in range(POINTS)
-    ]
-    return MeasurementsPublished(
-        id="demo-batch-1", source="exporter/demo", tenant=tenant, data=MeasurementBatch(records=records)
+    """One SenML pack: the device's temperature once a minute, times relative to ``START``."""
+    pack = MeasurementPack(
+        channel="plant-1",
+        subtopic="events.data",
+        publisher=DEVICE,
+        protocol="mqtt",
+        base_time=START.timestamp(),
+        base_unit="Cel",
+        records=[
+            MeasurementRecord(name="temperature", time=60 * minute, value=round(20 + minute / 10, 1))
+            for minute in range(POINTS)
+        ],
     )
+    return MeasurementsPublished(id="demo-batch-1", source="exporter/demo", tenant=tenant, data=pack)
+
+
+def demo_thing(tenant: str = "default") -> ThingUpdated:
+    """The demo device's metadata, for file-name masks such as ``${thing.serialNumber}``."""
+    thing = Thing(
+        id=DEVICE,
+        version=1,
+        serial_number="SN-0001",
+        name="Plant 1 sensor",
+        thing_definition=ThingDefinition(id="td-1", name="TemperatureSensor"),
+        customer_id="customer-1",
+        location_id="plant-1",
+        metrics=[ThingMetric(name="temperature", unit="Cel")],
+    )
+    return ThingUpdated(id=f"demo-thing-{DEVICE}-v1", source="exporter/demo", tenant=tenant, data=thing)
 
 
 async def publish(settings: Settings, topic: str, key: str, payload: dict[str, Any]) -> None:
@@ -109,6 +124,7 @@ def first_link(message: EmailMessage) -> str | None:
 
 async def run_demo(settings: Settings, api_url: str, maildir: Path, seconds: float = 120.0) -> str:
     """Ingests the demo data, asks for the export, waits for its email; returns a summary."""
+    await publish(settings, Topic.THINGS.value, DEVICE, demo_thing().to_wire())
     await publish(settings, Topic.MEASUREMENTS.value, DEVICE, demo_measurements().to_wire())
     async with httpx.AsyncClient(base_url=api_url, headers={"X-User-Id": DEMO_USER}, timeout=10) as api:
         created = await api.post("/exports", json=DEMO_EXPORT)

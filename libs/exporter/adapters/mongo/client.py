@@ -21,6 +21,8 @@ REQUESTS = "requests"
 JOBS = "jobs"
 OUTBOX = "outbox"
 MEASUREMENTS = "measurements"
+THINGS = "things"
+ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 
@@ -50,6 +52,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     GRANTS: [IndexModel([("tenant", ASCENDING)])],
     # No index on the outbox: it holds only events not yet published, a handful at any time, and
     # every index would cost each insert and delete on the API's hot path.
+    # The renderer's two ways into a series: by device and metric, or by channel and subtopic.
     MEASUREMENTS: [
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
@@ -58,6 +61,13 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant", ASCENDING), ("channel", ASCENDING), ("subtopic", ASCENDING), ("time", ASCENDING)]
         ),
     ],
+    # Export filters by customer or location (seed 001); single things are read by ``_id``.
+    THINGS: [
+        IndexModel([("tenant", ASCENDING), ("customerId", ASCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("locationId", ASCENDING)]),
+    ],
+    # Entity exports read every entity of one type (seed 003).
+    ENTITIES: [IndexModel([("tenant", ASCENDING), ("entityType", ASCENDING), ("id", ASCENDING)])],
 }
 
 

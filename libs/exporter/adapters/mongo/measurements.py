@@ -9,46 +9,44 @@ from datetime import UTC, datetime
 import polars as pl
 from pymongo import ASCENDING, InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
+from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
 from exporter.contracts.base import utcnow
-from exporter.contracts.events import MeasurementRecord
-
-DUPLICATE_KEY = 11000
+from exporter.contracts.ingest import Measurement
 
 # The stored fields, in the order the renderer sees them as columns.
 FIELDS = ("publisher", "channel", "subtopic", "name", "unit", "time", "value", "created")
 
 
-def measurement_id(tenant: str, record: MeasurementRecord) -> str:
-    """Deterministic, so a replayed record lands on the same document instead of a new one."""
-    identity = "\x1f".join(
-        (tenant, record.channel, record.subtopic, record.publisher, record.name, repr(record.time))
+def measurement_id(measurement: Measurement) -> str:
+    """Deterministic, so a replayed record lands on the same document instead of a new one.
+
+    A series (tenant, channel, subtopic, publisher, name) has one value per millisecond. Each
+    name is length-prefixed, so no two different series can spell the same identity.
+    """
+    m = measurement
+    identity = (
+        f"{len(m.tenant)}:{m.tenant}{len(m.channel)}:{m.channel}{len(m.subtopic)}:{m.subtopic}"
+        f"{len(m.publisher)}:{m.publisher}{len(m.name)}:{m.name}{m.time_ms}"
     )
     return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
 
-def measurement_document(tenant: str, record: MeasurementRecord, created: datetime) -> Document:
-    value = next(
-        (
-            v
-            for v in (record.value, record.string_value, record.bool_value, record.data_value, record.sum)
-            if v is not None
-        ),
-        None,
-    )
+def measurement_document(measurement: Measurement, created: datetime) -> Document:
+    m = measurement
     return {
-        "_id": measurement_id(tenant, record),
-        "tenant": tenant,
-        "channel": record.channel,
-        "subtopic": record.subtopic,
-        "publisher": record.publisher,
-        "protocol": record.protocol,
-        "name": record.name,
-        "unit": record.unit,
-        "time": datetime.fromtimestamp(record.time, UTC),
-        "value": value,
+        "_id": measurement_id(m),
+        "tenant": m.tenant,
+        "channel": m.channel,
+        "subtopic": m.subtopic,
+        "publisher": m.publisher,
+        "protocol": m.protocol,
+        "name": m.name,
+        "unit": m.unit,
+        "time": datetime.fromtimestamp(m.time_ms / 1000, UTC),
+        "value": m.value,
+        "kind": m.kind,
         "created": created,
     }
 
@@ -57,18 +55,16 @@ class MeasurementRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[MEASUREMENTS]
 
-    async def add_many(self, tenant: str, records: Sequence[MeasurementRecord]) -> int:
-        """Stores new records, skips ones already stored; returns how many were new."""
+    async def add_many(self, measurements: Sequence[Measurement]) -> BulkOutcome:
+        """Stores new measurements in one unordered bulk write; stored ones come back as duplicates.
+
+        The first write of a measurement wins: a replay, or a second value for the same series
+        and millisecond, changes nothing.
+        """
         created = utcnow()
-        operations = [InsertOne(measurement_document(tenant, record, created)) for record in records]
-        try:
-            result = await self._collection.bulk_write(operations, ordered=False)
-        except BulkWriteError as error:
-            others = [e for e in error.details["writeErrors"] if e["code"] != DUPLICATE_KEY]
-            if others:
-                raise
-            return int(error.details["nInserted"])
-        return result.inserted_count
+        return await bulk_write(
+            self._collection, [InsertOne(measurement_document(m, created)) for m in measurements]
+        )
 
     async def frames(
         self,

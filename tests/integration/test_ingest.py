@@ -1,0 +1,396 @@
+"""The ingestor against the real broker and store: what upstream publishes is stored once, bad
+records are dead-lettered without stopping anything, and a crash loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from pydantic import JsonValue
+from tests.integration.test_messaging import read_topic
+
+from exporter.adapters.kafka import make_broker, publish_dead_letter
+from exporter.adapters.mongo.bulk import BulkOutcome
+from exporter.adapters.mongo.client import ENTITIES, MEASUREMENTS, THINGS
+from exporter.adapters.mongo.entities import EntityRepository
+from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.things import ThingRepository
+from exporter.contracts.ingest import Entity, Measurement
+from exporter.local.demo import demo_measurements
+from exporter.runtime import Runtime
+from exporter.settings import Settings
+from exporter.topics import Topic
+from ingestor.app import lanes, subscribe
+from ingestor.batches import Lane
+from ingestor.decoding import TENANT_HEADER
+
+DAY_AGO = datetime.now(UTC) - timedelta(days=1)
+T0 = int(DAY_AGO.timestamp())  # a whole second, in seconds
+
+
+def new_tenant() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def send(
+    settings: Settings, topic: Topic, key: str, messages: Sequence[tuple[Any, str | None]]
+) -> None:
+    """Publishes like an upstream system: each (payload, tenant header) in order, one key so one partition.
+
+    A payload that is ``bytes`` goes as is; anything else as JSON.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        for payload, tenant in messages:
+            value = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            headers = [(TENANT_HEADER, tenant.encode())] if tenant is not None else []
+            await producer.send_and_wait(topic.value, value, key=key.encode(), headers=headers)
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def ingestor(
+    runtime: Runtime, topic: Topic, lane: Lane[Any] | None = None, **overrides: Any
+) -> AsyncIterator[KafkaBroker]:
+    """The ingestor's consumer of ``topic`` (in a consumer group of its own) while the block runs."""
+    settings = runtime.settings.ingestor.model_copy(
+        update={"group_id": f"test-{uuid.uuid4().hex}", **overrides}
+    )
+    chosen = lane or next(lane for lane in lanes(runtime.db, settings) if lane.topic is topic)
+    broker = make_broker(runtime.settings)
+    subscribe(broker, chosen, settings)
+    async with broker:
+        await broker.start()
+        yield broker
+
+
+async def stored(runtime: Runtime, collection: str, query: Mapping[str, Any], expected: int) -> int:
+    """How many documents match once ``expected`` are there (or after 30 s, for the assertion to show)."""
+    count = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        count = await runtime.db[collection].count_documents(query)
+        if count >= expected:
+            break
+        await asyncio.sleep(0.2)
+    return count
+
+
+def record(tenant: str, **fields: Any) -> dict[str, Any]:
+    """A single record of the given tenant's test device; ``fields`` add to or replace the defaults."""
+    return {
+        "channel": "ch-1",
+        "publisher": f"dev-{tenant}",
+        "name": "temp",
+        "time": T0,
+        "value": 1.0,
+    } | fields
+
+
+async def test_packs_and_single_records_are_stored_with_their_base_values(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    device = f"dev-{tenant}"
+    pack = {
+        "channel": "ch-1",
+        "subtopic": "events.data",
+        "publisher": device,
+        "protocol": "mqtt",
+        "baseName": "urn:dev:",
+        "baseTime": T0 * 1000,  # milliseconds: the offsets below are milliseconds too
+        "baseUnit": "Cel",
+        "records": [
+            {"name": "temp", "time": 0, "value": 20.5},
+            {"name": "temp", "time": 60_000, "value": 21},
+            {"name": "hum", "time": 0, "value": 40, "unit": "%RH"},
+        ],
+    }
+    array = [record(tenant, name="urn:dev:temp", time=T0 + 120.5, value=22.0, subtopic="events.data")]
+    envelope = demo_measurements(tenant).to_wire()  # 90 records of another device
+    await send(
+        runtime.settings,
+        Topic.MEASUREMENTS,
+        device,
+        [(pack, tenant), (record(tenant, name="single"), tenant), (array, tenant), (envelope, None)],
+    )
+    async with ingestor(runtime, Topic.MEASUREMENTS):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 95) == 95
+
+    frames = MeasurementRepository(runtime.db).frames(
+        tenant, device, "urn:dev:temp", DAY_AGO - timedelta(days=1), None, 100, "ch-1", "events.data"
+    )
+    rows = [row async for frame in frames for row in frame.iter_rows(named=True)]
+    assert [(row["time"], row["value"], row["unit"]) for row in rows] == [
+        (datetime.fromtimestamp(T0, UTC), 20.5, "Cel"),
+        (datetime.fromtimestamp(T0 + 60, UTC), 21.0, "Cel"),
+        (datetime.fromtimestamp(T0 + 120.5, UTC), 22.0, ""),
+    ]
+    assert all(row["created"] is not None for row in rows)
+    humidity = await runtime.db[MEASUREMENTS].find_one({"tenant": tenant, "name": "urn:dev:hum"})
+    assert humidity is not None
+    assert (humidity["unit"], humidity["protocol"], humidity["value"]) == ("%RH", "mqtt", 40)
+    single = await runtime.db[MEASUREMENTS].find_one({"tenant": tenant, "name": "single"})
+    assert single is not None
+    assert (single["subtopic"], single["unit"], single["protocol"]) == ("", "", "")
+
+
+async def test_every_value_kind_is_stored_as_sent(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    kinds = {"value": 1.5, "stringValue": "open", "boolValue": True, "dataValue": "AQID", "sum": 42.0}
+    messages = [
+        (record(tenant, name=kind, value=None) | {kind: value}, tenant) for kind, value in kinds.items()
+    ]
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, messages)
+    async with ingestor(runtime, Topic.MEASUREMENTS):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 5) == 5
+    documents = runtime.db[MEASUREMENTS].find({"tenant": tenant})
+    assert {d["name"]: (d["kind"], d["value"]) async for d in documents} == {
+        kind: (kind, value) for kind, value in kinds.items()
+    }
+
+
+def thing(thing_id: str, version: int, customer: str, serial: str) -> dict[str, Any]:
+    return {
+        "id": thing_id,
+        "version": version,
+        "serialNumber": serial,
+        "thingDefinition": {"id": "td-1", "name": "Boiler"},
+        "customerId": customer,
+        "locationId": "loc-1",
+        "metrics": [{"name": "temp", "unit": "Cel"}],
+    }
+
+
+async def test_things_keep_their_newest_version(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    envelope = {"id": "e1", "type": "exporter.thing.updated.v1", "source": "crm", "tenant": tenant}
+    updates = [
+        (thing("boiler-1", 2, "cust-a", "SN-2"), tenant),
+        (thing("boiler-1", 1, "cust-b", "SN-1"), tenant),  # stale: arrives after version 2
+        (envelope | {"data": thing("boiler-2", 5, "cust-a", "SN-9")}, None),
+        (thing("boiler-2", 6, "cust-c", "SN-10"), tenant),
+        (thing("sentinel", 1, "cust-z", "SN-0"), tenant),  # last on the partition: all before it are done
+    ]
+    await send(runtime.settings, Topic.THINGS, tenant, updates)
+    async with ingestor(runtime, Topic.THINGS):
+        assert await stored(runtime, THINGS, {"tenant": tenant, "id": "sentinel"}, 1) == 1
+
+    things = ThingRepository(runtime.db)
+    boiler = await things.get(tenant, "boiler-1")
+    assert boiler is not None
+    assert (boiler.version, boiler.serial_number, boiler.customer_id) == (2, "SN-2", "cust-a")
+    assert boiler.thing_definition is not None
+    assert boiler.thing_definition.name == "Boiler"
+    assert [t.id for t in await things.find(tenant, customer_id="cust-a")] == ["boiler-1"]
+    assert [t.id for t in await things.find(tenant, customer_id="cust-c", location_id="loc-1")] == [
+        "boiler-2"
+    ]
+    assert await things.get(new_tenant(), "boiler-1") is None
+
+
+async def test_entities_keep_their_newest_version_whatever_the_arrival_order(runtime: Runtime) -> None:
+    tenant = new_tenant()
+
+    def entity(entity_type: str, entity_id: str, version: int, **document: Any) -> tuple[Any, str]:
+        return {"entityType": entity_type, "id": entity_id, "version": version, "document": document}, tenant
+
+    updates = [
+        entity("Reservation", "r1", 3, state="Confirmed", nights=2),
+        entity("Reservation", "r1", 1, state="Optional"),  # stale
+        entity("Reservation", "r1", 3, state="Replayed"),  # same version: changes nothing
+        entity("Customer", "r1", 1, name="Ada"),  # same id, other type: another entity
+        entity("OrderItem", "o1", 1, amount={"value": 9.5, "currency": "EUR"}),
+        entity("OrderItem", "o1", 2, amount={"value": 11.0, "currency": "EUR"}),
+    ]
+    await send(runtime.settings, Topic.ENTITIES, tenant, updates)
+    # Delivered twice, the second time in reverse: versions still decide, not arrival order.
+    await send(runtime.settings, Topic.ENTITIES, tenant, [*reversed(updates), entity("Sentinel", "s", 1)])
+    async with ingestor(runtime, Topic.ENTITIES):
+        assert await stored(runtime, ENTITIES, {"tenant": tenant, "entityType": "Sentinel"}, 1) == 1
+
+    entities = EntityRepository(runtime.db)
+    reservation = await entities.get(tenant, "Reservation", "r1")
+    assert reservation is not None
+    assert (reservation.version, reservation.document) == (3, {"state": "Confirmed", "nights": 2})
+    customer = await entities.get(tenant, "Customer", "r1")
+    assert customer is not None
+    assert customer.document == {"name": "Ada"}
+    items = [e async for e in entities.of_type(tenant, "OrderItem")]
+    assert [(e.id, e.version, e.document["amount"]) for e in items] == [
+        ("o1", 2, {"value": 11.0, "currency": "EUR"})
+    ]
+
+
+async def test_concurrent_first_writes_of_an_entity_keep_the_newest(runtime: Runtime) -> None:
+    """Two writers both find no document and both insert: the one refused retries on the version."""
+    tenant = new_tenant()
+    entities = EntityRepository(runtime.db)
+
+    def update(entity_id: str, version: int) -> list[tuple[str, Entity]]:
+        document: dict[str, JsonValue] = {"v": version}
+        return [(tenant, Entity(entity_type="Bill", id=entity_id, version=version, document=document))]
+
+    ids = [f"b{i}" for i in range(10)]
+    for entity_id in ids:
+        # The newer one first in half the cases, second in the other half.
+        first, second = (2, 1) if entity_id[-1] in "02468" else (1, 2)
+        await asyncio.gather(
+            entities.upsert_many(update(entity_id, first)), entities.upsert_many(update(entity_id, second))
+        )
+    stored_versions = [(e.id, e.version, e.document) async for e in entities.of_type(tenant, "Bill")]
+    assert stored_versions == [(entity_id, 2, {"v": 2}) for entity_id in ids]
+
+
+async def test_poison_in_the_middle_of_a_batch_is_dead_lettered_and_the_rest_is_stored(
+    runtime: Runtime,
+) -> None:
+    tenant = new_tenant()
+    limit = runtime.settings.ingestor.max_message_bytes
+    far_future = datetime.now(UTC).timestamp() + 86_400
+    missing_publisher = {k: v for k, v in record(tenant).items() if k != "publisher"} | {"subtopic": tenant}
+    # (payload, tenant header, expected reason); every payload names the tenant, to be found again.
+    poison: list[tuple[Any, str | None, str]] = [
+        (f"{{not json {tenant}".encode(), tenant, "message is not valid JSON"),
+        (record(tenant, value="warm"), tenant, "records.0.value: Input should be a valid number"),
+        (record(tenant, channel=None), tenant, "records.0.channel: required"),
+        (missing_publisher, tenant, "records.0.publisher: required"),
+        (record(tenant, time=far_future), tenant, "records.0.time: "),
+        (record(tenant, time=True), tenant, "records.0.time: Input should be a valid number"),
+        (record(tenant, extra=1), tenant, "records.0.extra: Extra inputs are not permitted"),
+        (
+            record(tenant, value=None, sum=float("inf")),
+            tenant,
+            "records.0.sum: Input should be a finite number",
+        ),
+        (record(tenant), None, "tenant: required"),
+        (json.dumps(record(tenant, pad="x" * limit)).encode(), tenant, f"more than the {limit} allowed"),
+    ]
+    good = [(record(tenant, name=f"good-{i}"), tenant) for i in range(4)]
+    batch = [good[0], good[1], *[(payload, header) for payload, header, _ in poison], good[2], good[3]]
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, batch)
+    async with ingestor(runtime, Topic.MEASUREMENTS):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 4) == 4
+        # The consumer carries on after the poison: a later message is stored too.
+        await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(record(tenant, name="later"), tenant)])
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 5) == 5
+
+    dead = await read_topic(runtime.settings, Topic.MEASUREMENTS.dead_letter, len(poison), tenant)
+    letters = {letter.value: letter for letter in dead}
+    assert len(dead) == len(letters) == len(poison)
+    for payload, header, reason in poison:
+        letter = letters[payload if isinstance(payload, bytes) else json.dumps(payload).encode()]
+        headers = {key: value.decode() for key, value in letter.headers}
+        assert reason in headers["x-dlq-reason"]
+        assert headers["x-dlq-source-topic"] == Topic.MEASUREMENTS.value
+        assert headers["x-dlq-source-offset"].isdigit()
+        assert headers.get(TENANT_HEADER) == header
+        assert letter.key == tenant.encode()
+
+
+async def test_a_replayed_batch_creates_no_duplicates(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    pack = {
+        "channel": "ch-1",
+        "publisher": f"dev-{tenant}",
+        "baseName": "temp",
+        "baseTime": T0,
+        "records": [{"time": second, "value": second} for second in range(50)],
+    }
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant)])
+    async with ingestor(runtime, Topic.MEASUREMENTS):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 50) == 50
+    first = {d["_id"]: d["created"] async for d in runtime.db[MEASUREMENTS].find({"tenant": tenant})}
+
+    # The same bytes published again (a producer's retry), then the whole topic read again by a
+    # new consumer group (an offset reset): the batch arrives twice more.
+    sentinel = record(tenant, name="sentinel")
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant), (sentinel, tenant)])
+    async with ingestor(runtime, Topic.MEASUREMENTS):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant, "name": "sentinel"}, 1) == 1
+
+    again = {d["_id"]: d["created"] async for d in runtime.db[MEASUREMENTS].find({"tenant": tenant})}
+    assert len(again) == 51
+    assert {key: again[key] for key in first} == first  # the first write stands
+
+
+async def test_a_restart_mid_stream_loses_nothing(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    packs = [
+        {
+            "channel": "ch-1",
+            "publisher": f"dev-{tenant}",
+            "baseName": f"m{index}",
+            "baseTime": T0,
+            "records": [{"time": second, "value": second} for second in range(10)],
+        }
+        for index in range(20)
+    ]
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant) for pack in packs])
+    group = f"test-{uuid.uuid4().hex}"
+    repository = MeasurementRepository(runtime.db)
+    real = next(
+        lane for lane in lanes(runtime.db, runtime.settings.ingestor) if lane.topic is Topic.MEASUREMENTS
+    )
+    ours: list[int] = []
+    hung = asyncio.Event()
+
+    async def store_then_die(items: list[Measurement]) -> BulkOutcome:
+        outcome = await repository.add_many(items)
+        if any(item.tenant == tenant for item in items):
+            ours.append(len(items))
+            if len(ours) == 2:  # the second batch of ours is stored, its offsets not yet committed
+                hung.set()
+                await asyncio.Event().wait()  # the process dies here
+        return outcome
+
+    async with ingestor(
+        runtime, Topic.MEASUREMENTS, replace(real, store=store_then_die), group_id=group, batch_max_messages=5
+    ):
+        await asyncio.wait_for(hung.wait(), timeout=60)
+    before = await runtime.db[MEASUREMENTS].count_documents({"tenant": tenant})
+    assert 0 < before < 200
+
+    redelivered: list[int] = []
+
+    async def store_counting_replays(items: list[Measurement]) -> BulkOutcome:
+        outcome = await repository.add_many(items)
+        redelivered.extend(i for i in outcome.duplicates if items[i].tenant == tenant)
+        return outcome
+
+    restarted = replace(real, store=store_counting_replays)
+    async with ingestor(runtime, Topic.MEASUREMENTS, restarted, group_id=group, batch_max_messages=5):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 200) == 200
+    assert await runtime.db[MEASUREMENTS].count_documents({"tenant": tenant}) == 200
+    # The batch stored but never committed came again, and changed nothing the second time.
+    assert redelivered
+
+
+async def test_a_letter_too_large_for_the_broker_goes_without_its_bytes(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(record(tenant, pad="x" * 1500), tenant)])
+    [original] = await read_topic(runtime.settings, Topic.MEASUREMENTS.value, 1, tenant)
+    reason = "y" * 1000
+    small = KafkaBroker(runtime.settings.kafka.bootstrap_servers, max_request_size=2048)
+    async with small:
+        await publish_dead_letter(small, original, reason)
+
+    letters = await read_topic(runtime.settings, Topic.MEASUREMENTS.dead_letter, 10**6, "")
+    [letter] = [r for r in letters if (TENANT_HEADER, tenant.encode()) in r.headers]
+    headers = {key: value.decode() for key, value in letter.headers}
+    assert letter.value == b""
+    assert headers["x-dlq-reason"].startswith(reason)
+    assert f"the original {len(original.value)} bytes are too large" in headers["x-dlq-reason"]
+    assert (headers["x-dlq-source-partition"], headers["x-dlq-source-offset"]) == (
+        str(original.partition),
+        str(original.offset),
+    )
