@@ -92,6 +92,10 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Events committed but not yet sent would otherwise wait for their lease to run out.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self.relay.publish_handed()
         await self.group_commit.close()
         await self.mongo.close()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 
 from exporter.runtime import Runtime, configure_logging
 from exporter.settings import get_settings
@@ -21,18 +23,24 @@ async def run() -> None:
     await runtime.start_relay()
     log.info("scheduler started")
     loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    # SIGTERM (docker stop, Kubernetes) ends the pass in hand and sends what it committed.
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stopping.set)
     next_sweep = loop.time()
     try:
-        while True:
+        while not stopping.is_set():
             try:
-                while await fire_due(runtime):  # more may be due than one batch holds
+                # More may be due than one batch holds.
+                while await fire_due(runtime) and not stopping.is_set():
                     pass
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + settings.scheduler.sweep_interval_seconds
                     await sweep(runtime)
             except Exception:
                 log.exception("scheduler pass failed; retrying")
-            await asyncio.sleep(settings.scheduler.poll_interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), settings.scheduler.poll_interval_seconds)
     finally:
         await runtime.close()
         await runtime.broker.stop()

@@ -26,6 +26,7 @@ from exporter.local.demo import (
     WINDOW_MINUTES,
     demo_measurements,
     first_link,
+    ingested,
     publish,
     read_mails,
 )
@@ -59,6 +60,7 @@ async def test_thin_path_and_redelivery(
     services: LocalServices, api: httpx.AsyncClient, servers: Settings
 ) -> None:
     await publish(servers, Topic.MEASUREMENTS.value, DEVICE, demo_measurements().to_wire())
+    await ingested(servers)
     store = ObjectStore(servers.storage)
 
     created = await api.post("/exports", json=DEMO_EXPORT)

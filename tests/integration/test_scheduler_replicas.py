@@ -28,7 +28,7 @@ from exporter.topics import Topic
 pytestmark = pytest.mark.servers
 
 REQUESTS_COUNT = 1000
-PERIOD = timedelta(seconds=3)
+PERIOD = timedelta(seconds=6)
 LEASE_SECONDS = 2.0
 
 
@@ -102,15 +102,21 @@ async def test_two_replicas_one_killed_fire_every_scheduled_time_exactly_once(se
 
     replicas = [scheduler(settings), scheduler(settings)]
     try:
-        await asyncio.sleep(2.5 * PERIOD.total_seconds())
-        os.kill(replicas[0].pid, signal.SIGKILL)  # mid-way: leases held, events perhaps unpublished
+        await asyncio.sleep(2.5 * PERIOD.total_seconds())  # two periods fired by both
+        os.kill(replicas[0].pid, signal.SIGKILL)  # mid-way: leases, maybe a transaction, held
         replicas[0].wait()
-        await asyncio.sleep(3.5 * PERIOD.total_seconds())
+        killed = utcnow()
+        # The survivor takes over once the dead replica's leases run out, and its open
+        # transaction, if any, is reaped (after 60 s, like MongoDB's transactionLifetimeLimit).
+        async with asyncio.timeout(120):
+            while await db[REQUESTS].count_documents(
+                {"tenant": tenant, "schedule.lastRunAt": {"$lte": killed + PERIOD}}
+            ):
+                await asyncio.sleep(1)
     finally:
         for replica in replicas:
             replica.terminate()
             replica.wait(timeout=20)
-    stopped = utcnow()
 
     jobs = [job async for job in db[JOBS].find({"tenant": tenant}, {"requestId": 1, "scheduledAt": 1})]
     fired: dict[str, list[datetime]] = {request.id: [] for request in requests}
@@ -121,10 +127,7 @@ async def test_two_replicas_one_killed_fire_every_scheduled_time_exactly_once(se
         count = len(times)
         expected = [occurrence(created, request.periodicity or "", k, "UTC") for k in range(1, count + 1)]
         assert times == expected, f"{request.id}: gaps or strays in {times}"
-        # None missed: the survivor kept every series up to (at most a period and a lease before) the end.
-        assert times, request.id
-        assert times[-1] > stopped - PERIOD - timedelta(seconds=LEASE_SECONDS + 1), request.id
-    assert len(jobs) >= 4 * REQUESTS_COUNT
+    assert len(jobs) >= 3 * REQUESTS_COUNT
 
     published = await published_job_ids(settings, tenant)
     assert set(published) == {job["_id"] for job in jobs}

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from exporter.adapters.mongo.client import MEASUREMENTS, connect, database
 from exporter.contracts.events import MeasurementsPublished, ThingUpdated
 from exporter.contracts.ingest import MeasurementPack, MeasurementRecord, Thing, ThingDefinition, ThingMetric
 from exporter.settings import Settings
@@ -122,10 +123,25 @@ def first_link(message: EmailMessage) -> str | None:
     return match.group(0) if match else None
 
 
+async def ingested(settings: Settings, tenant: str = "default", seconds: float = 60.0) -> None:
+    """Waits until the ingestor has stored the demo readings: an export covers what is stored
+    when it runs, and a one-time export runs at once."""
+    client = connect(settings)
+    try:
+        async with asyncio.timeout(seconds):
+            query = {"tenant": tenant, "publisher": DEVICE}
+            # Polled: the ingestor is another process and announces nothing.
+            while await database(client, settings)[MEASUREMENTS].count_documents(query) < POINTS:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+    finally:
+        await client.close()
+
+
 async def run_demo(settings: Settings, api_url: str, maildir: Path, seconds: float = 120.0) -> str:
     """Ingests the demo data, asks for the export, waits for its email; returns a summary."""
     await publish(settings, Topic.THINGS.value, DEVICE, demo_thing().to_wire())
     await publish(settings, Topic.MEASUREMENTS.value, DEVICE, demo_measurements().to_wire())
+    await ingested(settings)
     async with httpx.AsyncClient(base_url=api_url, headers={"X-User-Id": DEMO_USER}, timeout=10) as api:
         created = await api.post("/exports", json=DEMO_EXPORT)
         created.raise_for_status()

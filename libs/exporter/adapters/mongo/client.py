@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.settings import Settings
@@ -75,6 +76,19 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Idempotent: every service calls it at start, whichever starts first."""
     for collection, indexes in INDEXES.items():
         await db[collection].create_indexes(indexes)
+
+
+async def multi_document_write(
+    collection: AsyncCollection[Document], write: Callable[[AsyncClientSession], Awaitable[T]]
+) -> T:
+    """A write that may touch many documents, run as a transaction.
+
+    MongoDB would not need one. The embedded MongoDB-wire server does: there, a plain
+    multi-document write that meets a transaction's uncommitted change keeps retrying while it
+    holds the collection, and the transaction waits for the collection: a deadlock, seen with
+    two schedulers. Inside a transaction the conflict aborts and is retried instead.
+    """
+    return await in_transaction(collection.database.client, write)
 
 
 async def in_transaction(

@@ -10,7 +10,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import OUTBOX, Document
+from exporter.adapters.mongo.client import OUTBOX, Document, multi_document_write
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import Envelope
 from exporter.topics import Topic
@@ -51,20 +51,36 @@ class OutboxRepository:
         if not ids:
             return []
         token = uuid.uuid4().hex
-        await self._collection.update_many(
-            {"_id": {"$in": ids}, **free}, {"$set": {"leaseToken": token, "leaseUntil": now + lease}}
-        )
+
+        async def lease_them(session: AsyncClientSession) -> None:
+            await self._collection.update_many(
+                {"_id": {"$in": ids}, **free},
+                {"$set": {"leaseToken": token, "leaseUntil": now + lease}},
+                session=session,
+            )
+
+        await multi_document_write(self._collection, lease_them)
         claimed = self._collection.find({"leaseToken": token}).sort("createdAt", ASCENDING)
         return [document async for document in claimed]
 
     async def mark_published(self, ids: list[str]) -> None:
         """Published events leave the outbox: it holds only what is still owed, so each pass
         stays cheap however many events went out before (Kafka keeps the history)."""
-        await self._collection.delete_many({"_id": {"$in": ids}})
+
+        async def delete(session: AsyncClientSession) -> None:
+            await self._collection.delete_many({"_id": {"$in": ids}}, session=session)
+
+        await multi_document_write(self._collection, delete)
 
     async def release(self, ids: list[str]) -> None:
         """Hands events back at once after a failed publish, so the next pass retries them."""
-        await self._collection.update_many({"_id": {"$in": ids}}, {"$set": {"leaseUntil": None}})
+
+        async def unlease(session: AsyncClientSession) -> None:
+            await self._collection.update_many(
+                {"_id": {"$in": ids}}, {"$set": {"leaseUntil": None}}, session=session
+            )
+
+        await multi_document_write(self._collection, unlease)
 
     async def pending_count(self) -> int:
         return await self._collection.count_documents({})

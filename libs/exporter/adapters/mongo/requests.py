@@ -10,8 +10,9 @@ from typing import Literal
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.results import UpdateResult
 
-from exporter.adapters.mongo.client import REQUESTS, Document
+from exporter.adapters.mongo.client import REQUESTS, Document, multi_document_write
 from exporter.contracts.request import ExportRequest, ExportType
 
 
@@ -138,15 +139,33 @@ class RequestRepository:
             "deletedAt": None,
             "$or": [{"schedule.leaseUntil": None}, {"schedule.leaseUntil": {"$lt": now}}],
         }
-        due = self._collection.find(free, {"_id": 1}).sort("schedule.nextRunAt", ASCENDING).limit(limit)
-        ids = [document["_id"] async for document in due]
-        if not ids:
+        order = [("schedule.nextRunAt", ASCENDING), ("_id", ASCENDING)]
+        due = self._collection.find(free).sort(order).limit(limit)
+        batch = [document async for document in due]
+        if not batch:
             return []
+        # Claim "everything up to the last one found" rather than "these ids": a range is cheap
+        # for any store, while a long $in list is matched element by element by some.
+        last_at, last_id = batch[-1]["schedule"]["nextRunAt"], batch[-1]["_id"]
         token = uuid.uuid4().hex
-        await self._collection.update_many(
-            {"_id": {"$in": ids}, **free},
-            {"$set": {"schedule.leaseToken": token, "schedule.leaseUntil": now + lease}},
-        )
+        range_filter = {
+            **free,
+            "schedule.nextRunAt": {"$lte": last_at},
+            "$and": [{"$or": [{"schedule.nextRunAt": {"$lt": last_at}}, {"_id": {"$lte": last_id}}]}],
+        }
+
+        async def lease_range(session: AsyncClientSession) -> UpdateResult:
+            return await self._collection.update_many(
+                range_filter,
+                {"$set": {"schedule.leaseToken": token, "schedule.leaseUntil": now + lease}},
+                session=session,
+            )
+
+        claim = await multi_document_write(self._collection, lease_range)
+        # Nobody else moved: what we read is what we hold. (Should a replica have taken one and
+        # another come due meanwhile, the guarded advance still fires each run only once.)
+        if claim.modified_count == len(batch):
+            return [_to_record(document) for document in batch]
         claimed = self._collection.find({"schedule.leaseToken": token})
         return [_to_record(document) async for document in claimed]
 
