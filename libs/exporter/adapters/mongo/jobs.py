@@ -6,7 +6,7 @@ so concurrent or redelivered work can never move a job twice.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from exporter.adapters.mongo.client import JOBS, Document
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
+from exporter.notifications.policy import DeliveryStatus
 
 
 def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Document:
@@ -100,32 +101,147 @@ class JobRepository:
         )
         return outcome.modified_count == 1
 
-    async def claim_delivery(self, job_id: str, index: int, key: str) -> bool:
-        """Records the intent to send before sending: pending → sending, once per message."""
+    # Deliveries: ``notifications[i]`` of a job, one per message (see notifications.policy). Every
+    # step is a compare-and-set on the entry's status and attempt count, so two notifiers, or a
+    # notifier and its own redelivered event, can never both send one message.
+
+    async def skip_delivery(self, job_id: str, index: int, reason: str) -> bool:
+        """pending → skipped: the message's policy does not match the outcome."""
+        entry = f"notifications.{index}"
         result = await self._collection.update_one(
-            {"_id": job_id, f"notifications.{index}.status": "pending"},
+            {"_id": job_id, f"{entry}.status": DeliveryStatus.PENDING.value},
             {
                 "$set": {
-                    f"notifications.{index}.status": "sending",
-                    f"notifications.{index}.key": key,
-                    f"notifications.{index}.updatedAt": utcnow(),
-                },
-                "$inc": {f"notifications.{index}.attempts": 1},
+                    f"{entry}.status": DeliveryStatus.SKIPPED.value,
+                    f"{entry}.detail": reason,
+                    f"{entry}.updatedAt": utcnow(),
+                }
             },
         )
         return result.modified_count == 1
 
-    async def record_delivery(self, job_id: str, index: int, status: str, error: str | None = None) -> None:
-        await self._collection.update_one(
-            {"_id": job_id},
+    async def claim_delivery(
+        self, job_id: str, index: int, key: str, attempts: int, lease: timedelta
+    ) -> bool:
+        """pending/retrying with ``attempts`` made → sending; the intent recorded before sending.
+
+        True for exactly one caller; ``leaseUntil`` says when an unrecorded send counts as cut off.
+        """
+        entry = f"notifications.{index}"
+        now = utcnow()
+        result = await self._collection.update_one(
+            {
+                "_id": job_id,
+                f"{entry}.status": {"$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]},
+                f"{entry}.attempts": attempts,
+            },
             {
                 "$set": {
-                    f"notifications.{index}.status": status,
-                    f"notifications.{index}.lastError": error,
-                    f"notifications.{index}.updatedAt": utcnow(),
+                    f"{entry}.status": DeliveryStatus.SENDING.value,
+                    f"{entry}.key": key,
+                    f"{entry}.updatedAt": now,
+                    f"{entry}.leaseUntil": now + lease,
+                    f"{entry}.nextAttemptAt": None,
+                },
+                "$inc": {f"{entry}.attempts": 1},
+            },
+        )
+        return result.modified_count == 1
+
+    async def record_delivery(
+        self,
+        job_id: str,
+        index: int,
+        attempt: int,
+        status: DeliveryStatus,
+        *,
+        recipients: list[str],
+        sent_to: list[str],
+        refused: dict[str, str],
+        error: str | None = None,
+        detail: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """sending (attempt ``attempt``) → sent/failed/retrying, with what the attempt reached.
+
+        False when the claim is no longer this caller's: its lease ran out and the send was
+        declared cut off meanwhile.
+        """
+        entry = f"notifications.{index}"
+        now = utcnow()
+        fields: Document = {
+            "status": status.value,
+            "recipients": recipients,
+            "sentTo": sent_to,
+            # A list, not a mapping: addresses have dots, which field names must not.
+            "refused": [{"recipient": r, "reason": reason} for r, reason in refused.items()],
+            "lastError": error,
+            "detail": detail,
+            "updatedAt": now,
+            "leaseUntil": None,
+            "nextAttemptAt": next_attempt_at,
+        }
+        if status is DeliveryStatus.SENT:
+            fields["sentAt"] = now
+        result = await self._collection.update_one(
+            {
+                "_id": job_id,
+                f"{entry}.status": DeliveryStatus.SENDING.value,
+                f"{entry}.attempts": attempt,
+            },
+            {"$set": {f"{entry}.{name}": value for name, value in fields.items()}},
+        )
+        return result.modified_count == 1
+
+    async def cut_off_delivery(self, job_id: str, index: int, attempt: int, reason: str) -> bool:
+        """sending past its lease → failed: the notifier stopped mid-send (see notifier.delivery)."""
+        entry = f"notifications.{index}"
+        now = utcnow()
+        result = await self._collection.update_one(
+            {
+                "_id": job_id,
+                f"{entry}.status": DeliveryStatus.SENDING.value,
+                f"{entry}.attempts": attempt,
+                f"{entry}.leaseUntil": {"$lt": now},
+            },
+            {
+                "$set": {
+                    f"{entry}.status": DeliveryStatus.FAILED.value,
+                    f"{entry}.lastError": reason,
+                    f"{entry}.updatedAt": now,
+                    f"{entry}.leaseUntil": None,
                 }
             },
         )
+        return result.modified_count == 1
+
+    async def with_open_deliveries(self, completed_before: datetime, limit: int) -> list[Document]:
+        """Finished jobs with a delivery no one is known to be working on, oldest first.
+
+        Pending ones only once ``completed_before`` has passed (their ``export.completed`` is
+        probably being handled right now); retrying ones when due; sending ones past their lease.
+        """
+        now = utcnow()
+        cursor = (
+            self._collection.find(
+                {
+                    "status": {"$in": [JobStatus.DONE.value, JobStatus.FAILED.value]},
+                    "notifications": {
+                        "$elemMatch": {
+                            "$or": [
+                                {"status": DeliveryStatus.PENDING.value},
+                                {"status": DeliveryStatus.RETRYING.value, "nextAttemptAt": {"$lte": now}},
+                                {"status": DeliveryStatus.SENDING.value, "leaseUntil": {"$lt": now}},
+                            ]
+                        }
+                    },
+                    "completedAt": {"$lte": completed_before},
+                }
+            )
+            .sort([("completedAt", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [document async for document in cursor]
 
     async def cancel(self, job_id: str, session: AsyncClientSession | None = None) -> bool:
         """notProcessed/inProgress → cancelled; a renderer notices at its next heartbeat."""
