@@ -45,6 +45,9 @@ def create_app(settings: Settings) -> FastStream:
     async def on_export_completed(event: ExportCompleted) -> None:
         await notifier.on_export_completed(event)
 
-    # The runtime cancels the sweep at shutdown before it closes MongoDB: the sweep then drains.
-    app.after_startup(lambda: runtime.spawn(notifier.run()))
+    @app.after_startup
+    async def start_sweeping() -> None:
+        # The runtime cancels the sweep at shutdown before it closes MongoDB: the sweep then drains.
+        runtime.spawn(notifier.run())
+
     return app

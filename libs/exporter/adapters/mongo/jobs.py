@@ -226,15 +226,14 @@ class JobRepository:
             self._collection.find(
                 {
                     "status": {"$in": [JobStatus.DONE.value, JobStatus.FAILED.value]},
-                    "notifications": {
-                        "$elemMatch": {
-                            "$or": [
-                                {"status": DeliveryStatus.PENDING.value},
-                                {"status": DeliveryStatus.RETRYING.value, "nextAttemptAt": {"$lte": now}},
-                                {"status": DeliveryStatus.SENDING.value, "leaseUntil": {"$lt": now}},
-                            ]
-                        }
-                    },
+                    "$or": [
+                        {"notifications": {"$elemMatch": due}}
+                        for due in (
+                            {"status": DeliveryStatus.PENDING.value},
+                            {"status": DeliveryStatus.RETRYING.value, "nextAttemptAt": {"$lte": now}},
+                            {"status": DeliveryStatus.SENDING.value, "leaseUntil": {"$lt": now}},
+                        )
+                    ],
                     "completedAt": {"$lte": completed_before},
                 }
             )
