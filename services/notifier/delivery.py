@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from exporter.adapters.mongo.client import Document
+from exporter.adapters.mongo.jobs import DeliveryResults, delivery_result
 from exporter.adapters.storage import ObjectStore
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
@@ -129,39 +130,86 @@ class Notifier:
         self._settings = runtime.settings.notifier
         self._senders = senders
         self._redact = redact
+        self._results = DeliveryResults(runtime.db)
         self._slots = asyncio.Semaphore(self._settings.concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._waiting: set[asyncio.Task[Any]] = set()
+        # Jobs being read and claimed; at most ``concurrency``, then the consumer waits.
+        self._intake = asyncio.Semaphore(self._settings.concurrency)
+        self._taking_in: set[asyncio.Task[None]] = set()
         self._closing = False
 
     async def on_export_completed(self, event: ExportCompleted) -> None:
-        job = await self._jobs.get(event.data.job_id)
-        if job is None:
-            log.warning("export.completed for unknown job %s; nothing to notify", event.data.job_id)
+        """Hands the job over to a task and returns, so the consumer reads on while MongoDB answers.
+
+        The event is then committed before its deliveries are claimed; should the notifier die
+        in between, the entries are still ``pending`` on the job and a sweep takes them up.
+        """
+        if self._closing:
             return
-        await self.process(job)
+        await self._intake.acquire()
+        task = asyncio.create_task(self._take_in(event.data.job_id), name=f"notify {event.data.job_id}")
+        self._taking_in.add(task)
+        task.add_done_callback(self._taken_in)
+
+    async def _take_in(self, job_id: str) -> None:
+        job = await self._jobs.get(job_id)
+        if job is None:
+            log.warning("export.completed for unknown job %s; nothing to notify", job_id)
+        else:
+            await self.process(job)
+
+    def _taken_in(self, task: asyncio.Task[None]) -> None:
+        self._taking_in.discard(task)
+        self._intake.release()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("taking in a job failed; a sweep will come back to it", exc_info=error)
 
     async def process(self, job: Document) -> None:
-        """Starts every delivery of ``job`` that is due and not in hand; does not wait for them."""
+        """Records the skips and claims the due deliveries of ``job`` that no task here holds, then
+        sends them in tasks; does not wait for the sends.
+        """
         status = JobStatus(job["status"])
         if status not in NOTIFIED_OUTCOMES:
             log.info("job %s is %s: nothing to notify", job["_id"], status.value)
             return
         context = self._context(job)
         now = utcnow()
+        skips: dict[int, str] = {}
+        due: dict[int, Progress] = {}
         for index, entry in enumerate(job.get("notifications") or []):
             if self._closing or delivery_key(context.job_id, index) in self._active:
                 continue
             state = DeliveryStatus(entry["status"])
             policy = context.message(index).policy
             if state is DeliveryStatus.PENDING and not policy_applies(policy, status):
-                await self._jobs.skip_delivery(context.job_id, index, skip_reason(policy, status))
+                skips[index] = skip_reason(policy, status)
             elif state is DeliveryStatus.PENDING or (
                 state is DeliveryStatus.RETRYING and entry["nextAttemptAt"] <= now
             ):
-                await self._start(context, index, Progress.of(entry))
+                due[index] = Progress.of(entry)
             elif state is DeliveryStatus.SENDING and entry["leaseUntil"] < now:
                 await self._cut_off(context.job_id, index, entry["attempts"])
+        for index in await self._claim(context.job_id, due, skips):
+            await self._start(context, index, due[index])
+
+    async def _claim(self, job_id: str, due: dict[int, Progress], skips: dict[int, str]) -> list[int]:
+        """Claims ``due`` and skips ``skips`` in one write (a fresh job's usual case), or else one
+        by one: another notifier may hold some of them. The indexes claimed.
+        """
+        lease = timedelta(seconds=self._settings.sending_lease_seconds)
+        claims = {index: (delivery_key(job_id, index), p.attempts) for index, p in due.items()}
+        if not claims and not skips:
+            return []
+        if await self._jobs.claim_deliveries(job_id, claims, lease, skips):
+            return list(claims)
+        if len(claims) + len(skips) == 1:
+            return []
+        for index, reason in skips.items():
+            await self._jobs.claim_deliveries(job_id, {}, lease, {index: reason})
+        return [
+            i for i, claim in claims.items() if await self._jobs.claim_deliveries(job_id, {i: claim}, lease)
+        ]
 
     def _context(self, job: Document) -> JobContext:
         result = job_result(job)
@@ -198,12 +246,14 @@ class Notifier:
         task.add_done_callback(lambda _: self._active.pop(key, None))
 
     async def _deliver(self, context: JobContext, index: int, progress: Progress) -> None:
-        """Claims, sends, records; after a transient failure waits (holding no slot) and goes again."""
+        """Sends (claimed), records; after a transient failure waits, holding no slot, claims again
+        and goes on.
+        """
         key = delivery_key(context.job_id, index)
         lease = timedelta(seconds=self._settings.sending_lease_seconds)
         holding = True
         try:
-            while await self._jobs.claim_delivery(context.job_id, index, key, progress.attempts, lease):
+            while True:
                 progress.attempts += 1
                 delay = await self._attempt(context, index, progress)
                 if delay is None:
@@ -213,6 +263,13 @@ class Notifier:
                 await self._wait(delay)
                 await self._slots.acquire()
                 holding = True
+                if not await self._jobs.claim_deliveries(
+                    context.job_id, {index: (key, progress.attempts)}, lease
+                ):
+                    return  # a sweep elsewhere took it over
+        except Exception:
+            # Left ``sending``: once its lease runs out, a sweep records it as cut off.
+            log.exception("delivery %s stopped", key)
         finally:
             if holding:
                 self._slots.release()
@@ -264,25 +321,20 @@ class Notifier:
                 progress.refused[recipient] = f"{reason} (gave up after {progress.attempts} attempts)"
             status = DeliveryStatus.SENT if progress.sent else DeliveryStatus.FAILED
             error, next_attempt_at = error or _describe(progress.refused), None
-        recorded = await self._jobs.record_delivery(
-            context.job_id,
-            index,
-            progress.attempts,
-            status,
-            recipients=recipients,
-            sent_to=progress.sent,
-            refused={r: self._redact(reason) for r, reason in progress.refused.items()},
-            error=self._redact(error) if error else None,
-            detail=self._redact("; ".join(attempt.notes)) or None,
-            next_attempt_at=next_attempt_at,
-        )
-        if not recorded:
-            log.warning(
-                "delivery %s: attempt %d outlived its lease; its outcome went unrecorded",
-                key,
+        await self._results.record(
+            delivery_result(
+                context.job_id,
+                index,
                 progress.attempts,
+                status,
+                recipients=recipients,
+                sent_to=progress.sent,
+                refused={r: self._redact(reason) for r, reason in progress.refused.items()},
+                error=self._redact(error) if error else None,
+                detail=self._redact("; ".join(attempt.notes)) or None,
+                next_attempt_at=next_attempt_at,
             )
-            return None
+        )
         log.info("delivery %s: %s after attempt %d", key, status.value, progress.attempts)
         return delay
 
@@ -361,6 +413,8 @@ class Notifier:
         self._closing = True
         for task in list(self._waiting):
             task.cancel()
+        if self._taking_in:
+            await asyncio.wait(list(self._taking_in))
         tasks = list(self._active.values())
         if tasks:
             await asyncio.wait(tasks, timeout=self._settings.http_timeout_seconds + 5)

@@ -110,7 +110,7 @@ async def test_a_send_cut_off_by_a_crash_is_recorded_as_failed_and_never_resent(
     before = len(chat.calls("/webhooks/discord-ops"))
     # A notifier claimed the delivery, then died before recording what became of it.
     key = delivery_key(spec.job_id, 0)
-    assert await runtime.jobs.claim_delivery(spec.job_id, 0, key, 0, timedelta(seconds=0.2))
+    assert await runtime.jobs.claim_deliveries(spec.job_id, {0: (key, 0)}, timedelta(seconds=0.2))
     notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat, sweep_interval_seconds=0.1))
 
     await asyncio.sleep(0.3)  # past the claim's lease

@@ -6,10 +6,14 @@ so concurrent or redelivered work can never move a job twice.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,6 +21,8 @@ from exporter.adapters.mongo.client import JOBS, Document
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
 from exporter.notifications.policy import DeliveryStatus
+
+log = logging.getLogger(__name__)
 
 
 def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Document:
@@ -105,92 +111,43 @@ class JobRepository:
     # step is a compare-and-set on the entry's status and attempt count, so two notifiers, or a
     # notifier and its own redelivered event, can never both send one message.
 
-    async def skip_delivery(self, job_id: str, index: int, reason: str) -> bool:
-        """pending → skipped: the message's policy does not match the outcome."""
-        entry = f"notifications.{index}"
-        result = await self._collection.update_one(
-            {"_id": job_id, f"{entry}.status": DeliveryStatus.PENDING.value},
-            {
-                "$set": {
-                    f"{entry}.status": DeliveryStatus.SKIPPED.value,
-                    f"{entry}.detail": reason,
-                    f"{entry}.updatedAt": utcnow(),
-                }
-            },
-        )
-        return result.modified_count == 1
-
-    async def claim_delivery(
-        self, job_id: str, index: int, key: str, attempts: int, lease: timedelta
-    ) -> bool:
-        """pending/retrying with ``attempts`` made → sending; the intent recorded before sending.
-
-        True for exactly one caller; ``leaseUntil`` says when an unrecorded send counts as cut off.
-        """
-        entry = f"notifications.{index}"
-        now = utcnow()
-        result = await self._collection.update_one(
-            {
-                "_id": job_id,
-                f"{entry}.status": {"$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]},
-                f"{entry}.attempts": attempts,
-            },
-            {
-                "$set": {
-                    f"{entry}.status": DeliveryStatus.SENDING.value,
-                    f"{entry}.key": key,
-                    f"{entry}.updatedAt": now,
-                    f"{entry}.leaseUntil": now + lease,
-                    f"{entry}.nextAttemptAt": None,
-                },
-                "$inc": {f"{entry}.attempts": 1},
-            },
-        )
-        return result.modified_count == 1
-
-    async def record_delivery(
+    async def claim_deliveries(
         self,
         job_id: str,
-        index: int,
-        attempt: int,
-        status: DeliveryStatus,
-        *,
-        recipients: list[str],
-        sent_to: list[str],
-        refused: dict[str, str],
-        error: str | None = None,
-        detail: str | None = None,
-        next_attempt_at: datetime | None = None,
+        claims: Mapping[int, tuple[str, int]],
+        lease: timedelta,
+        skips: Mapping[int, str] | None = None,
     ) -> bool:
-        """sending (attempt ``attempt``) → sent/failed/retrying, with what the attempt reached.
+        """In one write: each ``claims`` entry (index → key, attempts made) pending/retrying →
+        sending, the intent recorded before sending; each ``skips`` entry pending → skipped.
 
-        False when the claim is no longer this caller's: its lease ran out and the send was
-        declared cut off meanwhile.
+        All or nothing, and True for exactly one caller. ``leaseUntil`` says when a send that was
+        never recorded counts as cut off.
         """
-        entry = f"notifications.{index}"
         now = utcnow()
-        fields: Document = {
-            "status": status.value,
-            "recipients": recipients,
-            "sentTo": sent_to,
-            # A list, not a mapping: addresses have dots, which field names must not.
-            "refused": [{"recipient": r, "reason": reason} for r, reason in refused.items()],
-            "lastError": error,
-            "detail": detail,
-            "updatedAt": now,
-            "leaseUntil": None,
-            "nextAttemptAt": next_attempt_at,
-        }
-        if status is DeliveryStatus.SENT:
-            fields["sentAt"] = now
-        result = await self._collection.update_one(
-            {
-                "_id": job_id,
+        query: Document = {"_id": job_id}
+        fields: Document = {}
+        for index, (key, attempts) in claims.items():
+            entry = f"notifications.{index}"
+            query[f"{entry}.status"] = {"$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]}
+            query[f"{entry}.attempts"] = attempts
+            fields |= {
                 f"{entry}.status": DeliveryStatus.SENDING.value,
-                f"{entry}.attempts": attempt,
-            },
-            {"$set": {f"{entry}.{name}": value for name, value in fields.items()}},
-        )
+                f"{entry}.key": key,
+                f"{entry}.updatedAt": now,
+                f"{entry}.leaseUntil": now + lease,
+                f"{entry}.nextAttemptAt": None,
+                f"{entry}.attempts": attempts + 1,
+            }
+        for index, reason in (skips or {}).items():
+            entry = f"notifications.{index}"
+            query[f"{entry}.status"] = DeliveryStatus.PENDING.value
+            fields |= {
+                f"{entry}.status": DeliveryStatus.SKIPPED.value,
+                f"{entry}.detail": reason,
+                f"{entry}.updatedAt": now,
+            }
+        result = await self._collection.update_one(query, {"$set": fields})
         return result.modified_count == 1
 
     async def cut_off_delivery(self, job_id: str, index: int, attempt: int, reason: str) -> bool:
@@ -297,3 +254,114 @@ class JobRepository:
 
     async def count_for_request(self, tenant: str, request_id: str) -> int:
         return await self._collection.count_documents({"tenant": tenant, "requestId": request_id})
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """A write of one attempt's outcome: the conditions it needs, the fields it sets."""
+
+    job_id: str
+    conditions: Document
+    fields: Document
+
+
+def delivery_result(
+    job_id: str,
+    index: int,
+    attempt: int,
+    status: DeliveryStatus,
+    *,
+    recipients: list[str],
+    sent_to: list[str],
+    refused: dict[str, str],
+    error: str | None = None,
+    detail: str | None = None,
+    next_attempt_at: datetime | None = None,
+) -> DeliveryResult:
+    """sending (attempt ``attempt``) → sent/failed/retrying, with what the attempt reached.
+
+    It matches nothing once the claim is no longer the caller's: its lease ran out, and the send
+    was declared cut off meanwhile.
+    """
+    entry = f"notifications.{index}"
+    now = utcnow()
+    fields: Document = {
+        "status": status.value,
+        "recipients": recipients,
+        "sentTo": sent_to,
+        # A list, not a mapping: addresses have dots, which field names must not.
+        "refused": [{"recipient": r, "reason": reason} for r, reason in refused.items()],
+        "lastError": error,
+        "detail": detail,
+        "updatedAt": now,
+        "leaseUntil": None,
+        "nextAttemptAt": next_attempt_at,
+    }
+    if status is DeliveryStatus.SENT:
+        fields["sentAt"] = now
+    return DeliveryResult(
+        job_id,
+        {f"{entry}.status": DeliveryStatus.SENDING.value, f"{entry}.attempts": attempt},
+        {f"{entry}.{name}": value for name, value in fields.items()},
+    )
+
+
+def _updates(results: list[DeliveryResult]) -> list[UpdateOne]:
+    return [UpdateOne({"_id": r.job_id, **r.conditions}, {"$set": r.fields}) for r in results]
+
+
+def _per_job(results: list[DeliveryResult]) -> list[DeliveryResult]:
+    """Results of one job's messages merged into one write: MongoDB pays per document written."""
+    merged: dict[str, DeliveryResult] = {}
+    for result in results:
+        known = merged.get(result.job_id)
+        merged[result.job_id] = (
+            result
+            if known is None
+            else DeliveryResult(
+                result.job_id, {**known.conditions, **result.conditions}, {**known.fields, **result.fields}
+            )
+        )
+    return list(merged.values())
+
+
+class DeliveryResults:
+    """Delivery results written together: those that arrive while a write runs go in the next one.
+
+    A batch is one unordered bulk write with one update per job, so a busy notifier pays for
+    few writes; at low load each result goes alone, at once. ``record`` returns once written.
+    """
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._collection = db[JOBS]
+        self._waiting: list[tuple[DeliveryResult, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, result: DeliveryResult) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((result, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await done
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write_batch([result for result, _ in batch])
+            except Exception as error:
+                for _, done in batch:
+                    done.set_exception(error)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
+    async def _write_batch(self, results: list[DeliveryResult]) -> None:
+        merged = _per_job(results)
+        written = await self._collection.bulk_write(_updates(merged), ordered=False)
+        if written.modified_count == len(merged):
+            return
+        # A merged write matches nothing when one of its deliveries was cut off meanwhile: write
+        # them one by one, so the others are kept (those written already match nothing now).
+        log.warning("delivery results came after their claims were cut off, and were not recorded")
+        await self._collection.bulk_write(_updates(results), ordered=False)
