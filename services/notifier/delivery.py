@@ -56,6 +56,8 @@ CUT_OFF = (
     "not sent again, so no one gets it twice"
 )
 SWEEP_BATCH = 500
+# Recording a result can take longer than sending it: a slot is held only while sending.
+ADMITTED_PER_SLOT = 4
 
 
 def delivery_key(job_id: str, index: int) -> str:
@@ -130,8 +132,10 @@ class Notifier:
         self._settings = runtime.settings.notifier
         self._senders = senders
         self._redact = redact
-        self._results = DeliveryResults(runtime.db)
+        self._results = DeliveryResults(runtime.mongo, runtime.db)
+        # Sends at once; deliveries admitted (sending, or recording what they sent) at once.
         self._slots = asyncio.Semaphore(self._settings.concurrency)
+        self._admission = asyncio.Semaphore(ADMITTED_PER_SLOT * self._settings.concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._waiting: set[asyncio.Task[Any]] = set()
         # Jobs being read and claimed; at most ``concurrency``, then the consumer waits.
@@ -238,31 +242,32 @@ class Notifier:
             )
 
     async def _start(self, context: JobContext, index: int, progress: Progress) -> None:
-        """Waits for a free slot (so a busy notifier slows its consumer), then sends in a task."""
-        await self._slots.acquire()
+        """Waits until the delivery may be admitted (so a busy notifier slows its consumer), then
+        sends in a task.
+        """
+        await self._admission.acquire()
         key = delivery_key(context.job_id, index)
         task = asyncio.create_task(self._deliver(context, index, progress), name=f"deliver {key}")
         self._active[key] = task
         task.add_done_callback(lambda _: self._active.pop(key, None))
 
     async def _deliver(self, context: JobContext, index: int, progress: Progress) -> None:
-        """Sends (claimed), records; after a transient failure waits, holding no slot, claims again
-        and goes on.
+        """Sends (claimed), records; after a transient failure waits, no longer counted as
+        admitted (a failing medium must not hold up the others), claims again and goes on.
         """
         key = delivery_key(context.job_id, index)
         lease = timedelta(seconds=self._settings.sending_lease_seconds)
-        holding = True
+        admitted = True
         try:
             while True:
                 progress.attempts += 1
                 delay = await self._attempt(context, index, progress)
                 if delay is None:
                     return
-                self._slots.release()
-                holding = False
+                if admitted:
+                    self._admission.release()
+                    admitted = False
                 await self._wait(delay)
-                await self._slots.acquire()
-                holding = True
                 if not await self._jobs.claim_deliveries(
                     context.job_id, {index: (key, progress.attempts)}, lease
                 ):
@@ -271,8 +276,8 @@ class Notifier:
             # Left ``sending``: once its lease runs out, a sweep records it as cut off.
             log.exception("delivery %s stopped", key)
         finally:
-            if holding:
-                self._slots.release()
+            if admitted:
+                self._admission.release()
 
     async def _wait(self, seconds: float) -> None:
         task = asyncio.current_task()
@@ -301,7 +306,8 @@ class Notifier:
         if not recipients:
             error = f"no recipients given, and no {message.medium} contact is configured for the owner"
         try:
-            await self._send(context, notice, message, key, recipients, progress, attempt)
+            async with self._slots:
+                await self._send(context, notice, message, key, recipients, progress, attempt)
         except Exception as unexpected:  # a bug, not the medium: fail this delivery, keep the notifier
             log.exception("delivery %s failed unexpectedly", key)
             error = f"internal error: {type(unexpected).__name__}: {unexpected}"

@@ -7,17 +7,18 @@ so concurrent or redelivered work can never move a job twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import JOBS, Document
+from exporter.adapters.mongo.client import JOBS, Document, in_transaction
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
 from exporter.notifications.policy import DeliveryStatus
@@ -325,43 +326,60 @@ def _per_job(results: list[DeliveryResult]) -> list[DeliveryResult]:
     return list(merged.values())
 
 
-class DeliveryResults:
-    """Delivery results written together: those that arrive while a write runs go in the next one.
+@dataclass
+class _Waiting:
+    result: DeliveryResult
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
-    A batch is one unordered bulk write with one update per job, so a busy notifier pays for
-    few writes; at low load each result goes alone, at once. ``record`` returns once written.
+
+class DeliveryResults:
+    """Delivery results written together: those that arrive while a write runs go in the next.
+
+    A batch is one transaction (the store makes each commit durable on disk before it answers,
+    which costs more than a write) with one update per job (it pays again per document). At low
+    load each result goes alone, at once. When a batch fails, its results are written one by
+    one, so only the faulty one sees the error. ``record`` returns once its result is written.
     """
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
+        self._client = client
         self._collection = db[JOBS]
-        self._waiting: list[tuple[DeliveryResult, asyncio.Future[None]]] = []
+        self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def record(self, result: DeliveryResult) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((result, done))
+        waiting = _Waiting(result)
+        self._waiting.append(waiting)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
-        await done
+        await waiting.done
 
     async def _write(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            results = [waiting.result for waiting in batch]
             try:
-                await self._write_batch([result for result, _ in batch])
-            except Exception as error:
-                for _, done in batch:
-                    done.set_exception(error)
+                await in_transaction(self._client, functools.partial(self._apply, results))
+            except Exception:
+                for waiting in batch:
+                    await self._alone(waiting)
             else:
-                for _, done in batch:
-                    done.set_result(None)
+                for waiting in batch:
+                    waiting.done.set_result(None)
 
-    async def _write_batch(self, results: list[DeliveryResult]) -> None:
+    async def _alone(self, waiting: _Waiting) -> None:
+        try:
+            await self._apply([waiting.result], None)
+        except Exception as error:
+            waiting.done.set_exception(error)
+        else:
+            waiting.done.set_result(None)
+
+    async def _apply(self, results: list[DeliveryResult], session: AsyncClientSession | None) -> None:
         merged = _per_job(results)
-        written = await self._collection.bulk_write(_updates(merged), ordered=False)
-        if written.modified_count == len(merged):
-            return
-        # A merged write matches nothing when one of its deliveries was cut off meanwhile: write
-        # them one by one, so the others are kept (those written already match nothing now).
-        log.warning("delivery results came after their claims were cut off, and were not recorded")
-        await self._collection.bulk_write(_updates(results), ordered=False)
+        written = await self._collection.bulk_write(_updates(merged), ordered=False, session=session)
+        if written.modified_count < len(merged):
+            # A merged write matches nothing when one of its deliveries was cut off meanwhile:
+            # write them one by one, so the others are kept (those written match nothing now).
+            log.warning("delivery results came after their claims were cut off, and were not recorded")
+            await self._collection.bulk_write(_updates(results), ordered=False, session=session)
