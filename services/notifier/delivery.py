@@ -15,8 +15,11 @@ recurring export would repeat it, while the rare lost message is visible in the 
 status and its file stays downloadable through the API. Every failure the notifier sees itself
 (connection refused, 5xx, 429, SMTP 4xx) is known not to have delivered, and is retried.
 
-Deliveries run as tasks, at most ``concurrency`` sending at once; one waiting for a retry holds
-no slot, so a slow or failing chat never holds up the others.
+Work runs in tasks, so the consumer reads on while MongoDB and the media answer: at most
+``concurrency`` jobs being read and claimed, and as many deliveries sending, at once (then the
+consumer waits). The event is thus committed before its deliveries are claimed; should the
+notifier die in between, the entries are still ``pending`` and a sweep takes them up. A delivery
+waiting to retry holds nothing, so a slow or failing chat never holds up the others.
 """
 
 from __future__ import annotations
@@ -144,11 +147,7 @@ class Notifier:
         self._closing = False
 
     async def on_export_completed(self, event: ExportCompleted) -> None:
-        """Hands the job over to a task and returns, so the consumer reads on while MongoDB answers.
-
-        The event is then committed before its deliveries are claimed; should the notifier die
-        in between, the entries are still ``pending`` on the job and a sweep takes them up.
-        """
+        """Hands the job over to a task and returns (see the module's notes)."""
         if self._closing:
             return
         await self._intake.acquire()
@@ -296,12 +295,9 @@ class Notifier:
         notice = compose(message, context.spec, context.result, context.links)
         attempt = Attempt()
         if notice.unknown_placeholders:
-            log.warning(
-                "delivery %s: unknown placeholders left as written: %s", key, notice.unknown_placeholders
-            )
-            attempt.notes.append(
-                "unknown placeholders left as written: " + ", ".join(notice.unknown_placeholders)
-            )
+            unknown = ", ".join(f"${{{name}}}" for name in notice.unknown_placeholders)
+            log.warning("delivery %s: unknown placeholders left as written: %s", key, unknown)
+            attempt.notes.append(f"unknown placeholders left as written: {unknown}")
         error: str | None = None
         if not recipients:
             error = f"no recipients given, and no {message.medium} contact is configured for the owner"
@@ -419,11 +415,12 @@ class Notifier:
         self._closing = True
         for task in list(self._waiting):
             task.cancel()
+        grace = self._settings.http_timeout_seconds + 5
         if self._taking_in:
-            await asyncio.wait(list(self._taking_in))
+            await asyncio.wait(list(self._taking_in), timeout=grace)
         tasks = list(self._active.values())
         if tasks:
-            await asyncio.wait(tasks, timeout=self._settings.http_timeout_seconds + 5)
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

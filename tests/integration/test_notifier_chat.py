@@ -107,21 +107,23 @@ async def test_a_slack_webhook_gets_the_link_never_the_file(
 
 
 async def test_telegram_sends_the_message_then_the_small_file(
-    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     message = {
         "medium": "telegram",
         "title": "Done",
-        "text": "Window ${job.window.from}",
+        "text": "Window ${job.window.from} ${nope.field}",
         "recipients": ["-1001"],
     }
     before = len(chat.calls(f"{TELEGRAM}/sendDocument"))
 
     [entry] = await notify(runtime, chat, tmp_path, [message], {"small.csv": SMALL})
 
-    assert (entry["status"], entry["sentTo"], entry["detail"]) == ("sent", ["-1001"], None)
+    assert (entry["status"], entry["sentTo"]) == ("sent", ["-1001"])
+    assert entry["detail"] == "unknown placeholders left as written: ${nope.field}"
+    assert "unknown placeholders left as written: ${nope.field}" in caplog.text
     [sent] = [c for c in chat.calls(f"{TELEGRAM}/sendMessage") if c.json["chat_id"] == "-1001"]
-    assert sent.json["text"].startswith("Window 2026-01-01T00:00:00Z\n\nExport: Plant temperatures\n")
+    assert sent.json["text"].startswith("Window 2026-01-01T00:00:00Z ${nope.field}\n\nExport: Plant")
     assert sent.json["link_preview_options"] == {"is_disabled": True}
     document = chat.calls(f"{TELEGRAM}/sendDocument")[before]
     assert document.form["chat_id"] == "-1001"

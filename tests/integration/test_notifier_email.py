@@ -90,12 +90,12 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
         {
             "policy": "onSuccess",
             "medium": "email",
-            "title": "${export.name} is ready",
+            "title": "${export.name} è pronto",
             "text": "${job.rows} file(s) <b>not bold</b>: ${download.url}",
             "recipients": ["ops@example.com", "dev@example.com"],
         }
     ]
-    spec, result = await finished_job(runtime, messages, tmp_path, files={"plant.csv": content})
+    spec, result = await finished_job(runtime, messages, tmp_path, files={"dati-è.csv": content})
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
     await notifier.on_export_completed(completed_event(spec, result))
@@ -113,7 +113,7 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
     [message] = parsed(mailbox)
     assert message["From"] == "Exporter <exporter@example.com>"
     assert message["To"] == "ops@example.com, dev@example.com"
-    assert message["Subject"] == "Plant temperatures is ready"
+    assert message["Subject"] == "Plant temperatures è pronto"
     assert message["Message-ID"] == f"<{spec.job_id}.0@exporter>"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["Date"]
@@ -124,13 +124,13 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
     assert html is not None
     plain_content, html_content = (part.get_content().replace("\r\n", "\n") for part in (text, html))
     assert plain_content.startswith("1 file(s) <b>not bold</b>: http")
-    assert f"- plant.csv ({len(content)} B), attached: http" in plain_content
+    assert f"- dati-è.csv ({len(content)} B), attached: http" in plain_content
     assert "1 file(s) &lt;b&gt;not bold&lt;/b&gt;" in html_content
     assert "<b>not bold</b>" not in html_content
-    assert f">plant.csv</a> ({len(content)} B), attached</li>" in html_content
+    assert f">dati-è.csv</a> ({len(content)} B), attached</li>" in html_content
     [attachment] = message.iter_attachments()
     assert isinstance(attachment, EmailMessage)
-    assert attachment.get_filename() == "plant.csv"
+    assert attachment.get_filename() == "dati-è.csv"
     assert attachment.get_content_type() == "text/csv"
     assert attachment.get_payload(decode=True) == content
 
