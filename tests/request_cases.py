@@ -74,6 +74,42 @@ BAD_FIELDS: list[tuple[str, Any, str, str]] = [
     ("items.0.filename", "${nope}", "items.0.filename", "unknown object"),
     ("items.0.params.target", {"value": "not-a-urn"}, "items.0.params.target.value", "URN"),
     ("notification", {"messages": [{"medium": "pigeon"}]}, "notification.messages.0.medium", "email"),
+    (
+        "notification",
+        {"messages": [{"medium": "email", "recipients": ["ops@example.com", "Ops <ops@example.com>"]}]},
+        "notification.messages.0.recipients",
+        "entry 1: 'Ops <ops@example.com>' is not an email address",
+    ),
+    (
+        "notification",
+        {"messages": [{"medium": "email", "recipients": ["a@example.com\r\nBcc: x@evil.test"]}]},
+        "notification.messages.0.recipients",
+        "is not an email address",
+    ),
+    (
+        "notification",
+        {"messages": [{"medium": "slack", "recipients": ["https://hooks.slack.com/services/T/B/x"]}]},
+        "notification.messages.0.recipients",
+        "webhook:NAME",
+    ),
+    (
+        "notification",
+        {"messages": [{"medium": "telegram", "recipients": ["my friends"]}]},
+        "notification.messages.0.recipients",
+        "Telegram chat id",
+    ),
+    (
+        "notification",
+        {"medium": "discord", "recipients": ["ops"]},
+        "notification.messages.0.recipients",
+        "Discord webhook as webhook:NAME",
+    ),
+    (
+        "notification",
+        {"messages": [{"medium": "email", "recipients": ["a@example.com", "a@example.com"]}]},
+        "notification.messages.0.recipients",
+        "unique",
+    ),
 ]
 
 

@@ -11,9 +11,9 @@ import json
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,10 @@ class SmtpSettings(BaseModel):
     validate_certs: bool = True
     sender: str = "Exporter <exporter@localhost>"
     timeout_seconds: float = 30.0
+    # PEM bundle of extra certificate authorities to trust (a private CA); None: the system's.
+    ca_file: Path | None = None
+    # Files go along as attachments while their base64-encoded total stays under this; 0: links only.
+    attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
 
 class GrantSettings(BaseModel):
@@ -106,11 +110,70 @@ class RendererSettings(BaseModel):
     read_batch_size: int = Field(default=10_000, ge=1)
 
 
+def _lowercase_names(webhooks: dict[str, SecretStr]) -> dict[str, SecretStr]:
+    """Names are case-blind: environment variable names reach us upper- or lower-cased."""
+    return {name.lower(): url for name, url in webhooks.items()}
+
+
+WebhookUrls = Annotated[dict[str, SecretStr], AfterValidator(_lowercase_names)]
+
+
+class ContactSettings(BaseModel):
+    """Where an owner's notifications go when a message names no recipients, per medium.
+
+    ``owner`` ``*`` is everyone without an entry of their own.
+    """
+
+    owner: str
+    email: list[str] = Field(default_factory=list)
+    slack: list[str] = Field(default_factory=list)
+    telegram: list[str] = Field(default_factory=list)
+    discord: list[str] = Field(default_factory=list)
+
+
+class SlackSettings(BaseModel):
+    base_url: str = "https://slack.com/api/"
+    # A bot token (xoxb-…) with chat:write and files:write, for channel ids.
+    bot_token: SecretStr | None = None
+    # Incoming webhooks by name, for ``webhook:NAME`` recipients; the URLs are secrets.
+    webhooks: WebhookUrls = Field(default_factory=dict)
+    attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+
+
+class TelegramSettings(BaseModel):
+    base_url: str = "https://api.telegram.org"
+    bot_token: SecretStr | None = None
+    # The Bot API takes documents up to 50 MB.
+    attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0, le=50 * 1024 * 1024)
+
+
+class DiscordSettings(BaseModel):
+    # Webhooks by name, for ``webhook:NAME`` recipients; the URLs carry their token.
+    webhooks: WebhookUrls = Field(default_factory=dict)
+    # Discord refuses larger uploads to servers without boosts.
+    attach_max_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+
+
 class NotifierSettings(BaseModel):
     # Links in notifications must outlive a person's reading delay, unlike the API's 30 s links.
     link_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
-    # Fallback recipient when a message names none (the request owner's contact).
-    default_email_recipient: str = "owner@localhost"
+    contacts: list[ContactSettings] = Field(
+        default_factory=lambda: [ContactSettings(owner="*", email=["owner@localhost"])]
+    )
+    # Deliveries in flight at once; more wait, and so does the consumer behind them.
+    concurrency: int = Field(default=64, ge=1)
+    # Transient failures are retried with exponential backoff and jitter, up to max_attempts.
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_initial_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A delivery claimed this long ago and never recorded was cut off mid-send (see delivery.py).
+    sending_lease_seconds: float = Field(default=600.0, gt=0)
+    # How often deliveries that no live notifier holds are looked for (after a crash, or a retry).
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    slack: SlackSettings = SlackSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    discord: DiscordSettings = DiscordSettings()
 
 
 class IngestorSettings(BaseModel):

@@ -1,26 +1,53 @@
-"""The notifier as a FastStream application: a consumer group on ``export.completed``."""
+"""The notifier as a FastStream application: a consumer group on ``export.completed``, and a sweep."""
 
 from __future__ import annotations
 
 from faststream import FastStream
 
+from exporter.adapters.chat.discord import DiscordSender
+from exporter.adapters.chat.slack import SlackSender
+from exporter.adapters.chat.telegram import TelegramSender
 from exporter.adapters.email import SmtpMailer
 from exporter.adapters.kafka import subscriber_options
 from exporter.contracts.events import ExportCompleted
-from exporter.runtime import stream_service
+from exporter.notifications.sending import Sender
+from exporter.runtime import Runtime, stream_service
 from exporter.settings import Settings
 from exporter.topics import Topic
-from notifier.delivery import handle_export_completed
+from notifier.delivery import Notifier
+from notifier.redaction import Redactor, notifier_secrets
 
 GROUP = "notifier"
 
 
+def build_senders(settings: Settings) -> dict[str, Sender]:
+    notifier = settings.notifier
+    timeout, connections = notifier.http_timeout_seconds, notifier.concurrency
+    return {
+        "email": SmtpMailer(settings.smtp),
+        "slack": SlackSender(notifier.slack, timeout),
+        "telegram": TelegramSender(notifier.telegram, timeout, connections),
+        "discord": DiscordSender(notifier.discord, timeout, connections),
+    }
+
+
+def build_notifier(runtime: Runtime) -> Notifier:
+    redactor = Redactor(notifier_secrets(runtime.settings))
+    redactor.install()
+    return Notifier(runtime, build_senders(runtime.settings), redactor)
+
+
 def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter notifier", relay=False)
-    mailer = SmtpMailer(settings.smtp)
+    notifier = build_notifier(runtime)
 
     @runtime.broker.subscriber(Topic.EXPORT_COMPLETED.value, **subscriber_options(GROUP))
     async def on_export_completed(event: ExportCompleted) -> None:
-        await handle_export_completed(runtime, mailer, event)
+        await notifier.on_export_completed(event)
+
+    @app.after_startup
+    async def start_sweeping() -> None:
+        # The runtime cancels the sweep at shutdown before it closes MongoDB: the sweep then drains.
+        runtime.spawn(notifier.run())
 
     return app

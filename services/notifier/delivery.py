@@ -1,59 +1,429 @@
-"""The notifier's use case: each notification message of a finished job, delivered once."""
+"""The notifier's use case: each notification message of a finished job, delivered once.
+
+The job document is the delivery queue. ``export.completed`` (or a sweep, after a crash or for
+a due retry) finds each message's entry; a message whose policy does not match is recorded as
+``skipped``; any other is claimed (``pending``/``retrying`` → ``sending``, a compare-and-set on
+its attempt count) before anything is sent, and its result recorded after. A redelivered event,
+a second notifier or a restart therefore finds the claim and sends nothing twice.
+
+**A crash between send and record.** A notifier can die after a server accepted a message and
+before the ``sent`` was written. The entry then stays ``sending`` until its lease runs out
+(``EXPORTER_NOTIFIER__SENDING_LEASE_SECONDS``), and is then recorded as ``failed`` with the
+reason, never sent again: at most once. We choose this over at least once because a duplicate
+cannot be taken back and goes to every recipient of the message (a list, a channel), and a
+recurring export would repeat it, while the rare lost message is visible in the job's delivery
+status and its file stays downloadable through the API. Every failure the notifier sees itself
+(connection refused, 5xx, 429, SMTP 4xx) is known not to have delivered, and is retried.
+
+Work runs in tasks, so the consumer reads on while MongoDB and the media answer: at most
+``concurrency`` jobs being read and claimed, and as many deliveries sending, at once (then the
+consumer waits). The event is thus committed before its deliveries are claimed; should the
+notifier die in between, the entries are still ``pending`` and a sweep takes them up. A delivery
+waiting to retry holds nothing, so a slow or failing chat never holds up the others.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from exporter.adapters.email import SmtpMailer
+from exporter.adapters.mongo.client import Document
+from exporter.adapters.mongo.jobs import DeliveryResults, delivery_result
+from exporter.adapters.storage import ObjectStore
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
-from exporter.contracts.job import JobSpec
-from exporter.notifications.messages import Link, compose, placeholder_values
-from exporter.notifications.policy import policy_applies
+from exporter.contracts.job import JobResult, JobSpec, JobStatus
+from exporter.contracts.request import NotificationMessage
+from exporter.notifications.messages import FileLink, Notice, compose, plan_files
+from exporter.notifications.policy import NOTIFIED_OUTCOMES, DeliveryStatus, policy_applies, skip_reason
+from exporter.notifications.recipients import recipients_for
+from exporter.notifications.sending import (
+    Attachment,
+    DeliveryFailure,
+    Outgoing,
+    Sender,
+    backoff_seconds,
+    transient,
+)
 from exporter.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-
-def download_links(runtime: Runtime, event: ExportCompleted) -> list[Link]:
-    ttl = timedelta(seconds=runtime.settings.notifier.link_ttl_seconds)
-    expires_at = utcnow() + ttl
-    return [
-        Link(
-            name=file.name, url=runtime.storage.presigned_url(file.key, ttl, file.name), expires_at=expires_at
-        )
-        for file in event.data.files
-    ]
+CUT_OFF = (
+    "the notifier stopped while sending, so whether it arrived is unknown; "
+    "not sent again, so no one gets it twice"
+)
+SWEEP_BATCH = 500
+# Recording a result can take longer than sending it: a slot is held only while sending.
+ADMITTED_PER_SLOT = 4
 
 
-async def handle_export_completed(runtime: Runtime, mailer: SmtpMailer, event: ExportCompleted) -> None:
-    outcome = event.data
-    job = await runtime.jobs.get(outcome.job_id)
-    if job is None:
-        log.warning("export.completed for unknown job %s; nothing to notify", outcome.job_id)
-        return
-    spec = JobSpec.model_validate(job["spec"])
-    links = download_links(runtime, event)
-    values = placeholder_values(spec, outcome, links)
-    for index, message in enumerate(spec.request.notification.messages):
-        if not policy_applies(message.policy, outcome.status):
-            await runtime.jobs.record_delivery(outcome.job_id, index, "skipped")
-            continue
-        key = f"{outcome.job_id}.{index}"
-        # Claimed before sending: a redelivery or a second notifier finds it taken and stops.
-        if not await runtime.jobs.claim_delivery(outcome.job_id, index, key):
-            continue
-        notice = compose(message, values, links)
+def delivery_key(job_id: str, index: int) -> str:
+    """The idempotency key of a message's delivery: stable for the job's life."""
+    return f"{job_id}.{index}"
+
+
+def job_result(job: Document) -> JobResult:
+    aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
+    return JobResult.model_validate({alias: job[alias] for alias in aliases if job.get(alias) is not None})
+
+
+@dataclass
+class JobContext:
+    """One finished job as the notifier needs it; each file is read at most once for it."""
+
+    job_id: str
+    owner: str
+    spec: JobSpec
+    result: JobResult
+    links: tuple[FileLink, ...]
+    storage: ObjectStore
+    _reads: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+
+    def message(self, index: int) -> NotificationMessage:
+        return self.spec.request.notification.messages[index]
+
+    async def file(self, key: str) -> bytes:
+        read = self._reads.get(key)
+        if read is None:
+            read = self._reads[key] = asyncio.ensure_future(self.storage.read(key))
         try:
-            if message.medium != "email":
-                raise NotImplementedError(f"medium '{message.medium}' is not deliverable yet")
-            recipients = message.recipients or [runtime.settings.notifier.default_email_recipient]
-            await mailer.send(recipients, notice, key)
-        except Exception as error:
-            log.warning("delivery %s failed: %s", key, error)
-            await runtime.jobs.record_delivery(
-                outcome.job_id, index, "failed", f"{type(error).__name__}: {error}"
-            )
+            return await asyncio.shield(read)
+        except Exception:
+            self._reads.pop(key, None)  # the next attempt reads again
+            raise
+
+
+@dataclass
+class Progress:
+    """How far a message's delivery got, across attempts: kept on the job between them."""
+
+    attempts: int
+    sent: list[str]
+    refused: dict[str, str]
+
+    @classmethod
+    def of(cls, entry: Document) -> Progress:
+        refused = {item["recipient"]: item["reason"] for item in entry.get("refused") or []}
+        return cls(attempts=entry["attempts"], sent=list(entry.get("sentTo") or []), refused=refused)
+
+
+@dataclass
+class Attempt:
+    """What one attempt could not finish: recipients to try again, and remarks for the reader."""
+
+    deferred: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    retry_after: float | None = None
+
+
+def _describe(problems: Mapping[str, str]) -> str | None:
+    return "; ".join(f"{recipient}: {reason}" for recipient, reason in problems.items()) or None
+
+
+class Notifier:
+    def __init__(
+        self, runtime: Runtime, senders: Mapping[str, Sender], redact: Callable[[str], str] = str
+    ) -> None:
+        self._runtime = runtime
+        self._jobs = runtime.jobs
+        self._settings = runtime.settings.notifier
+        self._senders = senders
+        self._redact = redact
+        self._results = DeliveryResults(runtime.mongo, runtime.db)
+        # Sends at once; deliveries admitted (sending, or recording what they sent) at once.
+        self._slots = asyncio.Semaphore(self._settings.concurrency)
+        self._admission = asyncio.Semaphore(ADMITTED_PER_SLOT * self._settings.concurrency)
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._waiting: set[asyncio.Task[Any]] = set()
+        # Jobs being read and claimed; at most ``concurrency``, then the consumer waits.
+        self._intake = asyncio.Semaphore(self._settings.concurrency)
+        self._taking_in: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def on_export_completed(self, event: ExportCompleted) -> None:
+        """Hands the job over to a task and returns (see the module's notes)."""
+        if self._closing:
+            return
+        await self._intake.acquire()
+        task = asyncio.create_task(self._take_in(event.data.job_id), name=f"notify {event.data.job_id}")
+        self._taking_in.add(task)
+        task.add_done_callback(self._taken_in)
+
+    async def _take_in(self, job_id: str) -> None:
+        job = await self._jobs.get(job_id)
+        if job is None:
+            log.warning("export.completed for unknown job %s; nothing to notify", job_id)
         else:
-            await runtime.jobs.record_delivery(outcome.job_id, index, "sent")
+            await self.process(job)
+
+    def _taken_in(self, task: asyncio.Task[None]) -> None:
+        self._taking_in.discard(task)
+        self._intake.release()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("taking in a job failed; a sweep will come back to it", exc_info=error)
+
+    async def process(self, job: Document) -> None:
+        """Records the skips and claims the due deliveries of ``job`` that no task here holds, then
+        sends them in tasks; does not wait for the sends.
+        """
+        status = JobStatus(job["status"])
+        if status not in NOTIFIED_OUTCOMES:
+            log.info("job %s is %s: nothing to notify", job["_id"], status.value)
+            return
+        context = self._context(job)
+        now = utcnow()
+        skips: dict[int, str] = {}
+        due: dict[int, Progress] = {}
+        for index, entry in enumerate(job.get("notifications") or []):
+            if self._closing or delivery_key(context.job_id, index) in self._active:
+                continue
+            state = DeliveryStatus(entry["status"])
+            policy = context.message(index).policy
+            if state is DeliveryStatus.PENDING and not policy_applies(policy, status):
+                skips[index] = skip_reason(policy, status)
+            elif state is DeliveryStatus.PENDING or (
+                state is DeliveryStatus.RETRYING and entry["nextAttemptAt"] <= now
+            ):
+                due[index] = Progress.of(entry)
+            elif state is DeliveryStatus.SENDING and entry["leaseUntil"] < now:
+                await self._cut_off(context.job_id, index, entry["attempts"])
+        for index in await self._claim(context.job_id, due, skips):
+            await self._start(context, index, due[index])
+
+    async def _claim(self, job_id: str, due: dict[int, Progress], skips: dict[int, str]) -> list[int]:
+        """Claims ``due`` and skips ``skips`` in one write (a fresh job's usual case), or else one
+        by one: another notifier may hold some of them. The indexes claimed.
+        """
+        lease = timedelta(seconds=self._settings.sending_lease_seconds)
+        claims = {index: (delivery_key(job_id, index), p.attempts) for index, p in due.items()}
+        if not claims and not skips:
+            return []
+        if await self._jobs.claim_deliveries(job_id, claims, lease, skips):
+            return list(claims)
+        if len(claims) + len(skips) == 1:
+            return []
+        for index, reason in skips.items():
+            await self._jobs.claim_deliveries(job_id, {}, lease, {index: reason})
+        return [
+            i for i, claim in claims.items() if await self._jobs.claim_deliveries(job_id, {i: claim}, lease)
+        ]
+
+    def _context(self, job: Document) -> JobContext:
+        result = job_result(job)
+        ttl = timedelta(seconds=self._settings.link_ttl_seconds)
+        expires_at = utcnow() + ttl
+        storage = self._runtime.storage
+        links = tuple(
+            FileLink(
+                name=file.name,
+                url=storage.presigned_url(file.key, ttl, file.name),
+                expires_at=expires_at,
+                size_in_bytes=file.size_in_bytes,
+                key=file.key,
+                content_type=file.content_type,
+            )
+            for file in result.files
+        )
+        spec = JobSpec.model_validate(job["spec"])
+        return JobContext(job["_id"], job["owner"], spec, result, links, storage)
+
+    async def _cut_off(self, job_id: str, index: int, attempts: int) -> None:
+        if await self._jobs.cut_off_delivery(job_id, index, attempts, CUT_OFF):
+            log.warning(
+                "delivery %s was cut off mid-send: recorded as failed, not resent",
+                delivery_key(job_id, index),
+            )
+
+    async def _start(self, context: JobContext, index: int, progress: Progress) -> None:
+        """Waits until the delivery may be admitted (so a busy notifier slows its consumer), then
+        sends in a task.
+        """
+        await self._admission.acquire()
+        key = delivery_key(context.job_id, index)
+        task = asyncio.create_task(self._deliver(context, index, progress), name=f"deliver {key}")
+        self._active[key] = task
+        task.add_done_callback(lambda _: self._active.pop(key, None))
+
+    async def _deliver(self, context: JobContext, index: int, progress: Progress) -> None:
+        """Sends (claimed), records; after a transient failure waits, no longer counted as
+        admitted (a failing medium must not hold up the others), claims again and goes on.
+        """
+        key = delivery_key(context.job_id, index)
+        lease = timedelta(seconds=self._settings.sending_lease_seconds)
+        admitted = True
+        try:
+            while True:
+                progress.attempts += 1
+                delay = await self._attempt(context, index, progress)
+                if delay is None:
+                    return
+                if admitted:
+                    self._admission.release()
+                    admitted = False
+                await self._wait(delay)
+                if not await self._jobs.claim_deliveries(
+                    context.job_id, {index: (key, progress.attempts)}, lease
+                ):
+                    return  # a sweep elsewhere took it over
+        except Exception:
+            # Left ``sending``: once its lease runs out, a sweep records it as cut off.
+            log.exception("delivery %s stopped", key)
+        finally:
+            if admitted:
+                self._admission.release()
+
+    async def _wait(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._waiting.discard(task)
+
+    async def _attempt(self, context: JobContext, index: int, progress: Progress) -> float | None:
+        """One attempt at the recipients not reached yet, recorded; the delay before the next, if any."""
+        key = delivery_key(context.job_id, index)
+        message = context.message(index)
+        recipients = recipients_for(message, context.owner, self._settings.contacts)
+        notice = compose(message, context.spec, context.result, context.links)
+        attempt = Attempt()
+        if notice.unknown_placeholders:
+            unknown = ", ".join(f"${{{name}}}" for name in notice.unknown_placeholders)
+            log.warning("delivery %s: unknown placeholders left as written: %s", key, unknown)
+            attempt.notes.append(f"unknown placeholders left as written: {unknown}")
+        error: str | None = None
+        if not recipients:
+            error = f"no recipients given, and no {message.medium} contact is configured for the owner"
+        try:
+            async with self._slots:
+                await self._send(context, notice, message, key, recipients, progress, attempt)
+        except Exception as unexpected:  # a bug, not the medium: fail this delivery, keep the notifier
+            log.exception("delivery %s failed unexpectedly", key)
+            error = f"internal error: {type(unexpected).__name__}: {unexpected}"
+            attempt.deferred.clear()
+        delay: float | None = None
+        if attempt.deferred and progress.attempts < self._settings.max_attempts:
+            delay = backoff_seconds(
+                progress.attempts,
+                self._settings.backoff_initial_seconds,
+                self._settings.backoff_max_seconds,
+                attempt.retry_after,
+            )
+            status, next_attempt_at = DeliveryStatus.RETRYING, utcnow() + timedelta(seconds=delay)
+            error = _describe({**attempt.deferred, **progress.refused})
+        else:
+            for recipient, reason in attempt.deferred.items():
+                progress.refused[recipient] = f"{reason} (gave up after {progress.attempts} attempts)"
+            status = DeliveryStatus.SENT if progress.sent else DeliveryStatus.FAILED
+            error, next_attempt_at = error or _describe(progress.refused), None
+        await self._results.record(
+            delivery_result(
+                context.job_id,
+                index,
+                progress.attempts,
+                status,
+                recipients=recipients,
+                sent_to=progress.sent,
+                refused={r: self._redact(reason) for r, reason in progress.refused.items()},
+                error=self._redact(error) if error else None,
+                detail=self._redact("; ".join(attempt.notes)) or None,
+                next_attempt_at=next_attempt_at,
+            )
+        )
+        log.info("delivery %s: %s after attempt %d", key, status.value, progress.attempts)
+        return delay
+
+    async def _send(
+        self,
+        context: JobContext,
+        notice: Notice,
+        message: NotificationMessage,
+        key: str,
+        recipients: list[str],
+        progress: Progress,
+        attempt: Attempt,
+    ) -> None:
+        """Email goes to all its recipients in one transaction; chats one recipient at a time."""
+        sender = self._senders[message.medium]
+        todo = [r for r in recipients if r not in progress.sent and r not in progress.refused]
+        groups = [todo] if sender.one_transaction and todo else [[r] for r in todo]
+        for group in groups:
+            try:
+                outgoing = await self._outgoing(context, notice, sender, group[0], key)
+                delivered = await sender.send(group, outgoing)
+            except DeliveryFailure as failure:
+                reasons = dict.fromkeys(group, failure.reason)
+                if failure.transient:
+                    attempt.deferred.update(reasons)
+                    attempt.retry_after = max(attempt.retry_after or 0.0, failure.retry_after or 0.0)
+                else:
+                    progress.refused.update(reasons)
+                continue
+            progress.sent += delivered.sent
+            progress.refused.update(delivered.refused)
+            attempt.deferred.update(delivered.deferred)
+            attempt.notes += delivered.notes
+
+    async def _outgoing(
+        self, context: JobContext, notice: Notice, sender: Sender, recipient: str, key: str
+    ) -> Outgoing:
+        files = plan_files(context.links, sender.attach_limit(recipient), sender.encoded_size)
+        attachments: list[Attachment] = []
+        for entry in files:
+            if entry.attached:
+                try:
+                    data = await context.file(entry.link.key)
+                except Exception as error:
+                    raise transient(f"reading {entry.link.name} from the object store: {error}") from error
+                attachments.append(Attachment(entry.link.name, entry.link.content_type, data))
+        return Outgoing(key=key, notice=notice, files=files, attachments=tuple(attachments))
+
+    async def sweep(self) -> int:
+        """Picks up deliveries no live task holds: after a crash, a lost event, or a due retry."""
+        grace = timedelta(seconds=self._settings.sweep_interval_seconds)
+        jobs = await self._jobs.with_open_deliveries(utcnow() - grace, SWEEP_BATCH)
+        for job in jobs:
+            await self.process(job)
+        return len(jobs)
+
+    async def run(self) -> None:
+        """Sweeps until cancelled, then lets the sends in flight finish (``drain``)."""
+        try:
+            while True:
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception(
+                        "sweep failed; trying again in %.0f s", self._settings.sweep_interval_seconds
+                    )
+                await asyncio.sleep(self._settings.sweep_interval_seconds)
+        except asyncio.CancelledError:
+            await self.drain()
+            raise
+
+    async def drain(self) -> None:
+        """Starts nothing more; deliveries waiting to retry stop (their entry says when to go on),
+        and those sending get the HTTP timeout to finish and be recorded, so none is cut off.
+        """
+        self._closing = True
+        for task in list(self._waiting):
+            task.cancel()
+        grace = self._settings.http_timeout_seconds + 5
+        if self._taking_in:
+            await asyncio.wait(list(self._taking_in), timeout=grace)
+        tasks = list(self._active.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for sender in self._senders.values():
+            await sender.aclose()

@@ -6,16 +6,24 @@ so concurrent or redelivered work can never move a job twice.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import JOBS, Document
+from exporter.adapters.mongo.client import JOBS, Document, in_transaction
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
+from exporter.notifications.policy import DeliveryStatus
+
+log = logging.getLogger(__name__)
 
 
 def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Document:
@@ -105,32 +113,97 @@ class JobRepository:
         )
         return outcome.modified_count == 1
 
-    async def claim_delivery(self, job_id: str, index: int, key: str) -> bool:
-        """Records the intent to send before sending: pending → sending, once per message."""
+    # Deliveries: ``notifications[i]`` of a job, one per message (see notifications.policy). Every
+    # step is a compare-and-set on the entry's status and attempt count, so two notifiers, or a
+    # notifier and its own redelivered event, can never both send one message.
+
+    async def claim_deliveries(
+        self,
+        job_id: str,
+        claims: Mapping[int, tuple[str, int]],
+        lease: timedelta,
+        skips: Mapping[int, str] | None = None,
+    ) -> bool:
+        """In one write: each ``claims`` entry (index → key, attempts made) pending/retrying →
+        sending, the intent recorded before sending; each ``skips`` entry pending → skipped.
+
+        All or nothing, and True for exactly one caller. ``leaseUntil`` says when a send that was
+        never recorded counts as cut off.
+        """
+        now = utcnow()
+        query: Document = {"_id": job_id}
+        fields: Document = {}
+        for index, (key, attempts) in claims.items():
+            entry = f"notifications.{index}"
+            query[f"{entry}.status"] = {"$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]}
+            query[f"{entry}.attempts"] = attempts
+            fields |= {
+                f"{entry}.status": DeliveryStatus.SENDING.value,
+                f"{entry}.key": key,
+                f"{entry}.updatedAt": now,
+                f"{entry}.leaseUntil": now + lease,
+                f"{entry}.nextAttemptAt": None,
+                f"{entry}.attempts": attempts + 1,
+            }
+        for index, reason in (skips or {}).items():
+            entry = f"notifications.{index}"
+            query[f"{entry}.status"] = DeliveryStatus.PENDING.value
+            fields |= {
+                f"{entry}.status": DeliveryStatus.SKIPPED.value,
+                f"{entry}.detail": reason,
+                f"{entry}.updatedAt": now,
+            }
+        result = await self._collection.update_one(query, {"$set": fields})
+        return result.modified_count == 1
+
+    async def cut_off_delivery(self, job_id: str, index: int, attempt: int, reason: str) -> bool:
+        """sending past its lease → failed: the notifier stopped mid-send (see notifier.delivery)."""
+        entry = f"notifications.{index}"
+        now = utcnow()
         result = await self._collection.update_one(
-            {"_id": job_id, f"notifications.{index}.status": "pending"},
+            {
+                "_id": job_id,
+                f"{entry}.status": DeliveryStatus.SENDING.value,
+                f"{entry}.attempts": attempt,
+                f"{entry}.leaseUntil": {"$lt": now},
+            },
             {
                 "$set": {
-                    f"notifications.{index}.status": "sending",
-                    f"notifications.{index}.key": key,
-                    f"notifications.{index}.updatedAt": utcnow(),
-                },
-                "$inc": {f"notifications.{index}.attempts": 1},
+                    f"{entry}.status": DeliveryStatus.FAILED.value,
+                    f"{entry}.lastError": reason,
+                    f"{entry}.updatedAt": now,
+                    f"{entry}.leaseUntil": None,
+                }
             },
         )
         return result.modified_count == 1
 
-    async def record_delivery(self, job_id: str, index: int, status: str, error: str | None = None) -> None:
-        await self._collection.update_one(
-            {"_id": job_id},
-            {
-                "$set": {
-                    f"notifications.{index}.status": status,
-                    f"notifications.{index}.lastError": error,
-                    f"notifications.{index}.updatedAt": utcnow(),
+    async def with_open_deliveries(self, completed_before: datetime, limit: int) -> list[Document]:
+        """Finished jobs with a delivery no one is known to be working on, oldest first.
+
+        Pending ones only once ``completed_before`` has passed (their ``export.completed`` is
+        probably being handled right now); retrying ones when due; sending ones past their lease.
+        """
+        now = utcnow()
+        cursor = (
+            self._collection.find(
+                {
+                    "status": {"$in": [JobStatus.DONE.value, JobStatus.FAILED.value]},
+                    "$or": [
+                        {"notifications": {"$elemMatch": due}}
+                        for due in (
+                            {"status": DeliveryStatus.PENDING.value},
+                            {"status": DeliveryStatus.RETRYING.value, "nextAttemptAt": {"$lte": now}},
+                            {"status": DeliveryStatus.SENDING.value, "leaseUntil": {"$lt": now}},
+                        )
+                    ],
+                    "completedAt": {"$lte": completed_before},
                 }
-            },
+            )
+            .sort([("completedAt", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
         )
+        return [document async for document in cursor]
 
     async def cancel(self, job_id: str, session: AsyncClientSession | None = None) -> bool:
         """notProcessed/inProgress → cancelled; a renderer notices at its next heartbeat."""
@@ -248,3 +321,131 @@ class JobRepository:
             },
         )
         return result.modified_count == 1
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """A write of one attempt's outcome: the conditions it needs, the fields it sets."""
+
+    job_id: str
+    conditions: Document
+    fields: Document
+
+
+def delivery_result(
+    job_id: str,
+    index: int,
+    attempt: int,
+    status: DeliveryStatus,
+    *,
+    recipients: list[str],
+    sent_to: list[str],
+    refused: dict[str, str],
+    error: str | None = None,
+    detail: str | None = None,
+    next_attempt_at: datetime | None = None,
+) -> DeliveryResult:
+    """sending (attempt ``attempt``) → sent/failed/retrying, with what the attempt reached.
+
+    It matches nothing once the claim is no longer the caller's: its lease ran out, and the send
+    was declared cut off meanwhile.
+    """
+    entry = f"notifications.{index}"
+    now = utcnow()
+    fields: Document = {
+        "status": status.value,
+        "recipients": recipients,
+        "sentTo": sent_to,
+        # A list, not a mapping: addresses have dots, which field names must not.
+        "refused": [{"recipient": r, "reason": reason} for r, reason in refused.items()],
+        "lastError": error,
+        "detail": detail,
+        "updatedAt": now,
+        "leaseUntil": None,
+        "nextAttemptAt": next_attempt_at,
+    }
+    if status is DeliveryStatus.SENT:
+        fields["sentAt"] = now
+    return DeliveryResult(
+        job_id,
+        {f"{entry}.status": DeliveryStatus.SENDING.value, f"{entry}.attempts": attempt},
+        {f"{entry}.{name}": value for name, value in fields.items()},
+    )
+
+
+def _updates(results: list[DeliveryResult]) -> list[UpdateOne]:
+    return [UpdateOne({"_id": r.job_id, **r.conditions}, {"$set": r.fields}) for r in results]
+
+
+def _per_job(results: list[DeliveryResult]) -> list[DeliveryResult]:
+    """Results of one job's messages merged into one write: MongoDB pays per document written."""
+    merged: dict[str, DeliveryResult] = {}
+    for result in results:
+        known = merged.get(result.job_id)
+        merged[result.job_id] = (
+            result
+            if known is None
+            else DeliveryResult(
+                result.job_id, {**known.conditions, **result.conditions}, {**known.fields, **result.fields}
+            )
+        )
+    return list(merged.values())
+
+
+@dataclass
+class _Waiting:
+    result: DeliveryResult
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class DeliveryResults:
+    """Delivery results written together: those that arrive while a write runs go in the next.
+
+    A batch is one transaction (the store makes each commit durable on disk before it answers,
+    which costs more than a write) with one update per job (it pays again per document). At low
+    load each result goes alone, at once. When a batch fails, its results are written one by
+    one, so only the faulty one sees the error. ``record`` returns once its result is written.
+    """
+
+    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
+        self._client = client
+        self._collection = db[JOBS]
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, result: DeliveryResult) -> None:
+        waiting = _Waiting(result)
+        self._waiting.append(waiting)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await waiting.done
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            results = [waiting.result for waiting in batch]
+            try:
+                await in_transaction(self._client, functools.partial(self._apply, results))
+            except Exception:
+                for waiting in batch:
+                    await self._alone(waiting)
+            else:
+                for waiting in batch:
+                    waiting.done.set_result(None)
+
+    async def _alone(self, waiting: _Waiting) -> None:
+        try:
+            await self._apply([waiting.result], None)
+        except Exception as error:
+            waiting.done.set_exception(error)
+        else:
+            waiting.done.set_result(None)
+
+    async def _apply(self, results: list[DeliveryResult], session: AsyncClientSession | None) -> None:
+        merged = _per_job(results)
+        written = await self._collection.bulk_write(_updates(merged), ordered=False, session=session)
+        if written.modified_count < len(merged):
+            # A merged write matches nothing when one of its deliveries was cut off meanwhile:
+            # write them one by one, so the others are kept (those written match nothing now).
+            log.warning("delivery results came after their claims were cut off, and were not recorded")
+            await self._collection.bulk_write(_updates(results), ordered=False, session=session)

@@ -1,0 +1,1 @@
+"""Chat media: Slack (slack-sdk), Telegram's Bot API and Discord's webhooks (httpx)."""

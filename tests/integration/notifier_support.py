@@ -1,0 +1,436 @@
+"""Real servers for the notifier's tests: an SMTP server with TLS and AUTH, a chat API receiver.
+
+``ChatReceiver`` is a local HTTP server that answers like Slack's Web API (with the
+``files_upload_v2`` flow), Telegram's Bot API and Discord's webhooks, records every request, and
+can be told to fail or hang. ``Mailbox`` keeps what an aiosmtpd server accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pytest_httpserver import HTTPServer
+from tests.notify_cases import job_spec
+from werkzeug import Request, Response
+
+from exporter.adapters.mongo.jobs import new_job_document
+from exporter.contracts.base import utcnow
+from exporter.contracts.events import ExportCompleted, ExportCompletedData
+from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+from exporter.domain.jobs import pending_deliveries
+from exporter.local.smtp_sink import PasswordFile
+from exporter.runtime import Runtime
+from exporter.settings import Settings
+from notifier.app import build_senders
+from notifier.delivery import Notifier
+from notifier.redaction import Redactor, notifier_secrets
+
+LOOPBACK = "127.0.0.1"
+SLACK_TOKEN = "xoxb-test-bot-token"
+TELEGRAM_TOKEN = "123456:telegram-test-token"
+FINAL = {"sent", "skipped", "failed"}
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+def self_signed(folder: Path) -> Certificate:
+    """A certificate for 127.0.0.1 that signs itself: clients trust it through ``ca_file``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exporter test SMTP")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    paths = Certificate(folder / "smtp.pem", folder / "smtp.key")
+    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+# --- SMTP ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    """An aiosmtpd handler: keeps accepted messages; refuses or greylists chosen recipients."""
+
+    messages: list[Envelope] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
+    greylist: set[str] = field(default_factory=set)
+    # Per accepted message: whether its session was encrypted, and authenticated.
+    secured: list[tuple[bool, bool]] = field(default_factory=list)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        if address in self.greylist:
+            self.greylist.discard(address)
+            return "451 4.7.1 Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        encrypted = server.transport is not None and server.transport.get_extra_info("ssl_object") is not None
+        self.secured.append((encrypted, bool(session.authenticated)))
+        self.messages.append(envelope)
+        return "250 Message accepted"
+
+
+@contextmanager
+def smtp_server(
+    mailbox: Mailbox, certificate: Certificate, users: Path, *, implicit_tls: bool
+) -> Iterator[int]:
+    """aiosmtpd on a free port requiring AUTH over TLS: STARTTLS, or TLS from the first byte."""
+    port = free_port()
+    tls = certificate.server_context()
+    options: dict[str, Any] = {"authenticator": PasswordFile(users), "auth_required": True}
+    if implicit_tls:
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; this connection is TLS from its first byte.
+        controller = Controller(
+            mailbox, hostname=LOOPBACK, port=port, ssl_context=tls, auth_require_tls=False, **options
+        )
+    else:
+        controller = Controller(
+            mailbox, hostname=LOOPBACK, port=port, tls_context=tls, require_starttls=True, **options
+        )  # auth_require_tls defaults to True: no AUTH before STARTTLS
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+# --- Chat APIs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+    form: dict[str, str]
+    files: dict[str, tuple[str, bytes]]
+    data: bytes
+    at: float
+
+
+Reply = Callable[[Received], Response]
+
+
+def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+class ChatReceiver:
+    """Slack, Telegram and Discord in one local HTTP server, recording what they were sent."""
+
+    def __init__(self) -> None:
+        self.server = HTTPServer(host=LOOPBACK, threaded=True)
+        self.received: list[Received] = []
+        self._once: dict[str, list[Reply]] = {}
+        self._holds: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.server.expect_request(re.compile(r"^/.*$")).respond_with_handler(self._handle)
+        self.server.start()
+
+    def stop(self) -> None:
+        for gate in self._holds.values():
+            gate.set()
+        self.server.clear()
+        self.server.stop()
+
+    @property
+    def slack_api(self) -> str:
+        return self.server.url_for("/api/")
+
+    @property
+    def telegram_api(self) -> str:
+        return self.server.url_for("")
+
+    def webhook(self, name: str) -> str:
+        return self.server.url_for(f"/webhooks/{name}")
+
+    def then(self, path: str, *replies: Reply) -> None:
+        """The next requests to ``path`` get these replies, in order; later ones the default."""
+        with self._lock:
+            self._once.setdefault(path, []).extend(replies)
+
+    def hold(self, path: str) -> threading.Event:
+        """Requests to ``path`` wait (after being recorded) until the returned event is set."""
+        gate = self._holds[path] = threading.Event()
+        return gate
+
+    def calls(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if r.path == path]
+
+    def _handle(self, request: Request) -> Response:
+        received = self._record(request)
+        with self._lock:
+            self.received.append(received)
+            queued = self._once.get(received.path)
+            reply = queued.pop(0) if queued else None
+        if gate := self._holds.get(received.path):
+            gate.wait(60)
+        return reply(received) if reply else self._default(received)
+
+    @staticmethod
+    def _record(request: Request) -> Received:
+        data = request.get_data(cache=True)  # first: the form below parses the cached copy
+        files = {name: (f.filename or "", f.read()) for name, f in request.files.items()}
+        form = dict(request.form.items())
+        return Received(
+            path=request.path,
+            query=dict(request.args.items()),
+            headers=dict(request.headers.items()),
+            json=json.loads(data) if request.is_json and data else None,
+            form=form,
+            files=files,
+            data=data,
+            at=time.monotonic(),
+        )
+
+    def _default(self, received: Received) -> Response:
+        path = received.path
+        if path == "/api/files.getUploadURLExternal":
+            file_id = f"F{uuid.uuid4().hex[:8].upper()}"
+            return json_reply(
+                {"ok": True, "file_id": file_id, "upload_url": self.server.url_for(f"/upload/{file_id}")}
+            )
+        if path == "/api/files.completeUploadExternal":
+            files = json.loads(received.form.get("files") or received.query.get("files") or "[]")
+            return json_reply({"ok": True, "files": files})
+        if path.startswith("/api/"):
+            return json_reply({"ok": True, "channel": "C0123456789", "ts": "1700000000.000100"})
+        if path.startswith("/upload/"):
+            return Response(f"OK - {len(received.data)}", status=200)
+        if path.startswith("/bot"):
+            return json_reply({"ok": True, "result": {"message_id": len(self.received)}})
+        if path.startswith("/webhooks/"):
+            return json_reply({"id": str(len(self.received))})
+        return Response("not found", status=404)
+
+
+def chat_receiver() -> Iterator[ChatReceiver]:
+    """For a module's fixture: ``chat = pytest.fixture(scope="module")(chat_receiver)``."""
+    receiver = ChatReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+# --- Jobs and the notifier -----------------------------------------------------------------------
+
+
+def notifier_settings(base: Settings, chat: ChatReceiver, **notifier: Any) -> Settings:
+    """``base`` with every medium pointed at ``chat``, fast retries, and ``notifier`` overrides."""
+    values: dict[str, Any] = {
+        "backoff_initial_seconds": 0.05,
+        "backoff_max_seconds": 0.2,
+        "max_attempts": 3,
+        "sweep_interval_seconds": 0.5,
+        "contacts": [{"owner": "*", "email": ["owner@example.com"]}],
+        "slack": {
+            "base_url": chat.slack_api,
+            "bot_token": SLACK_TOKEN,
+            "webhooks": {"ops": chat.webhook("slack-ops")},
+        },
+        "telegram": {"base_url": chat.telegram_api, "bot_token": TELEGRAM_TOKEN},
+        "discord": {"webhooks": {"ops": chat.webhook("discord-ops"), "dev": chat.webhook("discord-dev")}},
+        **notifier,
+    }
+    merged = base.notifier.model_validate({**base.notifier.model_dump(), **values})
+    return base.model_copy(update={"notifier": merged})
+
+
+def make_notifier(runtime: Runtime, settings: Settings) -> Notifier:
+    runtime.settings = settings
+    return Notifier(runtime, build_senders(settings), Redactor(notifier_secrets(settings)))
+
+
+async def finished_job(
+    runtime: Runtime,
+    messages: list[dict[str, Any]],
+    folder: Path,
+    *,
+    status: JobStatus = JobStatus.DONE,
+    files: dict[str, bytes] | None = None,
+    owner: str = "alice",
+) -> tuple[JobSpec, JobResult]:
+    """A job that ran and finished, its files in the object store, its deliveries pending."""
+    spec = job_spec(messages, job_id=f"r1-{uuid.uuid4().hex[:10]}", owner=owner)
+    job_files = []
+    for name, content in (files or {}).items():
+        key = f"test/{spec.job_id}/{name}"
+        path = folder / name
+        path.write_bytes(content)
+        stored = await runtime.storage.upload_file(key, path, "text/csv")
+        job_files.append(
+            JobFile(
+                key=key, name=name, size_in_bytes=stored.size, rows=1, checksum="-", content_type="text/csv"
+            )
+        )
+    result = JobResult(
+        status=status,
+        bucket=runtime.storage.bucket,
+        files=job_files,
+        row_count=len(job_files),
+        size_in_bytes=sum(f.size_in_bytes for f in job_files),
+        error="renderer: disk full" if status is JobStatus.FAILED else None,
+        started_at=utcnow(),
+        completed_at=utcnow(),
+    )
+    await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
+    assert await runtime.jobs.start(spec.job_id, dt.timedelta(seconds=60))
+    assert await runtime.jobs.finish(spec.job_id, result)
+    return spec, result
+
+
+def completed_event(spec: JobSpec, result: JobResult) -> ExportCompleted:
+    return ExportCompleted(
+        id=f"{spec.job_id}:completed",
+        source="test",
+        subject=spec.job_id,
+        tenant=spec.tenant,
+        data=ExportCompletedData.from_result(spec.job_id, spec.request_id, result),
+    )
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, seconds: float = 30.0) -> T:
+    """Polls ``probe`` until it returns something, or fails the test naming what never came."""
+    deadline = time.monotonic() + seconds
+    while (result := await probe()) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {seconds:.0f} s waiting for {what}")
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def entries_when(
+    runtime: Runtime, job_id: str, ready: Callable[[list[dict[str, Any]]], bool], what: str
+) -> list[dict[str, Any]]:
+    """The job's delivery entries once ``ready`` holds for them."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        job = await runtime.jobs.get(job_id)
+        assert job is not None
+        entries: list[dict[str, Any]] = job["notifications"]
+        return entries if ready(entries) else None
+
+    return await eventually(probe, f"{what} of {job_id}")
+
+
+async def deliveries(runtime: Runtime, job_id: str) -> list[dict[str, Any]]:
+    """The job's delivery entries once every one is final."""
+    return await entries_when(
+        runtime, job_id, lambda entries: all(e["status"] in FINAL for e in entries), "final deliveries"
+    )
+
+
+# --- The notifier as a real process --------------------------------------------------------------
+
+READY_LINE = "FastStream app started successfully"
+
+
+class NotifierProcess:
+    """``python -m notifier`` configured by ``settings`` alone, as in production; killable."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self._settings = settings
+        self._log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, seconds: float = 60.0) -> None:
+        start = self._log.stat().st_size if self._log.exists() else 0
+        self._process = self._launch()
+        deadline = time.monotonic() + seconds
+        while READY_LINE not in self._log.read_bytes()[start:].decode(errors="replace"):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the notifier did not start:\n{self._log.read_text(errors='replace')[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("EXPORTER_")}
+        with self._log.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "notifier"],
+                env={**inherited, **self._settings.to_env()},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, as when a machine dies."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait(30)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(30)

@@ -1,0 +1,140 @@
+"""Which messages go out, and that each goes out once: policies, redelivery, sweeps, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from tests.integration.notifier_support import (
+    ChatReceiver,
+    chat_receiver,
+    completed_event,
+    deliveries,
+    entries_when,
+    finished_job,
+    make_notifier,
+    notifier_settings,
+)
+
+from exporter.contracts.job import JobStatus
+from exporter.runtime import Runtime
+from notifier.delivery import CUT_OFF, delivery_key
+
+chat = pytest.fixture(scope="module")(chat_receiver)
+POLICIES = [
+    {
+        "policy": policy,
+        "medium": "discord",
+        "title": f"{policy} ${{job.status}}",
+        "recipients": ["webhook:ops"],
+    }
+    for policy in ("onSuccess", "onFailure", "always")
+]
+
+
+def titles(chat: ChatReceiver, job_id: str, before: int) -> list[str]:
+    """Titles of the Discord posts about ``job_id`` since the first ``before`` posts."""
+    posts = chat.calls("/webhooks/discord-ops")[before:]
+    return sorted(p.json["embeds"][0]["title"] for p in posts if job_id in p.json["embeds"][0]["description"])
+
+
+@pytest.mark.parametrize(
+    ("status", "outcomes"),
+    [
+        (JobStatus.DONE, ["sent", "skipped", "sent"]),
+        (JobStatus.FAILED, ["skipped", "sent", "sent"]),
+    ],
+)
+async def test_each_policy_sends_or_records_skipped(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path, status: JobStatus, outcomes: list[str]
+) -> None:
+    messages = [{**m, "text": "${job.id}"} for m in POLICIES]
+    spec, result = await finished_job(runtime, messages, tmp_path, status=status)
+    before = len(chat.calls("/webhooks/discord-ops"))
+
+    await make_notifier(runtime, notifier_settings(runtime.settings, chat)).on_export_completed(
+        completed_event(spec, result)
+    )
+    entries = await deliveries(runtime, spec.job_id)
+
+    assert [e["status"] for e in entries] == outcomes
+    [skipped] = [e for e in entries if e["status"] == "skipped"]
+    assert skipped["detail"] == f"policy {skipped['policy']} does not apply to a {status.value} job"
+    assert skipped["attempts"] == 0
+    sent_policies = [m["policy"] for m, outcome in zip(POLICIES, outcomes, strict=True) if outcome == "sent"]
+    assert titles(chat, spec.job_id, before) == sorted(f"{p} {status.value}" for p in sent_policies)
+
+
+async def test_a_redelivered_export_completed_sends_nothing_twice(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    messages = [{**m, "text": "${job.id}"} for m in POLICIES]
+    spec, result = await finished_job(runtime, messages, tmp_path)
+    event = completed_event(spec, result)
+    before = len(chat.calls("/webhooks/discord-ops"))
+    settings = notifier_settings(runtime.settings, chat)
+    first, second = make_notifier(runtime, settings), make_notifier(runtime, settings)
+
+    # Two notifiers get the event at once (a rebalance), and one of them gets it again later.
+    await asyncio.gather(first.on_export_completed(event), second.on_export_completed(event))
+    entries = await deliveries(runtime, spec.job_id)
+    await second.on_export_completed(event)
+    await second.sweep()
+
+    assert [e["status"] for e in entries] == ["sent", "skipped", "sent"]
+    assert [e["attempts"] for e in await deliveries(runtime, spec.job_id)] == [1, 0, 1]
+    assert titles(chat, spec.job_id, before) == ["always done", "onSuccess done"]
+
+
+async def test_a_sweep_delivers_what_no_event_announced(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    spec, _ = await finished_job(runtime, [{**POLICIES[2], "text": "${job.id}"}], tmp_path)
+    before = len(chat.calls("/webhooks/discord-ops"))
+    notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat, sweep_interval_seconds=0.1))
+
+    await asyncio.sleep(0.2)  # the job finished longer ago than the sweep's grace
+    assert await notifier.sweep() == 1
+    [entry] = await deliveries(runtime, spec.job_id)
+
+    assert entry["status"] == "sent"
+    assert titles(chat, spec.job_id, before) == ["always done"]
+
+
+async def test_a_send_cut_off_by_a_crash_is_recorded_as_failed_and_never_resent(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    spec, _ = await finished_job(runtime, [{**POLICIES[2], "text": "${job.id}"}], tmp_path)
+    before = len(chat.calls("/webhooks/discord-ops"))
+    # A notifier claimed the delivery, then died before recording what became of it.
+    key = delivery_key(spec.job_id, 0)
+    assert await runtime.jobs.claim_deliveries(spec.job_id, {0: (key, 0)}, timedelta(seconds=0.2))
+    notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat, sweep_interval_seconds=0.1))
+
+    await asyncio.sleep(0.3)  # past the claim's lease
+    await notifier.sweep()
+    [entry] = await deliveries(runtime, spec.job_id)
+
+    assert (entry["status"], entry["attempts"], entry["lastError"]) == ("failed", 1, CUT_OFF)
+    assert titles(chat, spec.job_id, before) == []
+
+
+async def test_shutdown_lets_a_send_in_flight_finish_and_be_recorded(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    spec, result = await finished_job(runtime, [{**POLICIES[2], "recipients": ["webhook:dev"]}], tmp_path)
+    gate = chat.hold("/webhooks/discord-dev")
+    notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat))
+    try:
+        await notifier.on_export_completed(completed_event(spec, result))
+        await entries_when(runtime, spec.job_id, lambda e: e[0]["status"] == "sending", "the send")
+        draining = asyncio.create_task(notifier.drain())
+        await asyncio.sleep(0.2)
+        assert not draining.done()  # waiting for the send, not cutting it off
+    finally:
+        gate.set()
+    await draining
+    [entry] = await deliveries(runtime, spec.job_id)
+    assert (entry["status"], entry["attempts"]) == ("sent", 1)
