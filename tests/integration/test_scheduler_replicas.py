@@ -1,4 +1,5 @@
-"""Two scheduler processes, one killed mid-way: every scheduled time still fires exactly once."""
+"""Two scheduler processes, one killed mid-way: every scheduled time still fires exactly once,
+and every job is announced."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
 from exporter.domain.schedule import first_run_at, occurrence
 from exporter.local.services import LocalServices
+from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.topics import Topic
 
@@ -115,8 +117,18 @@ async def test_two_replicas_one_killed_fire_every_scheduled_time_exactly_once(se
                 await asyncio.sleep(1)
     finally:
         for replica in replicas:
-            replica.terminate()
-            replica.wait(timeout=20)
+            replica.kill()
+            replica.wait()
+
+    # Both died without a word: any relay publishes what they committed once their leases end.
+    await asyncio.sleep(LEASE_SECONDS)
+    relay = Runtime.build(settings)
+    await relay.broker.connect()
+    try:
+        await relay.relay.publish_pending()
+    finally:
+        await relay.close()
+        await relay.broker.stop()
 
     jobs = [job async for job in db[JOBS].find({"tenant": tenant}, {"requestId": 1, "scheduledAt": 1})]
     fired: dict[str, list[datetime]] = {request.id: [] for request in requests}
