@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format bench bench-api
+.PHONY: install run stop servers test test-unit lint format bench bench-api bench-scheduler bench-render-stage bench-notify bench-ingest stress-scheduler
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -46,7 +46,24 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Benchmarks: each starts its own servers and prints its figures, the last line against the targets.
-bench: bench-api
+bench: bench-api bench-scheduler bench-render-stage bench-notify bench-ingest
 
 bench-api: install
 	$(PY) -m tests.benchmarks.bench_api
+
+bench-scheduler: install
+	$(PY) -m tests.benchmarks.bench_scheduler
+
+# Rendering alone (rows in memory → bytes), per format, beside polars and a plain csv loop.
+bench-render-stage: install
+	$(PY) -m tests.benchmarks.render_stage
+
+bench-notify: install
+	$(PY) -m tests.benchmarks.bench_notify
+
+bench-ingest: install
+	$(PY) -m tests.benchmarks.bench_ingest
+
+# Two schedulers, one killed: every run exactly once (on demand until issue 4's stall is solved).
+stress-scheduler: install
+	$(PY) -m tests.benchmarks.stress_scheduler_replicas

@@ -25,6 +25,7 @@ from exporter.dispatch import enqueue_job
 from exporter.domain.access import Action, Decision, Grant, Principal, Resource, decide
 from exporter.domain.schedule import first_run_at, next_run_after
 from exporter.iam import policy_event
+from exporter.notifications.recipients import recipient_problems
 from exporter.runtime import Runtime
 from exporter.topics import Topic
 from request_api.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unprocessable
@@ -76,6 +77,14 @@ def _live(record: RequestRecord) -> ExportRequest:
             f"Export request '{record.request.id}' was deleted at {record.request.deleted_at.isoformat()}"
         )
     return record.request
+
+
+def check_deployment_rules(runtime: Runtime, spec: ExportRequestSpec, owner: str) -> None:
+    """What the model cannot know: the configured floor on how often a request may run, and
+    whether each notification can reach someone with this deployment's contacts and tokens."""
+    check_periodicity(runtime, spec)
+    if problems := recipient_problems(spec, owner, runtime.settings.notifier):
+        raise BadRequest("; ".join(f"{path}: {problem}" for path, problem in problems.items()))
 
 
 def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
@@ -136,7 +145,7 @@ class Answer:
 async def create_export(
     runtime: Runtime, principal: Principal, spec: ExportRequestSpec, idempotency_key: str | None
 ) -> Answer:
-    check_periodicity(runtime, spec)
+    check_deployment_rules(runtime, spec, principal.user)
     key_scope = scope(principal.tenant, principal.user, idempotency_key) if idempotency_key else None
     fingerprint = body_hash(spec.to_wire())
     if key_scope is not None and (stored := await runtime.idempotency.get(key_scope)) is not None:
@@ -184,9 +193,9 @@ def _replay(stored: StoredAnswer, fingerprint: str) -> Answer:
 async def update_export(
     runtime: Runtime, principal: Principal, request_id: str, spec: ExportRequestSpec
 ) -> dict[str, Any]:
-    check_periodicity(runtime, spec)
     record = await authorized(runtime, principal, request_id, Action.UPDATE)
     current = _live(record)
+    check_deployment_rules(runtime, spec, current.owner)
     updated = ExportRequest(
         **spec.model_dump(),
         id=current.id,

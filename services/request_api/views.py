@@ -9,6 +9,8 @@ from exporter.adapters.mongo.requests import RequestRecord
 from exporter.domain.schedule import upcoming_runs
 
 HIDDEN_JOB_FIELDS = {"_id", "leaseUntil", "spec", "targets"}
+# Per delivery, the notifier's own bookkeeping: its claim and idempotency key.
+HIDDEN_DELIVERY_FIELDS = {"leaseUntil", "key"}
 UPCOMING_RUNS = 5
 
 
@@ -25,6 +27,10 @@ def _json(value: Any) -> Any:
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     view = {k: _json(v) for k, v in job.items() if k not in HIDDEN_JOB_FIELDS}
     view["id"] = job["_id"]
+    view["notifications"] = [
+        {k: v for k, v in delivery.items() if k not in HIDDEN_DELIVERY_FIELDS}
+        for delivery in view.get("notifications", [])
+    ]
     spec = job.get("spec") or {}
     view["parameters"] = _json({"request": spec.get("request"), "windows": spec.get("windows")})
     return view

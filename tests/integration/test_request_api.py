@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 from tests.integration.api_server import isolated, serving
-from tests.request_cases import BAD_FIELDS, SEED_000, bad_body
+from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field
 
 from exporter.adapters.storage import ObjectStore
 from exporter.settings import GrantSettings, Settings
@@ -108,6 +108,13 @@ async def test_other_malformed_bodies(alice: httpx.AsyncClient, base_url: str) -
     too_often = await alice.post("/exports", json={**SEED_000, "periodicity": "PT10S"})
     assert too_often.status_code == 400
     assert too_often.json()["message"].startswith("periodicity: must be at least 60 seconds")
+    unreachable = with_field(
+        "notification", {"messages": [{"medium": "discord", "recipients": ["webhook:nowhere"]}]}
+    )
+    no_webhook = await alice.post("/exports", json=unreachable)
+    assert no_webhook.status_code == 400
+    assert no_webhook.json()["message"].startswith("notification.messages.0.recipients: ")
+    assert "nowhere" in no_webhook.json()["message"]
     not_json = await alice.post("/exports", content=b"{nope", headers={"content-type": "application/json"})
     assert not_json.status_code == 400
     huge = await alice.post("/exports", json={**SEED_000, "name": "x" * 300_000})
