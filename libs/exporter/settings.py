@@ -70,6 +70,8 @@ class GrantSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
+    # Processes serving the API; each has its own connections, group commit and relay.
+    workers: int = Field(default=1, ge=1, le=64)
     auth_mode: Literal["header", "jwt"] = "header"
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: SecretStr | None = None

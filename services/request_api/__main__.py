@@ -1,10 +1,16 @@
 """``python -m request_api``: serves the HTTP API."""
 
 import uvicorn
+from fastapi import FastAPI
 
 from exporter.runtime import configure_logging
 from exporter.settings import get_settings
 from request_api.app import create_app
+
+
+def app_from_environment() -> FastAPI:
+    """Each worker process builds its own app from the environment's settings."""
+    return create_app(get_settings())
 
 
 def main() -> None:
@@ -12,7 +18,9 @@ def main() -> None:
     configure_logging(settings)
     # uvloop and httptools: the C event loop and HTTP parser roughly halve the per-request overhead.
     uvicorn.run(
-        create_app(settings),
+        "request_api.__main__:app_from_environment",
+        factory=True,
+        workers=settings.api.workers,
         host=settings.api.host,
         port=settings.api.port,
         log_level="warning",

@@ -196,12 +196,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="API processes, one run each")
     arguments = parser.parse_args()
-    with local_servers() as (settings, servers):
-        api_url = f"http://{settings.api.host}:{settings.api.port}/health"
-        with service(settings, "request_api", ready_url=api_url) as api_pid:
-            meter = CpuMeter({"request-api": api_pid, "MongoDB server": server_pid(servers, "mongo")})
-            asyncio.run(benchmark(settings, meter, arguments.requests, arguments.clients))
+    for workers in arguments.workers:
+        print(f"-- request-api with {workers} worker process(es), fresh servers")
+        with local_servers() as (settings, servers):
+            settings = settings.model_copy(
+                update={"api": settings.api.model_copy(update={"workers": workers})}
+            )
+            api_url = f"http://{settings.api.host}:{settings.api.port}/health"
+            with service(settings, "request_api", ready_url=api_url) as api_pid:
+                meter = CpuMeter({"request-api": api_pid, "MongoDB server": server_pid(servers, "mongo")})
+                asyncio.run(benchmark(settings, meter, arguments.requests, arguments.clients))
 
 
 if __name__ == "__main__":

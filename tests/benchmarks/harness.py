@@ -63,10 +63,22 @@ def _wait_for(url: str, child: subprocess.Popen[bytes], timeout: float = 60.0) -
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """User + system CPU time a process and its live children have used so far (Linux /proc),
+    so that a server with worker processes counts as one."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = _stat(int(entry.name))
+            if int(entry.name) == pid or int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 def server_pid(servers: LocalServers, name: str) -> int:
