@@ -191,10 +191,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--steady", type=int, default=1_000)
+    parser.add_argument("--batch-size", type=int, default=Settings().scheduler.batch_size)
     arguments = parser.parse_args()
     with local_servers() as (settings, _):
         tuned = settings.model_copy(
-            update={"scheduler": settings.scheduler.model_copy(update={"poll_interval_seconds": 0.1})}
+            update={
+                "scheduler": settings.scheduler.model_copy(
+                    update={"poll_interval_seconds": 0.1, "batch_size": arguments.batch_size}
+                )
+            }
         )
         asyncio.run(benchmark(tuned, arguments.requests, arguments.steady))
 
