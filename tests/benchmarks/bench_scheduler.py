@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer
-
 from exporter.adapters.mongo.client import JOBS, REQUESTS, connect, database, ensure_indexes
 from exporter.adapters.mongo.requests import request_document
 from exporter.contracts.base import utcnow
@@ -33,6 +31,7 @@ from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
 from tests.benchmarks.harness import local_servers, percentile
+from tests.topic_reader import topic_reader
 
 TARGET_BURST_SECONDS = 10.0
 
@@ -83,16 +82,8 @@ class Arrivals:
 async def receive(settings: Settings, tenant: str, expected: int, seconds: float) -> Arrivals:
     """Reads ``export.requested`` until ``expected`` distinct jobs arrived and the topic stays
     quiet a moment (so late duplicates are counted too)."""
-    consumer = AIOKafkaConsumer(
-        Topic.EXPORT_REQUESTED.value,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
     arrivals = Arrivals()
-    try:
+    async with topic_reader(settings, Topic.EXPORT_REQUESTED) as consumer:
         async with asyncio.timeout(seconds):
             quiet = 0
             while len(arrivals.received) < expected or quiet < 3:
@@ -107,8 +98,6 @@ async def receive(settings: Settings, tenant: str, expected: int, seconds: float
                         arrivals.received.setdefault(job, []).append(now)
                         scheduled = datetime.fromisoformat(event["data"]["scheduledAt"])
                         arrivals.scheduled[job] = scheduled.timestamp()
-    finally:
-        await consumer.stop()
     return arrivals
 
 

@@ -18,7 +18,6 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, Document, ensure_indexes
@@ -31,6 +30,7 @@ from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.topics import Topic
 from tests.benchmarks.harness import local_servers
+from tests.topic_reader import topic_reader
 
 REQUESTS_COUNT = 1000
 PERIOD = timedelta(seconds=6)
@@ -60,16 +60,8 @@ def recurring(tenant: str, index: int, created: datetime) -> ExportRequest:
 
 
 async def published_job_ids(settings: Settings, tenant: str) -> Counter[str]:
-    consumer = AIOKafkaConsumer(
-        Topic.EXPORT_REQUESTED.value,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
     seen: Counter[str] = Counter()
-    try:
+    async with topic_reader(settings, Topic.EXPORT_REQUESTED) as consumer:
         quiet = 0
         while quiet < 5:  # the embedded broker's end offsets are unreliable: read until it is quiet
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
@@ -80,8 +72,6 @@ async def published_job_ids(settings: Settings, tenant: str) -> Counter[str]:
                 if event["tenant"] == tenant:
                     seen[event["data"]["jobId"]] += 1
         return seen
-    finally:
-        await consumer.stop()
 
 
 async def check_replicas(servers: Settings) -> int:

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 from tests.integration.api_server import isolated, serving
 from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field
+from tests.topic_reader import topic_reader
 
 from exporter.adapters.storage import ObjectStore
 from exporter.settings import GrantSettings, Settings
@@ -318,16 +318,8 @@ async def test_download_link_json_redirect_and_gone(
 
 
 async def iam_events(settings: Settings, request_id: str, expected: int) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        Topic.IAM_POLICY_UPDATED.value,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
     events: list[dict[str, Any]] = []
-    try:
+    async with topic_reader(settings, Topic.IAM_POLICY_UPDATED) as consumer:
         deadline = asyncio.get_running_loop().time() + 20
         quiet_since = None
         while asyncio.get_running_loop().time() < deadline:
@@ -342,8 +334,6 @@ async def iam_events(settings: Settings, request_id: str, expected: int) -> list
                 if now - quiet_since > 1.5:  # nothing more after the expected ones
                     break
         return events
-    finally:
-        await consumer.stop()
 
 
 async def test_every_change_emits_exactly_one_iam_event(

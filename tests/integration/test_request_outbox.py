@@ -7,8 +7,8 @@ import json
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from tests.request_cases import SEED_000
+from tests.topic_reader import topic_reader
 
 from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.access import Principal
@@ -21,15 +21,7 @@ pytestmark = pytest.mark.servers
 
 
 async def published_ids(settings: Settings, request_id: str) -> list[str]:
-    consumer = AIOKafkaConsumer(
-        Topic.IAM_POLICY_UPDATED.value,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    try:
+    async with topic_reader(settings, Topic.IAM_POLICY_UPDATED) as consumer:
         ids: list[str] = []
         for _ in range(10):  # the embedded broker's end offsets are unreliable: read a few rounds
             batch = await consumer.getmany(timeout_ms=300)
@@ -40,8 +32,6 @@ async def published_ids(settings: Settings, request_id: str) -> list[str]:
                 if event["data"]["resource"].endswith(request_id)
             ]
         return ids
-    finally:
-        await consumer.stop()
 
 
 async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:

@@ -1,0 +1,28 @@
+"""Reading a topic from its start, as tests and benchmarks check what services published."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaConsumer
+
+from exporter.settings import Settings
+from exporter.topics import Topic
+
+
+@asynccontextmanager
+async def topic_reader(settings: Settings, topic: Topic) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer outside any group, from the earliest offset, committing nothing."""
+    consumer = AIOKafkaConsumer(
+        topic.value,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
