@@ -8,14 +8,13 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaConsumer
 
 from exporter.settings import Settings
-from exporter.topics import Topic
 
 
 @asynccontextmanager
-async def topic_reader(settings: Settings, topic: Topic) -> AsyncIterator[AIOKafkaConsumer]:
+async def topic_reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer outside any group, from the earliest offset, committing nothing."""
     consumer = AIOKafkaConsumer(
-        topic.value,
+        topic,
         bootstrap_servers=settings.kafka.bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

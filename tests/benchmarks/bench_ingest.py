@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from exporter.adapters.kafka import ensure_topics, make_broker
 from exporter.adapters.mongo.bulk import BulkOutcome
@@ -42,6 +42,7 @@ from exporter.settings import Settings
 from exporter.topics import Topic
 from ingestor.app import lanes, subscribe
 from ingestor.decoding import TENANT_HEADER, Limits, decode_measurements
+from tests.topic_reader import topic_reader
 
 TARGET = 0.7
 TENANT = "bench"
@@ -128,15 +129,7 @@ async def produce(settings: Settings, messages: list[bytes]) -> float:
 
 async def consume(settings: Settings, expected: int) -> float:
     """Seconds to read ``expected`` messages of the ingest topic, storing nothing."""
-    consumer = AIOKafkaConsumer(
-        Topic.MEASUREMENTS.value,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
+    async with topic_reader(settings, Topic.MEASUREMENTS) as consumer:
 
         async def read_all() -> None:
             seen = 0
@@ -147,8 +140,6 @@ async def consume(settings: Settings, expected: int) -> float:
                 seen += sum(len(records) for records in batches.values())
 
         return await timed(read_all)
-    finally:
-        await consumer.stop()
 
 
 async def ingest(settings: Settings, records: int, database: str) -> float:

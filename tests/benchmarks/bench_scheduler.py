@@ -14,8 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,10 +25,9 @@ from exporter.adapters.mongo.requests import request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
 from exporter.domain.schedule import first_run_at
-from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
-from tests.benchmarks.harness import local_servers, percentile
+from tests.benchmarks.harness import launch, local_servers, percentile
 from tests.topic_reader import topic_reader
 
 TARGET_BURST_SECONDS = 10.0
@@ -53,8 +50,7 @@ def request(tenant: str, index: int, created: datetime, **fields: object) -> Exp
 
 @contextlib.contextmanager
 def replicas(settings: Settings, count: int) -> Iterator[None]:
-    env = {**LocalServices(settings).env(), "EXPORTER_LOG_LEVEL": "WARNING"}
-    children = [subprocess.Popen([sys.executable, "-m", "scheduler"], env=env) for _ in range(count)]
+    children = [launch(settings, "scheduler") for _ in range(count)]
     try:
         yield
     finally:

@@ -37,11 +37,16 @@ def local_servers() -> Iterator[tuple[Settings, LocalServers]]:
             servers.stop()
 
 
+def launch(settings: Settings, module: str) -> subprocess.Popen[bytes]:
+    """``python -m <module>`` configured for ``settings`` alone, as in production."""
+    env = {**LocalServices(settings).env(), "EXPORTER_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", module], env=env)
+
+
 @contextlib.contextmanager
 def service(settings: Settings, module: str, ready_url: str | None = None) -> Iterator[int]:
-    """``python -m <module>`` configured for ``settings``, as in production; yields its PID."""
-    env = {**LocalServices(settings).env(), "EXPORTER_LOG_LEVEL": "WARNING"}
-    child = subprocess.Popen([sys.executable, "-m", module], env=env)
+    """``launch``, ready when ``ready_url`` answers; yields its PID and stops it afterwards."""
+    child = launch(settings, module)
     try:
         if ready_url is not None:
             _wait_for(ready_url, child)

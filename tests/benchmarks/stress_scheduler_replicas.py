@@ -12,8 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -25,21 +23,15 @@ from exporter.adapters.mongo.requests import request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
 from exporter.domain.schedule import first_run_at, occurrence
-from exporter.local.services import LocalServices
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.topics import Topic
-from tests.benchmarks.harness import local_servers
+from tests.benchmarks.harness import launch, local_servers
 from tests.topic_reader import topic_reader
 
 REQUESTS_COUNT = 1000
 PERIOD = timedelta(seconds=6)
 LEASE_SECONDS = 2.0
-
-
-def scheduler(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {**LocalServices(settings).env(), "EXPORTER_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "scheduler"], env=env)
 
 
 def recurring(tenant: str, index: int, created: datetime) -> ExportRequest:
@@ -95,7 +87,7 @@ async def check_replicas(servers: Settings) -> int:
     requests = [recurring(tenant, index, created) for index in range(REQUESTS_COUNT)]
     await db[REQUESTS].insert_many([request_document(r, first_run_at(r)) for r in requests])
 
-    replicas = [scheduler(settings), scheduler(settings)]
+    replicas = [launch(settings, "scheduler"), launch(settings, "scheduler")]
     try:
         await asyncio.sleep(2.5 * PERIOD.total_seconds())  # two periods fired by both
         os.kill(replicas[0].pid, signal.SIGKILL)  # mid-way: leases, maybe a transaction, held

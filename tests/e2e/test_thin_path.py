@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from exporter.adapters.storage import ObjectStore
 from exporter.local.demo import (
@@ -33,6 +32,7 @@ from exporter.local.demo import (
 from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
+from tests.topic_reader import topic_reader
 
 pytestmark = pytest.mark.servers
 T = TypeVar("T")
@@ -136,18 +136,10 @@ async def _more_than(count: Awaitable[int], floor: int) -> int | None:
 
 
 async def _read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
     found: list[tuple[bytes | None, bytes]] = []
     loop = asyncio.get_running_loop()
     began = loop.time()
-    try:
+    async with topic_reader(settings, topic) as consumer:
         # The embedded broker's end offsets are unreliable: read until the topic goes quiet.
         while loop.time() - began < 10:
             batches = await consumer.getmany(timeout_ms=500)
@@ -156,8 +148,6 @@ async def _read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None
             if not records and loop.time() - began > 2:
                 break
         return found
-    finally:
-        await consumer.stop()
 
 
 async def count_completed(settings: Settings, job_id: str) -> int:

@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from pymongo.errors import DuplicateKeyError
+from tests.topic_reader import topic_reader
 
 from exporter.adapters.kafka import KafkaPublisher, make_broker, subscriber_options
 from exporter.adapters.mongo.outbox import outbox_document
@@ -43,24 +43,14 @@ def iam_event(index: int, tenant: str) -> IamPolicyUpdated:
 
 async def read_topic(settings: Settings, topic: str, expected: int, match: str) -> list[Any]:
     """Records of ``topic`` whose value contains ``match``, until ``expected`` arrived (or 20 s)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
     found: list[Any] = []
-    try:
+    async with topic_reader(settings, topic) as consumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 20
         while loop.time() < deadline and len(found) < expected:
             batches = await consumer.getmany(timeout_ms=300)
             found += [r for rs in batches.values() for r in rs if match.encode() in r.value]
         return found
-    finally:
-        await consumer.stop()
 
 
 class FailingPublisher(KafkaPublisher):
