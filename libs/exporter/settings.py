@@ -91,7 +91,6 @@ class ApiSettings(BaseModel):
 
 class SchedulerSettings(BaseModel):
     poll_interval_seconds: float = Field(default=0.5, gt=0)
-    lease_seconds: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=500, ge=1)
     max_catch_up_runs: int = Field(default=24, ge=1, le=1000)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)

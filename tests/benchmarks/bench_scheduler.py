@@ -31,6 +31,8 @@ from tests.benchmarks.harness import launch, local_servers, percentile
 from tests.topic_reader import topic_reader
 
 TARGET_BURST_SECONDS = 10.0
+# How long reading goes on after the last expected job, to catch late duplicates.
+DUPLICATE_WATCH_SECONDS = 3.0
 
 
 def request(tenant: str, index: int, created: datetime, **fields: object) -> ExportRequest:
@@ -76,24 +78,24 @@ class Arrivals:
 
 
 async def receive(settings: Settings, tenant: str, expected: int, seconds: float) -> Arrivals:
-    """Reads ``export.requested`` until ``expected`` distinct jobs arrived and the topic stays
-    quiet a moment (so late duplicates are counted too)."""
+    """Reads ``export.requested`` until ``expected`` distinct jobs arrived, then a few seconds
+    more, so that late duplicates are counted too."""
     arrivals = Arrivals()
     async with topic_reader(settings, Topic.EXPORT_REQUESTED) as consumer:
         async with asyncio.timeout(seconds):
-            quiet = 0
-            while len(arrivals.received) < expected or quiet < 3:
+            until = float("inf")
+            while time.time() < until:
                 batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
                 now = time.time()
-                records = [record for records in batch.values() for record in records]
-                quiet = 0 if records else quiet + 1
-                for record in records:
+                for record in (record for records in batch.values() for record in records):
                     event = json.loads(record.value)
                     if event["tenant"] == tenant:
                         job = event["data"]["jobId"]
                         arrivals.received.setdefault(job, []).append(now)
                         scheduled = datetime.fromisoformat(event["data"]["scheduledAt"])
                         arrivals.scheduled[job] = scheduled.timestamp()
+                if len(arrivals.received) >= expected and until == float("inf"):
+                    until = now + DUPLICATE_WATCH_SECONDS
     return arrivals
 
 

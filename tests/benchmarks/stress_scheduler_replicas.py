@@ -31,6 +31,7 @@ from tests.topic_reader import topic_reader
 
 REQUESTS_COUNT = 1000
 PERIOD = timedelta(seconds=6)
+# The relays' leases on the events their replica committed.
 LEASE_SECONDS = 2.0
 
 
@@ -70,9 +71,7 @@ async def check_replicas(servers: Settings) -> int:
     settings = servers.model_copy(
         update={
             "mongo": servers.mongo.model_copy(update={"database": f"sched{uuid.uuid4().hex[:8]}"}),
-            "scheduler": servers.scheduler.model_copy(
-                update={"lease_seconds": LEASE_SECONDS, "poll_interval_seconds": 0.1}
-            ),
+            "scheduler": servers.scheduler.model_copy(update={"poll_interval_seconds": 0.1}),
             # A killed replica's own unpublished events are re-published once their lease runs out.
             "outbox": servers.outbox.model_copy(update={"lease_seconds": LEASE_SECONDS}),
         }
@@ -93,8 +92,8 @@ async def check_replicas(servers: Settings) -> int:
         os.kill(replicas[0].pid, signal.SIGKILL)  # mid-way: leases, maybe a transaction, held
         replicas[0].wait()
         killed = utcnow()
-        # The survivor takes over once the dead replica's leases run out, and its open
-        # transaction, if any, is reaped (after 60 s, like MongoDB's transactionLifetimeLimit).
+        # The survivor carries on; the dead replica's open transaction, if any, is reaped
+        # (after 60 s, like MongoDB's transactionLifetimeLimit).
         async with asyncio.timeout(120):
             while await db[REQUESTS].count_documents(
                 {"tenant": tenant, "schedule.lastRunAt": {"$lte": killed + PERIOD}}

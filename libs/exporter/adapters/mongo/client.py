@@ -41,8 +41,12 @@ def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDat
 INDEXES: dict[str, list[IndexModel]] = {
     REQUESTS: [
         IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("createdAt", DESCENDING)]),
-        # The scheduler's claim: due, live requests in time order.
-        IndexModel([("schedule.nextRunAt", ASCENDING)], name="due_runs", sparse=True),
+        # The scheduler's read: one shard's due requests in time order.
+        IndexModel(
+            [("schedule.shard", ASCENDING), ("schedule.nextRunAt", ASCENDING)],
+            name="due_runs_by_shard",
+            sparse=True,
+        ),
     ],
     JOBS: [
         IndexModel([("requestId", ASCENDING), ("scheduledAt", DESCENDING)]),

@@ -67,6 +67,11 @@ class JobRepository:
         """All or nothing inside ``session``'s transaction; a duplicate raises BulkWriteError."""
         await self._collection.insert_many(documents, session=session)
 
+    async def existing(self, job_ids: list[str], session: AsyncClientSession) -> set[str]:
+        """Which of ``job_ids`` are already stored."""
+        cursor = self._collection.find({"_id": {"$in": job_ids}}, {"_id": 1}, session=session)
+        return {document["_id"] async for document in cursor}
+
     async def get(self, job_id: str, tenant: str | None = None) -> Document | None:
         query: Document = {"_id": job_id}
         if tenant is not None:
