@@ -46,6 +46,12 @@ async def store(runtime: Runtime, measurements: Sequence[Measurement]) -> None:
     assert outcome.failures == {}, outcome.failures
 
 
+def configure(runtime: Runtime, **renderer: Any) -> None:
+    """This test's renderer settings; the session's stay as they were."""
+    settings = runtime.settings
+    runtime.settings = settings.model_copy(update={"renderer": settings.renderer.model_copy(update=renderer)})
+
+
 def job_spec(tenant: str, body: dict[str, Any], scheduled_at: datetime = SCHEDULED_AT) -> JobSpec:
     request = ExportRequestSpec.model_validate(body)
     return JobSpec(

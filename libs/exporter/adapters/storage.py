@@ -125,6 +125,17 @@ class ObjectStore:
 
         return await asyncio.to_thread(_list)
 
+    async def unfinished_uploads(self, prefix: str) -> list[str]:
+        """Keys with a multipart upload begun and neither completed nor aborted: what a crashed
+        writer leaves behind (and a bucket lifecycle rule should expire)."""
+
+        def _list() -> list[str]:
+            # The SDK has no public call for ListMultipartUploads.
+            listed = self._client._list_multipart_uploads(self.bucket, prefix=prefix)
+            return [str(upload.object_name) for upload in listed.uploads]
+
+        return await asyncio.to_thread(_list)
+
     def presigned_url(self, key: str, ttl: timedelta, download_name: str | None = None) -> str:
         """A GET link that expires after ``ttl``; signing is local, no request is made."""
         headers: dict[str, str | list[str] | tuple[str]] | None = (
@@ -159,6 +170,8 @@ class _Pipe:
     def write(self, data: bytes, /) -> int:
         size = len(data)
         with self._changed:
+            if self._abandoned is not None:  # a late write, a zip's directory say, goes nowhere
+                return size
             while self._held >= self._capacity and self.upload_error is None:
                 self._changed.wait()
             if self.upload_error is not None:
