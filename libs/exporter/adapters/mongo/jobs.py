@@ -49,7 +49,7 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
         "sizeInBytes": 0,
         "error": None,
         "notifications": notifications,
-        "targets": sorted({item.params.target.value for item in spec.request.items}),
+        "targets": spec.request.targets,
         "leaseUntil": None,
         "attempts": 0,
     }
