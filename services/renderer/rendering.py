@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from typing import TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
@@ -37,7 +36,6 @@ from renderer.output import Cancelled, JobOutput, Progress
 
 log = logging.getLogger(__name__)
 SOURCE = "exporter/renderer"
-T = TypeVar("T")
 
 
 async def render(runtime: Runtime, spec: JobSpec, progress: Progress) -> list[JobFile]:
