@@ -8,12 +8,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import polars as pl
 
-from exporter.contracts.job import JobFile, JobSpec, Window
+from exporter.contracts.job import JobFile, JobSpec, JobStatus, Window
 from exporter.rendering.bundle import JobFiles
 from exporter.rendering.names import FileNamer, object_key
 from exporter.rendering.output import FileFormat, RenderedFile, SplitLimits
@@ -29,12 +29,18 @@ class Cancelled(Exception):
     """The job left ``inProgress`` while rendering: someone cancelled it."""
 
 
+class Superseded(Exception):
+    """Another run has the job now (this one's lease lapsed, or it was requeued): its files are
+    the other run's to write, under the same keys."""
+
+
 class Progress:
     """Records a running job's rows and renews its lease, at most every ``progress_interval``."""
 
-    def __init__(self, runtime: Runtime, job_id: str) -> None:
+    def __init__(self, runtime: Runtime, job_id: str, started_at: datetime) -> None:
         self._jobs = runtime.jobs
         self._job_id = job_id
+        self.started_at = started_at
         settings = runtime.settings.renderer
         self._interval = settings.progress_interval_seconds
         self.lease = timedelta(seconds=settings.lease_seconds)
@@ -42,11 +48,13 @@ class Progress:
         self.rows = 0  # of the files already finished
 
     async def beat(self, rows: int = 0, *, now: bool = False) -> None:
-        """``rows``: those of the file being written. Raises ``Cancelled`` once the job is not ours."""
+        """``rows``: those of the file being written. Raises ``Cancelled`` or ``Superseded`` once
+        the job is no longer this run's."""
         if now or time.monotonic() - self._last >= self._interval:
             self._last = time.monotonic()
-            if not await self._jobs.heartbeat(self._job_id, self.rows + rows, self.lease):
-                raise Cancelled
+            if not await self._jobs.heartbeat(self._job_id, self.rows + rows, self.lease, self.started_at):
+                job = await self._jobs.get(self._job_id)
+                raise Cancelled if job is None or job["status"] == JobStatus.CANCELLED.value else Superseded
 
 
 async def ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
@@ -32,7 +32,7 @@ from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.topics import Topic
 from renderer.items import ITEM_WRITERS
-from renderer.output import Cancelled, JobOutput, Progress
+from renderer.output import Cancelled, JobOutput, Progress, Superseded
 
 log = logging.getLogger(__name__)
 SOURCE = "exporter/renderer"
@@ -56,19 +56,24 @@ def failure(error: BaseException, attempts: int) -> str:
     return f"gave up after {attempts} attempts: {reason}" if attempts > 1 else reason
 
 
-async def run(runtime: Runtime, spec: JobSpec) -> JobResult | None:
-    """The job rendered, retried after transient errors; None when it was cancelled meanwhile."""
+async def run(runtime: Runtime, spec: JobSpec, started_at: datetime) -> JobResult | None:
+    """The job rendered, retried after transient errors; None when it was cancelled meanwhile, or
+    taken over by another run (which then writes the same keys: nothing is deleted)."""
     settings = runtime.settings.renderer
     prefix = job_prefix(spec.tenant, spec.request_id, spec.job_id)
-    started = utcnow()
-    progress = Progress(runtime, spec.job_id)
+    progress = Progress(runtime, spec.job_id, started_at)
     attempt = 1
     while True:
         try:
+            if attempt > 1:  # cancelled while waiting to try again?
+                await progress.beat(now=True)
             files = await render(runtime, spec, progress)
         except Cancelled:
             await runtime.storage.delete_prefix(prefix)
             log.info("job %s cancelled while rendering; its files were removed", spec.job_id)
+            return None
+        except Superseded:
+            log.warning("job %s was taken over by another run; this one stops", spec.job_id)
             return None
         except Exception as error:
             if is_transient(error) and attempt < settings.max_attempts:
@@ -79,8 +84,6 @@ async def run(runtime: Runtime, spec: JobSpec) -> JobResult | None:
                 await asyncio.sleep(delay)
                 attempt += 1
                 progress.rows = 0
-                with contextlib.suppress(Exception):  # a store still down is the next attempt's to meet
-                    await progress.beat(now=True)
                 continue
             log.exception("job %s failed", spec.job_id)
             with contextlib.suppress(Exception):  # the job fails either way; leave nothing half-made
@@ -88,7 +91,7 @@ async def run(runtime: Runtime, spec: JobSpec) -> JobResult | None:
             return JobResult(
                 status=JobStatus.FAILED,
                 error=failure(error, attempt),
-                started_at=started,
+                started_at=started_at,
                 completed_at=utcnow(),
             )
         return JobResult(
@@ -97,16 +100,16 @@ async def run(runtime: Runtime, spec: JobSpec) -> JobResult | None:
             files=files,
             row_count=progress.rows,
             size_in_bytes=sum(f.size_in_bytes for f in files),
-            started_at=started,
+            started_at=started_at,
             completed_at=utcnow(),
         )
 
 
-async def finish(runtime: Runtime, spec: JobSpec, result: JobResult) -> None:
+async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at: datetime) -> None:
     event = completed_event(spec, result, SOURCE)
 
     async def write(session: AsyncClientSession) -> Document | None:
-        if not await runtime.jobs.finish(spec.job_id, result, session=session):
+        if not await runtime.jobs.finish(spec.job_id, result, session=session, started_at=started_at):
             return None
         return await runtime.relay.add(Topic.EXPORT_COMPLETED, spec.job_id, event, session)
 
@@ -134,8 +137,9 @@ async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> N
     if JobStatus(job["status"]).is_final:
         await republish(runtime, spec, job)
         return
-    if not await runtime.jobs.start(spec.job_id, timedelta(seconds=runtime.settings.renderer.lease_seconds)):
+    lease = timedelta(seconds=runtime.settings.renderer.lease_seconds)
+    if (started_at := await runtime.jobs.start(spec.job_id, lease)) is None:
         log.info("job %s is running elsewhere; skipping", spec.job_id)
         return
-    if (result := await run(runtime, spec)) is not None:
-        await finish(runtime, spec, result)
+    if (result := await run(runtime, spec, started_at)) is not None:
+        await finish(runtime, spec, result, started_at)

@@ -26,7 +26,7 @@ from tests.topic_reader import topic_reader
 from exporter.adapters.mongo.client import JOBS
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.adapters.storage import ObjectStore
-from exporter.contracts.job import JobStatus
+from exporter.contracts.job import JobResult, JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
@@ -177,3 +177,20 @@ async def test_transient_storage_errors_are_retried_then_fail_the_job(runtime: R
     assert job["status"] == JobStatus.FAILED.value
     assert job["error"].startswith("gave up after 2 attempts: MaxRetryError")
     assert job["files"] == []
+
+
+async def test_a_run_that_was_taken_over_can_neither_beat_nor_finish(runtime: Runtime) -> None:
+    spec = job_spec("taken", body("csv", [series_item("weight", START, START + timedelta(hours=1))]))
+    await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
+    lease = timedelta(minutes=1)
+    first = await runtime.jobs.start(spec.job_id, -lease)  # started, and its lease already lapsed
+    await asyncio.sleep(0.01)  # run start times are kept to the millisecond
+    second = await runtime.jobs.start(spec.job_id, lease)
+
+    assert first is not None
+    assert second is not None
+    assert second > first
+    assert not await runtime.jobs.heartbeat(spec.job_id, 5, lease, first)
+    assert not await runtime.jobs.finish(spec.job_id, JobResult(status=JobStatus.DONE), started_at=first)
+    assert await runtime.jobs.heartbeat(spec.job_id, 5, lease, second)
+    assert await runtime.jobs.finish(spec.job_id, JobResult(status=JobStatus.DONE), started_at=second)
