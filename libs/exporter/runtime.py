@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
 from exporter.adapters.mongo.client import Document, connect, database, ensure_indexes
+from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.grants import GrantRepository
 from exporter.adapters.mongo.group_commit import GroupCommit
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
@@ -28,6 +29,7 @@ from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
+from exporter.adapters.mongo.things import ThingRepository
 from exporter.adapters.storage import ObjectStore
 from exporter.outbox import OutboxRelay
 from exporter.settings import Settings, get_settings
@@ -43,6 +45,8 @@ class Runtime:
     requests: RequestRepository
     jobs: JobRepository
     measurements: MeasurementRepository
+    things: ThingRepository
+    entities: EntityRepository
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
     grants: GrantRepository
@@ -65,6 +69,8 @@ class Runtime:
             requests=RequestRepository(db),
             jobs=JobRepository(db),
             measurements=MeasurementRepository(db),
+            things=ThingRepository(db),
+            entities=EntityRepository(db),
             outbox=outbox,
             idempotency=IdempotencyRepository(db),
             grants=GrantRepository(db),

@@ -107,8 +107,25 @@ class OutboxSettings(BaseModel):
     lease_seconds: float = Field(default=30.0, gt=0)
 
 
+MIB = 1024 * 1024
+
+
 class RendererSettings(BaseModel):
     read_batch_size: int = Field(default=10_000, ge=1)
+    # Files above these become numbered parts (seed 003 lists several files); None: no limit.
+    split_rows: int | None = Field(default=None, ge=1)
+    split_bytes: int | None = Field(default=None, ge=1)
+    # Rendered bytes go to the object store in multipart parts of this size as they are made
+    # (S3 refuses parts under 5 MiB); about three parts per file being written are held in memory.
+    upload_part_bytes: int = Field(default=8 * MIB, ge=5 * MIB, le=5 * 1024 * MIB)
+    # A running job's lease, renewed with its progress; another renderer takes over a lapsed one.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # How often a running job records its progress and notices that it was cancelled.
+    progress_interval_seconds: float = Field(default=2.0, gt=0)
+    # Transient storage or database errors: attempts per job, with exponential backoff between.
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
 
 
 def _lowercase_names(webhooks: dict[str, SecretStr]) -> dict[str, SecretStr]:

@@ -104,8 +104,7 @@ async def check_quotas(runtime: Runtime, principal: Principal, spec: ExportReque
     if await runtime.jobs.count_active(principal.tenant, principal.user) >= settings.max_active_jobs_per_user:
         raise TooManyRequests(QUOTA_MESSAGE, headers={"Retry-After": str(settings.quota_retry_after_seconds)})
     if settings.one_active_job_per_target:
-        targets = sorted({item.params.target.value for item in spec.items})
-        busy = await runtime.jobs.active_for_targets(principal.tenant, targets)
+        busy = await runtime.jobs.active_for_targets(principal.tenant, spec.targets)
         if busy is not None:
             raise Conflict(
                 f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",

@@ -49,7 +49,7 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
         "sizeInBytes": 0,
         "error": None,
         "notifications": notifications,
-        "targets": sorted({item.params.target.value for item in spec.request.items}),
+        "targets": spec.request.targets,
         "leaseUntil": None,
         "attempts": 0,
     }
@@ -78,8 +78,12 @@ class JobRepository:
             query["tenant"] = tenant
         return await self._collection.find_one(query)
 
-    async def start(self, job_id: str, lease: timedelta) -> bool:
-        """notProcessed → inProgress, or take over one whose renderer's lease ran out."""
+    async def start(self, job_id: str, lease: timedelta) -> datetime | None:
+        """notProcessed → inProgress, or take over one whose renderer's lease ran out.
+
+        Returns the run's ``startedAt``, which tells this run from a later one that took over
+        (``heartbeat``, ``finish``); None when the job is not this caller's to run.
+        """
         now = utcnow()
         result = await self._collection.update_one(
             {
@@ -98,23 +102,33 @@ class JobRepository:
                 }
             },
         )
-        return result.modified_count == 1
+        return now if result.modified_count == 1 else None
 
-    async def heartbeat(self, job_id: str, rows: int, lease: timedelta) -> bool:
-        """Progress and lease renewal; False once the job left inProgress (e.g. cancelled)."""
+    async def heartbeat(
+        self, job_id: str, rows: int, lease: timedelta, started_at: datetime | None = None
+    ) -> bool:
+        """Progress and lease renewal; False once the job left inProgress (e.g. cancelled), or,
+        given the run's ``started_at``, once another run took it over."""
         now = utcnow()
         result = await self._collection.update_one(
-            {"_id": job_id, "status": JobStatus.IN_PROGRESS.value},
+            _running(job_id, started_at),
             {"$set": {"progress.rows": rows, "updatedAt": now, "leaseUntil": now + lease}},
         )
         return result.modified_count == 1
 
-    async def finish(self, job_id: str, result: JobResult, session: AsyncClientSession | None = None) -> bool:
-        """inProgress → done/failed/cancelled with what the run produced."""
+    async def finish(
+        self,
+        job_id: str,
+        result: JobResult,
+        session: AsyncClientSession | None = None,
+        started_at: datetime | None = None,
+    ) -> bool:
+        """inProgress → done/failed/cancelled with what the run produced (the run that started at
+        ``started_at``, when given)."""
         update = result.to_document()
         update.update({"updatedAt": utcnow(), "leaseUntil": None, "progress.rows": result.row_count})
         outcome = await self._collection.update_one(
-            {"_id": job_id, "status": JobStatus.IN_PROGRESS.value}, {"$set": update}, session=session
+            _running(job_id, started_at), {"$set": update}, session=session
         )
         return outcome.modified_count == 1
 
@@ -326,6 +340,13 @@ class JobRepository:
             },
         )
         return result.modified_count == 1
+
+
+def _running(job_id: str, started_at: datetime | None) -> Document:
+    query: Document = {"_id": job_id, "status": JobStatus.IN_PROGRESS.value}
+    if started_at is not None:
+        query["startedAt"] = started_at
+    return query
 
 
 @dataclass(frozen=True)

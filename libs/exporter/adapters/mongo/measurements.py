@@ -70,15 +70,17 @@ class MeasurementRepository:
         self,
         tenant: str,
         publisher: str,
-        name: str,
+        name: str | Sequence[str],
         start: datetime | None,
         end: datetime | None,
         batch_size: int,
         channel: str | None = None,
         subtopic: str | None = None,
     ) -> AsyncIterator[pl.DataFrame]:
-        """One series in time order, ``[start, end)``, as polars frames of ``batch_size`` rows."""
-        query: Document = {"tenant": tenant, "publisher": publisher, "name": name}
+        """One series in time order, ``[start, end)``, as polars frames of ``batch_size`` rows; or,
+        given several names, those series of the publisher together (a thing's metrics)."""
+        names = name if isinstance(name, str) else {"$in": list(name)}
+        query: Document = {"tenant": tenant, "publisher": publisher, "name": names}
         if channel:
             query["channel"] = channel
         if subtopic:
