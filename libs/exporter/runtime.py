@@ -60,6 +60,7 @@ class Runtime:
         mongo = connect(settings)
         db = database(mongo, settings)
         outbox = OutboxRepository(db)
+        relay = OutboxRelay(outbox, KafkaPublisher(broker), settings.outbox)
         return cls(
             settings=settings,
             broker=broker,
@@ -74,8 +75,8 @@ class Runtime:
             outbox=outbox,
             idempotency=IdempotencyRepository(db),
             grants=GrantRepository(db),
-            group_commit=GroupCommit(mongo, db),
-            relay=OutboxRelay(outbox, KafkaPublisher(broker), settings.outbox),
+            group_commit=GroupCommit(mongo, db, relay.publish_soon),
+            relay=relay,
         )
 
     async def prepare(self) -> None:

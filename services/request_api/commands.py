@@ -172,8 +172,7 @@ async def create_export(
     if key_scope is not None:
         inserts.append((IDEMPOTENCY, idempotency_document(key_scope, StoredAnswer(fingerprint, 201, body))))
     try:
-        await runtime.group_commit.insert(inserts)
-        runtime.relay.publish_soon([event])
+        await runtime.group_commit.insert(inserts)  # which also hands the event to the relay
     except DuplicateKeyError:
         # A concurrent request with the same key won: answer as it did.
         stored = await runtime.idempotency.get(key_scope) if key_scope else None

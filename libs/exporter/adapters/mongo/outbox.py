@@ -32,6 +32,11 @@ def outbox_document(messages: list[Document], lease_until: datetime | None = Non
     return {"_id": messages[0]["id"], "messages": messages, "createdAt": utcnow(), "leaseUntil": lease_until}
 
 
+def merged_entry(entries: list[Document]) -> Document:
+    """One entry holding ``entries``' events, in order (for writers that commit many at once)."""
+    return {**entries[0], "messages": [message for entry in entries for message in entry["messages"]]}
+
+
 class OutboxRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[OUTBOX]
