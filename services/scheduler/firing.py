@@ -4,9 +4,11 @@ A pass takes the schedule shards one by one. For each, ONE transaction reads a b
 requests, works out each one's runs (``domain.schedule.due_runs``), moves every schedule on,
 inserts every job and queues their ``export.requested`` as one outbox entry. Nothing is leased:
 the transaction's snapshot is the claim. Should another replica, or an edit through the API,
-change one of those requests after it was read, the schedule's write conflicts and the whole
-transaction runs again on fresh data, where that request is no longer due (or due as edited).
-Each replica walks the shards in its own random order, so replicas rarely meet at all.
+change one of those requests after it was read, the schedule's write conflicts, the transaction
+aborts, and the pass goes on to the next shard; the next pass reads this one again on fresh
+data, where that request is no longer due (or due as edited). A replica killed inside its
+transaction thus holds up only its own batch, until the store reaps the transaction. Each
+replica walks the shards in its own random order, so replicas rarely meet at all.
 
 A job's id derives from request and scheduled time, so a run can never become two jobs; should a
 job exist already (a run fired by other means), that run is left out and its schedule still moves
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from exporter.adapters.mongo.client import Document, in_transaction
+from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once, is_conflict
 from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord
 from exporter.contracts.base import utcnow
 from exporter.dispatch import queued_job
@@ -104,9 +106,16 @@ async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
         return await _fire_batch(runtime, shard, now, session, skip_existing=True)
 
     try:
-        entry = await in_transaction(runtime.mongo, batch)
+        entry = await in_transaction_once(runtime.mongo, batch)
     except (BulkWriteError, DuplicateKeyError):
         entry = await in_transaction(runtime.mongo, batch_without_existing)
+    except PyMongoError as error:
+        if not is_conflict(error):
+            raise
+        # Another replica fired some of them, or an edit (or a writer that died mid-transaction
+        # and is not reaped yet) holds one: the other shards go on, this one is read again next.
+        log.info("shard %d: batch lost to another writer (%s); read again next pass", shard, error)
+        return 0
     if entry is None:
         return 0
     runtime.relay.publish_soon([entry])
