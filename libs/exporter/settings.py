@@ -164,6 +164,8 @@ class NotifierSettings(BaseModel):
     )
     # Deliveries in flight at once; more wait, and so does the consumer behind them.
     concurrency: int = Field(default=64, ge=1)
+    # export.completed events taken per batch: their jobs read in one query, claimed in one commit.
+    batch_max_events: int = Field(default=100, ge=1)
     # Transient failures are retried with exponential backoff and jitter, up to max_attempts.
     max_attempts: int = Field(default=6, ge=1)
     backoff_initial_seconds: float = Field(default=2.0, gt=0)

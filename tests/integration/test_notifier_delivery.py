@@ -55,7 +55,7 @@ async def test_each_policy_sends_or_records_skipped(
     before = len(chat.calls("/webhooks/discord-ops"))
 
     await make_notifier(runtime, notifier_settings(runtime.settings, chat)).on_export_completed(
-        completed_event(spec, result)
+        [completed_event(spec, result)]
     )
     entries = await deliveries(runtime, spec.job_id)
 
@@ -78,9 +78,9 @@ async def test_a_redelivered_export_completed_sends_nothing_twice(
     first, second = make_notifier(runtime, settings), make_notifier(runtime, settings)
 
     # Two notifiers get the event at once (a rebalance), and one of them gets it again later.
-    await asyncio.gather(first.on_export_completed(event), second.on_export_completed(event))
+    await asyncio.gather(first.on_export_completed([event]), second.on_export_completed([event]))
     entries = await deliveries(runtime, spec.job_id)
-    await second.on_export_completed(event)
+    await second.on_export_completed([event])
     await second.sweep()
 
     assert [e["status"] for e in entries] == ["sent", "skipped", "sent"]
@@ -128,7 +128,7 @@ async def test_shutdown_lets_a_send_in_flight_finish_and_be_recorded(
     gate = chat.hold("/webhooks/discord-dev")
     notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat))
     try:
-        await notifier.on_export_completed(completed_event(spec, result))
+        await notifier.on_export_completed([completed_event(spec, result)])
         await entries_when(runtime, spec.job_id, lambda e: e[0]["status"] == "sending", "the send")
         draining = asyncio.create_task(notifier.drain())
         await asyncio.sleep(0.2)

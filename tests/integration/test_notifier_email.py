@@ -98,7 +98,7 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
     spec, result = await finished_job(runtime, messages, tmp_path, files={"dati-è.csv": content})
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert entry["status"] == "sent", entry
@@ -144,7 +144,7 @@ async def test_a_file_too_large_once_encoded_goes_as_a_link_and_the_email_says_s
     spec, result = await finished_job(runtime, messages, tmp_path, files={"big.csv": b"x" * 900})
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert entry["status"] == "sent", entry
@@ -168,7 +168,7 @@ async def test_greylisted_recipient_is_retried_alone_and_a_refused_one_is_record
     spec, result = await finished_job(runtime, [{"medium": "email", "recipients": recipients}], tmp_path)
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert entry["status"] == "sent"
@@ -188,7 +188,7 @@ async def test_every_recipient_refused_for_good_fails_at_once(
     )
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert (entry["status"], entry["attempts"]) == ("failed", 1)
@@ -203,7 +203,7 @@ async def test_a_wrong_password_fails_at_once_and_is_not_recorded(
     spec, result = await finished_job(runtime, [{"medium": "email"}], tmp_path, owner="carol@example.com")
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert (entry["status"], entry["attempts"], entry["recipients"]) == ("failed", 1, ["carol@example.com"])

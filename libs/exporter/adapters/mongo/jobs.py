@@ -18,7 +18,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import JOBS, Document, in_transaction
+from exporter.adapters.mongo.client import JOBS, Document, in_transaction, multi_document_write
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
 from exporter.notifications.policy import DeliveryStatus
@@ -53,6 +53,43 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
         "leaseUntil": None,
         "attempts": 0,
     }
+
+
+@dataclass(frozen=True)
+class DeliveryClaim:
+    """The deliveries of one job to claim (index → key, attempts made) and to record as skipped
+    (index → reason); see ``JobRepository.claim_deliveries``.
+    """
+
+    job_id: str
+    claims: Mapping[int, tuple[str, int]]
+    skips: Mapping[int, str] = field(default_factory=dict)
+
+    def update(self, now: datetime, lease: timedelta) -> tuple[Document, Document]:
+        """The compare-and-set: the filter, and the update that applies when it matches."""
+        query: Document = {"_id": self.job_id}
+        fields: Document = {}
+        for index, (key, attempts) in self.claims.items():
+            entry = f"notifications.{index}"
+            query[f"{entry}.status"] = {"$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]}
+            query[f"{entry}.attempts"] = attempts
+            fields |= {
+                f"{entry}.status": DeliveryStatus.SENDING.value,
+                f"{entry}.key": key,
+                f"{entry}.updatedAt": now,
+                f"{entry}.leaseUntil": now + lease,
+                f"{entry}.nextAttemptAt": None,
+                f"{entry}.attempts": attempts + 1,
+            }
+        for index, reason in self.skips.items():
+            entry = f"notifications.{index}"
+            query[f"{entry}.status"] = DeliveryStatus.PENDING.value
+            fields |= {
+                f"{entry}.status": DeliveryStatus.SKIPPED.value,
+                f"{entry}.detail": reason,
+                f"{entry}.updatedAt": now,
+            }
+        return query, {"$set": fields}
 
 
 class JobRepository:
@@ -130,31 +167,31 @@ class JobRepository:
         All or nothing, and True for exactly one caller. ``leaseUntil`` says when a send that was
         never recorded counts as cut off.
         """
-        now = utcnow()
-        query: Document = {"_id": job_id}
-        fields: Document = {}
-        for index, (key, attempts) in claims.items():
-            entry = f"notifications.{index}"
-            query[f"{entry}.status"] = {"$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]}
-            query[f"{entry}.attempts"] = attempts
-            fields |= {
-                f"{entry}.status": DeliveryStatus.SENDING.value,
-                f"{entry}.key": key,
-                f"{entry}.updatedAt": now,
-                f"{entry}.leaseUntil": now + lease,
-                f"{entry}.nextAttemptAt": None,
-                f"{entry}.attempts": attempts + 1,
-            }
-        for index, reason in (skips or {}).items():
-            entry = f"notifications.{index}"
-            query[f"{entry}.status"] = DeliveryStatus.PENDING.value
-            fields |= {
-                f"{entry}.status": DeliveryStatus.SKIPPED.value,
-                f"{entry}.detail": reason,
-                f"{entry}.updatedAt": now,
-            }
-        result = await self._collection.update_one(query, {"$set": fields})
+        claim = DeliveryClaim(job_id, claims, skips or {})
+        result = await self._collection.update_one(*claim.update(utcnow(), lease))
         return result.modified_count == 1
+
+    async def claim_many(self, claims: list[DeliveryClaim], lease: timedelta) -> bool:
+        """``claim_deliveries`` for many jobs in one transaction: all of them, or none (False).
+
+        One commit for them all: the store pays per commit (it waits for the disk), not per job.
+        """
+        now = utcnow()
+
+        async def claim(session: AsyncClientSession) -> bool:
+            written = await self._collection.bulk_write(
+                [UpdateOne(*claim.update(now, lease)) for claim in claims], ordered=False, session=session
+            )
+            if written.modified_count < len(claims):
+                await session.abort_transaction()  # another notifier holds some of them
+                return False
+            return True
+
+        return await multi_document_write(self._collection, claim)
+
+    async def get_many(self, job_ids: list[str]) -> list[Document]:
+        """The jobs among ``job_ids`` that exist, in one query."""
+        return [job async for job in self._collection.find({"_id": {"$in": job_ids}})]
 
     async def cut_off_delivery(self, job_id: str, index: int, attempt: int, reason: str) -> bool:
         """sending past its lease → failed: the notifier stopped mid-send (see notifier.delivery)."""
