@@ -25,11 +25,15 @@ from notifier.delivery import Notifier
 from notifier.redaction import Redactor, notifier_secrets
 
 GROUP = "notifier"
+# Connections kept per chat medium. httpcore's pool walks every connection, and for each idle one
+# every other, whenever a request starts or ends; the chat APIs limit a bot to far fewer
+# messages a second than this many connections carry.
+CHAT_CONNECTIONS = 16
 
 
 def build_senders(settings: Settings) -> dict[str, Sender]:
     notifier = settings.notifier
-    timeout, connections = notifier.http_timeout_seconds, notifier.concurrency
+    timeout, connections = notifier.http_timeout_seconds, min(notifier.concurrency, CHAT_CONNECTIONS)
     return {
         "email": SmtpMailer(settings.smtp),
         "slack": SlackSender(notifier.slack, timeout),

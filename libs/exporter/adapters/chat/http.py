@@ -50,9 +50,14 @@ class HttpSender:
 async def post(client: httpx.AsyncClient, url: str, what: str, **request: Any) -> httpx.Response:
     """POSTs; a connection that fails or times out is transient. The URL (it may hold a token)
     is never part of the reason.
+
+    The body goes out in one write: httpx streams a multipart body (a message with its file)
+    a few bytes per part, each a system call and a packet of its own.
     """
+    outgoing = client.build_request("POST", url, **request)
+    outgoing.read()
     try:
-        return await client.post(url, **request)
+        return await client.send(outgoing)
     except httpx.TimeoutException as error:
         raise transient(f"{what}: timed out ({type(error).__name__})") from error
     except httpx.TransportError as error:
