@@ -128,16 +128,20 @@ class Attempt:
 
 @dataclass
 class Due:
-    """What is due of one job: deliveries to claim and send (index → progress), skips to record."""
+    """What is due of one job, from its delivery entries as read (``seen``): deliveries to claim
+    and send (index → progress), skips to record.
+    """
 
     context: JobContext
+    seen: list[Document]
     progress: dict[int, Progress] = field(default_factory=dict)
     skips: dict[int, str] = field(default_factory=dict)
 
     def claim(self) -> DeliveryClaim:
+        """Holds only while no entry has changed since they were read."""
         job_id = self.context.job_id
         claims = {index: (delivery_key(job_id, index), p.attempts) for index, p in self.progress.items()}
-        return DeliveryClaim(job_id, claims, self.skips)
+        return DeliveryClaim(job_id, claims, self.skips, self.seen)
 
 
 def _describe(problems: Mapping[str, str]) -> str | None:
@@ -200,8 +204,8 @@ class Notifier:
                 log.info("job %s is %s: nothing to notify", job["_id"], status.value)
                 continue
             context = self._context(job)
-            due = Due(context)
-            for index, entry in enumerate(job.get("notifications") or []):
+            due = Due(context, job.get("notifications") or [])
+            for index, entry in enumerate(due.seen):
                 if self._closing or delivery_key(context.job_id, index) in self._active:
                     continue
                 state = DeliveryStatus(entry["status"])
@@ -222,7 +226,8 @@ class Notifier:
 
     async def _claim(self, wanted: list[Due]) -> list[tuple[Due, list[int]]]:
         """Claims the deliveries and records the skips of many jobs in one transaction (the usual
-        case), or else job by job: another notifier may hold some of them. The indexes claimed.
+        case), or else job by job: another notifier may hold some of them, or have recorded
+        others. The indexes claimed.
         """
         lease = timedelta(seconds=self._settings.sending_lease_seconds)
         if len(wanted) > 1 and await self._jobs.claim_many([due.claim() for due in wanted], lease):
@@ -230,11 +235,11 @@ class Notifier:
         return [(due, await self._claim_job(due.claim(), lease)) for due in wanted]
 
     async def _claim_job(self, claim: DeliveryClaim, lease: timedelta) -> list[int]:
-        """Claims in one write, or else one by one. The indexes claimed."""
-        if await self._jobs.claim_deliveries(claim.job_id, claim.claims, lease, claim.skips):
+        """Claims in one write, or else one by one, each on its own entry's state alone. The
+        indexes claimed.
+        """
+        if await self._jobs.claim_deliveries(claim.job_id, claim.claims, lease, claim.skips, claim.seen):
             return list(claim.claims)
-        if len(claim.claims) + len(claim.skips) == 1:
-            return []
         for index, reason in claim.skips.items():
             await self._jobs.claim_deliveries(claim.job_id, {}, lease, {index: reason})
         return [
