@@ -439,14 +439,14 @@ def _per_job(results: list[DeliveryResult]) -> list[UpdateOne]:
     apply. The filter on ``_id`` alone is the embedded store's fast path (it plans, and pays for,
     every field of a query).
     """
-    by_job: dict[str, list[DeliveryResult]] = {}
+    by_job: dict[str, dict[int, DeliveryResult]] = {}
     for result in results:
-        by_job.setdefault(result.job_id, []).append(result)
+        by_job.setdefault(result.job_id, {})[result.index] = result
     updates = []
     for job_id, job_results in by_job.items():
         fields: Document = {}
         filters: list[Mapping[str, Any]] = []
-        for result in job_results:
+        for result in job_results.values():
             name, array_filter = result.array_filter()
             fields |= {f"notifications.$[{name}].{field}": value for field, value in result.fields.items()}
             filters.append(array_filter)
