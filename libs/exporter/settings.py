@@ -56,6 +56,8 @@ class SmtpSettings(BaseModel):
     ca_file: Path | None = None
     # Files go along as attachments while their base64-encoded total stays under this; 0: links only.
     attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    # Connections used at once and kept open between emails; more sends wait for one.
+    connections: int = Field(default=16, ge=1)
 
 
 class GrantSettings(BaseModel):

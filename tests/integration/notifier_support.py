@@ -118,6 +118,8 @@ class Mailbox:
     greylist: set[str] = field(default_factory=set)
     # Per accepted message: whether its session was encrypted, and authenticated.
     secured: list[tuple[bool, bool]] = field(default_factory=list)
+    # Per accepted message: the client's address and port, one per connection.
+    peers: list[Any] = field(default_factory=list)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -133,6 +135,7 @@ class Mailbox:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         encrypted = server.transport is not None and server.transport.get_extra_info("ssl_object") is not None
         self.secured.append((encrypted, bool(session.authenticated)))
+        self.peers.append(session.peer)
         self.messages.append(envelope)
         return "250 Message accepted"
 

@@ -135,6 +135,22 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
     assert attachment.get_payload(decode=True) == content
 
 
+async def test_emails_sent_at_once_share_the_few_connections_of_the_pool(
+    runtime: Runtime, chat: ChatReceiver, smtp: SmtpSettings, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    messages = [{"medium": "email", "recipients": [f"ops{i}@example.com"]} for i in range(6)]
+    spec, result = await finished_job(runtime, messages, tmp_path)
+    pool = smtp.model_copy(update={"connections": 2})
+    notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, pool))
+
+    await notifier.on_export_completed([completed_event(spec, result)])
+    entries = await deliveries(runtime, spec.job_id)
+
+    assert [e["status"] for e in entries] == ["sent"] * 6
+    assert mailbox.secured == [(True, True)] * 6
+    assert len(set(mailbox.peers)) <= 2  # TLS and AUTH at most twice, not six times
+
+
 async def test_a_file_too_large_once_encoded_goes_as_a_link_and_the_email_says_so(
     runtime: Runtime, chat: ChatReceiver, smtp: SmtpSettings, mailbox: Mailbox, tmp_path: Path
 ) -> None:
