@@ -20,8 +20,9 @@ transaction: the store pays per round trip and per commit, far more than per doc
 in tasks, so the consumer reads on while MongoDB and the media answer: at most
 ``INTAKE_BATCHES`` batches being read and claimed, and ``concurrency`` deliveries sending, at
 once (then the consumer waits). The event is thus committed before its deliveries are claimed;
-should the notifier die in between, the entries are still ``pending`` and a sweep takes them up. A delivery
-waiting to retry holds nothing, so a slow or failing chat never holds up the others.
+should the notifier die in between, the entries are still ``pending`` and a sweep takes them
+up. A delivery waiting to retry holds nothing, so a slow or failing chat never holds up the
+others.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ _missing_sniffio_fails_fast()
 
 
 class HttpSender:
-    """What the httpx media share: a connection pool sized to the deliveries in flight, and
+    """What the httpx media share: a pool of at most ``connections`` kept-open connections, and
     attachments counted as sent (multipart, no encoding growth).
     """
 
@@ -54,9 +54,9 @@ async def post(client: httpx.AsyncClient, url: str, what: str, **request: Any) -
     The body goes out in one write: httpx streams a multipart body (a message with its file)
     a few bytes per part, each a system call and a packet of its own.
     """
-    outgoing = client.build_request("POST", url, **request)
-    outgoing.read()
     try:
+        outgoing = client.build_request("POST", url, **request)
+        outgoing.read()
         return await client.send(outgoing)
     except httpx.TimeoutException as error:
         raise transient(f"{what}: timed out ({type(error).__name__})") from error

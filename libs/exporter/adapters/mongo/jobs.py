@@ -190,16 +190,17 @@ class JobRepository:
         """
         now = utcnow()
 
-        async def claim(session: AsyncClientSession) -> bool:
+        async def write(session: AsyncClientSession) -> bool:
             written = await self._collection.bulk_write(
                 [UpdateOne(*claim.update(now, lease)) for claim in claims], ordered=False, session=session
             )
             if written.modified_count < len(claims):
-                await session.abort_transaction()  # another notifier holds some of them
+                # Another notifier holds some of them, or recorded something meanwhile.
+                await session.abort_transaction()
                 return False
             return True
 
-        return await multi_document_write(self._collection, claim)
+        return await multi_document_write(self._collection, write)
 
     async def get_many(self, job_ids: list[str]) -> list[Document]:
         """The jobs among ``job_ids`` that exist, in one query."""
