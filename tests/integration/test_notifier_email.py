@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from pydantic import SecretStr
 from tests.integration.notifier_support import (
     LOOPBACK,
@@ -25,7 +27,13 @@ from tests.integration.notifier_support import (
     self_signed,
     smtp_server,
 )
+from tests.notify_cases import job_spec
 
+from exporter.adapters.email import SmtpMailer
+from exporter.contracts.base import utcnow
+from exporter.contracts.job import JobResult, JobStatus
+from exporter.notifications.messages import compose
+from exporter.notifications.sending import Outgoing
 from exporter.runtime import Runtime
 from exporter.settings import Settings, SmtpSettings
 
@@ -149,6 +157,30 @@ async def test_emails_sent_at_once_share_the_few_connections_of_the_pool(
     assert [e["status"] for e in entries] == ["sent"] * 6
     assert mailbox.secured == [(True, True)] * 6
     assert len(set(mailbox.peers)) <= 2  # TLS and AUTH at most twice, not six times
+
+
+def test_the_pool_works_on_the_notifiers_own_event_loop(smtp: SmtpSettings, mailbox: Mailbox) -> None:
+    """``python -m notifier`` runs on uvloop: TLS, AUTH and kept connections there too."""
+    spec = job_spec([{"medium": "email"}])
+    now = utcnow()
+    result = JobResult(status=JobStatus.DONE, files=[], started_at=now, completed_at=now)
+    notice = compose(spec.request.notification.messages[0], spec, result, ())
+    message = Outgoing(key="k", notice=notice, files=(), attachments=())
+
+    async def send_at_once(count: int) -> list[list[str]]:
+        mailer = SmtpMailer(smtp.model_copy(update={"connections": 2}))
+        try:
+            sent = await asyncio.gather(
+                *(mailer.send([f"ops{i}@example.com"], message) for i in range(count))
+            )
+        finally:
+            await mailer.aclose()
+        return [delivered.sent for delivered in sent]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(send_at_once(4)) == [[f"ops{i}@example.com"] for i in range(4)]
+    assert mailbox.secured == [(True, True)] * 4
+    assert len(set(mailbox.peers)) <= 2
 
 
 async def test_a_file_too_large_once_encoded_goes_as_a_link_and_the_email_says_so(
