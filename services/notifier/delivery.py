@@ -64,8 +64,10 @@ CUT_OFF = (
 SWEEP_BATCH = 500
 # Recording a result can take longer than sending it: a slot is held only while sending.
 ADMITTED_PER_SLOT = 4
-# One batch being claimed while the one before it starts its sends.
-INTAKE_BATCHES = 2
+# Batches being read, claimed and started at once. A claimed delivery waits to be admitted, and
+# one the notifier dies before sending is cut off, not sent: one batch keeps those few, while the
+# deliveries admitted before it still send.
+INTAKE_BATCHES = 1
 
 
 def delivery_key(job_id: str, index: int) -> str:
