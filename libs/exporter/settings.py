@@ -56,6 +56,8 @@ class SmtpSettings(BaseModel):
     ca_file: Path | None = None
     # Files go along as attachments while their base64-encoded total stays under this; 0: links only.
     attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    # Connections used at once and kept open between emails; more sends wait for one.
+    connections: int = Field(default=16, ge=1)
 
 
 class GrantSettings(BaseModel):
@@ -180,6 +182,8 @@ class NotifierSettings(BaseModel):
     )
     # Deliveries in flight at once; more wait, and so does the consumer behind them.
     concurrency: int = Field(default=64, ge=1)
+    # export.completed events taken per batch: their jobs read in one query, claimed in one commit.
+    batch_max_events: int = Field(default=100, ge=1)
     # Transient failures are retried with exponential backoff and jitter, up to max_attempts.
     max_attempts: int = Field(default=6, ge=1)
     backoff_initial_seconds: float = Field(default=2.0, gt=0)
