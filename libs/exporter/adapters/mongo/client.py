@@ -27,6 +27,9 @@ ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 
+# The index the renderer reads a series through: device and metric, in time order.
+SERIES_KEY = [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
+
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
@@ -55,9 +58,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     # every index would cost each insert and delete on the API's hot path.
     # The renderer's two ways into a series: by device and metric, or by channel and subtopic.
     MEASUREMENTS: [
-        IndexModel(
-            [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
-        ),
+        IndexModel(SERIES_KEY),
         IndexModel(
             [("tenant", ASCENDING), ("channel", ASCENDING), ("subtopic", ASCENDING), ("time", ASCENDING)]
         ),
