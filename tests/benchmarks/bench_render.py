@@ -84,30 +84,29 @@ def series_query(rows: int) -> Document:
     return {"tenant": TENANT, "publisher": DEVICE, "name": METRIC, "time": window}
 
 
+def reading(index: int) -> Measurement:
+    """The series' reading number ``index``: one a second from ``START``."""
+    return Measurement(
+        tenant=TENANT,
+        channel="plant-1",
+        subtopic="events.data",
+        publisher=DEVICE,
+        protocol="mqtt",
+        name=METRIC,
+        unit="Cel",
+        time_ms=int(START.timestamp() * 1000) + index * 1000,
+        kind="value",
+        value=20 + index % 1000 / 10,
+    )
+
+
 async def seed(runtime: Runtime, rows: int) -> float:
-    """Stores ``rows`` readings of the series as the ingestor would; returns rows/s."""
+    """Stores ``rows`` readings as the ingestor would (its documents, unordered batches); rows/s."""
     collection, created = runtime.db[MEASUREMENTS], utcnow()
-    start_ms = int(START.timestamp() * 1000)
     started = time.perf_counter()
     for first in range(0, rows, SEED_BATCH):
-        documents = [
-            measurement_document(
-                Measurement(
-                    TENANT,
-                    "plant-1",
-                    "events.data",
-                    DEVICE,
-                    "mqtt",
-                    METRIC,
-                    "Cel",
-                    start_ms + i * 1000,
-                    "value",
-                    20 + i % 1000 / 10,
-                ),
-                created,
-            )
-            for i in range(first, min(rows, first + SEED_BATCH))
-        ]
+        last = min(rows, first + SEED_BATCH)
+        documents = [measurement_document(reading(i), created) for i in range(first, last)]
         await collection.insert_many(documents, ordered=False)
     return rows / (time.perf_counter() - started)
 

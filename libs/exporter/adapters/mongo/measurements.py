@@ -7,13 +7,11 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import cast
 
-import bson
 import polars as pl
 from bson.codec_options import CodecOptions
 from pymongo import ASCENDING, InsertOne
-from pymongo.asynchronous.cursor import AsyncRawBatchCursor
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
@@ -92,10 +90,9 @@ class MeasurementRepository:
         """One series in time order, ``[start, end)``, as polars frames of at most ``batch_size`` rows.
 
         The store is the bottleneck of an export, so it is kept busy: the next batches are
-        fetched while the caller works on this one. Batches arrive as raw BSON (no per-document
-        await) and are decoded without projection (filtering fields costs the embedded store more
-        than sending them) and with naive times (made UTC per column: decoding aware datetimes
-        costs more than all the rest).
+        fetched while the caller works on this one. Documents come whole (projecting fields costs
+        the embedded store more than sending them), a batch at a time (no await per document),
+        with naive times made UTC per column (decoding aware datetimes costs more than the rest).
         """
         query: Document = {"tenant": tenant, "publisher": publisher, "name": name}
         if channel:
@@ -110,20 +107,15 @@ class MeasurementRepository:
         if window:
             query["time"] = window
         # Hinted: given channel and subtopic too, the embedded store's planner scans the collection.
-        cursor = (
-            self._collection.find_raw_batches(query)
-            .sort("time", ASCENDING)
-            .hint(SERIES_KEY)
-            .batch_size(batch_size)
-        )
-        batches: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(READ_AHEAD_BATCHES)
-        reader = asyncio.create_task(_read_ahead(cursor, batches), name=READ_AHEAD_TASK)
+        collection = self._collection.with_options(codec_options=READ_OPTIONS)
+        cursor = collection.find(query).sort("time", ASCENDING).hint(SERIES_KEY).batch_size(batch_size)
+        batches: asyncio.Queue[list[Document] | Exception | None] = asyncio.Queue(READ_AHEAD_BATCHES)
+        reader = asyncio.create_task(_read_ahead(cursor, batch_size, batches), name=READ_AHEAD_TASK)
         try:
             while (batch := await batches.get()) is not None:
                 if isinstance(batch, Exception):
                     raise batch
-                if rows := bson.decode_all(batch, READ_OPTIONS):
-                    yield _frame(rows)
+                yield _frame(batch)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,12 +124,12 @@ class MeasurementRepository:
 
 
 async def _read_ahead(
-    cursor: AsyncRawBatchCursor[Document], batches: asyncio.Queue[bytes | Exception | None]
+    cursor: AsyncCursor[Document], batch_size: int, batches: asyncio.Queue[list[Document] | Exception | None]
 ) -> None:
-    """Fills ``batches`` with raw batches, then ``None``; a failure is queued for the reader to raise."""
+    """Fills ``batches`` with the cursor's batches, then ``None``; a failure is queued for the reader."""
     try:
-        async for batch in cursor:
-            await batches.put(cast("bytes", batch))
+        while batch := await cursor.to_list(batch_size):
+            await batches.put(batch)
     except Exception as error:
         await batches.put(error)
     else:
