@@ -4,13 +4,15 @@ On fresh local servers it seeds one series (a reading a second) straight into th
 collection, as the ingestor stores it, then runs the real ``python -m renderer`` and, per format,
 publishes an ``export.requested`` for the first ``--rows`` readings (PDF: at most ``--pdf-rows``)
 and waits for the job to be done: rows/s from the event to the job's completion (MongoDB → object
-store) and the renderer's peak RSS during the job. Beside them, on the same rows:
+store), the CPU µs a row the store and the renderer spent (steadier than rates on a shared
+machine) and the renderer's peak RSS during the job. Beside them, on the same rows:
 
 - the raw store scan: a bare PyMongo ``find`` of the series, in time order, decoding documents
   only: the ceiling no export can pass with this store;
 - polars writing the rows, held in memory, to a local file (CSV, JSON Lines, JSON);
 - a plain PyMongo + ``csv`` module loop end to end (store → local file → object store);
-- the rendering stage alone (rows in memory → the format's bytes; ``render_stage``).
+- the rendering stage alone: rows in memory → the format's bytes, counted, not stored
+  (``render_stage``), and the same for the ``csv`` loop.
 
 Store-bound figures take the best of ``--rounds`` (the machine is shared), the raw scan and the
 exports in alternating order. ``--memory`` adds CSV exports of 200k and 2M rows (seeding 2M rows
