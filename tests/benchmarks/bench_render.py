@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import ASCENDING, MongoClient
 from pymongo.synchronous.cursor import Cursor
 
-from exporter.adapters.mongo.client import MEASUREMENTS, SERIES_KEY, Document
+from exporter.adapters.mongo.client import MEASUREMENTS, Document
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.adapters.mongo.measurements import measurement_document
 from exporter.contracts.base import utcnow
@@ -210,12 +210,7 @@ def series_documents(settings: Settings, rows: int, *, tz_aware: bool = False) -
     client: MongoClient[Document] = MongoClient(settings.mongo.uri.get_secret_value(), tz_aware=tz_aware)
     try:
         collection = client[settings.mongo.database][MEASUREMENTS]
-        yield (
-            collection.find(series_query(rows))
-            .sort("time", ASCENDING)
-            .hint(SERIES_KEY)
-            .batch_size(READ_BATCH)
-        )
+        yield collection.find(series_query(rows)).sort("time", ASCENDING).batch_size(READ_BATCH)
     finally:
         client.close()
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
-from pymongo.errors import OperationFailure
+from pymongo.errors import InvalidOperation
 
-from exporter.adapters.mongo.client import MEASUREMENTS
+from exporter.adapters.mongo.client import connect, database
 from exporter.adapters.mongo.measurements import READ_AHEAD_TASK, MeasurementRepository
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
@@ -45,8 +45,10 @@ async def collect(
     start: datetime | None = None,
     end: datetime | None = None,
     channel: str | None = None,
+    subtopic: str | None = None,
 ) -> list[pl.DataFrame]:
-    return [frame async for frame in repository.frames("t1", DEVICE, metric, start, end, batch_size, channel)]
+    frames = repository.frames("t1", DEVICE, metric, start, end, batch_size, channel, subtopic)
+    return [frame async for frame in frames]
 
 
 def read_ahead_tasks() -> list[asyncio.Task[object]]:
@@ -82,6 +84,7 @@ async def test_a_series_in_time_order_in_bounded_frames(runtime: Runtime) -> Non
     )
     assert pl.concat(window)["time"].to_list() == [START + timedelta(seconds=s) for s in (2, 3, 4)]
     assert await collect(repository, 100, metric="missing") == []
+    assert await collect(repository, 100, subtopic="events.other") == []
 
 
 async def test_a_series_that_changed_kind_is_read_as_text(runtime: Runtime) -> None:
@@ -105,8 +108,14 @@ async def test_stopping_early_leaves_no_read_ahead_running(runtime: Runtime) -> 
 
 
 async def test_a_failed_read_reaches_the_caller(runtime: Runtime) -> None:
-    repository = MeasurementRepository(runtime.db)
-    await repository.add_many([reading(0, 1.0)])
-    await runtime.db[MEASUREMENTS].drop_indexes()  # the read's hinted index is gone
-    with pytest.raises(OperationFailure, match="hint"):
-        await collect(repository, batch_size=10)
+    await MeasurementRepository(runtime.db).add_many([reading(s, float(s)) for s in range(50)])
+    client = connect(runtime.settings)
+    frames = MeasurementRepository(database(client, runtime.settings)).frames(
+        "t1", DEVICE, "temp", None, None, 2
+    )
+    assert (await anext(frames))["value"].to_list() == [0.0, 1.0]
+    await client.close()  # the connection lost while batches are still to be read
+    with pytest.raises(InvalidOperation, match="after close"):
+        async for _ in frames:
+            pass
+    assert read_ahead_tasks() == []

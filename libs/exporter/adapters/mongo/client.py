@@ -27,9 +27,6 @@ ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 
-# The index the renderer reads a series through: device and metric, in time order.
-SERIES_KEY = [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
-
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
@@ -44,8 +41,12 @@ def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDat
 INDEXES: dict[str, list[IndexModel]] = {
     REQUESTS: [
         IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("createdAt", DESCENDING)]),
-        # The scheduler's claim: due, live requests in time order.
-        IndexModel([("schedule.nextRunAt", ASCENDING)], name="due_runs", sparse=True),
+        # The scheduler's read: one shard's due requests in time order.
+        IndexModel(
+            [("schedule.shard", ASCENDING), ("schedule.nextRunAt", ASCENDING)],
+            name="due_runs_by_shard",
+            sparse=True,
+        ),
     ],
     JOBS: [
         IndexModel([("requestId", ASCENDING), ("scheduledAt", DESCENDING)]),
@@ -58,7 +59,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     # every index would cost each insert and delete on the API's hot path.
     # The renderer's two ways into a series: by device and metric, or by channel and subtopic.
     MEASUREMENTS: [
-        IndexModel(SERIES_KEY),
+        IndexModel(
+            [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
+        ),
         IndexModel(
             [("tenant", ASCENDING), ("channel", ASCENDING), ("subtopic", ASCENDING), ("time", ASCENDING)]
         ),

@@ -15,7 +15,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
-from exporter.adapters.mongo.client import MEASUREMENTS, SERIES_KEY, Document
+from exporter.adapters.mongo.client import MEASUREMENTS, Document
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
 
@@ -90,15 +90,15 @@ class MeasurementRepository:
         """One series in time order, ``[start, end)``, as polars frames of at most ``batch_size`` rows.
 
         The store is the bottleneck of an export, so it is kept busy: the next batches are
-        fetched while the caller works on this one. Documents come whole (projecting fields costs
-        the embedded store more than sending them), a batch at a time (no await per document),
+        fetched while the caller works on this one. The query is the series index's own shape
+        (device, metric, time range): given channel and subtopic too, or an index hint, the
+        embedded store reads the whole collection; they are filtered here instead (a device
+        rarely sends one metric on several channels). Documents come whole (projecting fields
+        costs that store more than sending them), a batch at a time (no await per document),
         with naive times made UTC per column (decoding aware datetimes costs more than the rest).
         """
         query: Document = {"tenant": tenant, "publisher": publisher, "name": name}
-        if channel:
-            query["channel"] = channel
-        if subtopic:
-            query["subtopic"] = subtopic
+        wanted = {field: value for field, value in (("channel", channel), ("subtopic", subtopic)) if value}
         window: Document = {}
         if start is not None:
             window["$gte"] = start
@@ -106,16 +106,17 @@ class MeasurementRepository:
             window["$lt"] = end
         if window:
             query["time"] = window
-        # Hinted: given channel and subtopic too, the embedded store's planner scans the collection.
         collection = self._collection.with_options(codec_options=READ_OPTIONS)
-        cursor = collection.find(query).sort("time", ASCENDING).hint(SERIES_KEY).batch_size(batch_size)
+        cursor = collection.find(query).sort("time", ASCENDING).batch_size(batch_size)
         batches: asyncio.Queue[list[Document] | Exception | None] = asyncio.Queue(READ_AHEAD_BATCHES)
         reader = asyncio.create_task(_read_ahead(cursor, batch_size, batches), name=READ_AHEAD_TASK)
         try:
             while (batch := await batches.get()) is not None:
                 if isinstance(batch, Exception):
                     raise batch
-                yield _frame(batch)
+                frame = _frame(batch).filter(**wanted) if wanted else _frame(batch)
+                if frame.height:
+                    yield frame
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
