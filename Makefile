@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest stress-scheduler
+.PHONY: install run stop servers test test-unit lint format bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -69,7 +69,3 @@ bench-notify: install
 
 bench-ingest: install
 	$(PY) -m tests.benchmarks.bench_ingest
-
-# Two schedulers, one killed: every run exactly once (on demand until issue 4's stall is solved).
-stress-scheduler: install
-	$(PY) -m tests.benchmarks.stress_scheduler_replicas

@@ -13,6 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.jobs import JobRepository, new_job_document
+from exporter.adapters.mongo.outbox import outbox_message
 from exporter.contracts.events import ExportCompleted, ExportCompletedData, ExportRequested
 from exporter.contracts.job import JobResult, JobSpec
 from exporter.contracts.request import ExportRequest
@@ -22,19 +23,15 @@ from exporter.topics import Topic
 
 
 def queued_job(
-    relay: OutboxRelay,
-    request: ExportRequest,
-    scheduled_at: datetime,
-    source: str,
-    previous_end: datetime | None = None,
+    request: ExportRequest, scheduled_at: datetime, source: str, previous_end: datetime | None = None
 ) -> tuple[Document, Document]:
-    """The job document and its ``export.requested`` outbox document, to insert together."""
+    """The job document and its ``export.requested`` outbox message, to insert together."""
     spec = job_for(request, scheduled_at, previous_end)
     event = ExportRequested(
         id=spec.job_id, source=source, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
     )
     job = new_job_document(spec, pending_deliveries(spec.request))
-    return job, relay.held(Topic.EXPORT_REQUESTED, spec.job_id, event)
+    return job, outbox_message(Topic.EXPORT_REQUESTED, spec.job_id, event)
 
 
 async def enqueue_job(
@@ -48,10 +45,11 @@ async def enqueue_job(
 ) -> Document:
     """Queues one job in the caller's transaction; returns its event, for ``relay.publish_soon``
     once the caller has committed."""
-    job, event = queued_job(relay, request, scheduled_at, source, previous_end)
+    job, message = queued_job(request, scheduled_at, source, previous_end)
+    entry = relay.held_many([message])
     await jobs.add(job, session=session)
-    await relay.outbox.add(event, session=session)
-    return event
+    await relay.outbox.add(entry, session=session)
+    return entry
 
 
 def completed_event(spec: JobSpec, result: JobResult, source: str) -> ExportCompleted:

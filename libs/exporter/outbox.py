@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.outbox import OutboxRepository, outbox_document
+from exporter.adapters.mongo.outbox import OutboxRepository, outbox_document, outbox_message
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import Envelope
 from exporter.settings import OutboxSettings
@@ -46,11 +46,15 @@ class OutboxRelay:
         self._handed: list[Document] = []
 
     def held(self, topic: Topic, key: str, event: Envelope[Any]) -> Document:
-        """The outbox document for ``event``, leased to this relay from the start: no other relay
+        """The outbox entry for ``event``, leased to this relay from the start: no other relay
         touches it unless this process dies and the lease runs out. Insert it in the writer's
         transaction, then hand it to ``publish_soon`` once that has committed."""
+        return self.held_many([outbox_message(topic, key, event)])
+
+    def held_many(self, messages: list[Document]) -> Document:
+        """``held`` for many ``outbox_message``s at once: one entry, published in order."""
         lease_until = utcnow() + timedelta(seconds=self._settings.lease_seconds)
-        return outbox_document(topic, key, event, lease_until)
+        return outbox_document(messages, lease_until)
 
     @property
     def outbox(self) -> OutboxRepository:
@@ -89,44 +93,52 @@ class OutboxRelay:
         return sent
 
     async def _settle(self, batch: list[Document]) -> int:
-        """Publishes ``batch``, deletes what went out, hands the rest back; re-raises a failure."""
-        published, error = await self._publish(batch)
-        if published:
-            await self._outbox.mark_published(published)
-        done = set(published)
-        if unsent := [event["_id"] for event in batch if event["_id"] not in done]:
-            await self._outbox.release(unsent)
+        """Publishes ``batch``'s entries, deletes those that went out whole, keeps what did not
+        go out for the next pass; re-raises a failure. Returns how many events went out."""
+        published, error = await self._publish([message for entry in batch for message in entry["messages"]])
+        done = [entry["_id"] for entry in batch if all(m["id"] in published for m in entry["messages"])]
+        if done:
+            await self._outbox.mark_published(done)
+        untouched = []
+        for entry in batch:
+            unsent = [message for message in entry["messages"] if message["id"] not in published]
+            if len(unsent) == len(entry["messages"]):
+                untouched.append(entry["_id"])
+            elif unsent:
+                await self._outbox.retain(entry["_id"], unsent)
+        if untouched:
+            await self._outbox.release(untouched)
         if error is not None:
             raise error
         return len(published)
 
-    async def _publish(self, batch: list[Document]) -> tuple[list[str], BaseException | None]:
-        """Publishes a batch concurrently (the producer batches the sends) yet each key's events
-        in order: the n-th event of every key goes out in wave n, and a key whose event failed
+    async def _publish(self, messages: list[Document]) -> tuple[set[str], BaseException | None]:
+        """Publishes concurrently (the producer batches the sends) yet each key's events in
+        order: the n-th event of every key goes out in wave n, and a key whose event failed
         sends nothing more in this pass."""
         waves: list[list[Document]] = []
         depth: dict[str, int] = {}
-        for event in batch:
-            position = depth.get(event["key"], 0)
-            depth[event["key"]] = position + 1
+        for message in messages:
+            position = depth.get(message["key"], 0)
+            depth[message["key"]] = position + 1
             if position == len(waves):
                 waves.append([])
-            waves[position].append(event)
-        published: list[str] = []
+            waves[position].append(message)
+        published: set[str] = set()
         failed_keys: set[str] = set()
         first_error: BaseException | None = None
         for wave in waves:
-            ready = [event for event in wave if event["key"] not in failed_keys]
+            ready = [message for message in wave if message["key"] not in failed_keys]
             outcomes = await asyncio.gather(
-                *(self._publisher.publish_raw(e["topic"], e["key"], e["payload"]) for e in ready),
+                *(self._publisher.publish_raw(m["topic"], m["key"], m["payload"]) for m in ready),
                 return_exceptions=True,
             )
-            for event, outcome in zip(ready, outcomes, strict=True):
+            for message, outcome in zip(ready, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
-                    failed_keys.add(event["key"])
+                    failed_keys.add(message["key"])
                     first_error = first_error or outcome
                 else:
-                    published.append(event["_id"])
+                    published.add(message["id"])
         return published, first_error
 
     async def run(self) -> None:

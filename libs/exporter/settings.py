@@ -56,6 +56,8 @@ class SmtpSettings(BaseModel):
     ca_file: Path | None = None
     # Files go along as attachments while their base64-encoded total stays under this; 0: links only.
     attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    # Connections used at once and kept open between emails; more sends wait for one.
+    connections: int = Field(default=16, ge=1)
 
 
 class GrantSettings(BaseModel):
@@ -91,7 +93,6 @@ class ApiSettings(BaseModel):
 
 class SchedulerSettings(BaseModel):
     poll_interval_seconds: float = Field(default=0.5, gt=0)
-    lease_seconds: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=500, ge=1)
     max_catch_up_runs: int = Field(default=24, ge=1, le=1000)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
@@ -108,8 +109,25 @@ class OutboxSettings(BaseModel):
     lease_seconds: float = Field(default=30.0, gt=0)
 
 
+MIB = 1024 * 1024
+
+
 class RendererSettings(BaseModel):
     read_batch_size: int = Field(default=10_000, ge=1)
+    # Files above these become numbered parts (seed 003 lists several files); None: no limit.
+    split_rows: int | None = Field(default=None, ge=1)
+    split_bytes: int | None = Field(default=None, ge=1)
+    # Rendered bytes go to the object store in multipart parts of this size as they are made
+    # (S3 refuses parts under 5 MiB); about three parts per file being written are held in memory.
+    upload_part_bytes: int = Field(default=8 * MIB, ge=5 * MIB, le=5 * 1024 * MIB)
+    # A running job's lease, renewed with its progress; another renderer takes over a lapsed one.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # How often a running job records its progress and notices that it was cancelled.
+    progress_interval_seconds: float = Field(default=2.0, gt=0)
+    # Transient storage or database errors: attempts per job, with exponential backoff between.
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
 
 
 def _lowercase_names(webhooks: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -164,6 +182,8 @@ class NotifierSettings(BaseModel):
     )
     # Deliveries in flight at once; more wait, and so does the consumer behind them.
     concurrency: int = Field(default=64, ge=1)
+    # export.completed events taken per batch: their jobs read in one query, claimed in one commit.
+    batch_max_events: int = Field(default=100, ge=1)
     # Transient failures are retried with exponential backoff and jitter, up to max_attempts.
     max_attempts: int = Field(default=6, ge=1)
     backoff_initial_seconds: float = Field(default=2.0, gt=0)

@@ -17,10 +17,9 @@ from typing import Any
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.kafka import publish_dead_letter, subscriber_options
+from exporter.adapters.kafka import publish_dead_letter, subscriber_options, undecoded
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
@@ -56,10 +55,6 @@ def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[
     ]
 
 
-async def _undecoded(message: StreamMessage[Any]) -> None:
-    """FastStream decodes bodies before the handler runs; the lanes decode each record themselves."""
-
-
 def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) -> None:
     """A batch consumer for ``lane`` on ``broker``."""
 
@@ -70,7 +65,7 @@ def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) 
         lane.topic.value,
         batch=True,
         max_records=settings.batch_max_messages,
-        decoder=_undecoded,
+        decoder=undecoded,
         **subscriber_options(f"{settings.group_id}.{lane.topic.value}"),
     )
     async def on_batch(message: KafkaMessage) -> None:

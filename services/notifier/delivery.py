@@ -15,11 +15,14 @@ recurring export would repeat it, while the rare lost message is visible in the 
 status and its file stays downloadable through the API. Every failure the notifier sees itself
 (connection refused, 5xx, 429, SMTP 4xx) is known not to have delivered, and is retried.
 
-Work runs in tasks, so the consumer reads on while MongoDB and the media answer: at most
-``concurrency`` jobs being read and claimed, and as many deliveries sending, at once (then the
-consumer waits). The event is thus committed before its deliveries are claimed; should the
-notifier die in between, the entries are still ``pending`` and a sweep takes them up. A delivery
-waiting to retry holds nothing, so a slow or failing chat never holds up the others.
+Events come in batches, and a batch's jobs are read in one query and claimed in one
+transaction: the store pays per round trip and per commit, far more than per document. Work runs
+in tasks, so the consumer reads on while MongoDB and the media answer: at most
+``INTAKE_BATCHES`` batches being read and claimed, and ``concurrency`` deliveries sending, at
+once (then the consumer waits). The event is thus committed before its deliveries are claimed;
+should the notifier die in between, the entries are still ``pending`` and a sweep takes them
+up. A delivery waiting to retry holds nothing, so a slow or failing chat never holds up the
+others.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.jobs import DeliveryResults, delivery_result
+from exporter.adapters.mongo.jobs import DeliveryClaim, DeliveryResults, delivery_result
 from exporter.adapters.storage import ObjectStore
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
@@ -61,6 +64,10 @@ CUT_OFF = (
 SWEEP_BATCH = 500
 # Recording a result can take longer than sending it: a slot is held only while sending.
 ADMITTED_PER_SLOT = 4
+# Batches being read, claimed and started at once. A claimed delivery waits to be admitted, and
+# one the notifier dies before sending is cut off, not sent: one batch keeps those few, while the
+# deliveries admitted before it still send.
+INTAKE_BATCHES = 1
 
 
 def delivery_key(job_id: str, index: int) -> str:
@@ -122,6 +129,24 @@ class Attempt:
     retry_after: float | None = None
 
 
+@dataclass
+class Due:
+    """What is due of one job, from its delivery entries as read (``seen``): deliveries to claim
+    and send (index → progress), skips to record.
+    """
+
+    context: JobContext
+    seen: list[Document]
+    progress: dict[int, Progress] = field(default_factory=dict)
+    skips: dict[int, str] = field(default_factory=dict)
+
+    def claim(self) -> DeliveryClaim:
+        """Holds only while no entry has changed since they were read."""
+        job_id = self.context.job_id
+        claims = {index: (delivery_key(job_id, index), p.attempts) for index, p in self.progress.items()}
+        return DeliveryClaim(job_id, claims, self.skips, self.seen)
+
+
 def _describe(problems: Mapping[str, str]) -> str | None:
     return "; ".join(f"{recipient}: {reason}" for recipient, reason in problems.items()) or None
 
@@ -141,77 +166,89 @@ class Notifier:
         self._admission = asyncio.Semaphore(ADMITTED_PER_SLOT * self._settings.concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._waiting: set[asyncio.Task[Any]] = set()
-        # Jobs being read and claimed; at most ``concurrency``, then the consumer waits.
-        self._intake = asyncio.Semaphore(self._settings.concurrency)
+        # Batches of jobs being read and claimed; beyond, the consumer waits.
+        self._intake = asyncio.Semaphore(INTAKE_BATCHES)
         self._taking_in: set[asyncio.Task[None]] = set()
         self._closing = False
 
-    async def on_export_completed(self, event: ExportCompleted) -> None:
-        """Hands the job over to a task and returns (see the module's notes)."""
-        if self._closing:
+    async def on_export_completed(self, events: Sequence[ExportCompleted]) -> None:
+        """Hands the jobs of a batch of events over to a task and returns (see the module's notes)."""
+        job_ids = list(dict.fromkeys(event.data.job_id for event in events))
+        if self._closing or not job_ids:
             return
         await self._intake.acquire()
-        task = asyncio.create_task(self._take_in(event.data.job_id), name=f"notify {event.data.job_id}")
+        task = asyncio.create_task(
+            self._take_in(job_ids), name=f"notify {job_ids[0]} and {len(job_ids) - 1} more"
+        )
         self._taking_in.add(task)
         task.add_done_callback(self._taken_in)
 
-    async def _take_in(self, job_id: str) -> None:
-        job = await self._jobs.get(job_id)
-        if job is None:
+    async def _take_in(self, job_ids: list[str]) -> None:
+        jobs = await self._jobs.get_many(job_ids)
+        for job_id in set(job_ids) - {job["_id"] for job in jobs}:
             log.warning("export.completed for unknown job %s; nothing to notify", job_id)
-        else:
-            await self.process(job)
+        await self.process(jobs)
 
     def _taken_in(self, task: asyncio.Task[None]) -> None:
         self._taking_in.discard(task)
         self._intake.release()
         if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("taking in a job failed; a sweep will come back to it", exc_info=error)
+            log.error("taking in jobs failed; a sweep will come back to them", exc_info=error)
 
-    async def process(self, job: Document) -> None:
-        """Records the skips and claims the due deliveries of ``job`` that no task here holds, then
+    async def process(self, jobs: Sequence[Document]) -> None:
+        """Records the skips and claims the due deliveries of ``jobs`` that no task here holds, then
         sends them in tasks; does not wait for the sends.
         """
-        status = JobStatus(job["status"])
-        if status not in NOTIFIED_OUTCOMES:
-            log.info("job %s is %s: nothing to notify", job["_id"], status.value)
-            return
-        context = self._context(job)
         now = utcnow()
-        skips: dict[int, str] = {}
-        due: dict[int, Progress] = {}
-        for index, entry in enumerate(job.get("notifications") or []):
-            if self._closing or delivery_key(context.job_id, index) in self._active:
+        wanted: list[Due] = []
+        for job in jobs:
+            status = JobStatus(job["status"])
+            if status not in NOTIFIED_OUTCOMES:
+                log.info("job %s is %s: nothing to notify", job["_id"], status.value)
                 continue
-            state = DeliveryStatus(entry["status"])
-            policy = context.message(index).policy
-            if state is DeliveryStatus.PENDING and not policy_applies(policy, status):
-                skips[index] = skip_reason(policy, status)
-            elif state is DeliveryStatus.PENDING or (
-                state is DeliveryStatus.RETRYING and entry["nextAttemptAt"] <= now
-            ):
-                due[index] = Progress.of(entry)
-            elif state is DeliveryStatus.SENDING and entry["leaseUntil"] < now:
-                await self._cut_off(context.job_id, index, entry["attempts"])
-        for index in await self._claim(context.job_id, due, skips):
-            await self._start(context, index, due[index])
+            context = self._context(job)
+            due = Due(context, job.get("notifications") or [])
+            for index, entry in enumerate(due.seen):
+                if self._closing or delivery_key(context.job_id, index) in self._active:
+                    continue
+                state = DeliveryStatus(entry["status"])
+                policy = context.message(index).policy
+                if state is DeliveryStatus.PENDING and not policy_applies(policy, status):
+                    due.skips[index] = skip_reason(policy, status)
+                elif state is DeliveryStatus.PENDING or (
+                    state is DeliveryStatus.RETRYING and entry["nextAttemptAt"] <= now
+                ):
+                    due.progress[index] = Progress.of(entry)
+                elif state is DeliveryStatus.SENDING and entry["leaseUntil"] < now:
+                    await self._cut_off(context.job_id, index, entry["attempts"])
+            if due.progress or due.skips:
+                wanted.append(due)
+        for due, claimed in await self._claim(wanted):
+            for index in claimed:
+                await self._start(due.context, index, due.progress[index])
 
-    async def _claim(self, job_id: str, due: dict[int, Progress], skips: dict[int, str]) -> list[int]:
-        """Claims ``due`` and skips ``skips`` in one write (a fresh job's usual case), or else one
-        by one: another notifier may hold some of them. The indexes claimed.
+    async def _claim(self, wanted: list[Due]) -> list[tuple[Due, list[int]]]:
+        """Claims the deliveries and records the skips of many jobs in one transaction (the usual
+        case), or else job by job: another notifier may hold some of them, or have recorded
+        others. The indexes claimed.
         """
         lease = timedelta(seconds=self._settings.sending_lease_seconds)
-        claims = {index: (delivery_key(job_id, index), p.attempts) for index, p in due.items()}
-        if not claims and not skips:
-            return []
-        if await self._jobs.claim_deliveries(job_id, claims, lease, skips):
-            return list(claims)
-        if len(claims) + len(skips) == 1:
-            return []
-        for index, reason in skips.items():
-            await self._jobs.claim_deliveries(job_id, {}, lease, {index: reason})
+        if len(wanted) > 1 and await self._jobs.claim_many([due.claim() for due in wanted], lease):
+            return [(due, list(due.progress)) for due in wanted]
+        return [(due, await self._claim_job(due.claim(), lease)) for due in wanted]
+
+    async def _claim_job(self, claim: DeliveryClaim, lease: timedelta) -> list[int]:
+        """Claims in one write, or else one by one, each on its own entry's state alone. The
+        indexes claimed.
+        """
+        if await self._jobs.claim_deliveries(claim.job_id, claim.claims, lease, claim.skips, claim.seen):
+            return list(claim.claims)
+        for index, reason in claim.skips.items():
+            await self._jobs.claim_deliveries(claim.job_id, {}, lease, {index: reason})
         return [
-            i for i, claim in claims.items() if await self._jobs.claim_deliveries(job_id, {i: claim}, lease)
+            i
+            for i, item in claim.claims.items()
+            if await self._jobs.claim_deliveries(claim.job_id, {i: item}, lease)
         ]
 
     def _context(self, job: Document) -> JobContext:
@@ -389,8 +426,7 @@ class Notifier:
         """Picks up deliveries no live task holds: after a crash, a lost event, or a due retry."""
         grace = timedelta(seconds=self._settings.sweep_interval_seconds)
         jobs = await self._jobs.with_open_deliveries(utcnow() - grace, SWEEP_BATCH)
-        for job in jobs:
-            await self.process(job)
+        await self.process(jobs)
         return len(jobs)
 
     async def run(self) -> None:

@@ -1,17 +1,24 @@
-"""The renderer's use case: one ``export.requested`` in, files and one ``export.completed`` out."""
+"""The renderer's use case: one ``export.requested`` in, files and one ``export.completed`` out.
+
+Frames are read from MongoDB on the event loop, one ahead, while the previous one is shaped and
+written in a worker thread; the bytes go to the object store as they are made (multipart parts,
+see ``ObjectStore.uploading``). Between frames the job's progress is recorded and its lease renewed
+every few seconds; a job that left ``inProgress`` meanwhile was cancelled, and everything it wrote
+is removed. Transient storage and database errors restart the job after a backoff, a bounded
+number of times; anything else fails it at once, with the reason as its ``error``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import tempfile
-import time
-from datetime import timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
+from exporter.adapters.errors import is_transient
 from exporter.adapters.kafka import KafkaPublisher
 from exporter.adapters.mongo.client import Document, in_transaction
 from exporter.adapters.mongo.jobs import new_job_document
@@ -20,81 +27,89 @@ from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
 from exporter.dispatch import completed_event
 from exporter.domain.jobs import pending_deliveries
-from exporter.rendering.names import FileNamer, job_prefix, naming_context, object_key
-from exporter.rendering.output import FileFormat, FileWriter
-from exporter.rendering.table import Layout
-from exporter.rendering.writers import Document as FileDocument
+from exporter.notifications.sending import backoff_seconds
+from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.topics import Topic
+from renderer.items import ITEM_WRITERS
+from renderer.output import Cancelled, JobOutput, Progress, Superseded
 
 log = logging.getLogger(__name__)
 SOURCE = "exporter/renderer"
-LEASE = timedelta(seconds=60)
-HEARTBEAT_SECONDS = 2.0
 
 
-class Cancelled(Exception):
-    """The job left ``inProgress`` while rendering: someone cancelled it."""
+async def render(runtime: Runtime, spec: JobSpec, progress: Progress) -> list[JobFile]:
+    """Every file of the job, in the object store; an error or a cancel abandons what was begun."""
+    output = JobOutput(runtime, spec, progress)
+    try:
+        for index, (item, window) in enumerate(zip(spec.request.items, spec.windows, strict=True)):
+            await ITEM_WRITERS[item.kind](runtime, output, index, window)
+        return await output.close()
+    except BaseException as error:
+        await asyncio.to_thread(output.files.discard, error)
+        raise
 
 
-async def render_files(runtime: Runtime, spec: JobSpec, folder: Path) -> list[JobFile]:
-    request = spec.request
-    file_format = FileFormat.of(request.format)
-    layout = Layout.of(request.format, file_format.writer)
-    namer = FileNamer(file_format.suffix, request.format.hash_filenames)
-    files: list[JobFile] = []
-    rows_total, last_beat = 0, time.monotonic()
-    for index, (item, window) in enumerate(zip(request.items, spec.windows, strict=True)):
-        mask = item.filename or request.format.filename_mask
-        name = namer.name(mask, naming_context(spec, index), f"export-{index + 1}")
-        document = FileDocument(
-            layout.labels,
-            title=item.params.target.label or item.params.target.metric,
-            request_name=request.name,
-            window_from=window.from_,
-            window_to=window.to,
-            timezone=request.format.timezone,
-        )
-        path = folder / name
-        with path.open("wb") as sink, FileWriter(name, sink, file_format, document) as writer:
-            frames = runtime.measurements.frames(
-                spec.tenant,
-                item.params.target.publisher,
-                item.params.target.metric,
-                window.from_,
-                window.to,
-                runtime.settings.renderer.read_batch_size,
-                item.params.channel_id,
-                item.params.subtopic,
+def failure(error: BaseException, attempts: int) -> str:
+    """The job's ``error``: what went wrong, and that retrying did not help when it was tried."""
+    reason = f"{type(error).__name__}: {error}"
+    return f"gave up after {attempts} attempts: {reason}" if attempts > 1 else reason
+
+
+async def run(runtime: Runtime, spec: JobSpec, started_at: datetime) -> JobResult | None:
+    """The job rendered, retried after transient errors; None when it was cancelled meanwhile, or
+    taken over by another run (which then writes the same keys: nothing is deleted)."""
+    settings = runtime.settings.renderer
+    prefix = job_prefix(spec.tenant, spec.request_id, spec.job_id)
+    progress = Progress(runtime, spec.job_id, started_at)
+    attempt = 1
+    while True:
+        try:
+            if attempt > 1:  # cancelled while waiting to try again?
+                await progress.beat(now=True)
+            files = await render(runtime, spec, progress)
+        except Cancelled:
+            await runtime.storage.delete_prefix(prefix)
+            log.info("job %s cancelled while rendering; its files were removed", spec.job_id)
+            return None
+        except Superseded:
+            log.warning("job %s was taken over by another run; this one stops", spec.job_id)
+            return None
+        except Exception as error:
+            if is_transient(error) and attempt < settings.max_attempts:
+                delay = backoff_seconds(
+                    attempt, settings.backoff_initial_seconds, settings.backoff_max_seconds
+                )
+                log.warning("job %s attempt %d: %s; retrying in %.1f s", spec.job_id, attempt, error, delay)
+                await asyncio.sleep(delay)
+                attempt += 1
+                progress.rows = 0
+                continue
+            log.exception("job %s failed", spec.job_id)
+            with contextlib.suppress(Exception):  # the job fails either way; leave nothing half-made
+                await runtime.storage.delete_prefix(prefix)
+            return JobResult(
+                status=JobStatus.FAILED,
+                error=failure(error, attempt),
+                started_at=started_at,
+                completed_at=utcnow(),
             )
-            async for frame in frames:
-                writer.write(layout.shape(frame))
-                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                    last_beat = time.monotonic()
-                    if not await runtime.jobs.heartbeat(spec.job_id, rows_total + writer.rows, LEASE):
-                        raise Cancelled
-            rendered = writer.close()
-        key = object_key(spec.tenant, spec.request_id, spec.job_id, name)
-        stored = await runtime.storage.upload_file(key, path, rendered.content_type)
-        files.append(
-            JobFile(
-                key=key,
-                name=name,
-                size_in_bytes=stored.size,
-                rows=rendered.rows,
-                checksum=f"sha256:{rendered.sha256}",
-                content_type=rendered.content_type,
-            )
+        return JobResult(
+            status=JobStatus.DONE,
+            bucket=runtime.storage.bucket,
+            files=files,
+            row_count=progress.rows,
+            size_in_bytes=sum(f.size_in_bytes for f in files),
+            started_at=started_at,
+            completed_at=utcnow(),
         )
-        rows_total += rendered.rows
-    return files
 
 
-async def finish(runtime: Runtime, spec: JobSpec, result: JobResult) -> None:
+async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at: datetime) -> None:
     event = completed_event(spec, result, SOURCE)
 
     async def write(session: AsyncClientSession) -> Document | None:
-        if not await runtime.jobs.finish(spec.job_id, result, session=session):
+        if not await runtime.jobs.finish(spec.job_id, result, session=session, started_at=started_at):
             return None
         return await runtime.relay.add(Topic.EXPORT_COMPLETED, spec.job_id, event, session)
 
@@ -122,34 +137,9 @@ async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> N
     if JobStatus(job["status"]).is_final:
         await republish(runtime, spec, job)
         return
-    if not await runtime.jobs.start(spec.job_id, LEASE):
+    lease = timedelta(seconds=runtime.settings.renderer.lease_seconds)
+    if (started_at := await runtime.jobs.start(spec.job_id, lease)) is None:
         log.info("job %s is running elsewhere; skipping", spec.job_id)
         return
-    started = utcnow()
-    bucket = runtime.storage.bucket
-    try:
-        with tempfile.TemporaryDirectory(prefix="exporter-") as folder:
-            files = await render_files(runtime, spec, Path(folder))
-    except Cancelled:
-        await runtime.storage.delete_prefix(job_prefix(spec.tenant, spec.request_id, spec.job_id))
-        log.info("job %s cancelled while rendering; its files were removed", spec.job_id)
-        return
-    except Exception as error:
-        log.exception("job %s failed", spec.job_id)
-        result = JobResult(
-            status=JobStatus.FAILED,
-            error=f"{type(error).__name__}: {error}",
-            started_at=started,
-            completed_at=utcnow(),
-        )
-    else:
-        result = JobResult(
-            status=JobStatus.DONE,
-            bucket=bucket,
-            files=files,
-            row_count=sum(f.rows for f in files),
-            size_in_bytes=sum(f.size_in_bytes for f in files),
-            started_at=started,
-            completed_at=utcnow(),
-        )
-    await finish(runtime, spec, result)
+    if (result := await run(runtime, spec, started_at)) is not None:
+        await finish(runtime, spec, result, started_at)

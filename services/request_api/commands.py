@@ -104,8 +104,7 @@ async def check_quotas(runtime: Runtime, principal: Principal, spec: ExportReque
     if await runtime.jobs.count_active(principal.tenant, principal.user) >= settings.max_active_jobs_per_user:
         raise TooManyRequests(QUOTA_MESSAGE, headers={"Retry-After": str(settings.quota_retry_after_seconds)})
     if settings.one_active_job_per_target:
-        targets = sorted({item.params.target.value for item in spec.items})
-        busy = await runtime.jobs.active_for_targets(principal.tenant, targets)
+        busy = await runtime.jobs.active_for_targets(principal.tenant, spec.targets)
         if busy is not None:
             raise Conflict(
                 f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",
@@ -173,8 +172,7 @@ async def create_export(
     if key_scope is not None:
         inserts.append((IDEMPOTENCY, idempotency_document(key_scope, StoredAnswer(fingerprint, 201, body))))
     try:
-        await runtime.group_commit.insert(inserts)
-        runtime.relay.publish_soon([event])
+        await runtime.group_commit.insert(inserts)  # which also hands the event to the relay
     except DuplicateKeyError:
         # A concurrent request with the same key won: answer as it did.
         stored = await runtime.idempotency.get(key_scope) if key_scope else None

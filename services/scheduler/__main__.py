@@ -9,7 +9,7 @@ import signal
 
 from exporter.runtime import Runtime, configure_logging
 from exporter.settings import Settings, get_settings
-from scheduler.firing import fire_due
+from scheduler.firing import fire_due, shard_order
 from scheduler.sweeping import sweep
 
 log = logging.getLogger("scheduler")
@@ -21,10 +21,11 @@ GRACE_SECONDS = 10.0
 async def serve(runtime: Runtime, settings: Settings, stopping: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     next_sweep = loop.time()
+    shards = shard_order()
     while not stopping.is_set():
         try:
-            # More may be due than one batch holds.
-            while await fire_due(runtime) and not stopping.is_set():
+            # More may be due than one batch per shard holds.
+            while await fire_due(runtime, shards) and not stopping.is_set():
                 pass
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + settings.scheduler.sweep_interval_seconds

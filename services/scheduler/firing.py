@@ -1,24 +1,33 @@
 """The scheduler's use case: fire what is due, each scheduled time exactly once.
 
-A pass leases a batch of due requests (so two replicas never work on the same one), works out
-each one's runs (``domain.schedule.due_runs``), then in ONE transaction moves every schedule on
-(guarded by the due time it read), inserts every job and queues every ``export.requested``. The
-job id derives from (request, scheduled time), so even a run fired twice could only ever be one
-job. If the batch meets a conflict (a schedule moved meanwhile, a job already there) it is
-retried request by request, and what another replica already did is simply skipped.
+A pass takes the schedule shards one by one. For each, ONE transaction reads a batch of due
+requests, works out each one's runs (``domain.schedule.due_runs``), moves every schedule on,
+inserts every job and queues their ``export.requested`` as one outbox entry. Nothing is leased:
+the transaction's snapshot is the claim. Should another replica, or an edit through the API,
+change one of those requests after it was read, the schedule's write conflicts, the transaction
+aborts, and the pass goes on to the next shard; the next pass reads this one again on fresh
+data, where that request is no longer due (or due as edited). A replica killed inside its
+transaction thus holds up only its own batch, until the store reaps the transaction. Each
+replica walks the shards in its own random order, so replicas rarely meet at all.
+
+A job's id derives from request and scheduled time, so a run can never become two jobs; should a
+job exist already (a run fired by other means), that run is left out and its schedule still moves
+on, rather than the shard failing for ever.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from exporter.adapters.mongo.client import Document, in_transaction
-from exporter.adapters.mongo.requests import Advance, RequestRecord
+from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once, is_conflict
+from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord
 from exporter.contracts.base import utcnow
 from exporter.dispatch import queued_job
 from exporter.domain.schedule import anchor_of, due_runs
@@ -34,75 +43,91 @@ class Firing:
 
     advance: Advance
     jobs: list[Document]
-    events: list[Document]
+    messages: list[Document]
 
 
-class _Conflict(Exception):
-    """Part of the batch was fired or moved by someone else meanwhile."""
+def shard_order() -> list[int]:
+    """This replica's walk over the shards: random, so that replicas start apart."""
+    return random.sample(range(SCHEDULE_SHARDS), SCHEDULE_SHARDS)
 
 
 def plan(runtime: Runtime, record: RequestRecord, now: datetime) -> Firing:
     request = record.request
     due_at = record.next_run_at
-    assert due_at is not None  # claimed because it was due
+    assert due_at is not None  # read because it was due
     due = due_runs(request, due_at, now, runtime.settings.scheduler.max_catch_up_runs)
     if due.skipped:
         log.warning(
             "request %s: %d missed runs skipped (catchUp=%s)", request.id, due.skipped, request.catch_up
         )
-    jobs, events = [], []
+    jobs, messages = [], []
     # Each run's window starts where the previous fired run's ended: no gaps after skips.
     previous_end = record.last_run_at or anchor_of(request)
     for scheduled_at in due.runs:
-        job, event = queued_job(runtime.relay, request, scheduled_at, SOURCE, previous_end)
+        job, message = queued_job(request, scheduled_at, SOURCE, previous_end)
         jobs.append(job)
-        events.append(event)
+        messages.append(message)
         previous_end = scheduled_at
-    return Firing(
-        Advance(request.id, due_at, due.next_run_at, due.runs[-1] if due.runs else due_at), jobs, events
-    )
+    last_run_at = due.runs[-1] if due.runs else record.last_run_at
+    return Firing(Advance(request.id, due.next_run_at, last_run_at), jobs, messages)
 
 
-async def _commit(runtime: Runtime, firings: list[Firing]) -> None:
-    async def write(session: AsyncClientSession) -> None:
-        moved = await runtime.requests.advance_many([f.advance for f in firings], session)
-        if moved != len(firings):
-            raise _Conflict(f"{len(firings) - moved} of {len(firings)} schedules moved meanwhile")
-        if jobs := [job for firing in firings for job in firing.jobs]:
-            await runtime.jobs.add_many(jobs, session)
-            await runtime.relay.outbox.add_many([e for firing in firings for e in firing.events], session)
+async def _fire_batch(
+    runtime: Runtime, shard: int, now: datetime, session: AsyncClientSession, *, skip_existing: bool
+) -> Document | None:
+    """The transaction's work; returns the outbox entry it queued (None: no run to announce)."""
+    due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session)
+    if not due:
+        return None
+    firings = [plan(runtime, record, now) for record in due]
+    jobs = [job for firing in firings for job in firing.jobs]
+    messages = [message for firing in firings for message in firing.messages]
+    if skip_existing:
+        existing = await runtime.jobs.existing([job["_id"] for job in jobs], session)
+        log.warning("shard %d: %d runs had been fired already; not again", shard, len(existing))
+        jobs = [job for job in jobs if job["_id"] not in existing]
+        messages = [message for message in messages if message["key"] not in existing]
+    await runtime.requests.advance_many([firing.advance for firing in firings], session)
+    if not jobs:
+        return None
+    entry = runtime.relay.held_many(messages)
+    await runtime.jobs.add_many(jobs, session)
+    await runtime.relay.outbox.add(entry, session=session)
+    return entry
 
-    await in_transaction(runtime.mongo, write)
 
+async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
+    """Fires one batch of ``shard``'s due requests; returns how many runs it fired."""
 
-async def fire(runtime: Runtime, firings: list[Firing]) -> list[Document]:
-    """Commits ``firings`` as one transaction, or one by one after a conflict; returns the events
-    committed."""
+    async def batch(session: AsyncClientSession) -> Document | None:
+        return await _fire_batch(runtime, shard, now, session, skip_existing=False)
+
+    async def batch_without_existing(session: AsyncClientSession) -> Document | None:
+        return await _fire_batch(runtime, shard, now, session, skip_existing=True)
+
     try:
-        await _commit(runtime, firings)
-        return [event for firing in firings for event in firing.events]
-    except (_Conflict, BulkWriteError, DuplicateKeyError) as conflict:
-        if len(firings) == 1:
-            log.info("request %s was fired elsewhere: %s", firings[0].advance.request_id, conflict)
-            return []
-        log.info("batch of %d conflicted (%s); firing one by one", len(firings), conflict)
-    events: list[Document] = []
-    for firing in firings:
-        events += await fire(runtime, [firing])
-    return events
-
-
-async def fire_due(runtime: Runtime, now: datetime | None = None) -> int:
-    """One pass over everything due now; returns how many jobs it created."""
-    settings = runtime.settings.scheduler
-    now = now or utcnow()
-    claimed = await runtime.requests.claim_due(
-        now, settings.batch_size, timedelta(seconds=settings.lease_seconds)
-    )
-    if not claimed:
+        entry = await in_transaction_once(runtime.mongo, batch)
+    except (BulkWriteError, DuplicateKeyError):
+        entry = await in_transaction(runtime.mongo, batch_without_existing)
+    except PyMongoError as error:
+        if not is_conflict(error):
+            raise
+        # Another replica fired some of them, or an edit (or a writer that died mid-transaction
+        # and is not reaped yet) holds one: the other shards go on, this one is read again next.
+        log.info("shard %d: batch lost to another writer (%s); read again next pass", shard, error)
         return 0
-    events = await fire(runtime, [plan(runtime, record, now) for record in claimed])
-    if events:
-        runtime.relay.publish_soon(events)
-        log.info("fired %d runs of %d due requests", len(events), len(claimed))
-    return len(events)
+    if entry is None:
+        return 0
+    runtime.relay.publish_soon([entry])
+    return len(entry["messages"])
+
+
+async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:
+    """One pass: a batch from each shard, in ``shards``' order; returns how many runs it fired."""
+    now = now or utcnow()
+    fired = 0
+    for shard in shards:
+        fired += await fire_shard(runtime, shard, now)
+    if fired:
+        log.info("fired %d runs", fired)
+    return fired

@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from tests.topic_reader import topic_reader
 
 from exporter.adapters.kafka import KafkaPublisher, make_broker, subscriber_options
-from exporter.adapters.mongo.outbox import outbox_document
+from exporter.adapters.mongo.outbox import outbox_document, outbox_message
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamPolicyUpdated, IamPolicyUpdatedData, MeasurementsPublished
 from exporter.local.demo import demo_measurements, publish
@@ -71,10 +71,12 @@ async def test_outbox_publishes_each_event_once_even_after_a_failed_publish(runt
     tenant = uuid.uuid4().hex[:8]
     for index in range(5):
         await runtime.outbox.add(
-            outbox_document(Topic.IAM_POLICY_UPDATED, f"r{index}", iam_event(index, tenant))
+            outbox_document([outbox_message(Topic.IAM_POLICY_UPDATED, f"r{index}", iam_event(index, tenant))])
         )
     with pytest.raises(DuplicateKeyError):  # a replayed event is refused, never queued twice
-        await runtime.outbox.add(outbox_document(Topic.IAM_POLICY_UPDATED, "r0", iam_event(0, tenant)))
+        await runtime.outbox.add(
+            outbox_document([outbox_message(Topic.IAM_POLICY_UPDATED, "r0", iam_event(0, tenant))])
+        )
 
     broken = OutboxRelay(runtime.outbox, FailingPublisher(runtime.broker, limit=2), runtime.settings.outbox)
     with pytest.raises(ConnectionError):

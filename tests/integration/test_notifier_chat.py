@@ -41,7 +41,7 @@ async def notify(
     """One finished job with ``messages``, notified; its delivery entries once all are final."""
     spec, result = await finished_job(runtime, messages, tmp_path, files=files)
     notifier_ = make_notifier(runtime, notifier_settings(runtime.settings, chat, **notifier))
-    await notifier_.on_export_completed(completed_event(spec, result))
+    await notifier_.on_export_completed([completed_event(spec, result)])
     return await deliveries(runtime, spec.job_id)
 
 
@@ -268,7 +268,7 @@ async def test_bot_token_stays_out_of_logs_and_job(
     caplog.set_level(logging.INFO)
     spec, result = await finished_job(runtime, [{"medium": "telegram", "recipients": ["-1007"]}], tmp_path)
 
-    await make_notifier(runtime, settings).on_export_completed(completed_event(spec, result))
+    await make_notifier(runtime, settings).on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert entry["status"] == "failed"

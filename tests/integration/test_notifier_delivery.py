@@ -1,4 +1,4 @@
-"""Which messages go out, and that each goes out once: policies, redelivery, sweeps, shutdown."""
+"""Which messages go out, and that each goes out once: policies, redelivery, batches, sweeps, shutdown."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from tests.integration.notifier_support import (
     notifier_settings,
 )
 
+from exporter.adapters.mongo.jobs import DeliveryResult, DeliveryResults, delivery_result
 from exporter.contracts.job import JobStatus
+from exporter.notifications.policy import DeliveryStatus
 from exporter.runtime import Runtime
 from notifier.delivery import CUT_OFF, delivery_key
 
@@ -55,7 +57,7 @@ async def test_each_policy_sends_or_records_skipped(
     before = len(chat.calls("/webhooks/discord-ops"))
 
     await make_notifier(runtime, notifier_settings(runtime.settings, chat)).on_export_completed(
-        completed_event(spec, result)
+        [completed_event(spec, result)]
     )
     entries = await deliveries(runtime, spec.job_id)
 
@@ -78,9 +80,9 @@ async def test_a_redelivered_export_completed_sends_nothing_twice(
     first, second = make_notifier(runtime, settings), make_notifier(runtime, settings)
 
     # Two notifiers get the event at once (a rebalance), and one of them gets it again later.
-    await asyncio.gather(first.on_export_completed(event), second.on_export_completed(event))
+    await asyncio.gather(first.on_export_completed([event]), second.on_export_completed([event]))
     entries = await deliveries(runtime, spec.job_id)
-    await second.on_export_completed(event)
+    await second.on_export_completed([event])
     await second.sweep()
 
     assert [e["status"] for e in entries] == ["sent", "skipped", "sent"]
@@ -128,7 +130,7 @@ async def test_shutdown_lets_a_send_in_flight_finish_and_be_recorded(
     gate = chat.hold("/webhooks/discord-dev")
     notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat))
     try:
-        await notifier.on_export_completed(completed_event(spec, result))
+        await notifier.on_export_completed([completed_event(spec, result)])
         await entries_when(runtime, spec.job_id, lambda e: e[0]["status"] == "sending", "the send")
         draining = asyncio.create_task(notifier.drain())
         await asyncio.sleep(0.2)
@@ -138,3 +140,47 @@ async def test_shutdown_lets_a_send_in_flight_finish_and_be_recorded(
     await draining
     [entry] = await deliveries(runtime, spec.job_id)
     assert (entry["status"], entry["attempts"]) == ("sent", 1)
+
+
+async def test_a_batch_claims_its_jobs_together_and_leaves_another_notifiers_claim_alone(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    jobs = [await finished_job(runtime, [{**POLICIES[2], "text": "${job.id}"}], tmp_path) for _ in range(3)]
+    held = jobs[2][0].job_id
+    # Another notifier claimed the third job's message and is sending it.
+    assert await runtime.jobs.claim_deliveries(held, {0: (delivery_key(held, 0), 0)}, timedelta(minutes=5))
+    before = len(chat.calls("/webhooks/discord-ops"))
+    notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat))
+
+    await notifier.on_export_completed([completed_event(spec, result) for spec, result in jobs])
+    sent = [(await deliveries(runtime, spec.job_id))[0] for spec, _ in jobs[:2]]
+    await notifier.drain()
+
+    assert [(e["status"], e["attempts"]) for e in sent] == [("sent", 1), ("sent", 1)]
+    [entry] = (await runtime.jobs.get(held) or {})["notifications"]
+    assert (entry["status"], entry["attempts"]) == ("sending", 1)
+    for spec, _ in jobs:
+        assert titles(chat, spec.job_id, before) == ([] if spec.job_id == held else ["always done"])
+
+
+async def test_a_result_after_its_claim_was_cut_off_changes_nothing_and_the_other_is_recorded(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    spec, _ = await finished_job(runtime, [POLICIES[2], POLICIES[2]], tmp_path)
+    job_id = spec.job_id
+    claims = {index: (delivery_key(job_id, index), 0) for index in (0, 1)}
+    assert await runtime.jobs.claim_deliveries(job_id, claims, timedelta(seconds=0.2))
+    await asyncio.sleep(0.3)  # past the claims' lease: a sweep cuts the first one off
+    assert await runtime.jobs.cut_off_delivery(job_id, 0, 1, CUT_OFF)
+    results = DeliveryResults(runtime.mongo, runtime.db)
+
+    def sent(index: int) -> DeliveryResult:
+        outcome = DeliveryStatus.SENT
+        return delivery_result(job_id, index, 1, outcome, recipients=["x"], sent_to=["x"], refused={})
+
+    # Both results in one write, as when they arrive together.
+    await asyncio.gather(results.record(sent(0)), results.record(sent(1)))
+    first, second = (await runtime.jobs.get(job_id) or {})["notifications"]
+
+    assert (first["status"], first["lastError"], first.get("sentTo")) == ("failed", CUT_OFF, None)
+    assert (second["status"], second["sentTo"], second["leaseUntil"]) == ("sent", ["x"], None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from pydantic import SecretStr
 from tests.integration.notifier_support import (
     LOOPBACK,
@@ -25,7 +27,13 @@ from tests.integration.notifier_support import (
     self_signed,
     smtp_server,
 )
+from tests.notify_cases import job_spec
 
+from exporter.adapters.email import SmtpMailer
+from exporter.contracts.base import utcnow
+from exporter.contracts.job import JobResult, JobStatus
+from exporter.notifications.messages import compose
+from exporter.notifications.sending import Outgoing
 from exporter.runtime import Runtime
 from exporter.settings import Settings, SmtpSettings
 
@@ -98,7 +106,7 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
     spec, result = await finished_job(runtime, messages, tmp_path, files={"dati-è.csv": content})
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert entry["status"] == "sent", entry
@@ -135,6 +143,46 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
     assert attachment.get_payload(decode=True) == content
 
 
+async def test_emails_sent_at_once_share_the_few_connections_of_the_pool(
+    runtime: Runtime, chat: ChatReceiver, smtp: SmtpSettings, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    messages = [{"medium": "email", "recipients": [f"ops{i}@example.com"]} for i in range(6)]
+    spec, result = await finished_job(runtime, messages, tmp_path)
+    pool = smtp.model_copy(update={"connections": 2})
+    notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, pool))
+
+    await notifier.on_export_completed([completed_event(spec, result)])
+    entries = await deliveries(runtime, spec.job_id)
+
+    assert [e["status"] for e in entries] == ["sent"] * 6
+    assert mailbox.secured == [(True, True)] * 6
+    assert len(set(mailbox.peers)) <= 2  # TLS and AUTH at most twice, not six times
+
+
+def test_the_pool_works_on_the_notifiers_own_event_loop(smtp: SmtpSettings, mailbox: Mailbox) -> None:
+    """``python -m notifier`` runs on uvloop: TLS, AUTH and kept connections there too."""
+    spec = job_spec([{"medium": "email"}])
+    now = utcnow()
+    result = JobResult(status=JobStatus.DONE, files=[], started_at=now, completed_at=now)
+    notice = compose(spec.request.notification.messages[0], spec, result, ())
+    message = Outgoing(key="k", notice=notice, files=(), attachments=())
+
+    async def send_at_once(count: int) -> list[list[str]]:
+        mailer = SmtpMailer(smtp.model_copy(update={"connections": 2}))
+        try:
+            sent = await asyncio.gather(
+                *(mailer.send([f"ops{i}@example.com"], message) for i in range(count))
+            )
+        finally:
+            await mailer.aclose()
+        return [delivered.sent for delivered in sent]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(send_at_once(4)) == [[f"ops{i}@example.com"] for i in range(4)]
+    assert mailbox.secured == [(True, True)] * 4
+    assert len(set(mailbox.peers)) <= 2
+
+
 async def test_a_file_too_large_once_encoded_goes_as_a_link_and_the_email_says_so(
     runtime: Runtime, chat: ChatReceiver, smtp: SmtpSettings, mailbox: Mailbox, tmp_path: Path
 ) -> None:
@@ -144,7 +192,7 @@ async def test_a_file_too_large_once_encoded_goes_as_a_link_and_the_email_says_s
     spec, result = await finished_job(runtime, messages, tmp_path, files={"big.csv": b"x" * 900})
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert entry["status"] == "sent", entry
@@ -168,7 +216,7 @@ async def test_greylisted_recipient_is_retried_alone_and_a_refused_one_is_record
     spec, result = await finished_job(runtime, [{"medium": "email", "recipients": recipients}], tmp_path)
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert entry["status"] == "sent"
@@ -188,7 +236,7 @@ async def test_every_recipient_refused_for_good_fails_at_once(
     )
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert (entry["status"], entry["attempts"]) == ("failed", 1)
@@ -203,7 +251,7 @@ async def test_a_wrong_password_fails_at_once_and_is_not_recorded(
     spec, result = await finished_job(runtime, [{"medium": "email"}], tmp_path, owner="carol@example.com")
     notifier = make_notifier(runtime, with_smtp(runtime.settings, chat, smtp))
 
-    await notifier.on_export_completed(completed_event(spec, result))
+    await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
     assert (entry["status"], entry["attempts"], entry["recipients"]) == ("failed", 1, ["carol@example.com"])

@@ -1,4 +1,5 @@
-"""The notifier as a real process on Kafka: killed mid-way, restarted, redelivered to; never twice."""
+"""The notifier as a real process on Kafka: killed mid-way, restarted, redelivered to; never twice;
+not held up by a record that is no event."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.integration.notifier_support import (
     json_reply,
     notifier_settings,
 )
+from tests.integration.test_messaging import read_topic
 
 from exporter.contracts.job import JobResult, JobSpec
 from exporter.local.demo import publish
@@ -124,3 +126,24 @@ async def test_killed_mid_send_the_message_is_recorded_as_failed_not_sent_again(
 
     assert (entry["status"], entry["attempts"], entry["lastError"]) == ("failed", 1, CUT_OFF)
     assert posts_about(chat, "/webhooks/discord-dev", spec.job_id) == 1
+
+
+async def test_a_record_that_is_no_event_is_dead_lettered_and_its_batch_goes_on(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path, processes: list[NotifierProcess]
+) -> None:
+    settings = notifier_settings(runtime.settings, chat)
+    spec, result = await finished_job(
+        runtime, [{"medium": "discord", "text": "${job.id}", "recipients": ["webhook:ops"]}], tmp_path
+    )
+    # One key, one partition: the bad record and the event arrive together, the bad one first.
+    await publish(settings, Topic.EXPORT_COMPLETED.value, spec.job_id, {"id": f"{spec.job_id}-bad"})
+    await announce(settings, spec, result)
+
+    await run_notifier(processes, settings, tmp_path / "notifier.log")
+    [entry] = await deliveries(runtime, spec.job_id)
+    [dead] = await read_topic(settings, Topic.EXPORT_COMPLETED.dead_letter, 1, f"{spec.job_id}-bad")
+
+    assert (entry["status"], posts_about(chat, "/webhooks/discord-ops", spec.job_id)) == ("sent", 1)
+    headers = {key: value.decode() for key, value in dead.headers}
+    assert headers["x-dlq-source-topic"] == Topic.EXPORT_COMPLETED.value
+    assert "data: Field required" in headers["x-dlq-reason"]

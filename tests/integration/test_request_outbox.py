@@ -1,4 +1,5 @@
-"""A request-api process that dies between its commit and its publish loses no IAM event."""
+"""The request-api's IAM events: each goes out once, even when its process dies between its
+commit and its publish, and however many creates share a commit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from tests.request_cases import SEED_000
 from tests.topic_reader import topic_reader
 
+from exporter.adapters.mongo.client import OUTBOX
 from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.access import Principal
 from exporter.runtime import Runtime
@@ -20,7 +22,7 @@ from request_api.commands import create_export
 pytestmark = pytest.mark.servers
 
 
-async def published_ids(settings: Settings, request_id: str) -> list[str]:
+async def published_ids(settings: Settings, *request_ids: str) -> list[str]:
     async with topic_reader(settings, Topic.IAM_POLICY_UPDATED) as consumer:
         ids: list[str] = []
         for _ in range(10):  # the embedded broker's end offsets are unreliable: read a few rounds
@@ -29,7 +31,7 @@ async def published_ids(settings: Settings, request_id: str) -> list[str]:
                 event["id"]
                 for records in batch.values()
                 for event in (json.loads(record.value) for record in records)
-                if event["data"]["resource"].endswith(request_id)
+                if event["data"]["resource"].endswith(request_ids)
             ]
         return ids
 
@@ -64,3 +66,20 @@ async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:
         await restarted.mongo.drop_database(settings.mongo.database)
         await restarted.close()
         await restarted.broker.stop()
+
+
+async def test_creates_committed_together_share_one_outbox_entry_and_each_event_goes_out_once(
+    runtime: Runtime,
+) -> None:
+    spec = ExportRequestSpec.model_validate(SEED_000)
+    answers = await asyncio.gather(
+        *(create_export(runtime, Principal(f"user{i}", "acme"), spec, None) for i in range(30))
+    )
+    request_ids = [answer.body["id"] for answer in answers]
+
+    assert await runtime.outbox.pending_count() == 30
+    assert await runtime.db[OUTBOX].count_documents({}) < 30  # the group commit merged entries
+    assert await runtime.relay.publish_handed() == 30
+    assert await runtime.outbox.pending_count() == 0
+    published = await published_ids(runtime.settings, *request_ids)
+    assert sorted(published) == sorted(f"{request_id}:v1:create" for request_id in request_ids)

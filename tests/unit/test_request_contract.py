@@ -16,7 +16,9 @@ def test_seed_000_body_is_accepted_with_utc_for_empty_timezone() -> None:
     spec = ExportRequestSpec.model_validate(SEED_000)
     assert spec.type is ExportType.RECURRING
     assert spec.format.timezone == "UTC"
-    target = spec.items[0].params.target
+    params = spec.items[0].params
+    assert params is not None
+    target = params.target
     assert (target.publisher, target.metric) == ("D0CF5EFFFE26FDAB1", "onoff")
     assert spec.to_wire()["items"][0]["params"]["from"] == 0
 

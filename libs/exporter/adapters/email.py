@@ -6,6 +6,7 @@ server refuses are reported one by one, so the others still get the message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import time
@@ -113,20 +114,22 @@ def _reply(code: int, text: str) -> str:
 
 
 class SmtpMailer:
-    """Sends over a few kept-open connections: TLS and AUTH once per connection, not per email.
+    """Sends over a pool of kept-open connections: TLS and AUTH once per connection, not per email.
 
-    A connection that failed is dropped, and one idle for ``IDLE_SECONDS`` is not reused (servers
-    close idle ones, RFC 5321 allows after five minutes), so a reused connection is a live one.
+    At most ``settings.connections`` are in use at once, and a send waits for one rather than
+    opening another that it could not keep. A connection that failed is dropped, and one idle for
+    ``IDLE_SECONDS`` is not reused (servers close idle ones, RFC 5321 allows after five minutes),
+    so a reused connection is a live one.
     """
 
     one_transaction = True
     IDLE_SECONDS = 30.0
-    KEPT_OPEN = 8
 
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
         self._sender = parseaddr(settings.sender)[1]
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._in_use = asyncio.Semaphore(settings.connections)
 
     def attach_limit(self, recipient: str) -> int:
         return self._settings.attach_max_bytes
@@ -156,14 +159,12 @@ class SmtpMailer:
         await client.connect()
         return client
 
-    def _keep(self, client: aiosmtplib.SMTP) -> None:
-        if len(self._idle) < self.KEPT_OPEN:
-            self._idle.append((client, time.monotonic()))
-        else:
-            client.close()
-
     async def send(self, recipients: Sequence[str], message: Outgoing) -> Delivered:
         email = build_email(self._settings.sender, recipients, message)
+        async with self._in_use:
+            return await self._send(recipients, email)
+
+    async def _send(self, recipients: Sequence[str], email: bytes) -> Delivered:
         refusals: dict[str, tuple[int, str]]
         client: aiosmtplib.SMTP | None = None
         try:
@@ -184,7 +185,7 @@ class SmtpMailer:
             _drop(client)
             raise transient(f"SMTP: {type(error).__name__}: {error}") from error
         assert client is not None
-        self._keep(client)
+        self._idle.append((client, time.monotonic()))
         refused = {address: _reply(*reply) for address, reply in refusals.items() if reply[0] >= 500}
         deferred = {address: _reply(*reply) for address, reply in refusals.items() if reply[0] < 500}
         return Delivered(

@@ -46,6 +46,12 @@ def subscriber_options(group_id: str) -> dict[str, Any]:
     }
 
 
+async def undecoded(message: StreamMessage[Any]) -> None:
+    """A batch subscriber's decoder when the handler decodes each record itself: FastStream would
+    decode the whole batch first, and one bad record would then fail all of it.
+    """
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Creates every registered topic (and its dead-letter topic) that does not exist yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)

@@ -6,9 +6,14 @@ The SDK is synchronous; calls run in worker threads so the event loop keeps serv
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from minio import Minio
 from minio.deleteobjects import DeleteObject
@@ -67,6 +72,21 @@ class ObjectStore:
         size = await asyncio.to_thread(lambda: path.stat().st_size)
         return StoredObject(key=key, size=size, etag=str(result.etag))
 
+    @contextmanager
+    def uploading(self, key: str, content_type: str, part_size: int) -> Iterator[StreamingUpload]:
+        """A sink whose bytes go up while they are written; blocking, for a worker thread.
+
+        Leaving the block completes the object; leaving it with an error aborts the upload, so
+        nothing of it stays behind, and the error goes on.
+        """
+        upload = StreamingUpload(self._client, self.bucket, key, content_type, part_size)
+        try:
+            yield upload
+        except BaseException as error:
+            upload.abort(error)
+            raise
+        upload.complete()
+
     async def stat(self, key: str) -> StoredObject | None:
         try:
             info = await asyncio.to_thread(self._client.stat_object, self.bucket, key)
@@ -105,6 +125,17 @@ class ObjectStore:
 
         return await asyncio.to_thread(_list)
 
+    async def unfinished_uploads(self, prefix: str) -> list[str]:
+        """Keys with a multipart upload begun and neither completed nor aborted: what a crashed
+        writer leaves behind (and a bucket lifecycle rule should expire)."""
+
+        def _list() -> list[str]:
+            # The SDK has no public call for ListMultipartUploads.
+            listed = self._client._list_multipart_uploads(self.bucket, prefix=prefix)
+            return [str(upload.object_name) for upload in listed.uploads]
+
+        return await asyncio.to_thread(_list)
+
     def presigned_url(self, key: str, ttl: timedelta, download_name: str | None = None) -> str:
         """A GET link that expires after ``ttl``; signing is local, no request is made."""
         headers: dict[str, str | list[str] | tuple[str]] | None = (
@@ -113,3 +144,112 @@ class ObjectStore:
             else None
         )
         return self._signer.presigned_get_object(self.bucket, key, expires=ttl, response_headers=headers)
+
+
+class UploadAbandoned(Exception):
+    """The writer gave up on an upload: the uploader stops reading and aborts it."""
+
+
+class _Pipe:
+    """Bytes from a writing thread to the uploader's ``read``, at most about ``capacity`` held.
+
+    ``read(n)`` waits for ``n`` bytes (or the end), so each multipart part is read in one piece.
+    A failure on either side wakes the other: the uploader's error stops the writer, the writer's
+    abandonment stops the uploader.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._held = 0
+        self._capacity = capacity
+        self._ended = False
+        self._abandoned: BaseException | None = None
+        self.upload_error: BaseException | None = None
+        self._changed = threading.Condition()
+
+    def write(self, data: bytes, /) -> int:
+        size = len(data)
+        with self._changed:
+            if self._abandoned is not None:  # a late write, a zip's directory say, goes nowhere
+                return size
+            while self._held >= self._capacity and self.upload_error is None:
+                self._changed.wait()
+            if self.upload_error is not None:
+                raise self.upload_error
+            self._chunks.append(bytes(data))
+            self._held += size
+            self._changed.notify_all()
+        return size
+
+    def read(self, size: int = -1, /) -> bytes:
+        with self._changed:
+            while (size < 0 or self._held < size) and not self._ended and self._abandoned is None:
+                self._changed.wait()
+            if self._abandoned is not None:
+                raise UploadAbandoned(str(self._abandoned))
+            pieces, wanted = [], self._held if size < 0 else min(size, self._held)
+            while wanted:
+                chunk = self._chunks.popleft()
+                if len(chunk) > wanted:
+                    chunk, rest = chunk[:wanted], chunk[wanted:]
+                    self._chunks.appendleft(rest)
+                pieces.append(chunk)
+                wanted -= len(chunk)
+                self._held -= len(chunk)
+            self._changed.notify_all()
+        return b"".join(pieces)
+
+    def end(self) -> None:
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def abandon(self, reason: BaseException) -> None:
+        with self._changed:
+            self._abandoned = reason
+            self._changed.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self._changed:
+            self.upload_error = error
+            self._changed.notify_all()
+
+
+class StreamingUpload:
+    """One object uploaded by a thread of its own while it is written: ``put_object`` of unknown
+    length, which sends ``part_size`` parts as a multipart upload (one plain PUT for a small
+    object) and aborts the multipart upload when reading fails."""
+
+    def __init__(self, client: Minio, bucket: str, key: str, content_type: str, part_size: int) -> None:
+        self.key = key
+        self._pipe = _Pipe(2 * part_size)
+
+        def upload() -> None:
+            try:
+                client.put_object(
+                    bucket,
+                    key,
+                    cast("BinaryIO", self._pipe),  # only read() is called
+                    length=-1,
+                    content_type=content_type,
+                    part_size=part_size,
+                    num_parallel_uploads=1,
+                )
+            except BaseException as error:  # handed to the writing thread
+                self._pipe.fail(error)
+
+        self._thread = threading.Thread(target=upload, name=f"upload {key}", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes, /) -> int:
+        return self._pipe.write(data)
+
+    def complete(self) -> None:
+        self._pipe.end()
+        self._thread.join()
+        if self._pipe.upload_error is not None:
+            raise self._pipe.upload_error
+
+    def abort(self, reason: BaseException) -> None:
+        self._pipe.abandon(reason)
+        self._thread.join()

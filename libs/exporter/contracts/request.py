@@ -17,6 +17,7 @@ import isodate
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from exporter.contracts.base import UtcDatetime, WireModel
+from exporter.contracts.ingest import EntityTypeName
 
 
 class ExportType(StrEnum):
@@ -43,7 +44,7 @@ _DOWNSAMPLE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _PLACEHOLDER_RE = re.compile(r"\$\{(?P<path>[^}:]*)(?::(?P<spec>[^}]*))?\}")
 _PLACEHOLDER_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # What a file name mask may refer to; the renderer builds exactly these roots for every file.
-FILENAME_MASK_ROOTS = ("export", "item", "job", "target", "thing", "thingDefinition", "window")
+FILENAME_MASK_ROOTS = ("entity", "export", "item", "job", "target", "thing", "thingDefinition", "window")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -228,10 +229,11 @@ class Decimation(WireModel):
         return value
 
 
-class ItemParams(WireModel):
-    target: Target
-    channel_id: str | None = None
-    subtopic: str | None = None
+class TimeWindow(WireModel):
+    """Which measurements: ``from``/``to`` in epoch milliseconds (0: open), or the ``period`` that
+    ends at the run's scheduled time; a recurring item with neither continues where the previous
+    run stopped. ``decimation`` buckets them."""
+
     # Strict: epoch milliseconds are whole numbers, never 1.5 or true.
     from_: Annotated[int, Field(alias="from", ge=0, strict=True)] = 0
     to: Annotated[int, Field(ge=0, strict=True)] = 0
@@ -246,14 +248,69 @@ class ItemParams(WireModel):
         return value
 
     @model_validator(mode="after")
-    def _window_order(self) -> ItemParams:
+    def _window_order(self) -> TimeWindow:
         if self.from_ and self.to and self.from_ >= self.to:
             raise ValueError("'from' must be before 'to'")
         return self
 
 
+class ItemParams(TimeWindow):
+    """One metric of one device (seed 000): a file of that series."""
+
+    target: Target
+    channel_id: str | None = None
+    subtopic: str | None = None
+
+
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+FilterId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ThingSelection(TimeWindow):
+    """Things by customer, location or id, all three optional (seed 001's data-export): one file per
+    matching thing, with a time column and one column per metric (``Weight [kg]`` with
+    ``includeUnit``). ``metrics`` are metric names; none means every metric the thing declares.
+    The file name mask defaults to seed 001's ``${thing.serialNumber}_${thingDefinition.name}``."""
+
+    customer_id: FilterId | None = None
+    location_id: FilterId | None = None
+    thing_id: FilterId | None = None
+    metrics: Annotated[list[MetricName], Field(max_length=100)] = Field(default_factory=list)
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_metrics(cls, metrics: list[str]) -> list[str]:
+        if len(set(metrics)) != len(metrics):
+            raise ValueError("metric names must be unique")
+        return metrics
+
+    @property
+    def target_key(self) -> str:
+        """What seed 001's "one export at a time" is about: this selection of things."""
+        return "things:" + "/".join(
+            value or "*" for value in (self.customer_id, self.location_id, self.thing_id)
+        )
+
+
+class EntitySelection(WireModel):
+    """Every entity of one type of the tenant (seed 003), as JSON Lines: one stored document per
+    line, split into numbered parts by the renderer's split settings. Needs ``format.extension``
+    ``jsonl``; ``columns`` and ``timezone`` do not apply."""
+
+    entity_type: EntityTypeName
+
+
+ItemKind = Literal["params", "things", "entities"]
+ITEM_KINDS: tuple[ItemKind, ...] = ("params", "things", "entities")
+
+
 class Item(WireModel):
-    params: ItemParams
+    """One thing to export, of exactly one kind: ``params`` (a device's metric, seed 000),
+    ``things`` (per-thing files, seed 001) or ``entities`` (an entity type, seed 003)."""
+
+    params: ItemParams | None = None
+    things: ThingSelection | None = None
+    entities: EntitySelection | None = None
     # A name without extension; it may hold placeholders like the format's `filenameMask`.
     filename: str | None = None
 
@@ -261,6 +318,37 @@ class Item(WireModel):
     @classmethod
     def _safe_filename(cls, value: str | None) -> str | None:
         return None if value is None else filename_mask(value)
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Item:
+        present = [kind for kind in ITEM_KINDS if getattr(self, kind) is not None]
+        if len(present) != 1:
+            found = ", ".join(f"'{kind}'" for kind in present) or "none"
+            raise ValueError(
+                "an item needs exactly one of 'params' (a device's metric), 'things' (per-thing files) "
+                f"or 'entities' (an entity type); found {found}"
+            )
+        return self
+
+    @property
+    def kind(self) -> ItemKind:
+        return next(kind for kind in ITEM_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def window(self) -> TimeWindow | None:
+        """The item's measurement window; None for entities, which have no time."""
+        return self.params or self.things
+
+    @property
+    def target_key(self) -> str:
+        """What one export in flight at a time is counted by: a series, a selection of things, or
+        an entity type (seed 003: one pending or processing export per entity type)."""
+        if self.params is not None:
+            return self.params.target.value
+        if self.things is not None:
+            return self.things.target_key
+        assert self.entities is not None  # exactly one kind, validated
+        return f"entities:{self.entities.entity_type}"
 
 
 _EMAIL_RE = re.compile(
@@ -366,6 +454,20 @@ class ExportRequestSpec(WireModel):
         if self.type is ExportType.RECURRING and self.periodicity is None:
             raise ValueError("'periodicity' is required when type is 'recurring'")
         return self
+
+    @model_validator(mode="after")
+    def _entities_are_json_lines(self) -> ExportRequestSpec:
+        for index, item in enumerate(self.items):
+            if item.entities is not None and self.format.extension != "jsonl":
+                raise ValueError(
+                    f"items.{index}.entities: entity exports are JSON Lines; "
+                    f"format.extension must be 'jsonl', not '{self.format.extension}'"
+                )
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        return sorted({item.target_key for item in self.items})
 
 
 class ExportRequest(ExportRequestSpec):

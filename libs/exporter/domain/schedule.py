@@ -11,6 +11,7 @@ and seconds only (``PT15M``) is elapsed time instead: real hours apart whatever 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,8 +21,11 @@ import isodate
 from exporter.contracts.request import ExportRequest, ExportType, parse_iso_duration
 
 
+@functools.lru_cache(maxsize=4096)
 def occurrence(anchor: datetime, periodicity: str, index: int, timezone: str) -> datetime:
-    """The ``index``-th run time (UTC) of a series anchored at ``anchor``."""
+    """The ``index``-th run time (UTC) of a series anchored at ``anchor``.
+
+    Cached: finding the next runs asks for the same few occurrences several times over."""
     duration = parse_iso_duration(periodicity)
     if periodicity.startswith("PT") and isinstance(duration, timedelta):
         # Hours, minutes, seconds only: elapsed time, so "every 15 minutes" never skips or

@@ -28,8 +28,10 @@ def resolve_windows(
     ended (``previous_end``), so consecutive runs neither overlap nor leave gaps."""
     windows = []
     for index, item in enumerate(spec.items):
-        params = item.params
-        if params.period is not None:
+        params = item.window
+        if params is None:  # entities: every one there is, whenever it was written
+            windows.append(Window(item=index))
+        elif params.period is not None:
             start = period_start(scheduled_at, params.period, spec.format.timezone)
             windows.append(Window(item=index, from_=start, to=scheduled_at))
         elif previous_end is not None and params.from_ == 0 and params.to == 0:

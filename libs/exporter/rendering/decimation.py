@@ -11,6 +11,7 @@ A bucket's row carries the bucket's start as its time, and its first row's other
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from typing import Protocol
 
 import polars as pl
 
@@ -140,13 +141,25 @@ class Decimator:
         return decimate(rows, self._decimation, self._timezone, self._series, self._values)
 
 
-async def decimated_frames(
+class FrameStage(Protocol):
+    """A streaming step over frames in time order that may hold rows back until later ones come."""
+
+    def feed(self, frame: pl.DataFrame) -> pl.DataFrame: ...
+
+    def finish(self) -> pl.DataFrame: ...
+
+
+async def through(frames: AsyncIterable[pl.DataFrame], stage: FrameStage) -> AsyncIterator[pl.DataFrame]:
+    """``frames`` passed through ``stage``, the empty results left out."""
+    async for frame in frames:
+        if (done := stage.feed(frame)).height:
+            yield done
+    if (last := stage.finish()).height:
+        yield last
+
+
+def decimated_frames(
     frames: AsyncIterable[pl.DataFrame], decimation: Decimation, timezone: str
 ) -> AsyncIterator[pl.DataFrame]:
     """A store's frames of one item, in time order, as frames of complete buckets (none empty)."""
-    decimator = Decimator(decimation, timezone)
-    async for frame in frames:
-        if (buckets := decimator.feed(frame)).height:
-            yield buckets
-    if (last := decimator.finish()).height:
-        yield last
+    return through(frames, Decimator(decimation, timezone))

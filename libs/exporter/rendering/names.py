@@ -11,7 +11,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from exporter.contracts.job import JobSpec
-from exporter.contracts.request import MAX_FILENAME_LENGTH, mask_placeholders, safe_filename
+from exporter.contracts.request import MAX_FILENAME_LENGTH, ItemParams, mask_placeholders, safe_filename
 
 # Room left in a name for `-part-001`, a `-2` that makes it unique, and `.jsonl.zst`.
 MAX_STEM_LENGTH = MAX_FILENAME_LENGTH - 32
@@ -34,39 +34,55 @@ def naming_context(
     """What a mask may name for item ``index`` (from 0) of a job: one entry per known root.
 
     Times are in the request's timezone, so ``${job.scheduledAt:%Y%m%d}`` is the local date. The
-    thing is the target's publisher unless the caller knows more about it.
+    thing is the target's publisher unless the caller knows more about it. A root an item's kind
+    lacks (``target`` of a thing item, ``entity`` of a series) names empty text.
     """
     request = spec.request
     item = request.items[index]
-    target = item.params.target
     window = next((w for w in spec.windows if w.item == index), None)
     zone = ZoneInfo(request.format.timezone)
 
     def local(moment: datetime | None) -> datetime | None:
         return None if moment is None else moment.astimezone(zone)
 
-    # `urn:cpt:<thing definition>:nid:<publisher>:<metric>`, as in seed 000.
-    urn = target.value.split(":")
+    series = _series_context(item.params)
     return {
         "export": {"id": spec.request_id, "name": request.name or "", "type": str(request.type)},
         "job": {"id": spec.job_id, "scheduledAt": local(spec.scheduled_at), "tenant": spec.tenant},
-        "item": {
-            "index": index + 1,
-            "channelId": item.params.channel_id or "",
-            "subtopic": item.params.subtopic or "",
+        "item": {"index": index + 1, **series["item"]},
+        "target": series["target"],
+        "thing": {**series["thing"], **(thing or {})},
+        "thingDefinition": {**series["thingDefinition"], **(thing_definition or {})},
+        "entity": {"type": item.entities.entity_type if item.entities else ""},
+        "window": {
+            "from": local(window.from_ if window else None),
+            "to": local(window.to if window else None),
         },
+    }
+
+
+def _series_context(params: ItemParams | None) -> dict[str, dict[str, object]]:
+    """The roots a device's metric names: its target, its publisher as the thing."""
+    if params is None:
+        return {
+            "item": {"channelId": "", "subtopic": ""},
+            "target": dict.fromkeys(("value", "label", "publisher", "metric"), ""),
+            "thing": {"id": "", "serialNumber": ""},
+            "thingDefinition": {"name": ""},
+        }
+    target = params.target
+    # `urn:cpt:<thing definition>:nid:<publisher>:<metric>`, as in seed 000.
+    urn = target.value.split(":")
+    return {
+        "item": {"channelId": params.channel_id or "", "subtopic": params.subtopic or ""},
         "target": {
             "value": target.value,
             "label": target.label or target.metric,
             "publisher": target.publisher,
             "metric": target.metric,
         },
-        "thing": {"id": target.publisher, "serialNumber": target.publisher, **(thing or {})},
-        "thingDefinition": {"name": urn[2] if len(urn) >= 6 else "", **(thing_definition or {})},
-        "window": {
-            "from": local(window.from_ if window else None),
-            "to": local(window.to if window else None),
-        },
+        "thing": {"id": target.publisher, "serialNumber": target.publisher},
+        "thingDefinition": {"name": urn[2] if len(urn) >= 6 else ""},
     }
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
-from exporter.contracts.request import Column, Format, TimestampFormat
+from exporter.contracts.request import Format, TimestampFormat
 
 if TYPE_CHECKING:
     from exporter.rendering.writers import TableWriter
@@ -18,6 +19,11 @@ VALUE_COLUMN = "value"
 # Spreadsheet programs run a cell that starts with `=`, `+`, `-`, `@`, tab or CR as a formula.
 FORMULA_START = "^[=+\\-@\t\r]"
 UTC_TIMES = pl.Datetime("us", "UTC")
+
+
+def metric_column(metric: str) -> str:
+    """A metric's column in a thing's wide frame: never a stored field's name, whatever the metric's."""
+    return f"{VALUE_COLUMN}:{metric}"
 
 
 def neutralise_formulas(expression: pl.Expr) -> pl.Expr:
@@ -41,11 +47,27 @@ def series_unit(frame: pl.DataFrame) -> str | None:
     return str(units[0]) if len(units) else None
 
 
+class Labelled(Protocol):
+    """A column of the table: what the frame calls it, what the file calls it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    id: str
+    label: str
+
+
 @dataclass(frozen=True)
 class Layout:
     """How stored measurements become the requested table for one kind of file."""
 
-    columns: tuple[Column, ...]
+    columns: tuple[Labelled, ...]
     timezone: str = "UTC"
     timestamps: TimestampFormat = "ISO_8601"
     # Appended to the value column's label: `Weight [kg]`.
@@ -67,11 +89,31 @@ class Layout:
             neutralise=writer.neutralises_formulas,
         )
 
+    @classmethod
+    def wide(
+        cls, fmt: Format, writer: type[TableWriter], metrics: Sequence[tuple[str, str | None]]
+    ) -> Layout:
+        """A thing file's table (seed 001): the time, then a column per (metric, unit), labelled by
+        the metric and, with ``includeUnit``, its unit: ``Weight [kg]``. The time keeps the label
+        the request gives it."""
+        time_label = next((column.label for column in fmt.columns if column.id == "time"), "time")
+        columns = [
+            TableColumn(metric_column(metric), f"{metric} [{unit}]" if fmt.include_unit and unit else metric)
+            for metric, unit in metrics
+        ]
+        return cls(
+            columns=(TableColumn("time", time_label), *columns),
+            timezone=fmt.timezone,
+            timestamps=fmt.timestamp_format,
+            native_times=writer.native_times,
+            neutralise=writer.neutralises_formulas,
+        )
+
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(self._label(column) for column in self.columns)
 
-    def _label(self, column: Column) -> str:
+    def _label(self, column: Labelled) -> str:
         if column.id == VALUE_COLUMN and self.unit:
             return f"{column.label} [{self.unit}]"
         return column.label

@@ -130,6 +130,22 @@ class JsonLinesWriter(TableWriter):
         pass
 
 
+class DocumentLinesWriter(TableWriter):
+    """Whole documents, each already JSON text, one per line: entity exports (seed 003).
+
+    Documents of any shape go through unchanged; a table of one text column carries them.
+    """
+
+    extension = "jsonl"
+    content_type = "application/x-ndjson"
+
+    def _write(self, table: pl.DataFrame) -> None:
+        self._sink.write(table.to_series().str.join("\n").item().encode() + b"\n")
+
+    def _finish(self) -> None:
+        pass
+
+
 class JsonWriter(TableWriter):
     """One JSON array of objects, streamed: JSON Lines joined with commas between brackets."""
 

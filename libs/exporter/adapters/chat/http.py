@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from typing import Any
 
 import httpx
@@ -9,8 +11,21 @@ import httpx
 from exporter.notifications.sending import DeliveryFailure, http_failure, parse_retry_after, transient
 
 
+def _missing_sniffio_fails_fast() -> None:
+    """httpcore imports ``sniffio`` in every lock and event it sets up, several times a request,
+    and when it is not installed (anyio no longer needs it) each failed import searches the
+    whole path again: a tenth of a millisecond each time. A ``None`` in ``sys.modules`` makes
+    the import fail at once, and httpcore then takes asyncio, as it does anyway.
+    """
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+_missing_sniffio_fails_fast()
+
+
 class HttpSender:
-    """What the httpx media share: a connection pool sized to the deliveries in flight, and
+    """What the httpx media share: a pool of at most ``connections`` kept-open connections, and
     attachments counted as sent (multipart, no encoding growth).
     """
 
@@ -35,9 +50,14 @@ class HttpSender:
 async def post(client: httpx.AsyncClient, url: str, what: str, **request: Any) -> httpx.Response:
     """POSTs; a connection that fails or times out is transient. The URL (it may hold a token)
     is never part of the reason.
+
+    The body goes out in one write: httpx streams a multipart body (a message with its file)
+    a few bytes per part, each a system call and a packet of its own.
     """
     try:
-        return await client.post(url, **request)
+        outgoing = client.build_request("POST", url, **request)
+        outgoing.read()
+        return await client.send(outgoing)
     except httpx.TimeoutException as error:
         raise transient(f"{what}: timed out ({type(error).__name__})") from error
     except httpx.TransportError as error:

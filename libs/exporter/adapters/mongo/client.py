@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from exporter.settings import Settings
 
@@ -101,3 +102,17 @@ async def in_transaction(
     """Runs ``work`` in one multi-document transaction, retried on transient errors."""
     async with client.start_session() as session:
         return await session.with_transaction(work)
+
+
+async def in_transaction_once(
+    client: AsyncMongoClient[Document], work: Callable[[AsyncClientSession], Awaitable[T]]
+) -> T:
+    """``in_transaction`` without the retries: a conflict raises (see ``is_conflict``), for
+    callers that have other work to do meanwhile rather than wait on a busy document."""
+    async with client.start_session() as session, await session.start_transaction():
+        return await work(session)
+
+
+def is_conflict(error: PyMongoError) -> bool:
+    """A transaction lost to another writer (or to one that died holding the documents)."""
+    return error.has_error_label("TransientTransactionError")

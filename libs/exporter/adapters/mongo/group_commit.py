@@ -8,6 +8,10 @@ commit runs, the next batch queues) and stay single at low load, so no latency i
 
 Each caller still gets its own outcome: when a batch fails, its members are retried one by one,
 so only the faulty one (say, a duplicate idempotency key) sees the error.
+
+Outbox entries are the exception to "one document each": a batch's entries are merged into one
+(one insert, and later one delete, for all its events), and the writer, not the caller, hands
+the committed entry to the relay (``publish``), so that it goes out once.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import Document, in_transaction
+from exporter.adapters.mongo.client import OUTBOX, Document, in_transaction
+from exporter.adapters.mongo.outbox import merged_entry
 
 Inserts = list[tuple[str, Document]]  # (collection, document), in order
 
@@ -37,18 +43,22 @@ class GroupCommit:
         self,
         client: AsyncMongoClient[Document],
         db: AsyncDatabase[Document],
+        publish: Callable[[list[Document]], None],
         max_batch: int = 500,
         writers: int = 2,
     ) -> None:
         self._client = client
         self._db = db
+        self._publish = publish
         self._max_batch = max_batch
         self._writer_count = writers
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
 
     async def insert(self, inserts: Inserts) -> None:
-        """Returns once ``inserts`` are committed, all of them or none; raises what the store raised."""
+        """Returns once ``inserts`` are committed, all of them or none; raises what the store raised.
+
+        Outbox entries among them are handed to ``publish`` once committed."""
         if not self._writers:
             self._writers = [asyncio.create_task(self._write_forever()) for _ in range(self._writer_count)]
         pending = _Pending(inserts)
@@ -90,6 +100,8 @@ class GroupCommit:
         for inserts in groups:
             for collection, document in inserts:
                 by_collection[collection].append(document)
+        if len(entries := by_collection.get(OUTBOX, [])) > 1:
+            by_collection[OUTBOX] = [merged_entry(entries)]
 
         async def write(session: AsyncClientSession) -> None:
             for collection, documents in by_collection.items():
@@ -100,6 +112,8 @@ class GroupCommit:
                     await self._db[collection].insert_many(documents, session=session)
 
         await in_transaction(self._client, write)
+        if OUTBOX in by_collection:
+            self._publish(by_collection[OUTBOX])
 
 
 def _resolve(pending: _Pending, error: Exception | None = None) -> None:

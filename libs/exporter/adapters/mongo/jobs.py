@@ -18,7 +18,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import JOBS, Document, in_transaction
+from exporter.adapters.mongo.client import JOBS, Document, in_transaction, multi_document_write
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
 from exporter.notifications.policy import DeliveryStatus
@@ -49,10 +49,58 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
         "sizeInBytes": 0,
         "error": None,
         "notifications": notifications,
-        "targets": sorted({item.params.target.value for item in spec.request.items}),
+        "targets": spec.request.targets,
         "leaseUntil": None,
         "attempts": 0,
     }
+
+
+@dataclass(frozen=True)
+class DeliveryClaim:
+    """The deliveries of one job to claim (index → key, attempts made) and to record as skipped
+    (index → reason); see ``JobRepository.claim_deliveries``.
+
+    ``seen``, the job's delivery entries as read, makes the claim hold only if none of them has
+    changed since: stricter than a condition per claimed entry, and one condition instead of
+    two per entry (the embedded store pays for each field of a filter).
+    """
+
+    job_id: str
+    claims: Mapping[int, tuple[str, int]]
+    skips: Mapping[int, str] = field(default_factory=dict)
+    seen: list[Document] | None = None
+
+    def update(self, now: datetime, lease: timedelta) -> tuple[Document, Document]:
+        """The compare-and-set: the filter, and the update that applies when it matches."""
+        query: Document = {"_id": self.job_id}
+        if self.seen is not None:
+            query["notifications"] = self.seen
+        fields: Document = {}
+        for index, (key, attempts) in self.claims.items():
+            entry = f"notifications.{index}"
+            if self.seen is None:
+                query[f"{entry}.status"] = {
+                    "$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]
+                }
+                query[f"{entry}.attempts"] = attempts
+            fields |= {
+                f"{entry}.status": DeliveryStatus.SENDING.value,
+                f"{entry}.key": key,
+                f"{entry}.updatedAt": now,
+                f"{entry}.leaseUntil": now + lease,
+                f"{entry}.nextAttemptAt": None,
+                f"{entry}.attempts": attempts + 1,
+            }
+        for index, reason in self.skips.items():
+            entry = f"notifications.{index}"
+            if self.seen is None:
+                query[f"{entry}.status"] = DeliveryStatus.PENDING.value
+            fields |= {
+                f"{entry}.status": DeliveryStatus.SKIPPED.value,
+                f"{entry}.detail": reason,
+                f"{entry}.updatedAt": now,
+            }
+        return query, {"$set": fields}
 
 
 class JobRepository:
@@ -67,14 +115,23 @@ class JobRepository:
         """All or nothing inside ``session``'s transaction; a duplicate raises BulkWriteError."""
         await self._collection.insert_many(documents, session=session)
 
+    async def existing(self, job_ids: list[str], session: AsyncClientSession) -> set[str]:
+        """Which of ``job_ids`` are already stored."""
+        cursor = self._collection.find({"_id": {"$in": job_ids}}, {"_id": 1}, session=session)
+        return {document["_id"] async for document in cursor}
+
     async def get(self, job_id: str, tenant: str | None = None) -> Document | None:
         query: Document = {"_id": job_id}
         if tenant is not None:
             query["tenant"] = tenant
         return await self._collection.find_one(query)
 
-    async def start(self, job_id: str, lease: timedelta) -> bool:
-        """notProcessed → inProgress, or take over one whose renderer's lease ran out."""
+    async def start(self, job_id: str, lease: timedelta) -> datetime | None:
+        """notProcessed → inProgress, or take over one whose renderer's lease ran out.
+
+        Returns the run's ``startedAt``, which tells this run from a later one that took over
+        (``heartbeat``, ``finish``); None when the job is not this caller's to run.
+        """
         now = utcnow()
         result = await self._collection.update_one(
             {
@@ -93,23 +150,33 @@ class JobRepository:
                 }
             },
         )
-        return result.modified_count == 1
+        return now if result.modified_count == 1 else None
 
-    async def heartbeat(self, job_id: str, rows: int, lease: timedelta) -> bool:
-        """Progress and lease renewal; False once the job left inProgress (e.g. cancelled)."""
+    async def heartbeat(
+        self, job_id: str, rows: int, lease: timedelta, started_at: datetime | None = None
+    ) -> bool:
+        """Progress and lease renewal; False once the job left inProgress (e.g. cancelled), or,
+        given the run's ``started_at``, once another run took it over."""
         now = utcnow()
         result = await self._collection.update_one(
-            {"_id": job_id, "status": JobStatus.IN_PROGRESS.value},
+            _running(job_id, started_at),
             {"$set": {"progress.rows": rows, "updatedAt": now, "leaseUntil": now + lease}},
         )
         return result.modified_count == 1
 
-    async def finish(self, job_id: str, result: JobResult, session: AsyncClientSession | None = None) -> bool:
-        """inProgress → done/failed/cancelled with what the run produced."""
+    async def finish(
+        self,
+        job_id: str,
+        result: JobResult,
+        session: AsyncClientSession | None = None,
+        started_at: datetime | None = None,
+    ) -> bool:
+        """inProgress → done/failed/cancelled with what the run produced (the run that started at
+        ``started_at``, when given)."""
         update = result.to_document()
         update.update({"updatedAt": utcnow(), "leaseUntil": None, "progress.rows": result.row_count})
         outcome = await self._collection.update_one(
-            {"_id": job_id, "status": JobStatus.IN_PROGRESS.value}, {"$set": update}, session=session
+            _running(job_id, started_at), {"$set": update}, session=session
         )
         return outcome.modified_count == 1
 
@@ -123,38 +190,40 @@ class JobRepository:
         claims: Mapping[int, tuple[str, int]],
         lease: timedelta,
         skips: Mapping[int, str] | None = None,
+        seen: list[Document] | None = None,
     ) -> bool:
         """In one write: each ``claims`` entry (index → key, attempts made) pending/retrying →
         sending, the intent recorded before sending; each ``skips`` entry pending → skipped.
 
         All or nothing, and True for exactly one caller. ``leaseUntil`` says when a send that was
-        never recorded counts as cut off.
+        never recorded counts as cut off. ``seen``: see ``DeliveryClaim``.
+        """
+        claim = DeliveryClaim(job_id, claims, skips or {}, seen)
+        result = await self._collection.update_one(*claim.update(utcnow(), lease))
+        return result.modified_count == 1
+
+    async def claim_many(self, claims: list[DeliveryClaim], lease: timedelta) -> bool:
+        """``claim_deliveries`` for many jobs in one transaction: all of them, or none (False).
+
+        One commit for them all: the store pays per commit (it waits for the disk), not per job.
         """
         now = utcnow()
-        query: Document = {"_id": job_id}
-        fields: Document = {}
-        for index, (key, attempts) in claims.items():
-            entry = f"notifications.{index}"
-            query[f"{entry}.status"] = {"$in": [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]}
-            query[f"{entry}.attempts"] = attempts
-            fields |= {
-                f"{entry}.status": DeliveryStatus.SENDING.value,
-                f"{entry}.key": key,
-                f"{entry}.updatedAt": now,
-                f"{entry}.leaseUntil": now + lease,
-                f"{entry}.nextAttemptAt": None,
-                f"{entry}.attempts": attempts + 1,
-            }
-        for index, reason in (skips or {}).items():
-            entry = f"notifications.{index}"
-            query[f"{entry}.status"] = DeliveryStatus.PENDING.value
-            fields |= {
-                f"{entry}.status": DeliveryStatus.SKIPPED.value,
-                f"{entry}.detail": reason,
-                f"{entry}.updatedAt": now,
-            }
-        result = await self._collection.update_one(query, {"$set": fields})
-        return result.modified_count == 1
+
+        async def write(session: AsyncClientSession) -> bool:
+            written = await self._collection.bulk_write(
+                [UpdateOne(*claim.update(now, lease)) for claim in claims], ordered=False, session=session
+            )
+            if written.modified_count < len(claims):
+                # Another notifier holds some of them, or recorded something meanwhile.
+                await session.abort_transaction()
+                return False
+            return True
+
+        return await multi_document_write(self._collection, write)
+
+    async def get_many(self, job_ids: list[str]) -> list[Document]:
+        """The jobs among ``job_ids`` that exist, in one query."""
+        return [job async for job in self._collection.find({"_id": {"$in": job_ids}})]
 
     async def cut_off_delivery(self, job_id: str, index: int, attempt: int, reason: str) -> bool:
         """sending past its lease → failed: the notifier stopped mid-send (see notifier.delivery)."""
@@ -323,13 +392,32 @@ class JobRepository:
         return result.modified_count == 1
 
 
+def _running(job_id: str, started_at: datetime | None) -> Document:
+    query: Document = {"_id": job_id, "status": JobStatus.IN_PROGRESS.value}
+    if started_at is not None:
+        query["startedAt"] = started_at
+    return query
+
+
 @dataclass(frozen=True)
 class DeliveryResult:
-    """A write of one attempt's outcome: the conditions it needs, the fields it sets."""
+    """A write of one attempt's outcome: the entry it is for, the attempt whose claim it needs
+    to still hold, and the entry's fields it sets.
+    """
 
     job_id: str
-    conditions: Document
+    index: int
+    attempt: int
     fields: Document
+
+    def array_filter(self) -> tuple[str, Document]:
+        """The entry, named for an ``arrayFilters`` update: still claimed by this attempt."""
+        name = f"e{self.index}"
+        return name, {
+            f"{name}.index": self.index,
+            f"{name}.status": DeliveryStatus.SENDING.value,
+            f"{name}.attempts": self.attempt,
+        }
 
 
 def delivery_result(
@@ -347,13 +435,11 @@ def delivery_result(
 ) -> DeliveryResult:
     """sending (attempt ``attempt``) → sent/failed/retrying, with what the attempt reached.
 
-    It matches nothing once the claim is no longer the caller's: its lease ran out, and the send
+    It changes nothing once the claim is no longer the caller's: its lease ran out, and the send
     was declared cut off meanwhile.
     """
-    entry = f"notifications.{index}"
     now = utcnow()
     fields: Document = {
-        "status": status.value,
         "recipients": recipients,
         "sentTo": sent_to,
         # A list, not a mapping: addresses have dots, which field names must not.
@@ -366,30 +452,33 @@ def delivery_result(
     }
     if status is DeliveryStatus.SENT:
         fields["sentAt"] = now
-    return DeliveryResult(
-        job_id,
-        {f"{entry}.status": DeliveryStatus.SENDING.value, f"{entry}.attempts": attempt},
-        {f"{entry}.{name}": value for name, value in fields.items()},
-    )
+    # Last: the embedded store checks an array filter again before each field it sets, so once
+    # the status has changed the entry no longer matches (MongoDB checks the document as it was).
+    fields["status"] = status.value
+    return DeliveryResult(job_id, index, attempt, fields)
 
 
-def _updates(results: list[DeliveryResult]) -> list[UpdateOne]:
-    return [UpdateOne({"_id": r.job_id, **r.conditions}, {"$set": r.fields}) for r in results]
+def _per_job(results: list[DeliveryResult]) -> list[UpdateOne]:
+    """One write per job for the results of its messages: MongoDB pays per document written.
 
-
-def _per_job(results: list[DeliveryResult]) -> list[DeliveryResult]:
-    """Results of one job's messages merged into one write: MongoDB pays per document written."""
-    merged: dict[str, DeliveryResult] = {}
+    Each entry is picked by an array filter that also checks its claim, so each result applies
+    on its own: one that came after its claim was cut off changes nothing, the others still
+    apply. The filter on ``_id`` alone is the embedded store's fast path (it plans, and pays for,
+    every field of a query).
+    """
+    by_job: dict[str, dict[int, DeliveryResult]] = {}
     for result in results:
-        known = merged.get(result.job_id)
-        merged[result.job_id] = (
-            result
-            if known is None
-            else DeliveryResult(
-                result.job_id, {**known.conditions, **result.conditions}, {**known.fields, **result.fields}
-            )
-        )
-    return list(merged.values())
+        by_job.setdefault(result.job_id, {})[result.index] = result
+    updates = []
+    for job_id, job_results in by_job.items():
+        fields: Document = {}
+        filters: list[Mapping[str, Any]] = []
+        for result in job_results.values():
+            name, array_filter = result.array_filter()
+            fields |= {f"notifications.$[{name}].{field}": value for field, value in result.fields.items()}
+            filters.append(array_filter)
+        updates.append(UpdateOne({"_id": job_id}, {"$set": fields}, array_filters=filters))
+    return updates
 
 
 @dataclass
@@ -442,10 +531,9 @@ class DeliveryResults:
             waiting.done.set_result(None)
 
     async def _apply(self, results: list[DeliveryResult], session: AsyncClientSession | None) -> None:
-        merged = _per_job(results)
-        written = await self._collection.bulk_write(_updates(merged), ordered=False, session=session)
-        if written.modified_count < len(merged):
-            # A merged write matches nothing when one of its deliveries was cut off meanwhile:
-            # write them one by one, so the others are kept (those written match nothing now).
+        updates = _per_job(results)
+        written = await self._collection.bulk_write(updates, ordered=False, session=session)
+        if written.modified_count < len(updates):
+            # Every result for some job came after its claim was cut off (see delivery_result).
+            # One of several for a job goes unnoticed here: its entry already says it was cut off.
             log.warning("delivery results came after their claims were cut off, and were not recorded")
-            await self._collection.bulk_write(_updates(results), ordered=False, session=session)

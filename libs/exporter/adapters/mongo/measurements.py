@@ -80,14 +80,15 @@ class MeasurementRepository:
         self,
         tenant: str,
         publisher: str,
-        name: str,
+        name: str | Sequence[str],
         start: datetime | None,
         end: datetime | None,
         batch_size: int,
         channel: str | None = None,
         subtopic: str | None = None,
     ) -> AsyncIterator[pl.DataFrame]:
-        """One series in time order, ``[start, end)``, as polars frames of at most ``batch_size`` rows.
+        """One series in time order, ``[start, end)``, as polars frames of at most ``batch_size`` rows;
+        or, given several names, those series of the publisher together (a thing's metrics).
 
         The store is the bottleneck of an export, so it is kept busy: the next batches are
         fetched while the caller works on this one. The query is the series index's own shape
@@ -97,7 +98,8 @@ class MeasurementRepository:
         costs that store more than sending them), a batch at a time (no await per document),
         with naive times made UTC per column (decoding aware datetimes costs more than the rest).
         """
-        query: Document = {"tenant": tenant, "publisher": publisher, "name": name}
+        names = name if isinstance(name, str) else {"$in": list(name)}
+        query: Document = {"tenant": tenant, "publisher": publisher, "name": names}
         wanted = {field: value for field, value in (("channel", channel), ("subtopic", subtopic)) if value}
         window: Document = {}
         if start is not None:

@@ -16,18 +16,25 @@ from exporter.contracts.events import Envelope
 from exporter.topics import Topic
 
 
-def outbox_document(
-    topic: Topic, key: str, event: Envelope[Any], lease_until: datetime | None = None
-) -> Document:
-    """``lease_until`` set: the writing process will publish it itself, see ``OutboxRelay.add``."""
-    return {
-        "_id": event.id,
-        "topic": topic.value,
-        "key": key,
-        "payload": event.to_wire(),
-        "createdAt": utcnow(),
-        "leaseUntil": lease_until,
-    }
+def outbox_message(topic: Topic, key: str, event: Envelope[Any]) -> Document:
+    return {"id": event.id, "topic": topic.value, "key": key, "payload": event.to_wire()}
+
+
+def outbox_document(messages: list[Document], lease_until: datetime | None = None) -> Document:
+    """One outbox entry for ``messages`` (``outbox_message``s, published in this order).
+
+    A writer that announces many changes at once (a scheduler pass firing hundreds of runs)
+    queues them as one entry: one insert and one delete instead of one per event, which is most
+    of the outbox's cost. The entry's id is its first event's: an event queued twice is refused.
+    ``lease_until`` set: the writing process will publish it itself, see ``OutboxRelay.add``.
+    """
+    assert messages, "an outbox entry holds at least one event"
+    return {"_id": messages[0]["id"], "messages": messages, "createdAt": utcnow(), "leaseUntil": lease_until}
+
+
+def merged_entry(entries: list[Document]) -> Document:
+    """One entry holding ``entries``' events, in order (for writers that commit many at once)."""
+    return {**entries[0], "messages": [message for entry in entries for message in entry["messages"]]}
 
 
 class OutboxRepository:
@@ -64,7 +71,7 @@ class OutboxRepository:
         return [document async for document in claimed]
 
     async def mark_published(self, ids: list[str]) -> None:
-        """Published events leave the outbox: it holds only what is still owed, so each pass
+        """Published entries leave the outbox: it holds only what is still owed, so each pass
         stays cheap however many events went out before (Kafka keeps the history)."""
 
         async def delete(session: AsyncClientSession) -> None:
@@ -72,8 +79,13 @@ class OutboxRepository:
 
         await multi_document_write(self._collection, delete)
 
+    async def retain(self, entry_id: str, unsent: list[Document]) -> None:
+        """Keeps only the events of an entry that did not go out, and hands it back."""
+        unleased = {"messages": unsent, "leaseUntil": None}
+        await self._collection.update_one({"_id": entry_id}, {"$set": unleased})
+
     async def release(self, ids: list[str]) -> None:
-        """Hands events back at once after a failed publish, so the next pass retries them."""
+        """Hands entries back at once after a failed publish, so the next pass retries them."""
 
         async def unlease(session: AsyncClientSession) -> None:
             await self._collection.update_many(
@@ -83,4 +95,6 @@ class OutboxRepository:
         await multi_document_write(self._collection, unlease)
 
     async def pending_count(self) -> int:
-        return await self._collection.count_documents({})
+        """Events still owed (not entries)."""
+        entries = self._collection.find({}, {"messages.id": 1})
+        return sum([len(entry["messages"]) async for entry in entries])

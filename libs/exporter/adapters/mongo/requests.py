@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.results import UpdateResult
 
-from exporter.adapters.mongo.client import REQUESTS, Document, multi_document_write
+from exporter.adapters.mongo.client import REQUESTS, Document
 from exporter.contracts.request import ExportRequest, ExportType
 
 
@@ -21,19 +21,28 @@ def _to_request(document: Document) -> ExportRequest:
     return ExportRequest.model_validate({"id": document["_id"], **fields})
 
 
+# Schedules are split into this many shards, each read on its own: a replica reading one shard
+# rarely meets another replica there, and a query over one shard's due runs stays small.
+SCHEDULE_SHARDS = 16
+
+
+def schedule_shard(request_id: str) -> int:
+    """The shard of a request's schedule: the same in every process (crc32, not salted hash())."""
+    return zlib.crc32(request_id.encode()) % SCHEDULE_SHARDS
+
+
 def request_document(request: ExportRequest, next_run_at: datetime | None) -> Document:
     document = request.to_document()
     document["_id"] = document.pop("id")
-    document["schedule"] = {"nextRunAt": next_run_at, "leaseToken": None, "leaseUntil": None}
+    document["schedule"] = {"nextRunAt": next_run_at, "shard": schedule_shard(request.id)}
     return document
 
 
 @dataclass(frozen=True, slots=True)
 class Advance:
-    """A schedule moving on: from ``due_at`` (its guard) to ``next_run_at``."""
+    """A schedule moving on to ``next_run_at``, ``last_run_at`` being the latest run fired."""
 
     request_id: str
-    due_at: datetime
     next_run_at: datetime | None
     last_run_at: datetime | None
 
@@ -132,59 +141,28 @@ class RequestRepository:
         )
         return result.modified_count == 1
 
-    async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[RequestRecord]:
-        """Leases due requests in one batch; two schedulers never hold the same one."""
-        free = {
-            "schedule.nextRunAt": {"$lte": now},
-            "deletedAt": None,
-            "$or": [{"schedule.leaseUntil": None}, {"schedule.leaseUntil": {"$lt": now}}],
-        }
-        order = [("schedule.nextRunAt", ASCENDING), ("_id", ASCENDING)]
-        due = self._collection.find(free).sort(order).limit(limit)
-        batch = [document async for document in due]
-        if not batch:
-            return []
-        # Claim "everything up to the last one found" rather than "these ids": a range is cheap
-        # for any store, while a long $in list is matched element by element by some.
-        last_at, last_id = batch[-1]["schedule"]["nextRunAt"], batch[-1]["_id"]
-        token = uuid.uuid4().hex
-        range_filter = {
-            **free,
-            "schedule.nextRunAt": {"$lte": last_at},
-            "$and": [{"$or": [{"schedule.nextRunAt": {"$lt": last_at}}, {"_id": {"$lte": last_id}}]}],
-        }
+    async def due(
+        self, shard: int, now: datetime, limit: int, session: AsyncClientSession
+    ) -> list[RequestRecord]:
+        """Up to ``limit`` requests of ``shard`` due at ``now``, the longest due first.
 
-        async def lease_range(session: AsyncClientSession) -> UpdateResult:
-            return await self._collection.update_many(
-                range_filter,
-                {"$set": {"schedule.leaseToken": token, "schedule.leaseUntil": now + lease}},
-                session=session,
-            )
+        Read inside the transaction that fires them: its snapshot is the guard. Should another
+        replica or an edit change one of them before ``advance_many`` writes it, the write
+        conflicts and the whole transaction is run again on fresh data."""
+        due = {"schedule.shard": shard, "schedule.nextRunAt": {"$lte": now}, "deletedAt": None}
+        cursor = self._collection.find(due, session=session).sort("schedule.nextRunAt", ASCENDING)
+        return [_to_record(document) async for document in cursor.limit(limit)]
 
-        claim = await multi_document_write(self._collection, lease_range)
-        # Nobody else moved: what we read is what we hold. (Should a replica have taken one and
-        # another come due meanwhile, the guarded advance still fires each run only once.)
-        if claim.modified_count == len(batch):
-            return [_to_record(document) for document in batch]
-        claimed = self._collection.find({"schedule.leaseToken": token})
-        return [_to_record(document) async for document in claimed]
-
-    async def advance(self, advance: Advance, session: AsyncClientSession | None = None) -> bool:
-        """Moves one schedule on; False if someone else already did."""
-        return await self.advance_many([advance], session) == 1
-
-    async def advance_many(self, advances: list[Advance], session: AsyncClientSession | None = None) -> int:
-        """Moves schedules on in one round trip; returns how many were still where expected."""
-        result = await self._collection.bulk_write(
+    async def advance_many(self, advances: list[Advance], session: AsyncClientSession) -> None:
+        """Moves schedules read by ``due`` in the same transaction on, in one round trip."""
+        await self._collection.bulk_write(
             [
                 UpdateOne(
-                    {"_id": advance.request_id, "schedule.nextRunAt": advance.due_at},
+                    {"_id": advance.request_id},
                     {
                         "$set": {
                             "schedule.nextRunAt": advance.next_run_at,
                             "schedule.lastRunAt": advance.last_run_at,
-                            "schedule.leaseToken": None,
-                            "schedule.leaseUntil": None,
                         }
                     },
                 )
@@ -193,7 +171,6 @@ class RequestRepository:
             ordered=False,
             session=session,
         )
-        return result.modified_count
 
 
 def new_request_id() -> str:

@@ -1,0 +1,136 @@
+"""Each kind of item as files: a device's metric (seed 000), per-thing files (seed 001), an entity
+type as JSON Lines (seed 003). Reads go through the stores; the tables are the rendering library's."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import polars as pl
+
+from exporter.adapters.mongo.entities import DOCUMENT
+from exporter.contracts.ingest import Thing
+from exporter.contracts.job import Window
+from exporter.contracts.request import ItemKind
+from exporter.rendering.decimation import decimated_frames, through
+from exporter.rendering.names import naming_context
+from exporter.rendering.output import FileFormat
+from exporter.rendering.table import Layout, series_unit
+from exporter.rendering.wide import Widener
+from exporter.rendering.writers import DocumentLinesWriter
+from exporter.runtime import Runtime
+from renderer.output import JobOutput, peek
+
+# Seed 001's example `thingFileName`: what a thing's file is called unless the request says.
+THING_FILE_MASK = "${thing.serialNumber}_${thingDefinition.name}"
+
+
+async def _metric_unit(runtime: Runtime, tenant: str, publisher: str, metric: str) -> str | None:
+    """A series' unit from its thing's metadata: for the header of a file without rows."""
+    thing = await runtime.things.get(tenant, publisher)
+    units = {m.name: m.unit for m in thing.metrics} if thing else {}
+    return units.get(metric) or None
+
+
+async def write_series(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
+    spec = output.spec
+    fmt = spec.request.format
+    item = spec.request.items[index]
+    params = item.params
+    assert params is not None
+    target = params.target
+    frames = runtime.measurements.frames(
+        spec.tenant,
+        target.publisher,
+        target.metric,
+        window.from_,
+        window.to,
+        runtime.settings.renderer.read_batch_size,
+        params.channel_id,
+        params.subtopic,
+    )
+    if params.decimation is not None:
+        frames = decimated_frames(frames, params.decimation, fmt.timezone)
+    first, frames = await peek(frames)
+    if first is not None:
+        unit = series_unit(first)
+    else:
+        unit = (
+            await _metric_unit(runtime, spec.tenant, target.publisher, target.metric)
+            if fmt.include_unit
+            else None
+        )
+    layout = Layout.of(fmt, output.format.writer, unit)
+    name = output.namer.name(
+        item.filename or fmt.filename_mask, naming_context(spec, index), f"export-{index + 1}"
+    )
+    document = output.document(layout.labels, target.label or target.metric, window)
+    await output.write(name, frames, document, layout.shape)
+
+
+def _thing_context(thing: Thing) -> tuple[dict[str, object], dict[str, object]]:
+    """What masks may name of a thing and of its definition."""
+    definition = thing.thing_definition
+    return (
+        {
+            "id": thing.id,
+            "serialNumber": thing.serial_number or thing.id,
+            "name": thing.name or "",
+            "customerId": thing.customer_id or "",
+            "locationId": thing.location_id or "",
+        },
+        {"id": (definition.id if definition else None) or "", "name": definition.name if definition else ""},
+    )
+
+
+async def write_things(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
+    """One file per matching thing: its metrics side by side, a row per time."""
+    spec = output.spec
+    fmt = spec.request.format
+    item = spec.request.items[index]
+    selection = item.things
+    assert selection is not None
+    things = await runtime.things.find(spec.tenant, selection.customer_id, selection.location_id)
+    for thing in things:
+        units = {metric.name: metric.unit for metric in thing.metrics}
+        metrics = selection.metrics or list(units)
+        if selection.thing_id not in (None, thing.id) or not metrics:
+            continue
+        frames = runtime.measurements.frames(
+            spec.tenant, thing.id, metrics, window.from_, window.to, runtime.settings.renderer.read_batch_size
+        )
+        if selection.decimation is not None:
+            frames = decimated_frames(frames, selection.decimation, fmt.timezone)
+        layout = Layout.wide(
+            fmt, output.format.writer, [(metric, units.get(metric) or None) for metric in metrics]
+        )
+        described, definition = _thing_context(thing)
+        context = naming_context(spec, index, described, definition)
+        mask = item.filename or fmt.filename_mask or THING_FILE_MASK
+        name = output.namer.name(mask, context, thing.id)
+        document = output.document(layout.labels, thing.name or thing.serial_number or thing.id, window)
+        await output.write(name, through(frames, Widener(metrics)), document, layout.shape)
+
+
+def _as_is(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame
+
+
+async def write_entities(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
+    """Every entity of the type, one stored document per line, split by the settings (seed 003)."""
+    spec = output.spec
+    fmt = spec.request.format
+    item = spec.request.items[index]
+    assert item.entities is not None
+    entity_type = item.entities.entity_type
+    frames = runtime.entities.documents(spec.tenant, entity_type, runtime.settings.renderer.read_batch_size)
+    name = output.namer.name(item.filename or fmt.filename_mask, naming_context(spec, index), entity_type)
+    document = output.document((DOCUMENT,), entity_type, window)
+    await output.write(name, frames, document, _as_is, FileFormat(DocumentLinesWriter, fmt.compression))
+
+
+ItemWriter = Callable[[Runtime, JobOutput, int, Window], Awaitable[None]]
+ITEM_WRITERS: dict[ItemKind, ItemWriter] = {
+    "params": write_series,
+    "things": write_things,
+    "entities": write_entities,
+}
