@@ -119,3 +119,29 @@ async def test_a_failed_read_reaches_the_caller(runtime: Runtime) -> None:
         async for _ in frames:
             pass
     assert read_ahead_tasks() == []
+
+
+async def test_several_metrics_merged_in_time_order(runtime: Runtime) -> None:
+    repository = MeasurementRepository(runtime.db)
+    temperatures = [reading(s, float(s)) for s in range(0, 20, 2)]
+    humidities = [reading(s, f"h{s}", name="hum") for s in (1, 2, 3, 9, 30)]
+    await repository.add_many([*temperatures, *humidities, reading(5, 0.0, name="other")])
+
+    frames = [frame async for frame in repository.frames("t1", DEVICE, ["temp", "hum"], None, None, 3)]
+    assert all(frame.height <= 3 for frame in frames)
+    table = pl.concat(frames, how="vertical_relaxed")
+    seconds = [int((moment - START).total_seconds()) for moment in table["time"]]
+    assert seconds == sorted(seconds)
+    assert sorted(zip(seconds, table["name"], strict=True)) == sorted(
+        [(s, "temp") for s in range(0, 20, 2)] + [(s, "hum") for s in (1, 2, 3, 9, 30)]
+    )
+
+    window = repository.frames("t1", DEVICE, ["temp", "hum"], START, START + timedelta(seconds=4), 10)
+    in_window = pl.concat([frame async for frame in window], how="vertical_relaxed")
+    assert in_window["value"].to_list() == ["0.0", "h1", "2.0", "h2", "h3"]
+
+    stopped = repository.frames("t1", DEVICE, ["temp", "hum"], None, None, 2)
+    assert isinstance(stopped, AsyncGenerator)
+    await anext(stopped)
+    await stopped.aclose()
+    assert read_ahead_tasks() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import polars as pl
@@ -76,7 +76,7 @@ class MeasurementRepository:
             self._collection, [InsertOne(measurement_document(m, created)) for m in measurements]
         )
 
-    async def frames(
+    def frames(
         self,
         tenant: str,
         publisher: str,
@@ -91,16 +91,16 @@ class MeasurementRepository:
         or, given several names, those series of the publisher together (a thing's metrics).
 
         The store is the bottleneck of an export, so it is kept busy: the next batches are
-        fetched while the caller works on this one. The query is the series index's own shape
-        (device, metric, time range): given channel and subtopic too, or an index hint, the
-        embedded store reads the whole collection; they are filtered here instead (a device
-        rarely sends one metric on several channels). Documents come whole (projecting fields
-        costs that store more than sending them), a batch at a time (no await per document),
-        with naive times made UTC per column (decoding aware datetimes costs more than the rest).
+        fetched while the caller works on this one. Each query is the series index's own shape
+        (device, one metric, time range): given channel and subtopic too, several names at once
+        or an index hint, the embedded store reads the whole collection. So several names are
+        one query each, merged here in time order, and channel and subtopic are filtered here (a
+        device rarely sends one metric on several channels). Documents come whole (projecting
+        fields costs that store more than sending them), a batch at a time (no await per
+        document), with naive times made UTC per column (decoding aware datetimes costs more
+        than the rest).
         """
-        names = name if isinstance(name, str) else {"$in": list(name)}
-        query: Document = {"tenant": tenant, "publisher": publisher, "name": names}
-        wanted = {field: value for field, value in (("channel", channel), ("subtopic", subtopic)) if value}
+        query: Document = {"tenant": tenant, "publisher": publisher}
         window: Document = {}
         if start is not None:
             window["$gte"] = start
@@ -108,6 +108,14 @@ class MeasurementRepository:
             window["$lt"] = end
         if window:
             query["time"] = window
+        wanted = {field: value for field, value in (("channel", channel), ("subtopic", subtopic)) if value}
+        if isinstance(name, str):
+            return self._series(query | {"name": name}, wanted, batch_size)
+        return _merged([self._series(query | {"name": one}, wanted, batch_size) for one in name], batch_size)
+
+    async def _series(
+        self, query: Document, wanted: dict[str, str], batch_size: int
+    ) -> AsyncGenerator[pl.DataFrame]:
         collection = self._collection.with_options(codec_options=READ_OPTIONS)
         cursor = collection.find(query).sort("time", ASCENDING).batch_size(batch_size)
         batches: asyncio.Queue[list[Document] | Exception | None] = asyncio.Queue(READ_AHEAD_BATCHES)
@@ -124,6 +132,45 @@ class MeasurementRepository:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
             await cursor.close()
+
+
+async def _merged(
+    series: list[AsyncGenerator[pl.DataFrame]], batch_size: int
+) -> AsyncGenerator[pl.DataFrame]:
+    """Time-ordered frames of several series as one time-ordered stream of frames.
+
+    Rows up to the earliest of the series' latest held times can go: no series still to be
+    read has anything before it. The series that held it is read next.
+    """
+    held: dict[int, pl.DataFrame] = {}
+    live = dict(enumerate(series))
+    try:
+        while live or held:
+            for index in [index for index in live if index not in held]:
+                frame = await anext(live[index], None)
+                if frame is None:
+                    del live[index]
+                else:
+                    held[index] = frame
+            ready = [frame for frame in held.values() if frame.height]
+            if not ready:
+                return
+            bound = min((held[index]["time"][-1] for index in live), default=None)
+            out = pl.concat(ready, how="vertical_relaxed")
+            if bound is not None:
+                out = out.filter(pl.col("time") <= bound)
+                held = {
+                    i: rest
+                    for i, frame in held.items()
+                    if (rest := frame.filter(pl.col("time") > bound)).height
+                }
+            else:
+                held = {}
+            for piece in out.sort("time", maintain_order=True).iter_slices(batch_size):
+                yield piece
+    finally:
+        for stream in series:
+            await stream.aclose()
 
 
 async def _read_ahead(
