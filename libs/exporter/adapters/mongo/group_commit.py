@@ -45,7 +45,7 @@ class GroupCommit:
         db: AsyncDatabase[Document],
         publish: Callable[[list[Document]], None],
         max_batch: int = 500,
-        writers: int = 2,
+        writers: int = 4,
     ) -> None:
         self._client = client
         self._db = db
