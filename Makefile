@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format bench bench-api bench-scheduler bench-render-stage bench-notify bench-ingest
+.PHONY: install run stop servers test test-unit lint format bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -46,13 +46,19 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Benchmarks: each starts its own servers and prints its figures, the last line against the targets.
-bench: bench-api bench-scheduler bench-render-stage bench-notify bench-ingest
+bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest
 
 bench-api: install
 	$(PY) -m tests.benchmarks.bench_api
 
 bench-scheduler: install
 	$(PY) -m tests.benchmarks.bench_scheduler
+
+# Exports end to end per format (MongoDB → renderer → object store) beside the store's raw scan;
+# BENCH_RENDER_ARGS="--memory" adds the 200k- vs 2M-row CSV memory check, "--rows 2000000" more rows.
+BENCH_RENDER_ARGS ?=
+bench-render: install
+	$(PY) -m tests.benchmarks.bench_render $(BENCH_RENDER_ARGS)
 
 # Rendering alone (rows in memory → bytes), per format, beside polars and a plain csv loop.
 bench-render-stage: install

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -37,16 +38,21 @@ def local_servers() -> Iterator[tuple[Settings, LocalServers]]:
             servers.stop()
 
 
-def launch(settings: Settings, module: str) -> subprocess.Popen[bytes]:
-    """``python -m <module>`` configured for ``settings`` alone, as in production."""
+def launch(settings: Settings, module: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """``python -m <module>`` configured for ``settings`` alone, as in production; its output goes
+    to ``log`` when given (FastStream logs every message it handles), else to ours."""
     env = {**LocalServices(settings).env(), "EXPORTER_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", module], env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", module], env=env, stdout=log, stderr=log and subprocess.STDOUT
+    )
 
 
 @contextlib.contextmanager
-def service(settings: Settings, module: str, ready_url: str | None = None) -> Iterator[int]:
+def service(
+    settings: Settings, module: str, ready_url: str | None = None, log: IO[bytes] | None = None
+) -> Iterator[int]:
     """``launch``, ready when ``ready_url`` answers; yields its PID and stops it afterwards."""
-    child = launch(settings, module)
+    child = launch(settings, module, log)
     try:
         if ready_url is not None:
             _wait_for(ready_url, child)
@@ -112,3 +118,16 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
         return float("nan")
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Starts a new peak for ``peak_rss``, so one process can be measured job by job (Linux)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def peak_rss(pid: int) -> int:
+    """The most resident memory ``pid`` has held since it started or ``reset_peak_rss``, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import polars as pl
+from bson.codec_options import CodecOptions
 from pymongo import ASCENDING, InsertOne
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
@@ -17,6 +21,12 @@ from exporter.contracts.ingest import Measurement
 
 # The stored fields, in the order the renderer sees them as columns.
 FIELDS = ("publisher", "channel", "subtopic", "name", "unit", "time", "value", "created")
+TIME_FIELDS = ("time", "created")
+# Times are read naive (UTC) and marked UTC per column.
+READ_OPTIONS: CodecOptions[Document] = CodecOptions(tz_aware=False)
+# Batches fetched ahead of the one being rendered: enough to keep the store busy, memory bounded.
+READ_AHEAD_BATCHES = 2
+READ_AHEAD_TASK = "measurements read-ahead"
 
 
 def measurement_id(measurement: Measurement) -> str:
@@ -66,7 +76,7 @@ class MeasurementRepository:
             self._collection, [InsertOne(measurement_document(m, created)) for m in measurements]
         )
 
-    async def frames(
+    def frames(
         self,
         tenant: str,
         publisher: str,
@@ -77,14 +87,20 @@ class MeasurementRepository:
         channel: str | None = None,
         subtopic: str | None = None,
     ) -> AsyncIterator[pl.DataFrame]:
-        """One series in time order, ``[start, end)``, as polars frames of ``batch_size`` rows; or,
-        given several names, those series of the publisher together (a thing's metrics)."""
-        names = name if isinstance(name, str) else {"$in": list(name)}
-        query: Document = {"tenant": tenant, "publisher": publisher, "name": names}
-        if channel:
-            query["channel"] = channel
-        if subtopic:
-            query["subtopic"] = subtopic
+        """One series in time order, ``[start, end)``, as polars frames of at most ``batch_size`` rows;
+        or, given several names, those series of the publisher together (a thing's metrics).
+
+        The store is the bottleneck of an export, so it is kept busy: the next batches are
+        fetched while the caller works on this one. Each query is the series index's own shape
+        (device, one metric, time range): given channel and subtopic too, several names at once
+        or an index hint, the embedded store reads the whole collection. So several names are
+        one query each, merged here in time order, and channel and subtopic are filtered here (a
+        device rarely sends one metric on several channels). Documents come whole (projecting
+        fields costs that store more than sending them), a batch at a time (no await per
+        document), with naive times made UTC per column (decoding aware datetimes costs more
+        than the rest).
+        """
+        query: Document = {"tenant": tenant, "publisher": publisher}
         window: Document = {}
         if start is not None:
             window["$gte"] = start
@@ -92,16 +108,82 @@ class MeasurementRepository:
             window["$lt"] = end
         if window:
             query["time"] = window
-        projection = {field: 1 for field in FIELDS} | {"_id": 0}
-        cursor = self._collection.find(query, projection).sort("time", ASCENDING).batch_size(batch_size)
-        rows: list[Document] = []
-        async for document in cursor:
-            rows.append(document)
-            if len(rows) >= batch_size:
-                yield _frame(rows)
-                rows = []
-        if rows:
-            yield _frame(rows)
+        wanted = {field: value for field, value in (("channel", channel), ("subtopic", subtopic)) if value}
+        if isinstance(name, str):
+            return self._series(query | {"name": name}, wanted, batch_size)
+        return _merged([self._series(query | {"name": one}, wanted, batch_size) for one in name], batch_size)
+
+    async def _series(
+        self, query: Document, wanted: dict[str, str], batch_size: int
+    ) -> AsyncGenerator[pl.DataFrame]:
+        collection = self._collection.with_options(codec_options=READ_OPTIONS)
+        cursor = collection.find(query).sort("time", ASCENDING).batch_size(batch_size)
+        batches: asyncio.Queue[list[Document] | Exception | None] = asyncio.Queue(READ_AHEAD_BATCHES)
+        reader = asyncio.create_task(_read_ahead(cursor, batch_size, batches), name=READ_AHEAD_TASK)
+        try:
+            while (batch := await batches.get()) is not None:
+                if isinstance(batch, Exception):
+                    raise batch
+                frame = _frame(batch).filter(**wanted) if wanted else _frame(batch)
+                if frame.height:
+                    yield frame
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await cursor.close()
+
+
+async def _merged(
+    series: list[AsyncGenerator[pl.DataFrame]], batch_size: int
+) -> AsyncGenerator[pl.DataFrame]:
+    """Time-ordered frames of several series as one time-ordered stream of frames.
+
+    Rows up to the earliest of the series' latest held times can go: no series still to be
+    read has anything before it. The series that held it is read next.
+    """
+    held: dict[int, pl.DataFrame] = {}
+    live = dict(enumerate(series))
+    try:
+        while live or held:
+            for index in [index for index in live if index not in held]:
+                frame = await anext(live[index], None)
+                if frame is None:
+                    del live[index]
+                else:
+                    held[index] = frame
+            ready = [frame for frame in held.values() if frame.height]
+            if not ready:
+                return
+            bound = min((held[index]["time"][-1] for index in live), default=None)
+            out = pl.concat(ready, how="vertical_relaxed")
+            if bound is not None:
+                out = out.filter(pl.col("time") <= bound)
+                held = {
+                    i: rest
+                    for i, frame in held.items()
+                    if (rest := frame.filter(pl.col("time") > bound)).height
+                }
+            else:
+                held = {}
+            for piece in out.sort("time", maintain_order=True).iter_slices(batch_size):
+                yield piece
+    finally:
+        for stream in series:
+            await stream.aclose()
+
+
+async def _read_ahead(
+    cursor: AsyncCursor[Document], batch_size: int, batches: asyncio.Queue[list[Document] | Exception | None]
+) -> None:
+    """Fills ``batches`` with the cursor's batches, then ``None``; a failure is queued for the reader."""
+    try:
+        while batch := await cursor.to_list(batch_size):
+            await batches.put(batch)
+    except Exception as error:
+        await batches.put(error)
+    else:
+        await batches.put(None)
 
 
 def _frame(rows: list[Document]) -> pl.DataFrame:
@@ -110,4 +192,6 @@ def _frame(rows: list[Document]) -> pl.DataFrame:
     if len(kinds) > 1 and not kinds <= {int, float}:
         # A series that changed kind (numbers, then text) is exported as text, not dropped.
         columns["value"] = [None if v is None else str(v) for v in columns["value"]]
-    return pl.DataFrame(columns, strict=False)
+    naive_times = dict.fromkeys(TIME_FIELDS, pl.Datetime("us"))
+    frame = pl.DataFrame(columns, schema_overrides=naive_times, strict=False)
+    return frame.with_columns(pl.col(TIME_FIELDS).dt.replace_time_zone("UTC"))
