@@ -96,16 +96,17 @@ class OutboxRelay:
         """Publishes ``batch``'s entries, deletes those that went out whole, keeps what did not
         go out for the next pass; re-raises a failure. Returns how many events went out."""
         published, error = await self._publish([message for entry in batch for message in entry["messages"]])
-        done = [entry["_id"] for entry in batch if all(m["id"] in published for m in entry["messages"])]
-        if done:
-            await self._outbox.mark_published(done)
-        untouched = []
+        done, untouched = [], []
         for entry in batch:
             unsent = [message for message in entry["messages"] if message["id"] not in published]
-            if len(unsent) == len(entry["messages"]):
+            if not unsent:
+                done.append(entry["_id"])
+            elif len(unsent) == len(entry["messages"]):
                 untouched.append(entry["_id"])
-            elif unsent:
+            else:
                 await self._outbox.retain(entry["_id"], unsent)
+        if done:
+            await self._outbox.mark_published(done)
         if untouched:
             await self._outbox.release(untouched)
         if error is not None:

@@ -17,6 +17,7 @@ on, rather than the shard failing for ever.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Sequence
@@ -98,17 +99,11 @@ async def _fire_batch(
 
 async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
     """Fires one batch of ``shard``'s due requests; returns how many runs it fired."""
-
-    async def batch(session: AsyncClientSession) -> Document | None:
-        return await _fire_batch(runtime, shard, now, session, skip_existing=False)
-
-    async def batch_without_existing(session: AsyncClientSession) -> Document | None:
-        return await _fire_batch(runtime, shard, now, session, skip_existing=True)
-
+    batch = functools.partial(_fire_batch, runtime, shard, now)
     try:
-        entry = await in_transaction_once(runtime.mongo, batch)
+        entry = await in_transaction_once(runtime.mongo, functools.partial(batch, skip_existing=False))
     except (BulkWriteError, DuplicateKeyError):
-        entry = await in_transaction(runtime.mongo, batch_without_existing)
+        entry = await in_transaction(runtime.mongo, functools.partial(batch, skip_existing=True))
     except PyMongoError as error:
         if not is_conflict(error):
             raise

@@ -148,7 +148,7 @@ class RequestRepository:
 
         Read inside the transaction that fires them: its snapshot is the guard. Should another
         replica or an edit change one of them before ``advance_many`` writes it, the write
-        conflicts and the whole transaction is run again on fresh data."""
+        conflicts and the transaction aborts (see ``scheduler.firing``)."""
         due = {"schedule.shard": shard, "schedule.nextRunAt": {"$lte": now}, "deletedAt": None}
         cursor = self._collection.find(due, session=session).sort("schedule.nextRunAt", ASCENDING)
         return [_to_record(document) async for document in cursor.limit(limit)]
