@@ -36,12 +36,13 @@ from datetime import timedelta
 from typing import Any
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.jobs import DeliveryClaim, DeliveryResults, delivery_result
+from exporter.adapters.mongo.jobs import DeliveryClaim, DeliveryResults, delivery_result, stored_result
 from exporter.adapters.storage import ObjectStore
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
 from exporter.contracts.job import JobResult, JobSpec, JobStatus
 from exporter.contracts.request import NotificationMessage
+from exporter.domain.retry import backoff_seconds
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
 from exporter.notifications.policy import NOTIFIED_OUTCOMES, DeliveryStatus, policy_applies, skip_reason
 from exporter.notifications.recipients import recipients_for
@@ -50,7 +51,6 @@ from exporter.notifications.sending import (
     DeliveryFailure,
     Outgoing,
     Sender,
-    backoff_seconds,
     transient,
 )
 from exporter.runtime import Runtime
@@ -73,11 +73,6 @@ INTAKE_BATCHES = 1
 def delivery_key(job_id: str, index: int) -> str:
     """The idempotency key of a message's delivery: stable for the job's life."""
     return f"{job_id}.{index}"
-
-
-def job_result(job: Document) -> JobResult:
-    aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
-    return JobResult.model_validate({alias: job[alias] for alias in aliases if job.get(alias) is not None})
 
 
 @dataclass
@@ -252,7 +247,7 @@ class Notifier:
         ]
 
     def _context(self, job: Document) -> JobContext:
-        result = job_result(job)
+        result = stored_result(job)
         ttl = timedelta(seconds=self._settings.link_ttl_seconds)
         expires_at = utcnow() + ttl
         storage = self._runtime.storage

@@ -21,13 +21,13 @@ from pymongo.errors import DuplicateKeyError
 from exporter.adapters.errors import is_transient
 from exporter.adapters.kafka import KafkaPublisher
 from exporter.adapters.mongo.client import Document, in_transaction
-from exporter.adapters.mongo.jobs import new_job_document
+from exporter.adapters.mongo.jobs import new_job_document, stored_result
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
 from exporter.dispatch import completed_event
 from exporter.domain.jobs import pending_deliveries
-from exporter.notifications.sending import backoff_seconds
+from exporter.domain.retry import backoff_seconds
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.topics import Topic
@@ -119,9 +119,7 @@ async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at:
 
 async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> None:
     """A redelivered job that already finished: announce its existing result again, write nothing."""
-    aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
-    result = JobResult.model_validate({alias: job[alias] for alias in aliases if job.get(alias) is not None})
-    event = completed_event(spec, result, SOURCE)
+    event = completed_event(spec, stored_result(job), SOURCE)
     await KafkaPublisher(runtime.broker).publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
 
 

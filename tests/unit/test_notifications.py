@@ -14,11 +14,12 @@ from tests.notify_cases import job_spec, link
 
 from exporter.contracts.job import JobResult, JobStatus
 from exporter.contracts.request import ExportRequestSpec, NotificationMessage
+from exporter.domain.retry import backoff_seconds
 from exporter.notifications.layout import discord_payload, html_text, plain_text, slack_text
 from exporter.notifications.messages import base64_size, compose, human_size, plan_files
 from exporter.notifications.policy import policy_applies
 from exporter.notifications.recipients import recipient_problems, recipients_for
-from exporter.notifications.sending import backoff_seconds, http_failure, parse_retry_after
+from exporter.notifications.sending import http_failure, parse_retry_after
 from exporter.notifications.templates import render, unknown_placeholders
 from exporter.settings import ContactSettings, NotifierSettings, Settings
 from notifier.redaction import Redactor, notifier_secrets

@@ -6,8 +6,7 @@ the connection failed, 5xx, 429, SMTP 4xx) or permanent (bad address, other 4xx,
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -53,23 +52,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
-def backoff_seconds(
-    attempt: int,
-    initial: float,
-    maximum: float,
-    retry_after: float | None = None,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Exponential backoff with equal jitter after ``attempt`` failures; never before Retry-After.
-
-    Half the delay is fixed and half random, so retries of many deliveries that failed together
-    spread out instead of hitting the recovering server at once.
-    """
-    ceiling = min(maximum, initial * 2.0 ** max(attempt - 1, 0))
-    delay = ceiling / 2 + rand() * ceiling / 2
-    return max(delay, retry_after or 0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,12 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
     }
 
 
+def stored_result(job: Document) -> JobResult:
+    """What a finished job's document says its run produced."""
+    aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
+    return JobResult.model_validate({alias: job[alias] for alias in aliases if job.get(alias) is not None})
+
+
 @dataclass(frozen=True)
 class DeliveryClaim:
     """The deliveries of one job to claim (index → key, attempts made) and to record as skipped
@@ -343,7 +349,7 @@ class JobRepository:
     async def requeue(self, job: Document, session: AsyncClientSession) -> bool:
         """inProgress → notProcessed for another attempt; guarded by the run it saw."""
         result = await self._collection.update_one(
-            {"_id": job["_id"], "status": JobStatus.IN_PROGRESS.value, "startedAt": job["startedAt"]},
+            _running(job["_id"], job["startedAt"]),
             {
                 "$set": {
                     "status": JobStatus.NOT_PROCESSED.value,
@@ -363,7 +369,7 @@ class JobRepository:
         update = result.to_document()
         update.update({"updatedAt": utcnow(), "leaseUntil": None})
         outcome = await self._collection.update_one(
-            {"_id": job["_id"], "status": JobStatus.IN_PROGRESS.value, "startedAt": job["startedAt"]},
+            _running(job["_id"], job["startedAt"]),
             {"$set": update},
             session=session,
         )
