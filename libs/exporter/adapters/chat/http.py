@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import httpx
 
 from exporter.notifications.sending import DeliveryFailure, http_failure, parse_retry_after, transient
-
-
-def _missing_sniffio_fails_fast() -> None:
-    """httpcore imports ``sniffio`` in every lock and event it sets up, several times a request,
-    and when it is not installed (anyio no longer needs it) each failed import searches the
-    whole path again: a tenth of a millisecond each time. A ``None`` in ``sys.modules`` makes
-    the import fail at once, and httpcore then takes asyncio, as it does anyway.
-    """
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-_missing_sniffio_fails_fast()
 
 
 class HttpSender:
