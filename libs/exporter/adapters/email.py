@@ -99,6 +99,7 @@ def build_email(sender: str, recipients: Sequence[str], message: Outgoing) -> by
     email["From"] = formataddr(parseaddr(sender))
     email["To"] = ", ".join(recipients)
     subject = message.notice.subject
+    # The stubs type header values as str; the email package takes a Header (RFC 2047 words) too.
     email["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
     email["Date"] = format_datetime(utcnow())
     # Stable per delivery: a receiving system can recognise a message it already has.
