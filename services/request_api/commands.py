@@ -146,15 +146,14 @@ async def create_export(
 ) -> Answer:
     check_deployment_rules(runtime, spec, principal.user)
     key_scope = scope(principal.tenant, principal.user, idempotency_key) if idempotency_key else None
-    fingerprint = body_hash(spec.to_wire())
+    fingerprint = body_hash(spec.to_wire()) if key_scope is not None else ""
     if key_scope is not None and (stored := await runtime.idempotency.get(key_scope)) is not None:
         return _replay(stored, fingerprint)
     if spec.type is ExportType.ONE_TIME:
         await check_quotas(runtime, principal, spec)
     now = utcnow()
-    request = ExportRequest(
-        **spec.model_dump(),
-        id=new_request_id(),
+    request = spec.stored(
+        request_id=new_request_id(),
         tenant=principal.tenant,
         owner=principal.user,
         version=1,
@@ -194,9 +193,8 @@ async def update_export(
     record = await authorized(runtime, principal, request_id, Action.UPDATE)
     current = _live(record)
     check_deployment_rules(runtime, spec, current.owner)
-    updated = ExportRequest(
-        **spec.model_dump(),
-        id=current.id,
+    updated = spec.stored(
+        request_id=current.id,
         tenant=current.tenant,
         owner=current.owner,
         version=current.version + 1,

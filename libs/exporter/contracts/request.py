@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -468,6 +468,28 @@ class ExportRequestSpec(WireModel):
     @property
     def targets(self) -> list[str]:
         return sorted({item.target_key for item in self.items})
+
+    def stored(
+        self,
+        *,
+        request_id: str,
+        tenant: str,
+        owner: str,
+        version: int,
+        created_at: datetime,
+        updated_at: datetime,
+    ) -> ExportRequest:
+        """This spec as a stored request. The spec was validated when it arrived, so the request
+        is assembled without validating every field again, which cost as much as the parse."""
+        return ExportRequest.model_construct(
+            **{name: getattr(self, name) for name in ExportRequestSpec.model_fields},
+            id=request_id,
+            tenant=tenant,
+            owner=owner,
+            version=version,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
 
 
 class ExportRequest(ExportRequestSpec):
