@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import Callable, Coroutine
@@ -22,7 +23,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
-from exporter.adapters.mongo.client import Document, connect, database, ensure_indexes
+from exporter.adapters.mongo.client import Document, connect, connect_blocking, database, ensure_indexes
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.grants import GrantRepository
 from exporter.adapters.mongo.group_commit import GroupCommit
@@ -77,7 +78,9 @@ class Runtime:
             outbox=outbox,
             idempotency=IdempotencyRepository(db),
             grants=GrantRepository(db),
-            group_commit=GroupCommit(mongo, db, relay.publish_soon),
+            group_commit=GroupCommit(
+                functools.partial(connect_blocking, settings), settings.mongo.database, relay.publish_soon
+            ),
             relay=relay,
         )
 
@@ -101,11 +104,11 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.group_commit.close()  # its last commits hand their events to the relay
         # Events committed but not yet sent would otherwise wait for their lease to run out.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self.relay.publish_handed()
-        await self.group_commit.close()
         await self.mongo.close()
 
 

@@ -81,6 +81,23 @@ class Phase:
         )
 
 
+@dataclass(frozen=True)
+class Outcome:
+    create: Phase
+    get: Phase
+    ceiling: float
+
+    def summary(self) -> str:
+        p99 = percentile(sorted(self.create.latencies), 0.99) * 1000
+        return (
+            f"creates {self.create.rate:,.0f}/s (target >= {TARGET_CREATES_PER_SECOND}: "
+            f"{_verdict(self.create.rate >= TARGET_CREATES_PER_SECOND)}), create p99 {p99:.0f} ms "
+            f"(target < {TARGET_P99_MS:.0f}: {_verdict(p99 < TARGET_P99_MS)}), "
+            f"gets {self.get.rate:,.0f}/s p99 {percentile(sorted(self.get.latencies), 0.99) * 1000:.0f} ms, "
+            f"store ceiling {self.ceiling:,.0f} creates/s"
+        )
+
+
 Call = tuple[str, str, bytes]  # method, path, body
 
 
@@ -150,7 +167,7 @@ async def outbox_drained(settings: Settings) -> float:
         await client.close()
 
 
-async def benchmark(settings: Settings, meter: CpuMeter, requests: int, clients: int) -> None:
+async def benchmark(settings: Settings, meter: CpuMeter, requests: int, clients: int) -> Outcome:
     host, port = settings.api.host, settings.api.port
     ceiling = await store_ceiling(settings, requests)
     create_call = ("POST", "/exports", json.dumps(SEED_000).encode())
@@ -178,14 +195,7 @@ async def benchmark(settings: Settings, meter: CpuMeter, requests: int, clients:
     for label, cpu, phase in (("create", create_cpu, create), ("get", get_cpu, get)):
         shares = ", ".join(f"{name} {seconds / phase.elapsed * 100:.0f}%" for name, seconds in cpu.items())
         print(f"CPU during {label} (of one core): {shares}")
-    p99 = percentile(sorted(create.latencies), 0.99) * 1000
-    print(
-        f"SUMMARY creates {create.rate:,.0f}/s (target >= {TARGET_CREATES_PER_SECOND}: "
-        f"{_verdict(create.rate >= TARGET_CREATES_PER_SECOND)}), create p99 {p99:.0f} ms "
-        f"(target < {TARGET_P99_MS:.0f}: {_verdict(p99 < TARGET_P99_MS)}), "
-        f"gets {get.rate:,.0f}/s p99 {percentile(sorted(get.latencies), 0.99) * 1000:.0f} ms, "
-        f"store ceiling {ceiling:,.0f} creates/s"
-    )
+    return Outcome(create, get, ceiling)
 
 
 def _verdict(met: bool) -> str:
@@ -198,6 +208,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="API processes, one run each")
     arguments = parser.parse_args()
+    outcomes: dict[int, Outcome] = {}
     for workers in arguments.workers:
         print(f"-- request-api with {workers} worker process(es), fresh servers")
         with local_servers() as (settings, servers):
@@ -207,7 +218,11 @@ def main() -> None:
             api_url = f"http://{settings.api.host}:{settings.api.port}/health"
             with service(settings, "request_api", ready_url=api_url) as api_pid:
                 meter = CpuMeter({"request-api": api_pid, "MongoDB server": server_pid(servers, "mongo")})
-                asyncio.run(benchmark(settings, meter, arguments.requests, arguments.clients))
+                outcomes[workers] = asyncio.run(
+                    benchmark(settings, meter, arguments.requests, arguments.clients)
+                )
+                print(outcomes[workers].summary())
+    print("SUMMARY " + "; ".join(f"{n} worker(s): {outcome.summary()}" for n, outcome in outcomes.items()))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, MongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -33,6 +33,11 @@ def connect(settings: Settings) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
         settings.mongo.uri.get_secret_value(), tz_aware=True, uuidRepresentation="standard"
     )
+
+
+def connect_blocking(settings: Settings) -> MongoClient[Document]:
+    """A blocking client, for work done in a thread of its own (see group_commit)."""
+    return MongoClient(settings.mongo.uri.get_secret_value(), tz_aware=True, uuidRepresentation="standard")
 
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:
