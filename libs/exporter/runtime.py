@@ -23,6 +23,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
+from exporter.adapters.mongo.admissions import AdmissionRepository
 from exporter.adapters.mongo.client import Document, connect, connect_blocking, database, ensure_indexes
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.grants import GrantRepository
@@ -52,6 +53,7 @@ class Runtime:
     entities: EntityRepository
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
+    admissions: AdmissionRepository
     grants: GrantRepository
     group_commit: GroupCommit
     relay: OutboxRelay
@@ -77,6 +79,7 @@ class Runtime:
             entities=EntityRepository(db),
             outbox=outbox,
             idempotency=IdempotencyRepository(db),
+            admissions=AdmissionRepository(db),
             grants=GrantRepository(db),
             group_commit=GroupCommit(
                 functools.partial(connect_blocking, settings), settings.mongo.database, relay.publish_soon

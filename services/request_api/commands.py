@@ -98,18 +98,26 @@ def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
         raise BadRequest(f"periodicity: must be at least {minimum} seconds, got '{spec.periodicity}'")
 
 
-async def check_quotas(runtime: Runtime, principal: Principal, spec: ExportRequestSpec) -> None:
-    """Refuses a new job beyond the user's quota, or on a target that already has one in flight."""
+async def admit(
+    runtime: Runtime, principal: Principal, targets: list[str], session: AsyncClientSession
+) -> None:
+    """Refuses a new job beyond the user's quota, or on a target that already has one in flight.
+
+    Runs in the transaction that queues the job, after writing the admission documents (see
+    adapters/mongo/admissions.py): concurrent calls cannot both squeeze under the limit."""
     settings = runtime.settings.api
-    if await runtime.jobs.count_active(principal.tenant, principal.user) >= settings.max_active_jobs_per_user:
+    rule_targets = targets if settings.one_active_job_per_target else []
+    await runtime.admissions.serialize(principal.tenant, principal.user, rule_targets, session)
+    active = await runtime.jobs.count_active(principal.tenant, principal.user, session)
+    if active >= settings.max_active_jobs_per_user:
         raise TooManyRequests(QUOTA_MESSAGE, headers={"Retry-After": str(settings.quota_retry_after_seconds)})
-    if settings.one_active_job_per_target:
-        busy = await runtime.jobs.active_for_targets(principal.tenant, spec.targets)
-        if busy is not None:
-            raise Conflict(
-                f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",
-                jobId=busy["_id"],
-            )
+    if not rule_targets:
+        return
+    if (busy := await runtime.jobs.active_for_targets(principal.tenant, rule_targets, session)) is not None:
+        raise Conflict(
+            f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",
+            jobId=busy["_id"],
+        )
 
 
 async def _write_with_event(
@@ -149,8 +157,6 @@ async def create_export(
     fingerprint = body_hash(spec.to_wire()) if key_scope is not None else ""
     if key_scope is not None and (stored := await runtime.idempotency.get(key_scope)) is not None:
         return _replay(stored, fingerprint)
-    if spec.type is ExportType.ONE_TIME:
-        await check_quotas(runtime, principal, spec)
     now = utcnow()
     request = spec.stored(
         request_id=new_request_id(),
@@ -160,18 +166,14 @@ async def create_export(
         created_at=now,
         updated_at=now,
     )
-    next_run = first_run_at(request)
-    body = request_view(RequestRecord(request, next_run, None))
-
-    # Creates are the hot path: they go through the group commit, many in one transaction.
     event = runtime.relay.held(
         Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", principal.user)
     )
-    inserts = [(REQUESTS, request_document(request, next_run)), (OUTBOX, event)]
-    if key_scope is not None:
-        inserts.append((IDEMPOTENCY, idempotency_document(key_scope, StoredAnswer(fingerprint, 201, body))))
     try:
-        await runtime.group_commit.insert(inserts)  # which also hands the event to the relay
+        if request.type is ExportType.ONE_TIME and first_run_at(request) <= now:
+            body = await _create_queued(runtime, principal, request, event, key_scope, fingerprint)
+        else:
+            body = await _create_scheduled(runtime, request, event, key_scope, fingerprint)
     except DuplicateKeyError:
         # A concurrent request with the same key won: answer as it did.
         stored = await runtime.idempotency.get(key_scope) if key_scope else None
@@ -179,6 +181,47 @@ async def create_export(
             raise
         return _replay(stored, fingerprint)
     return Answer(201, body)
+
+
+async def _create_scheduled(
+    runtime: Runtime, request: ExportRequest, event: Document, key_scope: str | None, fingerprint: str
+) -> dict[str, Any]:
+    """A request whose first run lies ahead: the scheduler queues its jobs, no quota applies yet.
+
+    The hot path (every recurring request): through the group commit, many in one transaction."""
+    next_run = first_run_at(request)
+    body = request_view(RequestRecord(request, next_run, None))
+    inserts = [(REQUESTS, request_document(request, next_run)), (OUTBOX, event)]
+    if key_scope is not None:
+        inserts.append((IDEMPOTENCY, idempotency_document(key_scope, StoredAnswer(fingerprint, 201, body))))
+    await runtime.group_commit.insert(inserts)  # which also hands the event to the relay
+    return body
+
+
+async def _create_queued(
+    runtime: Runtime,
+    principal: Principal,
+    request: ExportRequest,
+    event: Document,
+    key_scope: str | None,
+    fingerprint: str,
+) -> dict[str, Any]:
+    """A one-time request due now: admitted and queued with the create, in one transaction, so
+    the quota holds however many such creates arrive at once (the scheduler is not involved)."""
+    now = request.created_at
+    body = request_view(RequestRecord(request, None, now))
+
+    async def write(session: AsyncClientSession) -> list[Document]:
+        await admit(runtime, principal, request.targets, session)
+        await runtime.requests.add(request_document(request, None, last_run_at=now), session=session)
+        await runtime.relay.outbox.add(event, session=session)
+        if key_scope is not None:
+            answer = StoredAnswer(fingerprint, 201, body)
+            await runtime.idempotency.add(idempotency_document(key_scope, answer), session=session)
+        return [event, await enqueue_job(runtime.jobs, runtime.relay, request, now, SOURCE, session)]
+
+    runtime.relay.publish_soon(await in_transaction(runtime.mongo, write))
+    return body
 
 
 def _replay(stored: StoredAnswer, fingerprint: str) -> Answer:
@@ -240,13 +283,13 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
     """Runs a request now, outside its schedule: one more job, announced like any other."""
     record = await authorized(runtime, principal, request_id, Action.RUN)
     request = _live(record)
-    await check_quotas(runtime, principal, request.spec())
     scheduled_at = utcnow()
     job_id = job_id_for(request.id, scheduled_at)
 
     requested: list[Document] = []
 
     async def write(session: AsyncClientSession) -> bool:
+        await admit(runtime, principal, request.targets, session)
         # Assigned, not appended: a retried transaction runs this again.
         requested[:] = [
             await enqueue_job(runtime.jobs, runtime.relay, request, scheduled_at, SOURCE, session)

@@ -35,6 +35,11 @@ def body_for(target: str, **changes: Any) -> dict[str, Any]:
     return {**body, **changes}
 
 
+def recurring_body(target: str) -> dict[str, Any]:
+    """A request that queues nothing at create (a one-time one due now queues its job)."""
+    return body_for(target, type="recurring", periodicity="P1D")
+
+
 def client(base_url: str, user: str, tenant: str = "acme", roles: str = "") -> httpx.AsyncClient:
     headers = {"X-User-Id": user, "X-Tenant-Id": tenant}
     if roles:
@@ -50,7 +55,9 @@ def api_settings(servers: Settings) -> Settings:
             tenant="acme", subjects=["user:bob"], actions=["exporter:exports:read", "exporter:exports:run"]
         ),
     ]
-    return isolated(servers, grants=grants, max_active_jobs_per_user=3, one_active_job_per_target=True)
+    # A one-time create queues its job at once: room for every test's creates (the quota's own
+    # tests serve the API with a small one).
+    return isolated(servers, grants=grants, max_active_jobs_per_user=100, one_active_job_per_target=True)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +137,7 @@ async def test_other_malformed_bodies(alice: httpx.AsyncClient, base_url: str) -
 
 
 async def test_tenants_are_isolated_and_users_need_grants(alice: httpx.AsyncClient, base_url: str) -> None:
-    created = await create(alice)
+    created = await create(alice, recurring_body(uuid.uuid4().hex))
     path = f"/exports/{created['id']}"
     async with client(base_url, alice.headers["X-User-Id"], tenant="globex") as other_tenant:
         assert (await other_tenant.get(path)).status_code == 404
@@ -234,18 +241,26 @@ async def test_delete_is_soft_stops_the_series_and_cancels_queued_jobs(alice: ht
         assert "deleted" in response.json()["message"]
 
 
-async def test_run_quota_target_conflict_and_cancel(base_url: str) -> None:
-    async with client(base_url, f"erin-{uuid.uuid4().hex[:6]}") as erin:
+def small_quota(servers: Settings) -> Settings:
+    return isolated(servers, max_active_jobs_per_user=3, one_active_job_per_target=True)
+
+
+async def test_run_quota_target_conflict_and_cancel(servers: Settings) -> None:
+    async with serving(small_quota(servers)) as url, client(url, "erin") as erin:
+        # A one-time request due now is queued with its create: the quota and the target rule count it.
         first = await create(erin)
-        job = (await erin.post(f"/exports/{first['id']}/run")).json()
+        assert (first["status"], first["lastRunAt"]) == ("finished", first["createdAt"])
+        assert first["nextRunTimes"] == []
+        [job] = (await erin.get(f"/exports/{first['id']}/jobs")).json()["items"]
         assert job["status"] == "notProcessed"
         busy = await erin.post(f"/exports/{first['id']}/run")
         assert busy.status_code == 409
         assert busy.json()["jobId"] == job["id"]
-        for _ in range(2):
-            other = await create(erin)
-            assert (await erin.post(f"/exports/{other['id']}/run")).status_code == 202
-        over = await create(erin, {**body_for("QUOTA"), "type": "recurring", "periodicity": "P1D"})
+        await create(erin)
+        # A recurring request queues nothing at create; its runs count once queued.
+        over = await create(erin, recurring_body("QUOTA"))
+        assert over["nextRunTimes"]
+        assert (await erin.post(f"/exports/{over['id']}/run")).status_code == 202
         refused = await erin.post(f"/exports/{over['id']}/run")
         assert refused.status_code == 429
         assert refused.json() == {"message": "Maximum number of queued exports reached"}
@@ -257,7 +272,32 @@ async def test_run_quota_target_conflict_and_cancel(base_url: str) -> None:
         assert cancelled.json()["status"] == "cancelled"
         again = await erin.post(f"/jobs/{job['id']}/cancel")
         assert again.status_code == 409
-        assert (await erin.post(f"/exports/{over['id']}/run")).status_code == 202
+        assert (await erin.post("/exports", json=body_for("QUOTA2"))).status_code == 201
+
+
+async def test_concurrent_admissions_keep_the_quota_and_one_job_per_target(servers: Settings) -> None:
+    async with serving(small_quota(servers)) as url:
+        async with client(url, "frank") as frank:
+            answers = await asyncio.gather(
+                *(frank.post("/exports", json=body_for(uuid.uuid4().hex)) for _ in range(12))
+            )
+            assert sorted(answer.status_code for answer in answers) == [201] * 3 + [429] * 9
+            created = [answer.json() for answer in answers if answer.status_code == 201]
+            queued = [(await frank.get(f"/exports/{c['id']}/jobs")).json()["totalCount"] for c in created]
+            assert queued == [1, 1, 1]
+        async with client(url, "grace") as grace:
+            shared = body_for("SHARED")
+            answers = await asyncio.gather(*(grace.post("/exports", json=shared) for _ in range(8)))
+            [winner] = [answer.json() for answer in answers if answer.status_code == 201]
+            [job] = (await grace.get(f"/exports/{winner['id']}/jobs")).json()["items"]
+            losers = [answer for answer in answers if answer.status_code != 201]
+            assert {(answer.status_code, answer.json()["jobId"]) for answer in losers} == {(409, job["id"])}
+            # "Run now" on a request with no job yet races the same way.
+            recurring = await create(grace, recurring_body("RUNS"))
+            runs = await asyncio.gather(*(grace.post(f"/exports/{recurring['id']}/run") for _ in range(6)))
+            [started] = [run.json() for run in runs if run.status_code == 202]
+            refused = {(run.status_code, run.json()["jobId"]) for run in runs if run.status_code != 202}
+            assert refused == {(409, started["id"])}
 
 
 async def test_idempotency_key(alice: httpx.AsyncClient, base_url: str) -> None:
@@ -279,7 +319,7 @@ async def test_download_link_json_redirect_and_gone(
     alice: httpx.AsyncClient, api_settings: Settings, tmp_path: Path
 ) -> None:
     created = await create(alice)
-    job = (await alice.post(f"/exports/{created['id']}/run")).json()
+    [job] = (await alice.get(f"/exports/{created['id']}/jobs")).json()["items"]
     link = f"/jobs/{job['id']}/download"
     assert (await alice.get(link)).status_code == 409
     store = ObjectStore(api_settings.storage)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from exporter.contracts.base import UtcDatetime, WireModel, utcnow
 from exporter.contracts.ingest import Entity, MeasurementPack, Thing
@@ -71,6 +71,48 @@ class IamPolicyUpdatedData(WireModel):
 
 class IamPolicyUpdated(Envelope[IamPolicyUpdatedData]):
     type: Literal["exporter.iam.policy-updated.v1"] = "exporter.iam.policy-updated.v1"
+
+
+Subject = Annotated[str, Field(pattern=r"^(user|role):\S{1,200}$")]
+GrantAction = Literal[
+    "exporter:exports:create",
+    "exporter:exports:read",
+    "exporter:exports:update",
+    "exporter:exports:delete",
+    "exporter:exports:run",
+    "exporter:exports:download",
+    "exporter:exports:cancel",
+]
+
+
+class GrantChangedData(WireModel):
+    """A grant as the IAM service holds it now; ``revoked`` ends it. ``version`` orders the
+    changes of one grant, so a late or repeated event never undoes a newer one."""
+
+    grant_id: Annotated[str, Field(min_length=1, max_length=200)]
+    tenant: Tenant
+    subjects: Annotated[list[Subject], Field(min_length=1, max_length=1000)]
+    actions: Annotated[list[GrantAction], Field(min_length=1)]
+    # "*": every request of the tenant; otherwise one request id.
+    resource: Annotated[str, Field(min_length=1, max_length=200)] = "*"
+    revoked: bool = False
+    version: Annotated[int, Field(ge=1)]
+
+
+class GrantChanged(Envelope[GrantChangedData]):
+    """Published by the IAM service on ``iam.policy-updated``, beside the request-api's events."""
+
+    type: Literal["iam.grant.changed.v1"] = "iam.grant.changed.v1"
+
+    @model_validator(mode="after")
+    def _one_tenant(self) -> GrantChanged:
+        if self.data.tenant != self.tenant:
+            raise ValueError(f"data.tenant '{self.data.tenant}' differs from the envelope's '{self.tenant}'")
+        return self
+
+
+# What the iam.policy-updated topic carries: the request-api's announcements and the IAM's grants.
+PolicyStreamEvent = Annotated[IamPolicyUpdated | GrantChanged, Field(discriminator="type")]
 
 
 class MeasurementsPublished(Envelope[MeasurementPack]):

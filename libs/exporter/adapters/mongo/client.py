@@ -27,6 +27,7 @@ THINGS = "things"
 ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
+ADMISSIONS = "admissions"
 
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
@@ -61,6 +62,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     IDEMPOTENCY: [IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=24 * 3600)],
     GRANTS: [IndexModel([("tenant", ASCENDING)])],
+    # Admission documents only serialize concurrent admissions; an idle one may go (and comes
+    # back with the next admission of its user or target).
+    ADMISSIONS: [IndexModel([("at", ASCENDING)], expireAfterSeconds=3600)],
     # No index on the outbox: it holds only events not yet published, a handful at any time, and
     # every index would cost each insert and delete on the API's hot path.
     # The renderer's two ways into a series: by device and metric, or by channel and subtopic.

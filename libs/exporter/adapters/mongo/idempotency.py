@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.client import IDEMPOTENCY, Document
@@ -45,6 +46,10 @@ def idempotency_document(key_scope: str, answer: StoredAnswer) -> Document:
 class IdempotencyRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[IDEMPOTENCY]
+
+    async def add(self, document: Document, session: AsyncClientSession) -> None:
+        """An ``idempotency_document``, inside the caller's transaction."""
+        await self._collection.insert_one(document, session=session)
 
     async def get(self, key_scope: str) -> StoredAnswer | None:
         document = await self._collection.find_one({"_id": key_scope})

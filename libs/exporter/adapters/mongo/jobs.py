@@ -307,13 +307,16 @@ class JobRepository:
         )
         return result.modified_count
 
-    async def count_active(self, tenant: str, owner: str) -> int:
+    async def count_active(self, tenant: str, owner: str, session: AsyncClientSession) -> int:
         """Queued plus running jobs of one user: what the quota limits."""
         return await self._collection.count_documents(
-            {"tenant": tenant, "owner": owner, "status": {"$in": [s.value for s in ACTIVE_STATUSES]}}
+            {"tenant": tenant, "owner": owner, "status": {"$in": [s.value for s in ACTIVE_STATUSES]}},
+            session=session,
         )
 
-    async def active_for_targets(self, tenant: str, targets: list[str]) -> Document | None:
+    async def active_for_targets(
+        self, tenant: str, targets: list[str], session: AsyncClientSession
+    ) -> Document | None:
         """A queued or running job of the tenant on any of ``targets``, if there is one."""
         return await self._collection.find_one(
             {
@@ -322,6 +325,7 @@ class JobRepository:
                 "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
             },
             {"_id": 1, "status": 1},
+            session=session,
         )
 
     async def page_for_request(self, tenant: str, request_id: str, skip: int, limit: int) -> list[Document]:

@@ -31,10 +31,14 @@ def schedule_shard(request_id: str) -> int:
     return zlib.crc32(request_id.encode()) % SCHEDULE_SHARDS
 
 
-def request_document(request: ExportRequest, next_run_at: datetime | None) -> Document:
+def request_document(
+    request: ExportRequest, next_run_at: datetime | None, last_run_at: datetime | None = None
+) -> Document:
     document = request.to_document()
     document["_id"] = document.pop("id")
     document["schedule"] = {"nextRunAt": next_run_at, "shard": schedule_shard(request.id)}
+    if last_run_at is not None:
+        document["schedule"]["lastRunAt"] = last_run_at
     return document
 
 
@@ -108,6 +112,10 @@ class RequestFilter:
 class RequestRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[REQUESTS]
+
+    async def add(self, document: Document, session: AsyncClientSession) -> None:
+        """A ``request_document``, inside the caller's transaction."""
+        await self._collection.insert_one(document, session=session)
 
     async def get(self, tenant: str, request_id: str) -> RequestRecord | None:
         document = await self._collection.find_one({"_id": request_id, "tenant": tenant})
