@@ -25,7 +25,7 @@ from exporter.settings import Settings
 from request_api import commands
 from request_api.errors import ApiError, BadRequest
 from request_api.grants import follow_grants
-from request_api.identity import IDENTITY_PARAMETERS, current_principal
+from request_api.identity import IDENTITY_PARAMETERS, current_principal, header_parameter
 from request_api.limits import BodySizeLimit
 from request_api.views import job_view, request_view
 
@@ -152,13 +152,12 @@ def idempotency_key(request: Request) -> str | None:
 CREATE_EXTRA: dict[str, Any] = {
     "parameters": [
         *IDENTITY_PARAMETERS,
-        {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
-            "description": "The same key and body answer as the first call did; another body, 422",
-        },
+        header_parameter(
+            "Idempotency-Key",
+            "The same key and body answer as the first call did; another body, 422",
+            minLength=1,
+            maxLength=MAX_IDEMPOTENCY_KEY,
+        ),
     ]
 }
 

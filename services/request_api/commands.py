@@ -98,26 +98,32 @@ def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
         raise BadRequest(f"periodicity: must be at least {minimum} seconds, got '{spec.periodicity}'")
 
 
-async def admit(
-    runtime: Runtime, principal: Principal, targets: list[str], session: AsyncClientSession
-) -> None:
-    """Refuses a new job beyond the user's quota, or on a target that already has one in flight.
+async def admit_job(
+    runtime: Runtime,
+    principal: Principal,
+    request: ExportRequest,
+    scheduled_at: datetime,
+    session: AsyncClientSession,
+) -> Document:
+    """Queues a job of ``request`` in the caller's transaction, unless it would exceed the user's
+    quota or join a job in flight on one of its targets; returns the job's outbox entry, for
+    ``relay.publish_soon`` once committed.
 
-    Runs in the transaction that queues the job, after writing the admission documents (see
-    adapters/mongo/admissions.py): concurrent calls cannot both squeeze under the limit."""
-    settings = runtime.settings.api
-    rule_targets = targets if settings.one_active_job_per_target else []
-    await runtime.admissions.serialize(principal.tenant, principal.user, rule_targets, session)
-    active = await runtime.jobs.count_active(principal.tenant, principal.user, session)
-    if active >= settings.max_active_jobs_per_user:
+    The admission documents are written first (see adapters/mongo/admissions.py): concurrent
+    admissions then conflict, so they cannot both squeeze under the limit."""
+    settings, jobs = runtime.settings.api, runtime.jobs
+    tenant, user = principal.tenant, principal.user
+    rule_targets = request.targets if settings.one_active_job_per_target else []
+    await runtime.admissions.serialize(tenant, user, rule_targets, session)
+    if await jobs.count_active(tenant, user, session) >= settings.max_active_jobs_per_user:
         raise TooManyRequests(QUOTA_MESSAGE, headers={"Retry-After": str(settings.quota_retry_after_seconds)})
-    if not rule_targets:
-        return
-    if (busy := await runtime.jobs.active_for_targets(principal.tenant, rule_targets, session)) is not None:
+    busy = await jobs.active_for_targets(tenant, rule_targets, session) if rule_targets else None
+    if busy is not None:
         raise Conflict(
             f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",
             jobId=busy["_id"],
         )
+    return await enqueue_job(jobs, runtime.relay, request, scheduled_at, SOURCE, session)
 
 
 async def _write_with_event(
@@ -166,14 +172,19 @@ async def create_export(
         created_at=now,
         updated_at=now,
     )
-    event = runtime.relay.held(
-        Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", principal.user)
-    )
+    next_run = first_run_at(request)
+    # A one-time request due now is queued by its create; every other run by the scheduler.
+    queued_now = request.type is ExportType.ONE_TIME and next_run <= now
+    record = RequestRecord(request, None, now) if queued_now else RequestRecord(request, next_run, None)
+    body = request_view(record)
+    document = request_document(request, record.next_run_at, record.last_run_at)
+    answer = StoredAnswer(fingerprint, 201, body)
+    remembered = idempotency_document(key_scope, answer) if key_scope is not None else None
     try:
-        if request.type is ExportType.ONE_TIME and first_run_at(request) <= now:
-            body = await _create_queued(runtime, principal, request, event, key_scope, fingerprint)
+        if queued_now:
+            await _create_queued(runtime, principal, request, document, remembered)
         else:
-            body = await _create_scheduled(runtime, request, event, key_scope, fingerprint)
+            await _create_scheduled(runtime, request, document, remembered)
     except DuplicateKeyError:
         # A concurrent request with the same key won: answer as it did.
         stored = await runtime.idempotency.get(key_scope) if key_scope else None
@@ -184,44 +195,40 @@ async def create_export(
 
 
 async def _create_scheduled(
-    runtime: Runtime, request: ExportRequest, event: Document, key_scope: str | None, fingerprint: str
-) -> dict[str, Any]:
-    """A request whose first run lies ahead: the scheduler queues its jobs, no quota applies yet.
-
-    The hot path (every recurring request): through the group commit, many in one transaction."""
-    next_run = first_run_at(request)
-    body = request_view(RequestRecord(request, next_run, None))
-    inserts = [(REQUESTS, request_document(request, next_run)), (OUTBOX, event)]
-    if key_scope is not None:
-        inserts.append((IDEMPOTENCY, idempotency_document(key_scope, StoredAnswer(fingerprint, 201, body))))
+    runtime: Runtime, request: ExportRequest, document: Document, remembered: Document | None
+) -> None:
+    """The hot path (every recurring request): through the group commit, many creates in one
+    transaction. No quota applies: the scheduler queues the jobs."""
+    event = runtime.relay.held(
+        Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", request.owner)
+    )
+    inserts = [(REQUESTS, document), (OUTBOX, event)]
+    if remembered is not None:
+        inserts.append((IDEMPOTENCY, remembered))
     await runtime.group_commit.insert(inserts)  # which also hands the event to the relay
-    return body
 
 
 async def _create_queued(
     runtime: Runtime,
     principal: Principal,
     request: ExportRequest,
-    event: Document,
-    key_scope: str | None,
-    fingerprint: str,
-) -> dict[str, Any]:
-    """A one-time request due now: admitted and queued with the create, in one transaction, so
-    the quota holds however many such creates arrive at once (the scheduler is not involved)."""
-    now = request.created_at
-    body = request_view(RequestRecord(request, None, now))
+    document: Document,
+    remembered: Document | None,
+) -> None:
+    """A one-time request due now: admitted and queued in the create's own transaction, so the
+    quota holds however many such creates arrive at once."""
+    requested: list[Document] = []
 
-    async def write(session: AsyncClientSession) -> list[Document]:
-        await admit(runtime, principal, request.targets, session)
-        await runtime.requests.add(request_document(request, None, last_run_at=now), session=session)
-        await runtime.relay.outbox.add(event, session=session)
-        if key_scope is not None:
-            answer = StoredAnswer(fingerprint, 201, body)
-            await runtime.idempotency.add(idempotency_document(key_scope, answer), session=session)
-        return [event, await enqueue_job(runtime.jobs, runtime.relay, request, now, SOURCE, session)]
+    async def write(session: AsyncClientSession) -> bool:
+        # Assigned, not appended: a retried transaction runs this again.
+        requested[:] = [await admit_job(runtime, principal, request, request.created_at, session)]
+        await runtime.requests.add(document, session=session)
+        if remembered is not None:
+            await runtime.idempotency.add(remembered, session=session)
+        return True
 
-    runtime.relay.publish_soon(await in_transaction(runtime.mongo, write))
-    return body
+    await _write_with_event(runtime, request, "create", principal.user, write)
+    runtime.relay.publish_soon(requested)
 
 
 def _replay(stored: StoredAnswer, fingerprint: str) -> Answer:
@@ -289,11 +296,8 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
     requested: list[Document] = []
 
     async def write(session: AsyncClientSession) -> bool:
-        await admit(runtime, principal, request.targets, session)
         # Assigned, not appended: a retried transaction runs this again.
-        requested[:] = [
-            await enqueue_job(runtime.jobs, runtime.relay, request, scheduled_at, SOURCE, session)
-        ]
+        requested[:] = [await admit_job(runtime, principal, request, scheduled_at, session)]
         return True
 
     try:

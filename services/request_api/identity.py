@@ -14,12 +14,13 @@ MISSING_IDENTITY = "Missing user identity id"
 BEARER = "bearer "
 
 
-def _header(name: str, description: str) -> dict[str, Any]:
+def header_parameter(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    """An optional string header as OpenAPI describes it, for headers a handler reads itself."""
     return {
         "name": name,
         "in": "header",
         "required": False,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", **schema},
         "description": description,
     }
 
@@ -28,10 +29,10 @@ def _header(name: str, description: str) -> dict[str, Any]:
 # route's ``openapi_extra``) rather than from FastAPI Header parameters, which FastAPI would
 # validate one by one on every call: a fifth of what a create cost.
 IDENTITY_PARAMETERS = [
-    _header("Authorization", "'Bearer <JWT>' (api.auth_mode=jwt)"),
-    _header("X-User-Id", "The caller, named by a trusted gateway (api.auth_mode=gateway)"),
-    _header("X-Tenant-Id", "The caller's tenant (gateway mode; default api.default_tenant)"),
-    _header("X-User-Roles", "The caller's roles, comma-separated (gateway mode)"),
+    header_parameter("Authorization", "'Bearer <JWT>' (api.auth_mode=jwt)"),
+    header_parameter("X-User-Id", "The caller, named by a trusted gateway (api.auth_mode=gateway)"),
+    header_parameter("X-Tenant-Id", "The caller's tenant (gateway mode; default api.default_tenant)"),
+    header_parameter("X-User-Roles", "The caller's roles, comma-separated (gateway mode)"),
 ]
 
 

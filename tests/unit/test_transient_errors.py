@@ -12,6 +12,7 @@ from exporter.rendering.decimation import DecimationError
 
 
 def s3_error(code: str) -> S3Error:
+    # No HTTP response behind it (typed as required): is_transient reads only the code.
     return S3Error(None, code, "message", "resource", "request", "host")  # type: ignore[arg-type]
 
 
@@ -28,6 +29,7 @@ def labelled(label: str) -> OperationFailure:
         labelled("TransientTransactionError"),
         s3_error("SlowDown"),
         ServerError("bad gateway", 502),
+        # No connection pool behind it (typed as required): is_transient reads only the type.
         MaxRetryError(None, "/exports/x", None),  # type: ignore[arg-type]
         ConnectionResetError(),
     ],
