@@ -199,7 +199,7 @@ class NotifierSettings(BaseModel):
 
 
 class IngestorSettings(BaseModel):
-    # Consumer group of the ingest topics; a second deployment on the same cluster needs its own.
+    # Prefix of its consumer groups (ingest topics, grants); another deployment on the cluster needs its own.
     group_id: str = "ingestor"
     # Kafka messages taken per batch: one bulk write and one offset commit each.
     batch_max_messages: int = Field(default=500, ge=1)

@@ -1,10 +1,10 @@
-"""The ingestor as a FastStream application: upstream measurements, things and entities into the store.
+"""The ingestor as a FastStream application: upstream measurements, things, entities and grants stored.
 
 Each ingest topic has a batch subscriber in its own consumer group (``<group>.<topic>``, so a
 rebalance on one topic never pauses another). FastStream commits a batch's offsets only after
 the handler returned, i.e. after the batch is stored and its dead letters are published; when
 the handler raises, it rewinds the partitions to the batch's first offsets and the same
-records come again (at least once; the writes are idempotent).
+records come again (at least once; the writes are idempotent). Grants: see ``ingestor.grants``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
 from ingestor.decoding import Headers, Limits, decode_entity, decode_measurements, decode_thing
+from ingestor.grants import follow_grants
 
 log = logging.getLogger(__name__)
 
@@ -83,4 +84,10 @@ def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter ingestor", relay=False)
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
+    follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))
     return app
+
+
+def grants_group(settings: IngestorSettings) -> str:
+    """The grants' consumer group, named like the ingest topics' groups."""
+    return f"{settings.group_id}.{Topic.IAM_POLICY_UPDATED.value}"

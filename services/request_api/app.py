@@ -24,7 +24,6 @@ from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
 from request_api import commands
 from request_api.errors import ApiError, BadRequest
-from request_api.grants import follow_grants
 from request_api.identity import IDENTITY_PARAMETERS, current_principal, header_parameter
 from request_api.limits import BodySizeLimit
 from request_api.views import job_view, request_view
@@ -167,7 +166,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
         await runtime.prepare()
-        follow_grants(runtime)
         await runtime.broker.start()
         await runtime.start_relay()
         app.state.runtime = runtime

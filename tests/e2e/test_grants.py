@@ -1,4 +1,5 @@
-"""Grants from the IAM service: published on ``iam.policy-updated``, followed by the request-api."""
+"""Grants from the IAM service: published on ``iam.policy-updated``, kept by the ingestor process,
+obeyed by the request-api process."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.api_server import isolated, serving
-from tests.integration.test_messaging import read_topic
-from tests.integration.test_request_api import client, create, recurring_body
 
 from exporter.local.demo import publish
+from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
+from tests.integration.test_messaging import read_topic
+from tests.integration.test_request_api import client, create, recurring_body
 
 pytestmark = pytest.mark.servers
 
@@ -44,7 +45,9 @@ async def answers(api: httpx.AsyncClient, path: str, status: int) -> None:
             await asyncio.sleep(0.2)
 
 
-async def test_grants_follow_the_iam_stream_newest_version_winning(servers: Settings) -> None:
+async def test_grants_follow_the_iam_stream_newest_version_winning(
+    services: LocalServices, servers: Settings
+) -> None:
     tenant = f"t{uuid.uuid4().hex[:10]}"
 
     async def send(event: dict[str, Any]) -> None:
@@ -52,9 +55,8 @@ async def test_grants_follow_the_iam_stream_newest_version_winning(servers: Sett
         await publish(servers, Topic.IAM_POLICY_UPDATED.value, tenant, event)
 
     async with (
-        serving(isolated(servers)) as url,
-        client(url, "alice", tenant) as alice,
-        client(url, "bob", tenant) as bob,
+        client(services.api_url, "alice", tenant) as alice,
+        client(services.api_url, "bob", tenant) as bob,
     ):
         first = await create(alice, recurring_body(uuid.uuid4().hex))
         second = await create(alice, recurring_body(uuid.uuid4().hex))
