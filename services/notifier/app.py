@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
@@ -73,9 +71,6 @@ def create_app(settings: Settings) -> FastStream:
 
     @app.after_startup
     async def start_sweeping() -> None:
-        # What is loaded by now (modules, settings, clients) lives as long as the process: the
-        # collector stops walking it, which it otherwise does again and again under load.
-        gc.freeze()
         # The runtime cancels the sweep at shutdown before it closes MongoDB: the sweep then drains.
         runtime.spawn(notifier.run())
 
