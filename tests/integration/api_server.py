@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 from pymongo import AsyncMongoClient
+from tests.own_database import own_database
 
 from exporter.settings import Settings
 from request_api.app import create_app
@@ -23,12 +23,7 @@ def free_port() -> int:
 
 def isolated(settings: Settings, **api: object) -> Settings:
     """The session's servers with a database of its own and the given API settings."""
-    return settings.model_copy(
-        update={
-            "mongo": settings.mongo.model_copy(update={"database": f"api{uuid.uuid4().hex[:10]}"}),
-            "api": settings.api.model_copy(update={"port": free_port(), **api}),
-        }
-    )
+    return own_database(settings, "api", api={"port": free_port(), **api})
 
 
 @asynccontextmanager

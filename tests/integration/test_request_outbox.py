@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 import pytest
+from tests.own_database import own_database
 from tests.request_cases import SEED_000
 from tests.topic_reader import topic_reader
 
@@ -37,13 +37,8 @@ async def published_ids(settings: Settings, *request_ids: str) -> list[str]:
 
 
 async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:
-    settings = servers.model_copy(
-        update={
-            "mongo": servers.mongo.model_copy(update={"database": f"crash{uuid.uuid4().hex[:8]}"}),
-            # The dying process leased its event to itself; the lease must run out first.
-            "outbox": servers.outbox.model_copy(update={"lease_seconds": 1.0}),
-        }
-    )
+    # The dying process leased its event to itself; the lease must run out first.
+    settings = own_database(servers, "crash", outbox={"lease_seconds": 1.0})
     dying = Runtime.build(settings)
     await dying.prepare()
     # The process commits, then dies before its relay runs: the relay was never started.

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from pymongo import AsyncMongoClient
 from tests.benchmarks.harness import launch
+from tests.own_database import own_database
 from tests.topic_reader import topic_reader
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, Document, ensure_indexes
@@ -63,13 +64,12 @@ async def published_job_ids(settings: Settings, tenant: str) -> Counter[str]:
 
 
 async def check_replicas(servers: Settings) -> int:
-    settings = servers.model_copy(
-        update={
-            "mongo": servers.mongo.model_copy(update={"database": f"sched{uuid.uuid4().hex[:8]}"}),
-            "scheduler": servers.scheduler.model_copy(update={"poll_interval_seconds": 0.1}),
-            # A killed replica's own unpublished events are re-published once their lease runs out.
-            "outbox": servers.outbox.model_copy(update={"lease_seconds": LEASE_SECONDS}),
-        }
+    settings = own_database(
+        servers,
+        "sched",
+        scheduler={"poll_interval_seconds": 0.1},
+        # A killed replica's own unpublished events are re-published once their lease runs out.
+        outbox={"lease_seconds": LEASE_SECONDS},
     )
     tenant = f"replicas{uuid.uuid4().hex[:6]}"
     client: AsyncMongoClient[Document] = AsyncMongoClient(
