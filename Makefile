@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest
+.PHONY: install run stop servers test test-unit lint format fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,6 +40,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs services tests
+
+# Long fuzzing: schemathesis (1,000 examples per operation, stateful links) and hostile records on
+# every consumed topic, against fresh servers and the five services; FUZZ_ARGS="--seed 7 --messages 500".
+FUZZ_ARGS ?=
+fuzz: install
+	$(PY) -m tests.fuzz $(FUZZ_ARGS)
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -106,6 +106,22 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return ERRORS | {code: {"model": ErrorBody, "description": extra[code]} for code in codes}
 
 
+def _links(parameter: str, pointer: str, *operations: str) -> dict[str, Any]:
+    """OpenAPI links: where the id in an answer leads, for clients and for stateful fuzzing."""
+    return {
+        "links": {
+            operation: {"operationId": operation, "parameters": {parameter: f"$response.body#{pointer}"}}
+            for operation in operations
+        }
+    }
+
+
+EXPORT_OPERATIONS = ("get_export", "update_export", "delete_export", "run_export", "list_jobs")
+JOB_OPERATIONS = ("get_job", "cancel_job", "download")
+EXPORT_LINKS = _links("export_id", "/id", *EXPORT_OPERATIONS)
+JOB_LINKS = _links("job_id", "/id", *JOB_OPERATIONS)
+
+
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     """Every method some route serves at the request's path."""
     methods: set[str] = set()
@@ -177,7 +193,12 @@ def create_app(settings: Settings) -> FastAPI:
             await runtime.broker.stop()
 
     app = FastAPI(
-        title="Exporter request-api", version="1.0.0", lifespan=lifespan, default_response_class=JsonBody
+        title="Exporter request-api",
+        version="1.0.0",
+        lifespan=lifespan,
+        default_response_class=JsonBody,
+        # Operation ids are the handlers' names, which the OpenAPI links below refer to.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
@@ -208,7 +229,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/exports", status_code=201, responses=_errors(409, 413, 422, 429), openapi_extra=CREATE_EXTRA)
+    @app.post(
+        "/exports",
+        status_code=201,
+        responses=_errors(409, 413, 422, 429) | {201: EXPORT_LINKS},
+        openapi_extra=CREATE_EXTRA,
+    )
     async def create_export(
         spec: ExportRequestSpec, caller: Caller, runtime: RuntimeDep, request: Request
     ) -> Any:
@@ -255,11 +281,15 @@ def create_app(settings: Settings) -> FastAPI:
             }
         )
 
-    @app.get("/exports/{export_id}", responses=ERRORS, openapi_extra=IDENTIFIED)
+    @app.get("/exports/{export_id}", responses=ERRORS | {200: EXPORT_LINKS}, openapi_extra=IDENTIFIED)
     async def get_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
         return JsonBody(request_view(await commands.authorized(runtime, caller, export_id, Action.READ)))
 
-    @app.put("/exports/{export_id}", responses=_errors(409, 410, 413), openapi_extra=IDENTIFIED)
+    @app.put(
+        "/exports/{export_id}",
+        responses=_errors(409, 410, 413) | {200: EXPORT_LINKS},
+        openapi_extra=IDENTIFIED,
+    )
     async def update_export(
         export_id: str, spec: ExportRequestSpec, caller: Caller, runtime: RuntimeDep
     ) -> Any:
@@ -272,13 +302,17 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/exports/{export_id}/run",
         status_code=202,
-        responses=_errors(409, 410, 429),
+        responses=_errors(409, 410, 429) | {202: JOB_LINKS},
         openapi_extra=IDENTIFIED,
     )
     async def run_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
         return JsonBody(await commands.run_export(runtime, caller, export_id), status_code=202)
 
-    @app.get("/exports/{export_id}/jobs", responses=ERRORS, openapi_extra=IDENTIFIED)
+    @app.get(
+        "/exports/{export_id}/jobs",
+        responses=ERRORS | {200: _links("job_id", "/items/0/id", *JOB_OPERATIONS)},
+        openapi_extra=IDENTIFIED,
+    )
     async def list_jobs(
         export_id: str, caller: Caller, runtime: RuntimeDep, pagination: Annotated[Pagination, Query()]
     ) -> Any:
@@ -293,7 +327,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         return JsonBody(paged([job_view(job) for job in jobs], pagination, total))
 
-    @app.get("/jobs/{job_id}", responses=ERRORS, openapi_extra=IDENTIFIED)
+    @app.get("/jobs/{job_id}", responses=ERRORS | {200: JOB_LINKS}, openapi_extra=IDENTIFIED)
     async def get_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
         return JsonBody(job_view(await commands.authorized_job(runtime, caller, job_id, Action.READ)))
 
