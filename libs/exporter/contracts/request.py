@@ -119,6 +119,9 @@ def placeholder_problem(kind: PlaceholderKind, spec: str) -> str | None:
     return None if allowed else _SPEC_FORMS[kind]
 
 
+_ISO_EARLIEST, _ISO_LATEST = (f"{moment:%Y-%m-%dT%H:%M:%SZ}" for moment in (EARLIEST_TIME, LATEST_TIME))
+
+
 def bounded_instant(value: datetime) -> datetime:
     """An instant inside [EARLIEST_TIME, LATEST_TIME], in UTC (a naive one is taken as UTC)."""
     if value.tzinfo is None:
@@ -129,7 +132,6 @@ def bounded_instant(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-_ISO_EARLIEST, _ISO_LATEST = (f"{moment:%Y-%m-%dT%H:%M:%SZ}" for moment in (EARLIEST_TIME, LATEST_TIME))
 BoundedInstant = Annotated[datetime, AfterValidator(bounded_instant)]
 
 
