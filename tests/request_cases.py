@@ -30,13 +30,49 @@ SEED_000: dict[str, Any] = {
 
 
 def with_field(path: str, value: Any) -> dict[str, Any]:
+    return with_fields({path: value})
+
+
+def with_fields(changes: dict[str, Any]) -> dict[str, Any]:
+    """Seed 000 with each dotted path set to its value."""
     body = copy.deepcopy(SEED_000)
-    *parents, last = path.split(".")
-    node: Any = body
-    for part in parents:
-        node = node[int(part)] if part.isdigit() else node[part]
-    node[last] = value
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        node: Any = body
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
     return body
+
+
+# Issue 14: every mask, date, time and duration bounded; each of these was accepted (or a 500).
+BOUND_FIELDS: list[tuple[str, Any, str, str]] = [
+    ("format.filenameMask", "${item.index:2000000000}", "format.filenameMask", "zero-padding"),
+    ("format.filenameMask", "${item.index:>9}", "format.filenameMask", "zero-padding"),
+    ("format.filenameMask", "${item.index:013d}", "format.filenameMask", "width at most 12"),
+    ("format.filenameMask", "${thing.serialNumber:>1000}", "format.filenameMask", "truncation"),
+    ("format.filenameMask", "${job.scheduledAt:%s}", "format.filenameMask", "%Y"),
+    ("format.filenameMask", "${job.scheduledAt:%c}", "format.filenameMask", "%Y"),
+    ("format.filenameMask", "${window.to:" + "%Y" * 17 + "}", "format.filenameMask", "at most 32"),
+    ("format.filenameMask", "${thing.bogus}", "format.filenameMask", "thing.serialNumber"),
+    ("format.filenameMask", "${job.scheduledAt.year}", "format.filenameMask", "job.scheduledAt"),
+    ("items.0.filename", "${thing.bogus}", "items.0.filename", "thing.serialNumber"),
+    ("periodicity", "P3000Y", "periodicity", "at most P10Y"),
+    ("periodicity", "P10YT1S", "periodicity", "at most P10Y"),
+    ("periodicity", "PT99999999999999999999H", "periodicity", "at most P10Y"),
+    ("periodicity", "P1.5Y", "periodicity", "whole"),
+    ("items.0.params.period", "P3654D", "items.0.params.period", "at most P10Y"),
+    ("items.0.params.to", 10**15, "items.0.params.to", "4102444800000"),
+    ("items.0.params.from", 10**15, "items.0.params.from", "4102444800000"),
+    ("startAt", "9999-06-01T00:00:00Z", "startAt", "2100-01-01"),
+    ("startAt", "0001-01-01T00:00:00+01:00", "startAt", "1970-01-01"),
+    ("startAt", "1969-12-31T23:59:59Z", "startAt", "1970-01-01"),
+    ("items.0.params.decimation", {"ds": "9999d"}, "items.0.params.decimation.ds", "366d"),
+    ("items.0.params.decimation", {"ds": "8785h"}, "items.0.params.decimation.ds", "366d"),
+    ("items.0.params.target.label", "x" * 201, "items.0.params.target.label", "200"),
+    ("items.0.params.channelId", "c" * 201, "items.0.params.channelId", "200"),
+    ("items.0.params.subtopic", "s" * 201, "items.0.params.subtopic", "200"),
+]
 
 
 # (path to change, new value, field named in the error, words the message must contain)
@@ -110,6 +146,7 @@ BAD_FIELDS: list[tuple[str, Any, str, str]] = [
         "notification.messages.0.recipients",
         "unique",
     ),
+    *BOUND_FIELDS,
 ]
 
 

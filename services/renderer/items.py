@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 import polars as pl
 
 from exporter.adapters.mongo.entities import DOCUMENT
-from exporter.contracts.ingest import Thing
 from exporter.contracts.job import Window
 from exporter.contracts.request import ItemKind
 from exporter.rendering.decimation import decimated_frames, through
@@ -67,21 +66,6 @@ async def write_series(runtime: Runtime, output: JobOutput, index: int, window: 
     await output.write(name, frames, document, layout.shape)
 
 
-def _thing_context(thing: Thing) -> tuple[dict[str, object], dict[str, object]]:
-    """What masks may name of a thing and of its definition."""
-    definition = thing.thing_definition
-    return (
-        {
-            "id": thing.id,
-            "serialNumber": thing.serial_number or thing.id,
-            "name": thing.name or "",
-            "customerId": thing.customer_id or "",
-            "locationId": thing.location_id or "",
-        },
-        {"id": (definition.id if definition else None) or "", "name": definition.name if definition else ""},
-    )
-
-
 async def write_things(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
     """One file per matching thing: its metrics side by side, a row per time."""
     spec = output.spec
@@ -103,8 +87,7 @@ async def write_things(runtime: Runtime, output: JobOutput, index: int, window: 
         layout = Layout.wide(
             fmt, output.format.writer, [(metric, units.get(metric) or None) for metric in metrics]
         )
-        described, definition = _thing_context(thing)
-        context = naming_context(spec, index, described, definition)
+        context = naming_context(spec, index, thing)
         mask = item.filename or fmt.filename_mask or THING_FILE_MASK
         name = output.namer.name(mask, context, thing.id)
         document = output.document(layout.labels, thing.name or thing.serial_number or thing.id, window)

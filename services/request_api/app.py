@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 import pydantic_core
@@ -18,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from exporter.contracts.request import ExportRequestSpec, ExportType
+from exporter.contracts.request import BoundedInstant, ExportRequestSpec, ExportType
 from exporter.domain.access import Action, Principal
 from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
@@ -40,7 +39,7 @@ def _iso_date_time(value: Any) -> Any:
     return value
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_date_time)]
+IsoDateTime = Annotated[BoundedInstant, BeforeValidator(_iso_date_time)]
 
 
 async def _runtime(request: Request) -> Runtime:

@@ -31,7 +31,7 @@ from exporter.adapters.mongo.client import Document, in_transaction, in_transact
 from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord
 from exporter.contracts.base import utcnow
 from exporter.dispatch import queued_job
-from exporter.domain.schedule import anchor_of, due_runs
+from exporter.domain.schedule import due_runs, window_start_before_first_run
 from exporter.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def plan(runtime: Runtime, record: RequestRecord, now: datetime) -> Firing:
         )
     jobs, messages = [], []
     # Each run's window starts where the previous fired run's ended: no gaps after skips.
-    previous_end = record.last_run_at or anchor_of(request)
+    previous_end = record.last_run_at or window_start_before_first_run(request)
     for scheduled_at in due.runs:
         job, message = queued_job(request, scheduled_at, SOURCE, previous_end)
         jobs.append(job)

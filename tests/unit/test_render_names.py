@@ -9,8 +9,15 @@ from datetime import UTC, datetime
 import pytest
 from tests.request_cases import SEED_000
 
+from exporter.contracts.ingest import Thing
 from exporter.contracts.job import JobSpec, Window
-from exporter.contracts.request import FILENAME_MASK_ROOTS, MAX_FILENAME_LENGTH, ExportRequestSpec
+from exporter.contracts.request import (
+    FILENAME_MASK_ROOTS,
+    MASK_PLACEHOLDERS,
+    MAX_FILENAME_LENGTH,
+    ExportRequestSpec,
+    PlaceholderKind,
+)
 from exporter.rendering.names import FileNamer, MaskError, naming_context, object_key, render_mask, safe_stem
 
 CONTEXT = {
@@ -49,15 +56,34 @@ def test_an_unknown_placeholder_is_a_clear_error_listing_the_known_ones() -> Non
     with pytest.raises(MaskError) as caught:
         render_mask("${thing.serial}", CONTEXT)
     message = str(caught.value)
-    assert message.startswith("unknown placeholder '${thing.serial}' in file name mask '${thing.serial}'")
+    assert message.startswith("file name mask '${thing.serial}' '${thing.serial}' is not a placeholder of")
     assert "thing.serialNumber" in message
-    assert "job.scheduledAt" in message
     with pytest.raises(MaskError, match="unknown object"):
         render_mask("${device.id}", CONTEXT)
     with pytest.raises(MaskError, match="closing"):
         render_mask("${thing.id", CONTEXT)
-    with pytest.raises(MaskError, match=r"cannot format \$\{thing.id:%Y\}"):
+    with pytest.raises(MaskError, match="truncation"):
         render_mask("${thing.id:%Y}", CONTEXT)
+    with pytest.raises(MaskError, match=r"has no '\$\{job\.scheduledAt\}'"):
+        render_mask("${job.scheduledAt}", {"job": {}})
+
+
+def test_formats_are_whitelisted_per_kind() -> None:
+    """Zero-padding for numbers, truncation for text, a strftime subset for times; nothing else."""
+    context = {**CONTEXT, "thing": {"serialNumber": "SN-0042", "id": "D0CF"}}
+    assert render_mask("${item.index:012d}|${item.index:3}|${item.index:d}", context) == "000000000007|  7|7"
+    assert render_mask("${thing.serialNumber:.2}${thing.id:.0}", context) == "SN"
+    stamp = "${job.scheduledAt:%Y-%m-%d_%H.%M.%S %j %y %b T}"
+    assert render_mask(stamp, context) == "2026-04-01_00.30.00 091 26 Apr T"
+    for refused in ("${item.index:013d}", "${item.index:x}", "${item.index:+d}", "${item.index:.3}"):
+        with pytest.raises(MaskError, match="zero-padding"):
+            render_mask(refused, context)
+    for refused in ("${thing.id:5}", "${thing.id:.89}", "${thing.id:<3}"):
+        with pytest.raises(MaskError, match="truncation"):
+            render_mask(refused, context)
+    for refused in ("${job.scheduledAt:%s}", "${job.scheduledAt:%-d}", "${job.scheduledAt:a,b}"):
+        with pytest.raises(MaskError, match="%Y"):
+            render_mask(refused, context)
 
 
 def test_names_from_data_are_made_safe() -> None:
@@ -75,6 +101,10 @@ def test_the_namer_renders_hashes_and_keeps_names_unique_ignoring_case() -> None
     assert namer.name("sn-0042", CONTEXT, "export-2") == "sn-0042-2.csv.gz"
     assert namer.name(None, CONTEXT, "export-3") == "export-3.csv.gz"
     assert namer.name("${thing.id:.0}", CONTEXT, "export-4") == "export-4.csv.gz"  # rendered to nothing
+    many = [namer.name("same", CONTEXT, "x") for _ in range(4)]
+    assert many == ["same.csv.gz", "same-2.csv.gz", "same-3.csv.gz", "same-4.csv.gz"]
+    assert namer.name("same-5", CONTEXT, "x") == "same-5.csv.gz"
+    assert namer.name("Same", CONTEXT, "x") == "Same-6.csv.gz"
     assert namer.name("../${thing.serialNumber}", CONTEXT, "x") == "_SN-0042.csv.gz"
 
 
@@ -99,8 +129,8 @@ def test_parts_are_numbered_and_unique() -> None:
     assert namer.name("report-part-001", CONTEXT, "export-2") == "report-part-001-2.jsonl"
 
 
-def job(timezone: str) -> JobSpec:
-    body = {**SEED_000, "name": "Weights", "format": {"extension": "csv", "timezone": timezone}}
+def job(timezone: str, body: dict[str, object] | None = None) -> JobSpec:
+    body = body or {**SEED_000, "name": "Weights", "format": {"extension": "csv", "timezone": timezone}}
     return JobSpec(
         job_id="r1-20260331T223000000Z",
         request_id="r1",
@@ -122,8 +152,57 @@ def test_a_jobs_context_has_every_root_a_mask_may_name_in_local_time() -> None:
     )
     assert render_mask(mask, context) == "Weights_D0CF5EFFFE26FDAB1_smartdevice_onoff_20260401_2026033100__1"
     assert render_mask("${job.scheduledAt:%Y%m%d}", naming_context(job("UTC"), 0)) == "20260331"
-    known = naming_context(job("UTC"), 0, thing={"serialNumber": "SN-1"}, thing_definition={"name": "Scale"})
+    known = naming_context(job("UTC"), 0, THING)
     assert render_mask("${thing.serialNumber}-${thingDefinition.name}", known) == "SN-1-Scale"
+    assert render_mask("${thing.name}/${thing.customerId}/${thingDefinition.id}", known) == "Scale 1/c1/td-1"
+
+
+THING = Thing.model_validate(
+    {
+        "id": "t-1",
+        "version": 1,
+        "serialNumber": "SN-1",
+        "name": "Scale 1",
+        "thingDefinition": {"id": "td-1", "name": "Scale"},
+        "customerId": "c1",
+        "locationId": "l1",
+    }
+)
+KINDS: dict[PlaceholderKind, tuple[type, ...]] = {
+    PlaceholderKind.NUMBER: (int,),
+    PlaceholderKind.TEXT: (str,),
+    PlaceholderKind.TIME: (datetime, type(None)),
+}
+
+
+def _leaves(node: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(node, dict):
+        return {prefix.removesuffix("."): node}
+    found: dict[str, object] = {}
+    for name, child in node.items():
+        found |= _leaves(child, f"{prefix}{name}.")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("item", "thing"),
+    [
+        ({"params": {"target": {"value": "urn:x:d:m"}}}, None),
+        ({"things": {"thingId": "t-1"}}, THING),
+        ({"things": {}}, Thing(id="bare", version=1)),
+        ({"entities": {"entityType": "Order"}}, None),
+    ],
+)
+def test_the_context_offers_exactly_the_declared_placeholders_of_their_kind(
+    item: dict[str, object], thing: Thing | None
+) -> None:
+    """What a mask may name is checked at create against MASK_PLACEHOLDERS: every item's context
+    must offer exactly those, each of its declared kind, or a valid mask would fail at render."""
+    spec = job("UTC", {"type": "oneTime", "format": {"extension": "jsonl"}, "items": [item]})
+    leaves = _leaves(naming_context(spec, 0, thing))
+    assert sorted(leaves) == sorted(MASK_PLACEHOLDERS)
+    for path, value in leaves.items():
+        assert isinstance(value, KINDS[MASK_PLACEHOLDERS[path]]), path
 
 
 def test_object_keys_are_deterministic() -> None:

@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field
+from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field, with_fields
 
-from exporter.contracts.request import ExportRequestSpec, ExportType
+from exporter.contracts.request import (
+    EARLIEST_TIME,
+    LATEST_EPOCH_MS,
+    LATEST_TIME,
+    ExportRequestSpec,
+    ExportType,
+)
 
 
 def test_seed_000_body_is_accepted_with_utc_for_empty_timezone() -> None:
@@ -81,3 +87,22 @@ def test_recurring_without_periodicity_is_refused() -> None:
 def test_unknown_fields_are_refused() -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         ExportRequestSpec.model_validate(with_field("format.colour", "red"))
+
+
+def test_values_at_the_bounds_are_accepted() -> None:
+    spec = ExportRequestSpec.model_validate(
+        with_fields(
+            {
+                "startAt": "1970-01-01T00:00:00Z",
+                "periodicity": "P120M",
+                "items.0.params.period": "P3653D",
+                "items.0.params.to": LATEST_EPOCH_MS,
+                "items.0.params.decimation": {"ds": "8784h"},
+                "items.0.params.target": {"value": "urn:x:d:m", "label": "l" * 200},
+                "format.filenameMask": "${window.to:%Y%m%d%H%M%S%j%y%b%H%M%S-_. }${thing.name:.88}",
+            }
+        )
+    )
+    assert spec.start_at == EARLIEST_TIME
+    late = ExportRequestSpec.model_validate(with_fields({"startAt": "2100-01-01T01:00:00+01:00"}))
+    assert late.start_at == LATEST_TIME

@@ -8,13 +8,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 import isodate
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from exporter.contracts.base import UtcDatetime, WireModel
 from exporter.contracts.ingest import EntityTypeName
@@ -35,31 +36,130 @@ TimestampFormat = Literal["ISO_8601", "EPOCH_MILLIS"]
 Compression = Literal["gzip", "zstd"]
 
 MAX_FILENAME_LENGTH = 120
+# Every instant a request names (`startAt`, `from`/`to`, the list filters) lies in this range, and
+# every period is at most MAX_PERIOD: wide for any real schedule or data, narrow enough that no
+# run time, window start or look-up computed from them leaves the years datetime can hold.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+LATEST_EPOCH_MS = int(LATEST_TIME.timestamp()) * 1000
+MAX_PERIOD = "P10Y"
+_PERIOD_REFERENCE = datetime(2000, 1, 1)
+_LONGEST_PERIOD_END = _PERIOD_REFERENCE + isodate.parse_duration(MAX_PERIOD)
+MAX_BUCKET = timedelta(days=366)
 # Unnamed groups: the pattern also goes into the OpenAPI schema, whose regex dialect lacks (?P<…>).
 _DOWNSAMPLE_RE = re.compile(r"^([1-9][0-9]{0,3})(s|m|h|d)$")
 # urn:<namespace…>:<publisher>:<metric>, the last two non-empty.
 _URN_RE = re.compile(r"^urn:(?:[^:]*:)*[^:]+:[^:]+$")
 _DOWNSAMPLE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-# `${path}` or `${path:format}`; a path is dotted names, a format what strftime or format() take.
+# `${path}` or `${path:format}`; a path is dotted names, a format one its kind allows.
 _PLACEHOLDER_RE = re.compile(r"\$\{(?P<path>[^}:]*)(?::(?P<spec>[^}]*))?\}")
 _PLACEHOLDER_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-# What a file name mask may refer to; the renderer builds exactly these roots for every file.
-FILENAME_MASK_ROOTS = ("entity", "export", "item", "job", "target", "thing", "thingDefinition", "window")
+
+
+class PlaceholderKind(StrEnum):
+    """What a placeholder's value is, and so which formats it takes (see ``placeholder_problem``)."""
+
+    NUMBER = "number"
+    TEXT = "text"
+    TIME = "time"
+
+
+# What a file name mask may refer to, checked at create; the renderer's `naming_context` offers
+# exactly these for every item (empty text where an item's kind has no such value).
+MASK_PLACEHOLDERS: Mapping[str, PlaceholderKind] = {
+    **dict.fromkeys(("export.id", "export.name", "export.type"), PlaceholderKind.TEXT),
+    **dict.fromkeys(("job.id", "job.tenant"), PlaceholderKind.TEXT),
+    "job.scheduledAt": PlaceholderKind.TIME,
+    "item.index": PlaceholderKind.NUMBER,
+    **dict.fromkeys(("item.channelId", "item.subtopic"), PlaceholderKind.TEXT),
+    **dict.fromkeys(
+        ("target.value", "target.label", "target.publisher", "target.metric"), PlaceholderKind.TEXT
+    ),
+    **dict.fromkeys(
+        ("thing.id", "thing.serialNumber", "thing.name", "thing.customerId", "thing.locationId"),
+        PlaceholderKind.TEXT,
+    ),
+    **dict.fromkeys(("thingDefinition.id", "thingDefinition.name"), PlaceholderKind.TEXT),
+    "entity.type": PlaceholderKind.TEXT,
+    **dict.fromkeys(("window.from", "window.to"), PlaceholderKind.TIME),
+}
+FILENAME_MASK_ROOTS = tuple(sorted({path.split(".")[0] for path in MASK_PLACEHOLDERS}))
+# The formats each kind takes, so that no format can build a long string: numbers zero-padded to
+# at most MAX_NUMBER_WIDTH, text only cut short (`.8`), times a strftime subset of bounded length.
+MAX_NUMBER_WIDTH = 12
+MAX_PIECE_LENGTH = MAX_FILENAME_LENGTH - 32
+MAX_TIME_FORMAT_LENGTH = 32
+TIME_DIRECTIVES = "YmdHMSjyb"
+_NUMBER_SPEC_RE = re.compile(r"^0?([1-9][0-9]?)?d?$")
+_TEXT_SPEC_RE = re.compile(r"^\.([0-9]{1,2})$")
+_TIME_SPEC_RE = re.compile(rf"^(?:%[{TIME_DIRECTIVES}]|[A-Za-z0-9 _.-])+$")
+_SPEC_FORMS = {
+    PlaceholderKind.NUMBER: (
+        f"a number takes no format but zero-padding such as :03d (width at most {MAX_NUMBER_WIDTH})"
+    ),
+    PlaceholderKind.TEXT: f"a text takes no format but a truncation such as :.8 (at most {MAX_PIECE_LENGTH})",
+    PlaceholderKind.TIME: (
+        f"a time takes a format of at most {MAX_TIME_FORMAT_LENGTH} characters made of "
+        + " ".join(f"%{directive}" for directive in TIME_DIRECTIVES)
+        + ", letters, digits, spaces and '-', '_', '.'"
+    ),
+}
+
+
+def placeholder_problem(kind: PlaceholderKind, spec: str) -> str | None:
+    """Why ``spec`` is not a format a ``kind`` placeholder takes, or None when it is one."""
+    if kind is PlaceholderKind.NUMBER:
+        match = _NUMBER_SPEC_RE.match(spec)
+        allowed = match is not None and int(match[1] or 0) <= MAX_NUMBER_WIDTH
+    elif kind is PlaceholderKind.TEXT:
+        match = _TEXT_SPEC_RE.match(spec)
+        allowed = match is not None and int(match[1]) <= MAX_PIECE_LENGTH
+    else:
+        allowed = len(spec) <= MAX_TIME_FORMAT_LENGTH and _TIME_SPEC_RE.match(spec) is not None
+    return None if allowed else _SPEC_FORMS[kind]
+
+
+_ISO_EARLIEST, _ISO_LATEST = (f"{moment:%Y-%m-%dT%H:%M:%SZ}" for moment in (EARLIEST_TIME, LATEST_TIME))
+
+
+def bounded_instant(value: datetime) -> datetime:
+    """An instant inside [EARLIEST_TIME, LATEST_TIME], in UTC (a naive one is taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    # Compared before converting: converting 0001-01-01T00:00+01:00 to UTC overflows.
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise ValueError(f"must be between {_ISO_EARLIEST} and {_ISO_LATEST}")
+    return value.astimezone(UTC)
+
+
+BoundedInstant = Annotated[datetime, AfterValidator(bounded_instant)]
 
 
 @functools.lru_cache(maxsize=1024)
 def parse_iso_duration(text: str) -> timedelta | isodate.Duration:
-    """An ISO 8601 duration (``P1Y6M4DT12H30M5S``); years and months stay calendar units.
+    """An ISO 8601 duration (``P1Y6M4DT12H30M5S``) of at most MAX_PERIOD; years and months stay
+    calendar units.
 
     Cached: schedules re-parse the same few periodicities on every run-time computation."""
+    too_long = f"'{text}' must be at most {MAX_PERIOD} (10 years)"
     try:
         duration = isodate.parse_duration(text)
+    except OverflowError as error:  # more days than a timedelta holds
+        raise ValueError(too_long) from error
     except (isodate.ISO8601Error, ValueError) as error:
         raise ValueError(f"'{text}' is not an ISO 8601 duration such as P1D or PT15M") from error
     if not isinstance(duration, isodate.Duration | timedelta):
         raise ValueError(f"'{text}' is not an ISO 8601 duration")
     if _is_zero_or_negative(duration):
         raise ValueError(f"'{text}' must be a positive duration")
+    if isinstance(duration, isodate.Duration) and (duration.years % 1 or duration.months % 1):
+        raise ValueError(f"'{text}': years and months must be whole numbers")
+    try:
+        fits = _PERIOD_REFERENCE + duration <= _LONGEST_PERIOD_END
+    except (OverflowError, ValueError):  # beyond the year 9999
+        fits = False
+    if not fits:
+        raise ValueError(too_long)
     return duration
 
 
@@ -81,7 +181,10 @@ def parse_downsample(text: str) -> timedelta:
     if match is None:
         raise ValueError(f"'{text}' is not a bucket size such as 1m, 15m, 1h or 1d")
     count, unit = match.groups()
-    return timedelta(**{_DOWNSAMPLE_UNITS[unit]: int(count)})
+    bucket = timedelta(**{_DOWNSAMPLE_UNITS[unit]: int(count)})
+    if bucket > MAX_BUCKET:
+        raise ValueError(f"'{text}' is longer than the longest bucket, {MAX_BUCKET.days}d")
+    return bucket
 
 
 def safe_filename(name: str) -> str:
@@ -99,19 +202,29 @@ def safe_filename(name: str) -> str:
     return name
 
 
-def mask_placeholders(mask: str) -> list[re.Match[str]]:
-    """The ``${path[:format]}`` placeholders of a file name mask, checked against the known roots."""
+def mask_placeholders(mask: str) -> list[tuple[re.Match[str], PlaceholderKind]]:
+    """The ``${path[:format]}`` placeholders of a file name mask with their kinds, each path one of
+    MASK_PLACEHOLDERS and each format one its kind takes."""
     placeholders = list(_PLACEHOLDER_RE.finditer(mask))
     if "${" in _PLACEHOLDER_RE.sub("", mask):
         raise ValueError("has a '${' without its closing '}'")
+    kinds = []
     for placeholder in placeholders:
-        path = placeholder["path"]
+        path, text = placeholder["path"], placeholder[0]
         if not _PLACEHOLDER_PATH_RE.match(path):
-            raise ValueError(f"'{placeholder[0]}' is not a placeholder such as ${{thing.serialNumber}}")
-        if path.split(".")[0] not in FILENAME_MASK_ROOTS:
+            raise ValueError(f"'{text}' is not a placeholder such as ${{thing.serialNumber}}")
+        root = path.split(".")[0]
+        if root not in FILENAME_MASK_ROOTS:
             roots = ", ".join(FILENAME_MASK_ROOTS)
-            raise ValueError(f"'{placeholder[0]}' refers to an unknown object; use one of: {roots}")
-    return placeholders
+            raise ValueError(f"'{text}' refers to an unknown object; use one of: {roots}")
+        kind = MASK_PLACEHOLDERS.get(path)
+        if kind is None:
+            known = ", ".join(known for known in MASK_PLACEHOLDERS if known.split(".")[0] == root)
+            raise ValueError(f"'{text}' is not a placeholder of {root}; use one of: {known}")
+        if placeholder["spec"] and (problem := placeholder_problem(kind, placeholder["spec"])):
+            raise ValueError(f"'{text}': {problem}")
+        kinds.append((placeholder, kind))
+    return kinds
 
 
 def filename_mask(mask: str) -> str:
@@ -196,7 +309,7 @@ class Target(WireModel):
     """A metric of a device: ``urn:cpt:smartdevice:nid:<publisher>:<metric name>``."""
 
     value: Annotated[str, Field(min_length=1, max_length=500, json_schema_extra={"pattern": _URN_RE.pattern})]
-    label: str | None = None
+    label: Annotated[str, Field(max_length=200)] | None = None
 
     @property
     def publisher(self) -> str:
@@ -235,8 +348,8 @@ class TimeWindow(WireModel):
     run stopped. ``decimation`` buckets them."""
 
     # Strict: epoch milliseconds are whole numbers, never 1.5 or true.
-    from_: Annotated[int, Field(alias="from", ge=0, strict=True)] = 0
-    to: Annotated[int, Field(ge=0, strict=True)] = 0
+    from_: Annotated[int, Field(alias="from", ge=0, le=LATEST_EPOCH_MS, strict=True)] = 0
+    to: Annotated[int, Field(ge=0, le=LATEST_EPOCH_MS, strict=True)] = 0
     period: str | None = None
     decimation: Decimation | None = None
 
@@ -258,8 +371,8 @@ class ItemParams(TimeWindow):
     """One metric of one device (seed 000): a file of that series."""
 
     target: Target
-    channel_id: str | None = None
-    subtopic: str | None = None
+    channel_id: Annotated[str, Field(max_length=200)] | None = None
+    subtopic: Annotated[str, Field(max_length=200)] | None = None
 
 
 MetricName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -436,8 +549,8 @@ class ExportRequestSpec(WireModel):
     format: Format
     items: Annotated[list[Item], Field(min_length=1, max_length=100)]
     periodicity: str | None = None
-    # Where the periods are anchored (default: the creation time); runs fall at the end of each.
-    start_at: UtcDatetime | None = None
+    # A recurring request's first run, the grid its runs keep (default: one period after creation).
+    start_at: BoundedInstant | None = None
     # After scheduler downtime: one run for the latest missed time, or one per missed period.
     catch_up: CatchUp = "latest"
     notification: Notification = Field(default_factory=Notification)

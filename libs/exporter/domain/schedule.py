@@ -1,17 +1,23 @@
 """When an export request runs: ISO 8601 periods in the request's own timezone.
 
-Run k (k ≥ 1) of a recurring request is ``anchor + k × periodicity`` on the local wall clock,
-the anchor being ``startAt`` or else the creation time. Each run time is computed from the
-anchor (never by adding to the previous run), so month ends do not drift (31 Jan + P1M =
-28/29 Feb, + P2M = 31 Mar) and 02:00 stays 02:00 local across daylight-saving changes. A local
-time that a clock change skips (02:30 on a spring-forward night) runs an hour later, at 03:30;
-one that happens twice (autumn) runs at its first occurrence. A periodicity of hours, minutes
-and seconds only (``PT15M``) is elapsed time instead: real hours apart whatever the clock does.
+Grid time k of a recurring request is ``anchor + k × periodicity`` on the local wall clock. With
+``startAt`` the anchor is ``startAt`` and the first run is grid time 0, ``startAt`` itself (one in
+the past: the first grid time at or after creation); without it the anchor is the creation time
+and the first run grid time 1, one period later. Each run time is computed from the anchor
+(never by adding to the previous run), so month ends do not drift (31 Jan + P1M = 28/29 Feb,
++ P2M = 31 Mar) and 02:00 stays 02:00 local across daylight-saving changes. A local time that a
+clock change skips (02:30 on a spring-forward night) runs an hour later, at 03:30; one that
+happens twice (autumn) runs at its first occurrence. A periodicity without calendar days,
+months or years (``PT15M``) is elapsed time instead: real hours apart whatever the clock does.
+
+The request's bounds (``contracts.request``: instants up to 2100, periods up to 10 years) keep
+every time computed here, including the look-ahead of ``_index_after``, far from year 9999.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,6 +26,9 @@ import isodate
 
 from exporter.contracts.request import ExportRequest, ExportType, parse_iso_duration
 
+# `PT15M`, also spelled `P0DT15M`: no calendar part.
+_ELAPSED_RE = re.compile(r"^P(?:0+[YMWD])*T")
+
 
 @functools.lru_cache(maxsize=4096)
 def occurrence(anchor: datetime, periodicity: str, index: int, timezone: str) -> datetime:
@@ -27,7 +36,7 @@ def occurrence(anchor: datetime, periodicity: str, index: int, timezone: str) ->
 
     Cached: finding the next runs asks for the same few occurrences several times over."""
     duration = parse_iso_duration(periodicity)
-    if periodicity.startswith("PT") and isinstance(duration, timedelta):
+    if _ELAPSED_RE.match(periodicity) and isinstance(duration, timedelta):
         # Hours, minutes, seconds only: elapsed time, so "every 15 minutes" never skips or
         # doubles a run when the wall clock jumps.
         return anchor.astimezone(UTC) + duration * index
@@ -47,11 +56,24 @@ def anchor_of(request: ExportRequest) -> datetime:
 
 
 def first_run_at(request: ExportRequest) -> datetime:
-    """A one-time request runs at once (or at ``startAt``); a recurring one at the end of its
-    first period."""
+    """A one-time request runs at once (or at ``startAt``); a recurring one at ``startAt`` (or the
+    first grid time from its creation on, when ``startAt`` is past), else one period after it."""
     if request.type is ExportType.ONE_TIME or request.periodicity is None:
         return max(anchor_of(request), request.created_at)
-    return _at(request, request.periodicity, 1)
+    return _at(request, request.periodicity, _first_run_index(request, request.periodicity))
+
+
+def window_start_before_first_run(request: ExportRequest) -> datetime | None:
+    """Where a recurring request's data starts, for items that continue where the previous run
+    stopped: at the grid time before its first run, one periodicity earlier (the creation time
+    when there is no ``startAt``). None for a one-time request: all there is."""
+    if request.type is ExportType.ONE_TIME or request.periodicity is None:
+        return None
+    return _at(request, request.periodicity, _first_run_index(request, request.periodicity) - 1)
+
+
+def _first_run_index(request: ExportRequest, periodicity: str) -> int:
+    return _index_after(request, periodicity, request.created_at - timedelta(microseconds=1))
 
 
 def _at(request: ExportRequest, periodicity: str, index: int) -> datetime:
@@ -59,14 +81,16 @@ def _at(request: ExportRequest, periodicity: str, index: int) -> datetime:
 
 
 def _index_after(request: ExportRequest, periodicity: str, instant: datetime) -> int:
-    """The first run index whose time is strictly after ``instant``."""
-    index = 1
+    """The first run index whose time is strictly after ``instant``: from 0 with ``startAt``
+    (its own time is a run), else from 1."""
+    first = index = 0 if request.start_at is not None else 1
     step = 1
-    # Gallop then bisect: finds the next index in O(log n) even after long downtime.
+    # Gallop then bisect: finds the next index in O(log n) even after long downtime. The gallop
+    # overshoots by less than the distance covered, so it stays within twice the span searched.
     while _at(request, periodicity, index) <= instant:
         index += step
         step *= 2
-    low = max(1, index - step // 2)
+    low = max(first, index - step // 2)
     while low < index:
         middle = (low + index) // 2
         if _at(request, periodicity, middle) <= instant:
@@ -115,7 +139,7 @@ def due_runs(request: ExportRequest, due_at: datetime, now: datetime, max_catch_
     periodicity = request.periodicity
     first = _index_after(request, periodicity, due_at - timedelta(microseconds=1))
     following = _index_after(request, periodicity, max(due_at, now))
-    missed = list(range(first, following))  # due_at itself is always among them
+    missed = range(first, following)  # due_at itself is always among them; a range, never a list
     keep = 1 if request.catch_up == "latest" else max_catch_up
     fired = missed[-keep:]
     return DueRuns(

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from exporter.contracts.ingest import Thing, ThingDefinition
 from exporter.contracts.job import JobSpec
-from exporter.contracts.request import MAX_FILENAME_LENGTH, ItemParams, mask_placeholders, safe_filename
+from exporter.contracts.request import (
+    MAX_PIECE_LENGTH,
+    ItemParams,
+    PlaceholderKind,
+    mask_placeholders,
+    safe_filename,
+)
 
-# Room left in a name for `-part-001`, a `-2` that makes it unique, and `.jsonl.zst`.
-MAX_STEM_LENGTH = MAX_FILENAME_LENGTH - 32
+# Room left in a name for `-part-001`, a `-2` that makes it unique, and `.jsonl.zst`; also the
+# longest a rendered mask, or any piece of one, may be.
+MAX_STEM_LENGTH = MAX_PIECE_LENGTH
 # Printable, but refused by Windows or meaningful to shells and URLs.
 _RESERVED = frozenset('/\\<>:"|?*')
 _CAMEL_HUMP = re.compile(r"(?<!^)(?=[A-Z])")
@@ -25,17 +32,12 @@ class MaskError(ValueError):
     """A file name mask that cannot be rendered: a placeholder the context lacks, a bad format."""
 
 
-def naming_context(
-    spec: JobSpec,
-    index: int,
-    thing: Mapping[str, object] | None = None,
-    thing_definition: Mapping[str, object] | None = None,
-) -> dict[str, object]:
-    """What a mask may name for item ``index`` (from 0) of a job: one entry per known root.
+def naming_context(spec: JobSpec, index: int, thing: Thing | None = None) -> dict[str, dict[str, object]]:
+    """What a mask may name for item ``index`` (from 0) of a job: exactly MASK_PLACEHOLDERS.
 
     Times are in the request's timezone, so ``${job.scheduledAt:%Y%m%d}`` is the local date. The
-    thing is the target's publisher unless the caller knows more about it. A root an item's kind
-    lacks (``target`` of a thing item, ``entity`` of a series) names empty text.
+    thing is the target's publisher unless the caller knows the thing. A value an item's kind
+    lacks (``target`` of a thing item, ``entity`` of a series) is empty text.
     """
     request = spec.request
     item = request.items[index]
@@ -51,12 +53,32 @@ def naming_context(
         "job": {"id": spec.job_id, "scheduledAt": local(spec.scheduled_at), "tenant": spec.tenant},
         "item": {"index": index + 1, **series["item"]},
         "target": series["target"],
-        "thing": {**series["thing"], **(thing or {})},
-        "thingDefinition": {**series["thingDefinition"], **(thing_definition or {})},
+        **(_thing_context(thing) if thing is not None else {root: series[root] for root in _THING_ROOTS}),
         "entity": {"type": item.entities.entity_type if item.entities else ""},
         "window": {
             "from": local(window.from_ if window else None),
             "to": local(window.to if window else None),
+        },
+    }
+
+
+_THING_ROOTS = ("thing", "thingDefinition")
+
+
+def _thing_context(thing: Thing) -> dict[str, dict[str, object]]:
+    """What masks may name of a thing and of its definition."""
+    definition = thing.thing_definition
+    return {
+        "thing": {
+            "id": thing.id,
+            "serialNumber": thing.serial_number or thing.id,
+            "name": thing.name or "",
+            "customerId": thing.customer_id or "",
+            "locationId": thing.location_id or "",
+        },
+        "thingDefinition": {
+            "id": (definition.id if definition else None) or "",
+            "name": definition.name if definition else "",
         },
     }
 
@@ -67,12 +89,13 @@ def _series_context(params: ItemParams | None) -> dict[str, dict[str, object]]:
         return {
             "item": {"channelId": "", "subtopic": ""},
             "target": dict.fromkeys(("value", "label", "publisher", "metric"), ""),
-            "thing": {"id": "", "serialNumber": ""},
-            "thingDefinition": {"name": ""},
+            **_thing_context(Thing.model_construct(id="", version=0)),
         }
     target = params.target
     # `urn:cpt:<thing definition>:nid:<publisher>:<metric>`, as in seed 000.
     urn = target.value.split(":")
+    definition = ThingDefinition.model_construct(name=urn[2]) if len(urn) >= 6 else None
+    publisher = Thing.model_construct(id=target.publisher, version=0, thing_definition=definition)
     return {
         "item": {"channelId": params.channel_id or "", "subtopic": params.subtopic or ""},
         "target": {
@@ -81,36 +104,37 @@ def _series_context(params: ItemParams | None) -> dict[str, dict[str, object]]:
             "publisher": target.publisher,
             "metric": target.metric,
         },
-        "thing": {"id": target.publisher, "serialNumber": target.publisher},
-        "thingDefinition": {"name": urn[2] if len(urn) >= 6 else ""},
+        **_thing_context(publisher),
     }
 
 
 def render_mask(mask: str, context: Mapping[str, object] | object) -> str:
-    """``${thing.serialNumber}_${job.scheduledAt:%Y%m%d}`` with the context's values in place.
+    """``${thing.serialNumber}_${job.scheduledAt:%Y%m%d}`` with the context's values in place, at
+    most MAX_STEM_LENGTH characters, as is each value put in.
 
-    The context is nested mappings, dataclasses or objects; ``scheduledAt`` also finds an attribute
-    ``scheduled_at``. A format after ``:`` is a strftime pattern for times, else a format() spec.
+    The context is nested mappings or objects; ``scheduledAt`` also finds an attribute
+    ``scheduled_at``. The mask's placeholders and formats are checked (``mask_placeholders``)
+    before anything is formatted, so no format can build a long string.
     """
     try:
         placeholders = mask_placeholders(mask)
     except ValueError as error:
         raise MaskError(f"file name mask '{mask}' {error}") from error
     pieces, end = [], 0
-    for placeholder in placeholders:
-        value = _lookup(context, placeholder["path"], mask)
-        pieces += [mask[end : placeholder.start()], _formatted(value, placeholder["spec"], placeholder[0])]
+    for placeholder, kind in placeholders:
+        value = _lookup(context, placeholder["path"])
+        piece = _formatted(value, kind, placeholder["spec"], placeholder[0])
+        pieces += [mask[end : placeholder.start()], piece[:MAX_STEM_LENGTH]]
         end = placeholder.end()
-    return "".join([*pieces, mask[end:]])
+    return "".join([*pieces, mask[end:]])[:MAX_STEM_LENGTH]
 
 
-def _lookup(context: object, path: str, mask: str) -> object:
+def _lookup(context: object, path: str) -> object:
     node = context
     for name in path.split("."):
         found, node = _child(node, name)
         if not found:
-            known = ", ".join(sorted(_paths(context)))
-            raise MaskError(f"unknown placeholder '${{{path}}}' in file name mask '{mask}'; known: {known}")
+            raise MaskError(f"the file name's context has no '${{{path}}}'")
     return node
 
 
@@ -123,28 +147,20 @@ def _child(node: object, name: str) -> tuple[bool, object]:
     return False, None
 
 
-def _paths(node: object, prefix: str = "") -> Iterator[str]:
-    """The placeholders a context offers, for an error message that says what would have worked."""
-    if isinstance(node, Mapping):
-        children: Mapping[str, object] = {str(key): value for key, value in node.items()}
-    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
-        children = {field.name: getattr(node, field.name) for field in dataclasses.fields(node)}
-    else:
-        yield prefix.rstrip(".")
-        return
-    for name, child in children.items():
-        yield from _paths(child, f"{prefix}{name}.")
-
-
-def _formatted(value: object, spec: str | None, placeholder: str) -> str:
+def _formatted(value: object, kind: PlaceholderKind, spec: str | None, placeholder: str) -> str:
+    """``spec`` is one that ``kind`` takes, so the result is short whatever the value."""
     if value is None:
         return ""
-    if isinstance(value, datetime | date | time):
-        return value.strftime(spec or DEFAULT_DATETIME_FORMAT)
     try:
-        return format(value, spec or "")
-    except (ValueError, TypeError) as error:
+        if kind is PlaceholderKind.TIME and isinstance(value, datetime | date | time):
+            return value.strftime(spec or DEFAULT_DATETIME_FORMAT)
+        if kind is PlaceholderKind.NUMBER and isinstance(value, int):
+            return format(value, spec or "")
+        if kind is PlaceholderKind.TEXT:
+            return format(str(value)[:MAX_STEM_LENGTH], spec or "")
+    except ValueError as error:
         raise MaskError(f"cannot format {placeholder}: {error}") from error
+    raise MaskError(f"cannot format {placeholder}: '{type(value).__name__}' is not a {kind}")
 
 
 def safe_stem(text: str) -> str:
@@ -172,6 +188,7 @@ class FileNamer:
         self.suffix = suffix
         self._hash_names = hash_names
         self._taken: set[str] = set()
+        self._counters: dict[str, int] = {}
 
     def name(self, mask: str | None, context: Mapping[str, object] | object, fallback: str) -> str:
         """The file name for ``mask`` (or ``fallback`` when the mask renders to nothing)."""
@@ -186,9 +203,13 @@ class FileNamer:
         return self._unique(f"{stem}-part-{number:03d}")
 
     def _unique(self, stem: str) -> str:
-        candidate, counter = f"{stem}.{self.suffix}", 2
-        while candidate.casefold() in self._taken:
-            candidate, counter = f"{stem}-{counter}.{self.suffix}", counter + 1
+        # Counting on from the last number this stem got: a mask that names thousands of files
+        # alike costs a look-up or two per file, not one per file named before it.
+        counter, candidate = self._counters.get(stem.casefold(), 0), ""
+        while not candidate or candidate.casefold() in self._taken:
+            counter += 1
+            candidate = f"{stem}.{self.suffix}" if counter == 1 else f"{stem}-{counter}.{self.suffix}"
+        self._counters[stem.casefold()] = counter
         self._taken.add(candidate.casefold())
         return safe_filename(candidate)
 
