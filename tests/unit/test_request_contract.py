@@ -11,10 +11,12 @@ from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field, with
 
 from exporter.contracts.request import (
     EARLIEST_TIME,
+    EXAMPLE_REQUEST,
     LATEST_EPOCH_MS,
     LATEST_TIME,
     ExportRequestSpec,
     ExportType,
+    Item,
 )
 
 
@@ -106,3 +108,12 @@ def test_values_at_the_bounds_are_accepted() -> None:
     assert spec.start_at == EARLIEST_TIME
     late = ExportRequestSpec.model_validate(with_fields({"startAt": "2100-01-01T01:00:00+01:00"}))
     assert late.start_at == LATEST_TIME
+
+
+def test_the_documented_example_and_every_item_kind_agree_with_the_schema() -> None:
+    """The OpenAPI example is a valid request, and the schema's one-kind rule matches the model's."""
+    ExportRequestSpec.model_validate(EXAMPLE_REQUEST)
+    kinds = Item.model_json_schema()["oneOf"]
+    assert [branch["required"] for branch in kinds] == [["params"], ["things"], ["entities"]]
+    with pytest.raises(ValidationError, match="exactly one of"):
+        Item.model_validate({"params": None, "entities": None})

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 import isodate
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from exporter.contracts.base import UtcDatetime, WireModel
 from exporter.contracts.ingest import EntityTypeName
@@ -252,9 +252,14 @@ DEFAULT_COLUMNS: tuple[Column, ...] = tuple(
 
 
 def _name_or_empty_object(schema: dict[str, Any]) -> None:
-    """Documents seed 000's ``{}`` (meaning UTC) beside the IANA name."""
+    """The IANA names, and seed 000's ``{}`` (like an empty name or null: UTC). Listed whole, so
+    the schema says exactly what is accepted and generated clients and fuzzers can use it."""
     schema.pop("type", None)
-    schema["anyOf"] = [{"type": "string"}, {"type": "object", "maxProperties": 0}]
+    schema["anyOf"] = [
+        {"type": "string", "enum": ["", *sorted(known_timezones())]},
+        {"type": "object", "maxProperties": 0},
+        {"type": "null"},
+    ]
 
 
 class Format(WireModel):
@@ -417,9 +422,25 @@ ItemKind = Literal["params", "things", "entities"]
 ITEM_KINDS: tuple[ItemKind, ...] = ("params", "things", "entities")
 
 
+def _exactly_one_kind_schema(schema: dict[str, Any]) -> None:
+    """Says in the schema what ``Item._exactly_one_kind`` checks: one kind an object, the others
+    absent or null."""
+    schema["oneOf"] = [
+        {
+            "required": [kind],
+            "properties": {
+                other: {"type": "object"} if other == kind else {"type": "null"} for other in ITEM_KINDS
+            },
+        }
+        for kind in ITEM_KINDS
+    ]
+
+
 class Item(WireModel):
     """One thing to export, of exactly one kind: ``params`` (a device's metric, seed 000),
     ``things`` (per-thing files, seed 001) or ``entities`` (an entity type, seed 003)."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_kind_schema)
 
     params: ItemParams | None = None
     things: ThingSelection | None = None
@@ -541,8 +562,29 @@ class Notification(WireModel):
         return value
 
 
+EXAMPLE_REQUEST: dict[str, Any] = {
+    "name": "Daily temperatures",
+    "type": "recurring",
+    "periodicity": "P1D",
+    "format": {"extension": "csv", "timezone": "Europe/Rome"},
+    "items": [
+        {
+            "params": {
+                "target": {"value": "urn:cpt:smartdevice:nid:D0CF5EFFFE26FDAB1:temperature"},
+                "period": "P1D",
+                "decimation": {"ds": "15m", "dsf": "avg"},
+            }
+        }
+    ],
+    "notification": {"messages": [{"medium": "email", "recipients": ["ops@example.com"]}]},
+}
+
+
 class ExportRequestSpec(WireModel):
     """What a client sends to create or replace an export request."""
+
+    # Shown in the API's docs, and the first body the API fuzzer sends.
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_REQUEST]})
 
     name: Annotated[str, Field(max_length=200)] | None = None
     type: ExportType
