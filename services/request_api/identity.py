@@ -84,7 +84,7 @@ class Identity:
         if self._gateway_secret is None:
             return
         sent = headers.get("x-gateway-secret")
-        if sent is None or not hmac.compare_digest(sent.encode(), self._gateway_secret):
+        if sent is None or not hmac.compare_digest(sent.encode("latin-1"), self._gateway_secret):
             raise HTTPException(status_code=401, detail="Missing or wrong X-Gateway-Secret")
 
     def from_headers(self, headers: Headers) -> Principal:
