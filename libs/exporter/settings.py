@@ -276,6 +276,8 @@ class Settings(BaseSettings):
                 "api.auth_mode 'header' trusts identity headers anyone could send: set api.gateway_secret "
                 "(the gateway sends it in X-Gateway-Secret) or use api.auth_mode 'jwt'"
             )
+        if self.api.jwt_jwks_url and not self.api.jwt_jwks_url.lower().startswith("https://"):
+            problems.append("api.jwt_jwks_url must be https: whoever can alter the key set can sign tokens")
         if self.storage.secret_key.get_secret_value() == LOCAL_STORAGE_SECRET_KEY:
             problems.append("storage.secret_key is the local default")
         secrets = {"api.jwt_secret": self.api.jwt_secret, "api.gateway_secret": self.api.gateway_secret}

@@ -262,6 +262,10 @@ UNSAFE: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "short JWT secret": (production(auth_mode="jwt", jwt_secret="short"), "api.jwt_secret is shorter"),
     "local storage key": ({**SAFE, "storage": {}}, "storage.secret_key is the local default"),
+    "key set over plain HTTP": (
+        production(auth_mode="jwt", jwt_algorithm="RS256", jwt_jwks_url="http://idp.example/jwks"),
+        "api.jwt_jwks_url must be https",
+    ),
 }
 
 
