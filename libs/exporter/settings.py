@@ -13,8 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exporter.domain.access import Action
 
 
 class KafkaSettings(BaseModel):
@@ -32,10 +34,15 @@ class MongoSettings(BaseModel):
     database: str = "exporter"
 
 
+# Known to every checkout, so refused in production.
+LOCAL_STORAGE_SECRET_KEY = "exporter-local-secret-key"  # noqa: S105
+MIN_SECRET_BYTES = 32
+
+
 class StorageSettings(BaseModel):
     endpoint: str = "127.0.0.1:18333"
     access_key: str = "exporter"
-    secret_key: SecretStr = SecretStr("exporter-local-secret-key")
+    secret_key: SecretStr = SecretStr(LOCAL_STORAGE_SECRET_KEY)
     bucket: str = "exports"
     region: str = "us-east-1"
     secure: bool = False
@@ -65,7 +72,7 @@ class GrantSettings(BaseModel):
 
     tenant: str
     subjects: list[str]
-    actions: list[str]
+    actions: list[Action]
     resource: str = "*"
 
 
@@ -74,12 +81,25 @@ class ApiSettings(BaseModel):
     port: int = 8080
     # Processes serving the API; each has its own connections, group commit and relay.
     workers: int = Field(default=1, ge=1, le=64)
+    # Production's default is "jwt" (see Settings._safe_in_production).
     auth_mode: Literal["header", "jwt"] = "header"
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    # Sent by the gateway in X-Gateway-Secret; when set, every request without it is 401 (any mode).
+    gateway_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
+    # The identity provider's published keys (RS256/ES256), instead of one jwt_public_key.
+    jwt_jwks_url: str | None = None
+    # How long fetched keys are trusted; an unknown key id refreshes them at most once a cooldown.
+    jwt_jwks_lifespan_seconds: float = Field(default=300.0, gt=0)
+    jwt_jwks_cooldown_seconds: float = Field(default=30.0, ge=0)
     jwt_audience: str | None = None
-    default_tenant: str = "default"
+    jwt_issuer: str | None = None
+    # Header mode only, for a request without X-Tenant-Id; never in production.
+    default_tenant: str = Field(default="default", min_length=1, max_length=100)
+    # "any_user": every user may create requests in their own tenant; "grant": only those granted
+    # exporter:exports:create on "*".
+    create_policy: Literal["any_user", "grant"] = "any_user"
     download_link_ttl_seconds: int = Field(default=30, ge=1, le=7 * 24 * 3600)
     grants: list[GrantSettings] = Field(default_factory=list)
     # Queued plus running jobs one user may have; more → 429.
@@ -238,6 +258,35 @@ class Settings(BaseSettings):
     notifier: NotifierSettings = NotifierSettings()
     ingestor: IngestorSettings = IngestorSettings()
     local: LocalServersSettings = LocalServersSettings()
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        """Production refuses what is safe only on a developer's machine: identity headers that
+        anyone who reaches the API could send, and secrets that every checkout knows.
+
+        Header mode is the default only outside production: there it must be chosen, with a
+        gateway secret, so the services that serve no API need no identity settings at all."""
+        if self.environment != "production":
+            return self
+        if "auth_mode" not in self.api.model_fields_set:
+            self.api = self.api.model_copy(update={"auth_mode": "jwt"})
+        problems = []
+        if self.api.auth_mode == "header" and self.api.gateway_secret is None:
+            problems.append(
+                "api.auth_mode 'header' trusts identity headers anyone could send: set api.gateway_secret "
+                "(the gateway sends it in X-Gateway-Secret) or use api.auth_mode 'jwt'"
+            )
+        if self.api.jwt_jwks_url and not self.api.jwt_jwks_url.lower().startswith("https://"):
+            problems.append("api.jwt_jwks_url must be https: whoever can alter the key set can sign tokens")
+        if self.storage.secret_key.get_secret_value() == LOCAL_STORAGE_SECRET_KEY:
+            problems.append("storage.secret_key is the local default")
+        secrets = {"api.jwt_secret": self.api.jwt_secret, "api.gateway_secret": self.api.gateway_secret}
+        for name, secret in secrets.items():
+            if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} bytes")
+        if problems:
+            raise ValueError("unsafe in production: " + "; ".join(problems))
+        return self
 
     def to_env(self) -> dict[str, str]:
         """Every setting as the ``EXPORTER_*`` variable that reads back as it, secrets included.

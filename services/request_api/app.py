@@ -23,7 +23,7 @@ from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
 from request_api import commands
 from request_api.errors import ApiError, BadRequest
-from request_api.identity import IDENTITY_PARAMETERS, current_principal, header_parameter
+from request_api.identity import IDENTITY_PARAMETERS, Identity, current_principal, header_parameter
 from request_api.limits import BodySizeLimit
 from request_api.views import job_view, request_view
 
@@ -200,6 +200,7 @@ def create_app(settings: Settings) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
+    app.state.identity = Identity(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -328,7 +329,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/jobs/{job_id}", responses=ERRORS | {200: JOB_LINKS}, openapi_extra=IDENTIFIED)
     async def get_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
-        return JsonBody(job_view(await commands.authorized_job(runtime, caller, job_id, Action.READ)))
+        job, _ = await commands.authorized_job(runtime, caller, job_id, Action.READ)
+        return JsonBody(job_view(job))
 
     @app.post("/jobs/{job_id}/cancel", responses=_errors(409), openapi_extra=IDENTIFIED)
     async def cancel_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:

@@ -22,7 +22,16 @@ from exporter.contracts.events import IamAction
 from exporter.contracts.job import JobStatus, job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType, parse_iso_duration
 from exporter.dispatch import enqueue_job
-from exporter.domain.access import Action, Decision, Grant, Principal, Resource, decide
+from exporter.domain.access import (
+    Action,
+    Decision,
+    Grant,
+    Principal,
+    Resource,
+    decide,
+    subjects_of,
+    update_actions,
+)
 from exporter.domain.schedule import first_run_at, next_run_after
 from exporter.iam import policy_event
 from exporter.notifications.recipients import recipient_problems
@@ -42,7 +51,7 @@ async def grants_of(runtime: Runtime, tenant: str) -> list[Grant]:
         Grant(
             tenant=g.tenant,
             subjects=frozenset(g.subjects),
-            actions=frozenset(Action(a) for a in g.actions),
+            actions=frozenset(g.actions),
             resource=g.resource,
         )
         for g in runtime.settings.api.grants
@@ -55,20 +64,49 @@ async def authorized(
     runtime: Runtime, principal: Principal, request_id: str, action: Action
 ) -> RequestRecord:
     """The request, if the caller may do ``action`` to it: 404 across tenants, 403 within."""
+    record = await found(runtime, principal, request_id)
+    await allow(runtime, principal, record, action)
+    return record
+
+
+async def found(runtime: Runtime, principal: Principal, request_id: str) -> RequestRecord:
+    """The request of the caller's tenant, or 404: another tenant's requests do not exist for them."""
     record = await runtime.requests.get(principal.tenant, request_id)
     if record is None:
         raise NotFound(f"Export request '{request_id}' not found")
-    verdict = decision(principal, action, record, await grants_of(runtime, record.request.tenant))
-    if not verdict.visible:
-        raise NotFound(f"Export request '{request_id}' not found")
-    if not verdict.allowed:
-        raise Forbidden(f"User not authorized: {verdict.reason}")
     return record
+
+
+async def allow(runtime: Runtime, principal: Principal, record: RequestRecord, *actions: Action) -> None:
+    """Refuses unless the caller may do every one of ``actions`` to the request."""
+    grants = await grants_of(runtime, record.request.tenant)
+    for action in actions:
+        verdict = decision(principal, action, record, grants)
+        if not verdict.visible:
+            raise NotFound(f"Export request '{record.request.id}' not found")
+        if not verdict.allowed:
+            raise Forbidden(f"User not authorized: {verdict.reason}")
 
 
 def decision(principal: Principal, action: Action, record: RequestRecord, grants: list[Grant]) -> Decision:
     request = record.request
     return decide(principal, action, Resource(request.tenant, request.owner, request.id), grants)
+
+
+EVERYONE_CREATES = frozenset({Action.CREATE})
+
+
+async def authorize_create(runtime: Runtime, principal: Principal) -> None:
+    """The create policy: ``any_user`` lets every user create in their own tenant (and reads no
+    grants, which keeps the hot path at one write); ``grant`` needs a grant on ``*``."""
+    if runtime.settings.api.create_policy == "any_user":
+        everyone, grants = EVERYONE_CREATES, []
+    else:
+        everyone, grants = frozenset(), await grants_of(runtime, principal.tenant)
+    new = Resource(principal.tenant, owner=None)
+    verdict = decide(principal, Action.CREATE, new, grants, everyone)
+    if not verdict.allowed:
+        raise Forbidden(f"User not authorized: {verdict.reason}")
 
 
 def _live(record: RequestRecord) -> ExportRequest:
@@ -158,6 +196,7 @@ class Answer:
 async def create_export(
     runtime: Runtime, principal: Principal, spec: ExportRequestSpec, idempotency_key: str | None
 ) -> Answer:
+    await authorize_create(runtime, principal)
     check_deployment_rules(runtime, spec, principal.user)
     key_scope = scope(principal.tenant, principal.user, idempotency_key) if idempotency_key else None
     fingerprint = body_hash(spec.to_wire()) if key_scope is not None else ""
@@ -240,7 +279,8 @@ def _replay(stored: StoredAnswer, fingerprint: str) -> Answer:
 async def update_export(
     runtime: Runtime, principal: Principal, request_id: str, spec: ExportRequestSpec
 ) -> dict[str, Any]:
-    record = await authorized(runtime, principal, request_id, Action.UPDATE)
+    record = await found(runtime, principal, request_id)
+    await allow(runtime, principal, record, *update_actions(record.request, spec))
     current = _live(record)
     check_deployment_rules(runtime, spec, current.owner)
     updated = spec.stored(
@@ -312,18 +352,19 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
 
 async def authorized_job(
     runtime: Runtime, principal: Principal, job_id: str, action: Action
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], RequestRecord]:
+    """The job and its request, if the caller may do ``action`` to the request; a job of another
+    tenant's, or of a request that is gone, is 404 like the request itself."""
     job = await runtime.jobs.get(job_id, tenant=principal.tenant)
-    if job is None:
+    record = None if job is None else await runtime.requests.get(principal.tenant, job["requestId"])
+    if job is None or record is None:
         raise NotFound(f"Job '{job_id}' not found")
-    await authorized(runtime, principal, job["requestId"], action)
-    return job
+    await allow(runtime, principal, record, action)
+    return job, record
 
 
 async def cancel_job(runtime: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
-    job = await authorized_job(runtime, principal, job_id, Action.CANCEL)
-    record = await runtime.requests.get(principal.tenant, job["requestId"])
-    assert record is not None
+    job, record = await authorized_job(runtime, principal, job_id, Action.CANCEL)
 
     async def write(session: AsyncClientSession) -> bool:
         return await runtime.jobs.cancel(job_id, session=session)
@@ -343,11 +384,10 @@ class Download:
 
 
 async def download_link(runtime: Runtime, principal: Principal, job_id: str, file_index: int) -> Download:
-    job = await authorized_job(runtime, principal, job_id, Action.DOWNLOAD)
-    record = await runtime.requests.get(principal.tenant, job["requestId"])
+    job, record = await authorized_job(runtime, principal, job_id, Action.DOWNLOAD)
     if job["status"] == JobStatus.EXPIRED.value:
         raise Gone(f"Job '{job_id}' has expired and its files were deleted")
-    if record is None or record.request.deleted_at is not None:
+    if record.request.deleted_at is not None:
         raise Gone(f"The export request of job '{job_id}' was deleted")
     if job["status"] != JobStatus.DONE.value:
         raise Conflict(f"Job '{job_id}' is {job['status']}; only a done job has files")
@@ -362,7 +402,7 @@ async def download_link(runtime: Runtime, principal: Principal, job_id: str, fil
 
 async def visible_filter(runtime: Runtime, principal: Principal, **filters: Any) -> RequestFilter:
     """The caller's own requests, plus those a grant lets them read (all of the tenant's, or some)."""
-    subjects = {f"user:{principal.user}"} | {f"role:{role}" for role in principal.roles}
+    subjects = subjects_of(principal)
     readable = [
         g
         for g in await grants_of(runtime, principal.tenant)

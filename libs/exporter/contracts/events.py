@@ -78,6 +78,7 @@ GrantAction = Literal[
     "exporter:exports:create",
     "exporter:exports:read",
     "exporter:exports:update",
+    "exporter:exports:notify",
     "exporter:exports:delete",
     "exporter:exports:run",
     "exporter:exports:download",

@@ -11,11 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from exporter.contracts.request import ExportRequestSpec
+
 
 class Action(StrEnum):
     CREATE = "exporter:exports:create"
     READ = "exporter:exports:read"
     UPDATE = "exporter:exports:update"
+    # Changing where a request's notifications (and so its links and attachments) go.
+    NOTIFY = "exporter:exports:notify"
     DELETE = "exporter:exports:delete"
     RUN = "exporter:exports:run"
     DOWNLOAD = "exporter:exports:download"
@@ -45,8 +49,8 @@ class Grant:
 @dataclass(frozen=True, slots=True)
 class Resource:
     tenant: str
-    owner: str
-    id: str | None = None  # None: the action creates it
+    owner: str | None  # None: the action creates it, so nobody owns it yet
+    id: str | None = None  # None: the action creates it; only a grant on "*" covers it
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +60,25 @@ class Decision:
     reason: str = ""
 
 
-def _subjects(principal: Principal) -> set[str]:
+def subjects_of(principal: Principal) -> set[str]:
+    """How grants name the caller."""
     return {f"user:{principal.user}"} | {f"role:{role}" for role in principal.roles}
 
 
-def decide(principal: Principal, action: Action, resource: Resource, grants: Iterable[Grant]) -> Decision:
+def decide(
+    principal: Principal,
+    action: Action,
+    resource: Resource,
+    grants: Iterable[Grant],
+    everyone: frozenset[Action] = frozenset(),
+) -> Decision:
+    """``everyone``: the actions any user of the tenant may do without a grant (the create
+    policy ``any_user``)."""
     if resource.tenant != principal.tenant:
         return Decision(allowed=False, visible=False, reason="another tenant's resource")
-    if resource.owner == principal.user:
+    if resource.owner == principal.user or action in everyone:
         return Decision(allowed=True)
-    subjects = _subjects(principal)
+    subjects = subjects_of(principal)
     granted = any(
         grant.tenant == principal.tenant
         and action in grant.actions
@@ -74,3 +87,18 @@ def decide(principal: Principal, action: Action, resource: Resource, grants: Ite
         for grant in grants
     )
     return Decision(allowed=granted, reason="" if granted else f"{action} is not granted")
+
+
+def destinations(spec: ExportRequestSpec) -> frozenset[tuple[str, frozenset[str]]]:
+    """Where a request's files go: each message's medium and recipients. No recipients means
+    the owner's configured contacts, which is a destination of its own."""
+    messages = spec.notification.messages
+    return frozenset((message.medium, frozenset(message.recipients)) for message in messages)
+
+
+def update_actions(current: ExportRequestSpec, replacement: ExportRequestSpec) -> list[Action]:
+    """What replacing ``current`` needs: ``update``, and ``notify`` too when it changes where
+    notifications go, so whoever may edit a request cannot send its files to themselves."""
+    if destinations(current) == destinations(replacement):
+        return [Action.UPDATE]
+    return [Action.UPDATE, Action.NOTIFY]
