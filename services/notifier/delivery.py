@@ -336,9 +336,9 @@ class Notifier:
         try:
             async with self._slots:
                 await self._send(context, notice, message, key, recipients, progress, attempt)
-        except Exception as unexpected:  # a bug, not the medium: fail this delivery, keep the notifier
+        except Exception:  # a bug, not the medium: fail this delivery, keep the notifier
             log.exception("delivery %s failed unexpectedly", key)
-            error = f"internal error: {type(unexpected).__name__}: {unexpected}"
+            error = f"an internal error occurred (reference {key})"
             attempt.deferred.clear()
         delay: float | None = None
         if attempt.deferred and progress.attempts < self._settings.max_attempts:
@@ -413,7 +413,8 @@ class Notifier:
                 try:
                     data = await context.file(entry.link.key)
                 except Exception as error:
-                    raise transient(f"reading {entry.link.name} from the object store: {error}") from error
+                    log.warning("delivery %s: reading %s failed: %s", key, entry.link.key, error)
+                    raise transient(f"the object store was unavailable to read {entry.link.name}") from error
                 attachments.append(Attachment(entry.link.name, entry.link.content_type, data))
         return Outgoing(key=key, notice=notice, files=files, attachments=tuple(attachments))
 
