@@ -21,7 +21,7 @@ from exporter.notifications.policy import policy_applies
 from exporter.notifications.recipients import recipient_problems, recipients_for
 from exporter.notifications.sending import http_failure, parse_retry_after
 from exporter.notifications.templates import render, unknown_placeholders
-from exporter.settings import ContactSettings, NotifierSettings, Settings
+from exporter.settings import ContactSettings, NotifierSettings, Settings, TenantDestinations
 from notifier.redaction import Redactor, notifier_secrets
 
 DONE = JobResult(
@@ -229,7 +229,7 @@ CONTACTS = [
 def test_recipients_fall_back_to_the_owners_contact(
     message: NotificationMessage, owner: str, expected: list[str]
 ) -> None:
-    assert recipients_for(message, owner, CONTACTS) == expected
+    assert recipients_for(message, owner, TenantDestinations(contacts=CONTACTS)) == expected
 
 
 def test_recipient_problems_name_what_the_deployment_lacks() -> None:
@@ -248,13 +248,19 @@ def test_recipient_problems_name_what_the_deployment_lacks() -> None:
         },
     }
     settings = NotifierSettings(
-        contacts=[ContactSettings(owner="*", email=["ops@example.com"])],
-        discord={"webhooks": {"ops": SecretStr("https://discord.test/api/webhooks/1/t")}},
-        slack={"webhooks": {"Ops": SecretStr("https://hooks.slack.test/services/T/B/x")}},
+        tenants={
+            "acme": TenantDestinations(
+                contacts=[ContactSettings(owner="*", email=["ops@example.com"])],
+                email_domains=["example.com"],
+                discord_webhooks={"ops": SecretStr("https://discord.test/api/webhooks/1/t")},
+                slack_webhooks={"Ops": SecretStr("https://hooks.slack.test/services/T/B/x")},
+                slack_channels=["C0123456789"],
+            )
+        }
     )
-    problems = recipient_problems(ExportRequestSpec.model_validate(body), "bob", settings)
+    problems = recipient_problems(ExportRequestSpec.model_validate(body), "acme", "bob", settings)
     assert problems == {
-        "notification.messages.1.recipients": "no Discord webhook named 'nope' is configured",
+        "notification.messages.1.recipients": "no Discord webhook named 'nope' is configured for tenant acme",
         "notification.messages.2.recipients": "Slack channels need a bot token, and none is configured",
         "notification.messages.3.recipients": (
             "no recipients given, and no telegram contact is configured for the owner"
@@ -280,8 +286,10 @@ def test_each_medium_accepts_its_recipient_forms(medium: str, recipient: str) ->
 
 
 def test_webhook_names_are_case_blind_in_settings() -> None:
-    settings = NotifierSettings(discord={"webhooks": {"OPS": SecretStr("https://d.test/x")}})
-    assert list(settings.discord.webhooks) == ["ops"]
+    settings = NotifierSettings(
+        tenants={"acme": {"discord_webhooks": {"OPS": SecretStr("https://d.test/x")}}}
+    )
+    assert list(settings.tenants["acme"].discord_webhooks) == ["ops"]
 
 
 def test_secrets_are_masked_in_logs_and_texts() -> None:
@@ -289,7 +297,9 @@ def test_secrets_are_masked_in_logs_and_texts() -> None:
         smtp={"password": "smtp-pass-123"},
         notifier={
             "telegram": {"bot_token": "123456:telegram-token"},
-            "discord": {"webhooks": {"ops": "https://discord.test/api/webhooks/42/discord-token"}},
+            "tenants": {
+                "acme": {"discord_webhooks": {"ops": "https://discord.test/api/webhooks/42/discord-token"}}
+            },
         },
     )
     redact = Redactor(notifier_secrets(settings))
@@ -316,13 +326,20 @@ def test_secrets_are_masked_in_logs_and_texts() -> None:
 def test_to_env_round_trips_the_notifier_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(
         notifier={
-            "contacts": [{"owner": "Alice", "email": ["a@example.com"]}],
-            "slack": {"webhooks": {"ops": "https://hooks.slack.test/x"}, "bot_token": "xoxb-1"},
+            "tenants": {
+                "Acme": {
+                    "contacts": [{"owner": "Alice", "email": ["a@example.com"]}],
+                    "slack_webhooks": {"ops": "https://hooks.slack.test/x"},
+                }
+            },
+            "slack": {"bot_token": "xoxb-1"},
         }
     )
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
     again = Settings()
-    assert again.notifier.contacts == settings.notifier.contacts
-    assert again.notifier.slack.webhooks["ops"].get_secret_value() == "https://hooks.slack.test/x"
+    [(tenant, destinations)] = again.notifier.tenants.items()
+    assert tenant == "Acme"  # tenant ids keep their case
+    assert destinations.contacts == settings.notifier.tenants["Acme"].contacts
+    assert destinations.slack_webhooks["ops"].get_secret_value() == "https://hooks.slack.test/x"
     assert again.notifier.slack.bot_token == settings.notifier.slack.bot_token

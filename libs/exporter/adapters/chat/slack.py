@@ -109,15 +109,15 @@ class SlackSender:
         for recipient in recipients:
             name = webhook_name(recipient)
             if name is not None:
-                await self._webhook(name, text)
+                await self._webhook(name, text, message)
             else:
                 await self._post(recipient, text, message)
         return Delivered(sent=list(recipients))
 
-    async def _webhook(self, name: str, text: str) -> None:
-        url = self._settings.webhooks.get(name)
+    async def _webhook(self, name: str, text: str, message: Outgoing) -> None:
+        url = message.webhooks.get(name)
         if url is None:
-            raise permanent(f"no Slack webhook named '{name}' is configured")
+            raise permanent(f"no Slack webhook named '{name}' is configured for the tenant")
         client = WebhookClient(url.get_secret_value(), timeout=self._timeout, retry_handlers=[])
         response = await self._run(
             lambda: client.send(text=text, unfurl_links=False, unfurl_media=False), "slack webhook"
