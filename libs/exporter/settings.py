@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -219,6 +219,14 @@ class NotifierSettings(BaseModel):
     slack: SlackSettings = SlackSettings()
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
+
+    @model_validator(mode="after")
+    def _shared_contacts_name_no_owner(self) -> NotifierSettings:
+        """An owner id means someone only within its tenant: ``*``'s contacts are for owner ``*``."""
+        shared = self.tenants.get(ANY_TENANT)
+        if shared is not None and (owners := [c.owner for c in shared.contacts if c.owner != "*"]):
+            raise ValueError(f"tenants.*.contacts: only owner '*' may be given here, not {owners}")
+        return self
 
 
 class IngestorSettings(BaseModel):

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from tests.notify_cases import job_spec, link
 
 from exporter.contracts.job import JobResult, JobStatus
@@ -18,7 +18,7 @@ from exporter.domain.retry import backoff_seconds
 from exporter.notifications.layout import discord_payload, html_text, plain_text, slack_text
 from exporter.notifications.messages import base64_size, compose, human_size, plan_files
 from exporter.notifications.policy import policy_applies
-from exporter.notifications.recipients import recipient_problems, recipients_for
+from exporter.notifications.recipients import destinations_of, recipient_problems, recipients_for
 from exporter.notifications.sending import http_failure, parse_retry_after
 from exporter.notifications.templates import render, unknown_placeholders
 from exporter.settings import ContactSettings, NotifierSettings, Settings, TenantDestinations
@@ -283,6 +283,36 @@ def test_recipient_problems_name_what_the_deployment_lacks() -> None:
 def test_each_medium_accepts_its_recipient_forms(medium: str, recipient: str) -> None:
     message = NotificationMessage.model_validate({"medium": medium, "recipients": [recipient]})
     assert message.recipients == [recipient]
+
+
+def test_a_tenant_uses_its_own_destinations_and_the_shared_ones_only() -> None:
+    settings = NotifierSettings(
+        tenants={
+            "acme": {
+                "discord_webhooks": {"ops": "https://d.test/acme"},
+                "contacts": [{"owner": "*", "email": ["all@acme.com"]}],
+            },
+            "beta": {"discord_webhooks": {"ops": "https://d.test/beta"}, "slack_channels": ["C0BETA0001"]},
+            "*": {
+                "discord_webhooks": {"ops": "https://d.test/shared", "status": "https://d.test/status"},
+                "email_domains": ["Status.Example"],
+                "contacts": [{"owner": "*", "email": ["ops@status.example"], "slack": ["C0SHARED01"]}],
+            },
+        }
+    )
+    acme = destinations_of(settings, "acme")
+    urls = {name: url.get_secret_value() for name, url in acme.discord_webhooks.items()}
+    assert urls == {"ops": "https://d.test/acme", "status": "https://d.test/status"}
+    assert acme.slack_channels == []
+    assert acme.email_domains == ["status.example"]
+    assert recipients_for(NotificationMessage(medium="email"), "bob", acme) == ["all@acme.com"]
+    assert recipients_for(NotificationMessage(medium="slack"), "bob", acme) == ["C0SHARED01"]
+    assert destinations_of(settings, "nobody").discord_webhooks.keys() == {"ops", "status"}
+
+
+def test_shared_contacts_name_no_owner() -> None:
+    with pytest.raises(ValidationError, match="only owner"):
+        NotifierSettings(tenants={"*": {"contacts": [{"owner": "alice", "email": ["a@example.com"]}]}})
 
 
 def test_webhook_names_are_case_blind_in_settings() -> None:

@@ -36,8 +36,10 @@ def destinations_of(settings: NotifierSettings, tenant: str) -> TenantDestinatio
     )
 
 
-def _contact(owner: str, contacts: list[ContactSettings]) -> ContactSettings | None:
-    return next((c for c in contacts if c.owner == owner), None)
+def _listed(contacts: list[ContactSettings], owner: str, medium: NotificationMedium) -> list[str]:
+    """The first of ``owner``'s contacts that lists recipients for ``medium``: the tenant's own
+    come before the shared ones."""
+    return next((list(listed) for c in contacts if c.owner == owner and (listed := getattr(c, medium))), [])
 
 
 def recipients_for(message: NotificationMessage, owner: str, destinations: TenantDestinations) -> list[str]:
@@ -47,14 +49,11 @@ def recipients_for(message: NotificationMessage, owner: str, destinations: Tenan
     """
     if message.recipients:
         return list(message.recipients)
-    contacts = destinations.contacts
-    own = _contact(owner, contacts)
-    if own is not None and (listed := getattr(own, message.medium)):
-        return list(listed)
+    if listed := _listed(destinations.contacts, owner, message.medium):
+        return listed
     if message.medium == "email" and recipient_problem("email", owner) is None:
         return [owner]
-    anyone = _contact(ANYONE, contacts)
-    return list(getattr(anyone, message.medium)) if anyone is not None else []
+    return _listed(destinations.contacts, ANYONE, message.medium)
 
 
 def destination_problem(
