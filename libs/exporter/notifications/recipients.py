@@ -17,7 +17,8 @@ from exporter.contracts.request import (
 )
 from exporter.settings import ANY_TENANT, ContactSettings, NotifierSettings, TenantDestinations
 
-ANYONE = "*"
+ANYONE = "*"  # the owner of a contact for everyone without one of their own
+ANY_DOMAIN = "*"
 
 
 def destinations_of(settings: NotifierSettings, tenant: str) -> TenantDestinations:
@@ -67,7 +68,7 @@ def destination_problem(
     name = webhook_name(recipient)
     if medium == "email":
         domain = recipient.rpartition("@")[2].lower()
-        if domain not in destinations.email_domains and ANYONE not in destinations.email_domains:
+        if domain not in destinations.email_domains and ANY_DOMAIN not in destinations.email_domains:
             return f"'{recipient}' is not in an allowed domain of tenant {tenant}"
     elif medium == "discord" and name not in destinations.discord_webhooks:
         return f"no Discord webhook named '{name}' is configured for tenant {tenant}"
