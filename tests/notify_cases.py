@@ -12,6 +12,7 @@ from exporter.notifications.messages import FileLink
 WINDOW_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOW_TO = datetime(2026, 1, 1, 1, tzinfo=UTC)
 LINKS_EXPIRE = datetime(2026, 1, 3, tzinfo=UTC)
+TENANT = "default"
 
 
 def request_body(messages: list[dict[str, Any]], name: str = "Plant temperatures") -> dict[str, Any]:
@@ -30,12 +31,13 @@ def job_spec(
     name: str = "Plant temperatures",
     job_id: str = "r1-20260101T010000000Z",
     owner: str = "alice",
+    tenant: str = TENANT,
 ) -> JobSpec:
     return JobSpec(
         job_id=job_id,
         request_id="r1",
         request_version=1,
-        tenant="default",
+        tenant=tenant,
         owner=owner,
         scheduled_at=WINDOW_TO,
         request=ExportRequestSpec.model_validate(request_body(messages or [], name)),

@@ -161,7 +161,7 @@ WebhookUrls = Annotated[dict[str, SecretStr], AfterValidator(_lowercase_names)]
 class ContactSettings(BaseModel):
     """Where an owner's notifications go when a message names no recipients, per medium.
 
-    ``owner`` ``*`` is everyone without an entry of their own.
+    ``owner`` ``*`` is everyone of the tenant without an entry of their own.
     """
 
     owner: str
@@ -171,12 +171,38 @@ class ContactSettings(BaseModel):
     discord: list[str] = Field(default_factory=list)
 
 
+def _lowercase(values: list[str]) -> list[str]:
+    return [value.lower() for value in values]
+
+
+class TenantDestinations(BaseModel):
+    """What one tenant's notifications may reach. A tenant names only these (and those of the
+    tenant ``*``, which every tenant may use): another tenant's ``webhook:ops`` is not its own.
+    """
+
+    # Incoming webhooks by name, for ``webhook:NAME`` recipients; the URLs are secrets.
+    slack_webhooks: WebhookUrls = Field(default_factory=dict)
+    discord_webhooks: WebhookUrls = Field(default_factory=dict)
+    # Channel ids and chats the tenant may reach with the shared bots (SLACK__BOT_TOKEN, TELEGRAM__BOT_TOKEN).
+    slack_channels: list[str] = Field(default_factory=list)
+    telegram_chats: list[str] = Field(default_factory=list)
+    # Email recipients must be at one of these domains (exactly; ``*``: any domain).
+    email_domains: Annotated[list[str], AfterValidator(_lowercase)] = Field(default_factory=list)
+    # Where a message without recipients goes, by owner (owner ids are unique within a tenant).
+    contacts: list[ContactSettings] = Field(default_factory=list)
+
+
+# Every tenant may use the tenant ``*``'s destinations. Out of the box: mail to the local sink only.
+ANY_TENANT = "*"
+LOCAL_DESTINATIONS = TenantDestinations(
+    email_domains=["localhost"], contacts=[ContactSettings(owner="*", email=["owner@localhost"])]
+)
+
+
 class SlackSettings(BaseModel):
     base_url: str = "https://slack.com/api/"
-    # A bot token (xoxb-…) with chat:write and files:write, for channel ids.
+    # A bot token (xoxb-…) with chat:write and files:write, shared by the tenants' channels.
     bot_token: SecretStr | None = None
-    # Incoming webhooks by name, for ``webhook:NAME`` recipients; the URLs are secrets.
-    webhooks: WebhookUrls = Field(default_factory=dict)
     attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
 
@@ -188,8 +214,6 @@ class TelegramSettings(BaseModel):
 
 
 class DiscordSettings(BaseModel):
-    # Webhooks by name, for ``webhook:NAME`` recipients; the URLs carry their token.
-    webhooks: WebhookUrls = Field(default_factory=dict)
     # Discord refuses larger uploads to servers without boosts.
     attach_max_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
 
@@ -197,9 +221,8 @@ class DiscordSettings(BaseModel):
 class NotifierSettings(BaseModel):
     # Links in notifications must outlive a person's reading delay, unlike the API's 30 s links.
     link_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
-    contacts: list[ContactSettings] = Field(
-        default_factory=lambda: [ContactSettings(owner="*", email=["owner@localhost"])]
-    )
+    # Each tenant's destinations, by tenant id; ``*``: usable by every tenant (see TenantDestinations).
+    tenants: dict[str, TenantDestinations] = Field(default_factory=lambda: {ANY_TENANT: LOCAL_DESTINATIONS})
     # Deliveries in flight at once; more wait, and so does the consumer behind them.
     concurrency: int = Field(default=64, ge=1)
     # export.completed events taken per batch: their jobs read in one query, claimed in one commit.
@@ -216,6 +239,14 @@ class NotifierSettings(BaseModel):
     slack: SlackSettings = SlackSettings()
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
+
+    @model_validator(mode="after")
+    def _shared_contacts_name_no_owner(self) -> NotifierSettings:
+        """An owner id means someone only within its tenant: ``*``'s contacts are for owner ``*``."""
+        shared = self.tenants.get(ANY_TENANT)
+        if shared is not None and (owners := [c.owner for c in shared.contacts if c.owner != "*"]):
+            raise ValueError(f"tenants.*.contacts: only owner '*' may be given here, not {owners}")
+        return self
 
 
 class IngestorSettings(BaseModel):
@@ -300,14 +331,27 @@ class Settings(BaseSettings):
 def _env_variables(values: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
     for name, value in values.items():
         variable = f"{prefix}{name.upper()}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and all(key == key.lower() for key in value):
             yield from _env_variables(value, f"{variable}__")
+        elif isinstance(value, Mapping):  # names an env variable would lower-case (tenant ids)
+            yield variable, json.dumps(_revealed(value))
         elif isinstance(value, SecretStr):
             yield variable, value.get_secret_value()
         elif isinstance(value, str | Path | int | float):
             yield variable, str(value)
         elif value is not None:
             yield variable, json.dumps(value)
+
+
+def _revealed(value: Any) -> Any:
+    """``value`` with its secrets as plain text, for JSON."""
+    if isinstance(value, Mapping):
+        return {key: _revealed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_revealed(item) for item in value]
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value) if isinstance(value, Path) else value
 
 
 @lru_cache(maxsize=1)

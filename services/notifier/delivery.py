@@ -41,11 +41,11 @@ from exporter.adapters.storage import ObjectStore
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
 from exporter.contracts.job import JobResult, JobSpec, JobStatus
-from exporter.contracts.request import NotificationMessage
+from exporter.contracts.request import NotificationMedium, NotificationMessage
 from exporter.domain.retry import backoff_seconds
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
 from exporter.notifications.policy import NOTIFIED_OUTCOMES, DeliveryStatus, policy_applies, skip_reason
-from exporter.notifications.recipients import recipients_for
+from exporter.notifications.recipients import destination_problem, destinations_of, recipients_for
 from exporter.notifications.sending import (
     Attachment,
     DeliveryFailure,
@@ -54,6 +54,7 @@ from exporter.notifications.sending import (
     transient,
 )
 from exporter.runtime import Runtime
+from exporter.settings import TenantDestinations
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class JobContext:
     result: JobResult
     links: tuple[FileLink, ...]
     storage: ObjectStore
+    # What the job's tenant may reach, as the settings say now (they may have changed since the
+    # request was accepted).
+    destinations: TenantDestinations
     _reads: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
     def message(self, index: int) -> NotificationMessage:
@@ -263,7 +267,8 @@ class Notifier:
             for file in result.files
         )
         spec = JobSpec.model_validate(job["spec"])
-        return JobContext(job["_id"], job["owner"], spec, result, links, storage)
+        destinations = destinations_of(self._settings, spec.tenant)
+        return JobContext(job["_id"], job["owner"], spec, result, links, storage, destinations)
 
     async def _cut_off(self, job_id: str, index: int, attempts: int) -> None:
         if await self._jobs.cut_off_delivery(job_id, index, attempts, CUT_OFF):
@@ -323,7 +328,7 @@ class Notifier:
         """One attempt at the recipients not reached yet, recorded; the delay before the next, if any."""
         key = delivery_key(context.job_id, index)
         message = context.message(index)
-        recipients = recipients_for(message, context.owner, self._settings.contacts)
+        recipients = recipients_for(message, context.owner, context.destinations)
         notice = compose(message, context.spec, context.result, context.links)
         attempt = Attempt()
         if notice.unknown_placeholders:
@@ -336,9 +341,9 @@ class Notifier:
         try:
             async with self._slots:
                 await self._send(context, notice, message, key, recipients, progress, attempt)
-        except Exception as unexpected:  # a bug, not the medium: fail this delivery, keep the notifier
+        except Exception:  # a bug, not the medium: fail this delivery, keep the notifier
             log.exception("delivery %s failed unexpectedly", key)
-            error = f"internal error: {type(unexpected).__name__}: {unexpected}"
+            error = f"an internal error occurred (reference {key})"
             attempt.deferred.clear()
         delay: float | None = None
         if attempt.deferred and progress.attempts < self._settings.max_attempts:
@@ -385,10 +390,17 @@ class Notifier:
         """Email goes to all its recipients in one transaction; chats one recipient at a time."""
         sender = self._senders[message.medium]
         todo = [r for r in recipients if r not in progress.sent and r not in progress.refused]
+        tenant, destinations = context.spec.tenant, context.destinations
+        for recipient in todo:  # checked again: the settings may have changed since the request
+            problem = destination_problem(message.medium, recipient, tenant, destinations, self._settings)
+            if problem is not None:
+                log.warning("delivery %s: not sent to %s: %s", key, recipient, problem)
+                progress.refused[recipient] = problem
+        todo = [r for r in todo if r not in progress.refused]
         groups = [todo] if sender.one_transaction and todo else [[r] for r in todo]
         for group in groups:
             try:
-                outgoing = await self._outgoing(context, notice, sender, group[0], key)
+                outgoing = await self._outgoing(context, notice, message.medium, group[0], key)
                 delivered = await sender.send(group, outgoing)
             except DeliveryFailure as failure:
                 reasons = dict.fromkeys(group, failure.reason)
@@ -404,18 +416,24 @@ class Notifier:
             attempt.notes += delivered.notes
 
     async def _outgoing(
-        self, context: JobContext, notice: Notice, sender: Sender, recipient: str, key: str
+        self, context: JobContext, notice: Notice, medium: NotificationMedium, recipient: str, key: str
     ) -> Outgoing:
+        sender = self._senders[medium]
         files = plan_files(context.links, sender.attach_limit(recipient), sender.encoded_size)
+        webhooks = {
+            "slack": context.destinations.slack_webhooks,
+            "discord": context.destinations.discord_webhooks,
+        }.get(medium, {})
         attachments: list[Attachment] = []
         for entry in files:
             if entry.attached:
                 try:
                     data = await context.file(entry.link.key)
                 except Exception as error:
-                    raise transient(f"reading {entry.link.name} from the object store: {error}") from error
+                    log.warning("delivery %s: reading %s failed: %s", key, entry.link.key, error)
+                    raise transient(f"the object store was unavailable to read {entry.link.name}") from error
                 attachments.append(Attachment(entry.link.name, entry.link.content_type, data))
-        return Outgoing(key=key, notice=notice, files=files, attachments=tuple(attachments))
+        return Outgoing(key, notice, files, tuple(attachments), webhooks)
 
     async def sweep(self) -> int:
         """Picks up deliveries no live task holds: after a crash, a lost event, or a due retry."""

@@ -25,9 +25,9 @@ def notifier_secrets(settings: Settings) -> list[str]:
         settings.smtp.password,
         notifier.slack.bot_token,
         notifier.telegram.bot_token,
-        *notifier.slack.webhooks.values(),
-        *notifier.discord.webhooks.values(),
     ]
+    for tenant in notifier.tenants.values():
+        values += [*tenant.slack_webhooks.values(), *tenant.discord_webhooks.values()]
     secrets = [value.get_secret_value() for value in values if value is not None]
     secrets += [urlsplit(secret).path for secret in secrets if "://" in secret]
     # Longest first, so a URL is masked whole before its path would be.

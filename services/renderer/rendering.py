@@ -5,7 +5,7 @@ written in a worker thread; the bytes go to the object store as they are made (m
 see ``ObjectStore.uploading``). Between frames the job's progress is recorded and its lease renewed
 every few seconds; a job that left ``inProgress`` meanwhile was cancelled, and everything it wrote
 is removed. Transient storage and database errors restart the job after a backoff, a bounded
-number of times; anything else fails it at once, with the reason as its ``error``.
+number of times; anything else fails it at once. Its ``error`` is a safe reason (see ``failure``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 from datetime import datetime, timedelta
 
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from exporter.adapters.errors import is_transient
 from exporter.adapters.kafka import KafkaPublisher
@@ -28,7 +28,9 @@ from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
 from exporter.dispatch import completed_event
 from exporter.domain.jobs import pending_deliveries
 from exporter.domain.retry import backoff_seconds
-from exporter.rendering.names import job_prefix
+from exporter.rendering.decimation import DecimationError
+from exporter.rendering.names import MaskError, job_prefix
+from exporter.rendering.writers import RowLimitExceeded
 from exporter.runtime import Runtime
 from exporter.topics import Topic
 from renderer.items import ITEM_WRITERS
@@ -50,10 +52,21 @@ async def render(runtime: Runtime, spec: JobSpec, progress: Progress) -> list[Jo
         raise
 
 
-def failure(error: BaseException, attempts: int) -> str:
-    """The job's ``error``: what went wrong, and that retrying did not help when it was tried."""
-    reason = f"{type(error).__name__}: {error}"
-    return f"gave up after {attempts} attempts: {reason}" if attempts > 1 else reason
+# Errors about the request's own content: their text names only what the requester wrote.
+USER_ERRORS = (MaskError, DecimationError, RowLimitExceeded)
+
+
+def failure(error: BaseException, attempts: int, job_id: str) -> str:
+    """The job's ``error``, shown to its readers and in notifications: a reason they can act on,
+    never a library's text (it names hosts and topology; the log keeps it under the job id)."""
+    if isinstance(error, USER_ERRORS):
+        return str(error)
+    if not is_transient(error):
+        return f"an internal error occurred (reference {job_id})"
+    # The renderer reaches two servers: MongoDB's errors are PyMongo's, the rest the object store's.
+    reason = "the data store" if isinstance(error, PyMongoError) else "the object store"
+    reason += " was unavailable"
+    return f"{reason}; gave up after {attempts} attempts" if attempts > 1 else reason
 
 
 async def run(runtime: Runtime, spec: JobSpec, started_at: datetime) -> JobResult | None:
@@ -90,7 +103,7 @@ async def run(runtime: Runtime, spec: JobSpec, started_at: datetime) -> JobResul
                 await runtime.storage.delete_prefix(prefix)
             return JobResult(
                 status=JobStatus.FAILED,
-                error=failure(error, attempt),
+                error=failure(error, attempt, spec.job_id),
                 started_at=started_at,
                 completed_at=utcnow(),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from request_api.identity import IDENTITY_PARAMETERS, Identity, current_principa
 from request_api.limits import BodySizeLimit
 from request_api.views import job_view, request_view
 
+log = logging.getLogger(__name__)
 Caller = Annotated[Principal, Depends(current_principal)]
 MAX_BATCH_IDS = 1000
 _ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -224,6 +226,13 @@ def create_app(settings: Settings) -> FastAPI:
         return JsonBody(
             status_code=error.status_code, content={"message": str(error.detail)}, headers=headers
         )
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, error: Exception) -> JsonBody:
+        """A failure of ours or of a dependency: logged whole, answered with nothing of it (its
+        text names hosts and topology)."""
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return JsonBody(status_code=500, content={"message": "Internal server error"})
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -117,11 +117,11 @@ def _live(record: RequestRecord) -> ExportRequest:
     return record.request
 
 
-def check_deployment_rules(runtime: Runtime, spec: ExportRequestSpec, owner: str) -> None:
+def check_deployment_rules(runtime: Runtime, spec: ExportRequestSpec, tenant: str, owner: str) -> None:
     """What the model cannot know: the configured floor on how often a request may run, and
-    whether each notification can reach someone with this deployment's contacts and tokens."""
+    whether each notification may reach someone, with the tenant's destinations and the tokens."""
     check_periodicity(runtime, spec)
-    if problems := recipient_problems(spec, owner, runtime.settings.notifier):
+    if problems := recipient_problems(spec, tenant, owner, runtime.settings.notifier):
         raise BadRequest("; ".join(f"{path}: {problem}" for path, problem in problems.items()))
 
 
@@ -197,7 +197,7 @@ async def create_export(
     runtime: Runtime, principal: Principal, spec: ExportRequestSpec, idempotency_key: str | None
 ) -> Answer:
     await authorize_create(runtime, principal)
-    check_deployment_rules(runtime, spec, principal.user)
+    check_deployment_rules(runtime, spec, principal.tenant, principal.user)
     key_scope = scope(principal.tenant, principal.user, idempotency_key) if idempotency_key else None
     fingerprint = body_hash(spec.to_wire()) if key_scope is not None else ""
     if key_scope is not None and (stored := await runtime.idempotency.get(key_scope)) is not None:
@@ -282,7 +282,7 @@ async def update_export(
     record = await found(runtime, principal, request_id)
     await allow(runtime, principal, record, *update_actions(record.request, spec))
     current = _live(record)
-    check_deployment_rules(runtime, spec, current.owner)
+    check_deployment_rules(runtime, spec, current.tenant, current.owner)
     updated = spec.stored(
         request_id=current.id,
         tenant=current.tenant,

@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.notify_cases import job_spec
+from tests.notify_cases import TENANT, job_spec
 from werkzeug import Request, Response
 
 from exporter.adapters.mongo.jobs import new_job_document
@@ -363,6 +363,19 @@ def chat_receiver() -> Iterator[ChatReceiver]:
 # --- Jobs and the notifier -----------------------------------------------------------------------
 
 
+def test_destinations(chat: ChatReceiver) -> dict[str, Any]:
+    """What the test jobs' tenant may reach: webhooks at ``chat``, the channels and chats the
+    tests name, and mail at example.com."""
+    return {
+        "slack_webhooks": {"ops": chat.webhook("slack-ops")},
+        "discord_webhooks": {"ops": chat.webhook("discord-ops"), "dev": chat.webhook("discord-dev")},
+        "slack_channels": ["C0AAAAAAA1", "C0BBBBBBB2", "C0CCCCCCC3", "C0DDDDDDD4", "C0BENCH001"],
+        "telegram_chats": [*(f"-100{number}" for number in range(1, 8)), "-2001", "-100200300"],
+        "email_domains": ["example.com"],
+        "contacts": [{"owner": "*", "email": ["owner@example.com"]}],
+    }
+
+
 def notifier_settings(base: Settings, chat: ChatReceiver, **notifier: Any) -> Settings:
     """``base`` with every medium pointed at ``chat``, fast retries, and ``notifier`` overrides."""
     values: dict[str, Any] = {
@@ -370,14 +383,9 @@ def notifier_settings(base: Settings, chat: ChatReceiver, **notifier: Any) -> Se
         "backoff_max_seconds": 0.2,
         "max_attempts": 3,
         "sweep_interval_seconds": 0.5,
-        "contacts": [{"owner": "*", "email": ["owner@example.com"]}],
-        "slack": {
-            "base_url": chat.slack_api,
-            "bot_token": SLACK_TOKEN,
-            "webhooks": {"ops": chat.webhook("slack-ops")},
-        },
+        "tenants": {TENANT: test_destinations(chat)},
+        "slack": {"base_url": chat.slack_api, "bot_token": SLACK_TOKEN},
         "telegram": {"base_url": chat.telegram_api, "bot_token": TELEGRAM_TOKEN},
-        "discord": {"webhooks": {"ops": chat.webhook("discord-ops"), "dev": chat.webhook("discord-dev")}},
         **notifier,
     }
     merged = base.notifier.model_validate({**base.notifier.model_dump(), **values})
@@ -397,9 +405,10 @@ async def finished_job(
     status: JobStatus = JobStatus.DONE,
     files: dict[str, bytes] | None = None,
     owner: str = "alice",
+    tenant: str = TENANT,
 ) -> tuple[JobSpec, JobResult]:
     """A job that ran and finished, its files in the object store, its deliveries pending."""
-    spec = job_spec(messages, job_id=f"r1-{uuid.uuid4().hex[:10]}", owner=owner)
+    spec = job_spec(messages, job_id=f"r1-{uuid.uuid4().hex[:10]}", owner=owner, tenant=tenant)
     job_files = []
     for name, content in (files or {}).items():
         key = f"test/{spec.job_id}/{name}"

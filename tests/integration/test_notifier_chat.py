@@ -217,7 +217,7 @@ async def test_a_permanent_failure_fails_at_once_with_the_reason(
     assert telegram["lastError"] == "-1004: HTTP 400: telegram sendMessage: Bad Request: chat not found"
     assert (discord["status"], discord["lastError"]) == (
         "failed",
-        "webhook:gone: no Discord webhook named 'gone' is configured",
+        "webhook:gone: no Discord webhook named 'gone' is configured for tenant default",
     )
     assert (slack["status"], slack["lastError"]) == (
         "failed",

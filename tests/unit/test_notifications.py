@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from tests.notify_cases import job_spec, link
 
 from exporter.contracts.job import JobResult, JobStatus
@@ -18,10 +18,10 @@ from exporter.domain.retry import backoff_seconds
 from exporter.notifications.layout import discord_payload, html_text, plain_text, slack_text
 from exporter.notifications.messages import base64_size, compose, human_size, plan_files
 from exporter.notifications.policy import policy_applies
-from exporter.notifications.recipients import recipient_problems, recipients_for
+from exporter.notifications.recipients import destinations_of, recipient_problems, recipients_for
 from exporter.notifications.sending import http_failure, parse_retry_after
 from exporter.notifications.templates import render, unknown_placeholders
-from exporter.settings import ContactSettings, NotifierSettings, Settings
+from exporter.settings import ContactSettings, NotifierSettings, Settings, TenantDestinations
 from notifier.redaction import Redactor, notifier_secrets
 
 DONE = JobResult(
@@ -229,7 +229,7 @@ CONTACTS = [
 def test_recipients_fall_back_to_the_owners_contact(
     message: NotificationMessage, owner: str, expected: list[str]
 ) -> None:
-    assert recipients_for(message, owner, CONTACTS) == expected
+    assert recipients_for(message, owner, TenantDestinations(contacts=CONTACTS)) == expected
 
 
 def test_recipient_problems_name_what_the_deployment_lacks() -> None:
@@ -248,13 +248,19 @@ def test_recipient_problems_name_what_the_deployment_lacks() -> None:
         },
     }
     settings = NotifierSettings(
-        contacts=[ContactSettings(owner="*", email=["ops@example.com"])],
-        discord={"webhooks": {"ops": SecretStr("https://discord.test/api/webhooks/1/t")}},
-        slack={"webhooks": {"Ops": SecretStr("https://hooks.slack.test/services/T/B/x")}},
+        tenants={
+            "acme": TenantDestinations(
+                contacts=[ContactSettings(owner="*", email=["ops@example.com"])],
+                email_domains=["example.com"],
+                discord_webhooks={"ops": SecretStr("https://discord.test/api/webhooks/1/t")},
+                slack_webhooks={"Ops": SecretStr("https://hooks.slack.test/services/T/B/x")},
+                slack_channels=["C0123456789"],
+            )
+        }
     )
-    problems = recipient_problems(ExportRequestSpec.model_validate(body), "bob", settings)
+    problems = recipient_problems(ExportRequestSpec.model_validate(body), "acme", "bob", settings)
     assert problems == {
-        "notification.messages.1.recipients": "no Discord webhook named 'nope' is configured",
+        "notification.messages.1.recipients": "no Discord webhook named 'nope' is configured for tenant acme",
         "notification.messages.2.recipients": "Slack channels need a bot token, and none is configured",
         "notification.messages.3.recipients": (
             "no recipients given, and no telegram contact is configured for the owner"
@@ -279,9 +285,41 @@ def test_each_medium_accepts_its_recipient_forms(medium: str, recipient: str) ->
     assert message.recipients == [recipient]
 
 
+def test_a_tenant_uses_its_own_destinations_and_the_shared_ones_only() -> None:
+    settings = NotifierSettings(
+        tenants={
+            "acme": {
+                "discord_webhooks": {"ops": "https://d.test/acme"},
+                "contacts": [{"owner": "*", "email": ["all@acme.com"]}],
+            },
+            "beta": {"discord_webhooks": {"ops": "https://d.test/beta"}, "slack_channels": ["C0BETA0001"]},
+            "*": {
+                "discord_webhooks": {"ops": "https://d.test/shared", "status": "https://d.test/status"},
+                "email_domains": ["Status.Example"],
+                "contacts": [{"owner": "*", "email": ["ops@status.example"], "slack": ["C0SHARED01"]}],
+            },
+        }
+    )
+    acme = destinations_of(settings, "acme")
+    urls = {name: url.get_secret_value() for name, url in acme.discord_webhooks.items()}
+    assert urls == {"ops": "https://d.test/acme", "status": "https://d.test/status"}
+    assert acme.slack_channels == []
+    assert acme.email_domains == ["status.example"]
+    assert recipients_for(NotificationMessage(medium="email"), "bob", acme) == ["all@acme.com"]
+    assert recipients_for(NotificationMessage(medium="slack"), "bob", acme) == ["C0SHARED01"]
+    assert destinations_of(settings, "nobody").discord_webhooks.keys() == {"ops", "status"}
+
+
+def test_shared_contacts_name_no_owner() -> None:
+    with pytest.raises(ValidationError, match="only owner"):
+        NotifierSettings(tenants={"*": {"contacts": [{"owner": "alice", "email": ["a@example.com"]}]}})
+
+
 def test_webhook_names_are_case_blind_in_settings() -> None:
-    settings = NotifierSettings(discord={"webhooks": {"OPS": SecretStr("https://d.test/x")}})
-    assert list(settings.discord.webhooks) == ["ops"]
+    settings = NotifierSettings(
+        tenants={"acme": {"discord_webhooks": {"OPS": SecretStr("https://d.test/x")}}}
+    )
+    assert list(settings.tenants["acme"].discord_webhooks) == ["ops"]
 
 
 def test_secrets_are_masked_in_logs_and_texts() -> None:
@@ -289,7 +327,9 @@ def test_secrets_are_masked_in_logs_and_texts() -> None:
         smtp={"password": "smtp-pass-123"},
         notifier={
             "telegram": {"bot_token": "123456:telegram-token"},
-            "discord": {"webhooks": {"ops": "https://discord.test/api/webhooks/42/discord-token"}},
+            "tenants": {
+                "acme": {"discord_webhooks": {"ops": "https://discord.test/api/webhooks/42/discord-token"}}
+            },
         },
     )
     redact = Redactor(notifier_secrets(settings))
@@ -316,13 +356,20 @@ def test_secrets_are_masked_in_logs_and_texts() -> None:
 def test_to_env_round_trips_the_notifier_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(
         notifier={
-            "contacts": [{"owner": "Alice", "email": ["a@example.com"]}],
-            "slack": {"webhooks": {"ops": "https://hooks.slack.test/x"}, "bot_token": "xoxb-1"},
+            "tenants": {
+                "Acme": {
+                    "contacts": [{"owner": "Alice", "email": ["a@example.com"]}],
+                    "slack_webhooks": {"ops": "https://hooks.slack.test/x"},
+                }
+            },
+            "slack": {"bot_token": "xoxb-1"},
         }
     )
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
     again = Settings()
-    assert again.notifier.contacts == settings.notifier.contacts
-    assert again.notifier.slack.webhooks["ops"].get_secret_value() == "https://hooks.slack.test/x"
+    [(tenant, destinations)] = again.notifier.tenants.items()
+    assert tenant == "Acme"  # tenant ids keep their case
+    assert destinations.contacts == settings.notifier.tenants["Acme"].contacts
+    assert destinations.slack_webhooks["ops"].get_secret_value() == "https://hooks.slack.test/x"
     assert again.notifier.slack.bot_token == settings.notifier.slack.bot_token

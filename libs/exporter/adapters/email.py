@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from exporter.notifications.messages import base64_size
 from exporter.notifications.sending import Attachment, Delivered, Outgoing, permanent, transient
 from exporter.settings import SmtpSettings
 
+log = logging.getLogger(__name__)
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP  # readable in the raw message, unlike base64
 
@@ -184,7 +186,9 @@ class SmtpMailer:
             raise permanent(f"SMTP server: {error}") from error
         except (aiosmtplib.SMTPException, OSError) as error:
             _drop(client)
-            raise transient(f"SMTP: {type(error).__name__}: {error}") from error
+            # Its text names the relay's host and port: the log keeps it, not the job.
+            log.warning("SMTP: %s: %s", type(error).__name__, error)
+            raise transient(f"SMTP: could not reach the mail server ({type(error).__name__})") from error
         assert client is not None
         self._idle.append((client, time.monotonic()))
         refused = {address: _reply(*reply) for address, reply in refusals.items() if reply[0] >= 500}

@@ -6,11 +6,13 @@ the connection failed, 5xx, 429, SMTP 4xx) or permanent (bad address, other 4xx,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
+
+from pydantic import SecretStr
 
 from exporter.notifications.messages import FileEntry, Notice
 
@@ -70,6 +72,8 @@ class Outgoing:
     notice: Notice
     files: tuple[FileEntry, ...]
     attachments: tuple[Attachment, ...]
+    webhooks: Mapping[str, SecretStr] = field(default_factory=dict)
+    """The job's tenant's webhooks of this medium by name: the only ones ``webhook:NAME`` may mean."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,12 @@ def neutralise_formulas(expression: pl.Expr) -> pl.Expr:
     )
 
 
+def neutralised_labels(labels: Sequence[str]) -> tuple[str, ...]:
+    """Header cells quoted as values are: labels, metric names and units are someone's text too."""
+    frame = pl.DataFrame({"label": list(labels)}, schema={"label": pl.String})
+    return tuple(frame.select(neutralise_formulas(pl.col("label")).alias("label"))["label"])
+
+
 def longest_text(column: pl.Series) -> int:
     """The most characters a value of ``column`` takes as text: for column widths."""
     longest = column.cast(pl.String).str.len_chars().max()

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from exporter.rendering.sinks import BinarySink, as_io
+from exporter.rendering.table import neutralised_labels
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class CsvWriter(TableWriter):
 
     def __init__(self, sink: BinarySink, document: Document) -> None:
         super().__init__(sink, document)
-        header = pl.DataFrame(schema=dict.fromkeys(document.labels, pl.String))
+        header = pl.DataFrame(schema=dict.fromkeys(neutralised_labels(document.labels), pl.String))
         self._write_csv(header, include_header=True)
 
     def _write(self, table: pl.DataFrame) -> None:

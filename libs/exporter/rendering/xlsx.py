@@ -17,7 +17,7 @@ import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
 from exporter.rendering.sinks import BinarySink
-from exporter.rendering.table import FORMULA_START, longest_text
+from exporter.rendering.table import FORMULA_START, longest_text, neutralised_labels
 from exporter.rendering.writers import Document, TableWriter
 
 # Excel's 1,048,576 rows, less the header row.
@@ -155,9 +155,10 @@ class XlsxWriter(TableWriter):
                 "comments": f"{document.window_text} ({document.timezone})",
             }
         )
-        self._header_format = self._book.add_format(
-            {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "valign": "top"}
-        )
+        header = {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "valign": "top"}
+        self._header_format = self._book.add_format(header)
+        # A label that looks like a formula is kept text as a value is (see ``_text_cell``).
+        self._quoted_header_format = self._book.add_format({**header, "quote_prefix": True})
         self._formats = {
             "datetime": self._book.add_format({"num_format": DATETIME_FORMAT}),
             "date": self._book.add_format({"num_format": DATE_FORMAT}),
@@ -173,8 +174,10 @@ class XlsxWriter(TableWriter):
         number = len(self._sheets) + 1
         sheet = self._book.add_worksheet(self._sheet_name if number == 1 else f"{self._sheet_name} {number}")
         sheet.freeze_panes(1, 0)
-        for column, label in enumerate(self.document.labels):
-            sheet.write_string(0, column, label, self._header_format)
+        labels = self.document.labels
+        for column, (label, quoted) in enumerate(zip(labels, neutralised_labels(labels), strict=True)):
+            style = self._header_format if quoted == label else self._quoted_header_format
+            sheet.write_string(0, column, label, style)
         self._sheets.append(sheet)
         self._set_widths()
         self._row = 0

@@ -27,9 +27,9 @@ class DiscordSender(HttpSender):
 
     async def _post(self, recipient: str, message: Outgoing) -> None:
         name = webhook_name(recipient) or recipient
-        url = self._settings.webhooks.get(name)
+        url = message.webhooks.get(name)
         if url is None:
-            raise permanent(f"no Discord webhook named '{name}' is configured")
+            raise permanent(f"no Discord webhook named '{name}' is configured for the tenant")
         payload = discord_payload(message.notice, message.files)
         if message.attachments:
             files = [

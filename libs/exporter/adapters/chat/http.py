@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 
 from exporter.notifications.sending import DeliveryFailure, http_failure, parse_retry_after, transient
+
+log = logging.getLogger(__name__)
 
 
 class HttpSender:
@@ -46,7 +49,9 @@ async def post(client: httpx.AsyncClient, url: str, what: str, **request: Any) -
     except httpx.TimeoutException as error:
         raise transient(f"{what}: timed out ({type(error).__name__})") from error
     except httpx.TransportError as error:
-        raise transient(f"{what}: {type(error).__name__}: {error}") from error
+        # The library's text may name the hosts on the way (proxies): the log keeps it, not the job.
+        log.warning("%s: %s: %s", what, type(error).__name__, error)
+        raise transient(f"{what}: could not connect ({type(error).__name__})") from error
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:

@@ -12,6 +12,7 @@ in a small thread pool instead, so a slow Slack holds a thread, never the event 
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.error
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from exporter.notifications.sending import (
 )
 from exporter.settings import SlackSettings
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Errors Slack answers with HTTP 200 and ``ok: false`` that pass if tried again later.
 TRANSIENT_ERRORS = frozenset(
@@ -96,26 +98,26 @@ class SlackSender:
             return await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except SlackApiError as error:
             raise api_failure(error, what) from error
-        except SlackRequestError as error:
-            # The file upload (step 2) was refused; nothing was posted yet.
-            raise transient(f"{what}: {error}") from error
-        except (urllib.error.URLError, OSError) as error:
-            raise transient(f"{what}: {type(error).__name__}: {error}") from error
+        except (SlackRequestError, urllib.error.URLError, OSError) as error:
+            # No answer from Slack (or the file upload, step 2, was refused: nothing posted yet).
+            # The library's text may name hosts on the way: the log keeps it, not the job.
+            log.warning("%s: %s: %s", what, type(error).__name__, error)
+            raise transient(f"{what}: could not connect ({type(error).__name__})") from error
 
     async def send(self, recipients: Sequence[str], message: Outgoing) -> Delivered:
         text = slack_text(message.notice, message.files)
         for recipient in recipients:
             name = webhook_name(recipient)
             if name is not None:
-                await self._webhook(name, text)
+                await self._webhook(name, text, message)
             else:
                 await self._post(recipient, text, message)
         return Delivered(sent=list(recipients))
 
-    async def _webhook(self, name: str, text: str) -> None:
-        url = self._settings.webhooks.get(name)
+    async def _webhook(self, name: str, text: str, message: Outgoing) -> None:
+        url = message.webhooks.get(name)
         if url is None:
-            raise permanent(f"no Slack webhook named '{name}' is configured")
+            raise permanent(f"no Slack webhook named '{name}' is configured for the tenant")
         client = WebhookClient(url.get_secret_value(), timeout=self._timeout, retry_handlers=[])
         response = await self._run(
             lambda: client.send(text=text, unfurl_links=False, unfurl_media=False), "slack webhook"
