@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from exporter.domain.access import Action
-from exporter.settings import GrantSettings, Settings, TelegramSettings
+from exporter.settings import GrantSettings, Settings, TelegramSettings, TenantDestinations
 from tests.integration.api_server import isolated, serving
 from tests.integration.test_request_api import body_for, client, recurring_body
 
@@ -251,7 +251,12 @@ async def editors_url(servers: Settings) -> AsyncIterator[str]:
     ]
     settings = isolated(servers, grants=grants)
     telegram = TelegramSettings(bot_token=SecretStr("123:telegram-token"))
-    notifier = settings.notifier.model_copy(update={"telegram": telegram})
+    # Alice's addresses and bob's (the attacker's) are all deliverable: what stops bob is the rule.
+    tenants = {
+        **settings.notifier.tenants,  # the owners' default contact, for emptied recipients
+        "acme": TenantDestinations(email_domains=["*"], telegram_chats=["-1001234567890"]),
+    }
+    notifier = settings.notifier.model_copy(update={"telegram": telegram, "tenants": tenants})
     async with serving(settings.model_copy(update={"notifier": notifier})) as url:
         yield url
 
