@@ -13,8 +13,33 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exporter.topics import Topic
+
+KeyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+# Only for make run and tests; _kafka_safe_in_production refuses it.
+LOCAL_SIGNING_SECRET = "exporter-local-signing-secret"  # noqa: S105
+
+
+def _known_topics(topics: list[str]) -> list[str]:
+    """A typo here would switch a topic's checks off: only registered topic names (or "*") pass."""
+    known = {topic.value for topic in Topic}
+    if unknown := [topic for topic in topics if topic != "*" and topic not in known]:
+        raise ValueError(f"unknown topics {unknown}; known: {sorted(known)}")
+    return topics
+
+
+TopicNames = Annotated[list[str], AfterValidator(_known_topics)]
+
+
+class ProducerSettings(BaseModel):
+    """An upstream system trusted to publish signed records on ``topics`` for ``tenants`` ("*": any)."""
+
+    secret: SecretStr = Field(min_length=16)
+    topics: TopicNames = Field(min_length=1)
+    tenants: list[str] = Field(min_length=1)
 
 
 class KafkaSettings(BaseModel):
@@ -25,6 +50,38 @@ class KafkaSettings(BaseModel):
     # Partitions and replicas of each topic the project creates.
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # How every Kafka client connects: SASL needs username and password; *_SSL and SSL use TLS,
+    # trusting ca_file (None: the system's CAs), with cert_file/key_file for mutual TLS.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # The services sign every event they publish with this key (see exporter.signing).
+    signing_key_id: KeyId = "exporter"
+    signing_secret: SecretStr = Field(default=SecretStr(LOCAL_SIGNING_SECRET), min_length=16)
+    # Upstream producers by key id, each allowed some topics and tenants.
+    producers: dict[KeyId, ProducerSettings] = Field(default_factory=dict)
+    # Records on these topics are consumed only when signed by a producer allowed to publish them.
+    signed_topics: TopicNames = Field(
+        default_factory=lambda: [
+            Topic.EXPORT_REQUESTED.value,
+            Topic.EXPORT_COMPLETED.value,
+            Topic.IAM_POLICY_UPDATED.value,
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and (self.username is None or self.password is None):
+            raise ValueError(f"username and password are required with {self.security_protocol}")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.signing_key_id in self.producers:
+            raise ValueError(f"producer key id {self.signing_key_id!r} is the services' own signing_key_id")
+        return self
 
 
 class MongoSettings(BaseModel):
@@ -238,6 +295,14 @@ class Settings(BaseSettings):
     notifier: NotifierSettings = NotifierSettings()
     ingestor: IngestorSettings = IngestorSettings()
     local: LocalServersSettings = LocalServersSettings()
+
+    @model_validator(mode="after")
+    def _kafka_safe_in_production(self) -> Settings:
+        """The local signing secret is in this source: in production anyone could sign with it."""
+        local_secret = self.kafka.signing_secret.get_secret_value() == LOCAL_SIGNING_SECRET
+        if self.environment == "production" and local_secret:
+            raise ValueError("kafka.signing_secret: set a secret of your own in production")
+        return self
 
     def to_env(self) -> dict[str, str]:
         """Every setting as the ``EXPORTER_*`` variable that reads back as it, secrets included.

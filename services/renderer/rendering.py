@@ -19,7 +19,6 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.errors import is_transient
-from exporter.adapters.kafka import KafkaPublisher
 from exporter.adapters.mongo.client import Document, in_transaction
 from exporter.adapters.mongo.jobs import new_job_document, stored_result
 from exporter.contracts.base import utcnow
@@ -120,7 +119,7 @@ async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at:
 async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> None:
     """A redelivered job that already finished: announce its existing result again, write nothing."""
     event = completed_event(spec, stored_result(job), SOURCE)
-    await KafkaPublisher(runtime.broker).publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
+    await runtime.publisher.publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
 
 
 async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> None:
