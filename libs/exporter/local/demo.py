@@ -23,7 +23,7 @@ from exporter.adapters.mongo.client import MEASUREMENTS, connect, database
 from exporter.contracts.events import MeasurementsPublished, ThingUpdated
 from exporter.contracts.ingest import MeasurementPack, MeasurementRecord, Thing, ThingDefinition, ThingMetric
 from exporter.settings import Settings
-from exporter.signing import Producer, own_producer
+from exporter.signing import Headers, Producer, own_producer
 from exporter.topics import Topic
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -109,10 +109,15 @@ async def publish(
     ``signer`` (by default with the services' own key, which the local services trust)."""
     value = json.dumps(payload).encode()
     headers = (signer or own_producer(settings.kafka)).raw_headers(topic, value)
+    await send_record(settings, topic, key, value, headers)
+
+
+async def send_record(settings: Settings, topic: str, key: str, value: bytes, headers: Headers) -> None:
+    """One record, exactly these bytes and headers, from a plain Kafka producer."""
     producer = AIOKafkaProducer(**client_options(settings.kafka))
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
+        await producer.send_and_wait(topic, value, key=key.encode(), headers=list(headers))
     finally:
         await producer.stop()
 
