@@ -3,18 +3,14 @@ embedded broker speaks neither SASL nor TLS, so the mapping is checked here."""
 
 from __future__ import annotations
 
-import datetime
 import functools
 import ssl
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import SecretStr, ValidationError
+from tests.integration.notifier_support import self_signed
 
 from exporter.adapters.kafka import client_options, make_broker
 from exporter.settings import KafkaSettings, Settings
@@ -23,28 +19,8 @@ from exporter.settings import KafkaSettings, Settings
 @pytest.fixture
 def pem(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate and its key, as files: a private CA, and a client certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exporter-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
+    certificate = self_signed(tmp_path)
+    return certificate.cert, certificate.key
 
 
 def broker_arguments(kafka: KafkaSettings) -> dict[str, Any]:
@@ -77,7 +53,8 @@ def test_sasl_over_tls_reaches_the_broker_and_the_plain_clients(
         assert (arguments["sasl_plain_username"], arguments["sasl_plain_password"]) == ("exporter", "s3cret")
         context: ssl.SSLContext = arguments["ssl_context"]
         assert context.verify_mode == ssl.CERT_REQUIRED
-        assert [ca["subject"] for ca in context.get_ca_certs()] == [((("commonName", "exporter-test"),),)]
+        [ca] = context.get_ca_certs()
+        assert ca["subject"] == ((("commonName", "exporter test SMTP"),),)
 
 
 def test_sasl_without_tls_has_no_tls_context() -> None:
