@@ -29,6 +29,7 @@ from exporter.domain.jobs import pending_deliveries
 from exporter.domain.retry import backoff_seconds
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
+from exporter.signing import Refused
 from exporter.topics import Topic
 from renderer.items import ITEM_WRITERS
 from renderer.output import Cancelled, JobOutput, Progress, Superseded
@@ -131,6 +132,9 @@ async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> N
             await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
         job = await runtime.jobs.get(spec.job_id)
         assert job is not None
+    if job["tenant"] != spec.tenant:
+        # A producer may act for its tenants only: another tenant's job is neither run nor announced.
+        raise Refused(f"tenant not allowed: job {spec.job_id!r} belongs to another tenant")
     if JobStatus(job["status"]).is_final:
         await republish(runtime, spec, job)
         return

@@ -18,8 +18,9 @@ import pytest
 
 import renderer.app
 from exporter.adapters.mongo.client import GRANTS
+from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobStatus
+from exporter.contracts.job import JobSpec, JobStatus
 from exporter.local.demo import send_record
 from exporter.runtime import Runtime
 from exporter.settings import Settings
@@ -39,10 +40,14 @@ INTRUDER = Producer("intruder", b"intruder-secret-0123456789")
 MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
 
 
+def spec_for(job_id: str, tenant: str) -> JobSpec:
+    spec = job_spec(tenant, body("csv", [series_item("weight", *MARCH)]))
+    return spec.model_copy(update={"job_id": job_id})
+
+
 def export_requested(job_id: str, tenant: str, data_tenant: str | None = None) -> bytes:
     """An ad-hoc ``export.requested``; ``data_tenant`` makes its job another tenant's."""
-    spec = job_spec(data_tenant or tenant, body("csv", [series_item("weight", *MARCH)]))
-    spec = spec.model_copy(update={"job_id": job_id})
+    spec = spec_for(job_id, data_tenant or tenant)
     wire = ExportRequested(id=job_id, source="erp", subject=job_id, tenant=spec.tenant, data=spec).to_wire()
     return json.dumps({**wire, "tenant": tenant}).encode()
 
@@ -100,10 +105,14 @@ async def test_the_renderer_runs_only_ad_hoc_jobs_signed_by_a_producer_allowed_f
         ),
     }
     assert tampered != genuine
+    # A validly signed event that names a job another tenant already has.
+    others = f"{run}-others-job"
+    await runtime.jobs.add(new_job_document(spec_for(others, other), []))
     valid = f"{run}-valid"
     # One key, one partition: the valid event is consumed after every refused one.
     for (value, headers), _ in refused.values():
         await send_record(settings, topic, run, value, headers)
+    await send_record(settings, topic, run, *signed(upstream, export_requested(others, tenant)))
     await send_record(settings, topic, run, *signed(upstream, export_requested(valid, tenant)))
 
     async def finished() -> bool:
@@ -115,9 +124,11 @@ async def test_the_renderer_runs_only_ad_hoc_jobs_signed_by_a_producer_allowed_f
 
     assert [job_id for job_id in refused if await runtime.jobs.get(job_id) is not None] == []
     assert (await runtime.jobs.get(valid) or {})["status"] == JobStatus.DONE
-    reasons = await dead_letters(settings, Topic.EXPORT_REQUESTED, run, len(refused))
+    assert (await runtime.jobs.get(others) or {})["status"] == JobStatus.NOT_PROCESSED
+    reasons = await dead_letters(settings, Topic.EXPORT_REQUESTED, run, len(refused) + 1)
     for job_id, (_, reason) in refused.items():
         assert reason in reasons.get(job_id, "not dead-lettered"), job_id
+    assert reasons.get(others) == f"tenant not allowed: job '{others}' belongs to another tenant"
     assert valid not in reasons
 
 

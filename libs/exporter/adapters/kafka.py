@@ -200,6 +200,8 @@ class DeadLetterMiddleware(BaseMiddleware):
             reason = describe_validation_error(error)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             reason = f"message is not valid JSON: {error}"
+        except Refused as error:  # a handler's own refusal, which only the data could show
+            reason = str(error)
         await publish_dead_letter(broker, msg.raw_message, reason)
         return None
 
