@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +22,22 @@ from exporter.adapters.mongo.client import GRANTS
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobSpec, JobStatus
-from exporter.local.demo import send_record
+from exporter.local.demo import publish, send_record
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.signing import Headers, Producer
 from exporter.topics import Topic
 from ingestor.app import create_app as ingestor_app
 from tests.integration import conftest as integration
+from tests.integration.notifier_support import (
+    ChatReceiver,
+    NotifierProcess,
+    chat_receiver,
+    completed_event,
+    deliveries,
+    finished_job,
+    notifier_settings,
+)
 from tests.integration.renderer_support import body, job_spec, series_item
 from tests.integration.test_messaging import read_topic
 from tests.signing import signer, with_producer
@@ -199,3 +209,40 @@ async def test_every_event_the_services_publish_is_signed_with_their_key(runtime
     [record] = await read_topic(runtime.settings, Topic.EXPORT_COMPLETED.value, 1, run)
     signed = signer(runtime.settings).raw_headers(record.topic, record.value)
     assert set(signed) <= set(record.headers)
+
+
+chat = pytest.fixture(scope="module")(chat_receiver)
+
+
+async def test_the_notifier_takes_export_completed_only_from_allowed_producers(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    """The notifier's batch consumer, as a process configured by its environment alone."""
+    topic = Topic.EXPORT_COMPLETED.value
+    settings = with_producer(notifier_settings(runtime.settings, chat), "erp", [topic], ["x"])
+    messages = [{"medium": "discord", "text": "${job.id}", "recipients": ["webhook:ops"]}]
+    unsigned, unsigned_result = await finished_job(runtime, messages, tmp_path)
+    foreign, foreign_result = await finished_job(runtime, messages, tmp_path)
+    valid, valid_result = await finished_job(runtime, messages, tmp_path)
+    # One key, one partition: the valid event is consumed after the refused ones.
+    key = valid.job_id
+    value = json.dumps(completed_event(unsigned, unsigned_result).to_wire()).encode()
+    await send_record(settings, topic, key, value, [])
+    value = json.dumps(completed_event(foreign, foreign_result).to_wire()).encode()
+    await send_record(settings, topic, key, value, signer(settings, "erp").raw_headers(topic, value))
+    await publish(settings, topic, key, completed_event(valid, valid_result).to_wire())
+
+    process = NotifierProcess(settings, tmp_path / "notifier.log")
+    await process.start()
+    try:
+        [entry] = await deliveries(runtime, valid.job_id)
+    finally:
+        process.stop()
+
+    assert entry["status"] == "sent"
+    reasons = {
+        **await dead_letters(settings, Topic.EXPORT_COMPLETED, unsigned.job_id, 1),
+        **await dead_letters(settings, Topic.EXPORT_COMPLETED, foreign.job_id, 1),
+    }
+    assert reasons[f"{unsigned.job_id}:completed"].startswith("unsigned: ")
+    assert reasons[f"{foreign.job_id}:completed"] == "tenant not allowed: key 'erp' may not act for 'default'"
