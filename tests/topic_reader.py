@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer
 
+from exporter.adapters.kafka import client_options
 from exporter.settings import Settings
 
 
@@ -15,7 +16,7 @@ async def topic_reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafka
     """A consumer outside any group, from the earliest offset, committing nothing."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **client_options(settings.kafka),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

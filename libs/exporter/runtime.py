@@ -56,6 +56,7 @@ class Runtime:
     admissions: AdmissionRepository
     grants: GrantRepository
     group_commit: GroupCommit
+    publisher: KafkaPublisher
     relay: OutboxRelay
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -65,7 +66,8 @@ class Runtime:
         mongo = connect(settings)
         db = database(mongo, settings)
         outbox = OutboxRepository(db)
-        relay = OutboxRelay(outbox, KafkaPublisher(broker), settings.outbox)
+        publisher = KafkaPublisher.from_settings(broker, settings.kafka)
+        relay = OutboxRelay(outbox, publisher, settings.outbox)
         return cls(
             settings=settings,
             broker=broker,
@@ -84,6 +86,7 @@ class Runtime:
             group_commit=GroupCommit(
                 functools.partial(connect_blocking, settings), settings.mongo.database, relay.publish_soon
             ),
+            publisher=publisher,
             relay=relay,
         )
 

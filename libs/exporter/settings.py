@@ -17,6 +17,30 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.domain.access import Action
+from exporter.topics import Topic
+
+KeyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+# Only for make run and tests; Settings._safe_in_production refuses it.
+LOCAL_SIGNING_SECRET = "exporter-local-signing-secret"  # noqa: S105
+
+
+def _known_topics(topics: list[str]) -> list[str]:
+    """A typo here would switch a topic's checks off: only registered topic names (or "*") pass."""
+    known = {topic.value for topic in Topic}
+    if unknown := [topic for topic in topics if topic != "*" and topic not in known]:
+        raise ValueError(f"unknown topics {unknown}; known: {sorted(known)}")
+    return topics
+
+
+TopicNames = Annotated[list[str], AfterValidator(_known_topics)]
+
+
+class ProducerSettings(BaseModel):
+    """An upstream system trusted to publish signed records on ``topics`` for ``tenants`` ("*": any)."""
+
+    secret: SecretStr = Field(min_length=16)
+    topics: TopicNames = Field(min_length=1)
+    tenants: list[str] = Field(min_length=1)
 
 
 class KafkaSettings(BaseModel):
@@ -27,6 +51,38 @@ class KafkaSettings(BaseModel):
     # Partitions and replicas of each topic the project creates.
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # How every Kafka client connects: SASL needs username and password; *_SSL and SSL use TLS,
+    # trusting ca_file (None: the system's CAs), with cert_file/key_file for mutual TLS.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # The services sign every event they publish with this key (see exporter.signing).
+    signing_key_id: KeyId = "exporter"
+    signing_secret: SecretStr = Field(default=SecretStr(LOCAL_SIGNING_SECRET), min_length=16)
+    # Upstream producers by key id, each allowed some topics and tenants.
+    producers: dict[KeyId, ProducerSettings] = Field(default_factory=dict)
+    # Records on these topics are consumed only when signed by a producer allowed to publish them.
+    signed_topics: TopicNames = Field(
+        default_factory=lambda: [
+            Topic.EXPORT_REQUESTED.value,
+            Topic.EXPORT_COMPLETED.value,
+            Topic.IAM_POLICY_UPDATED.value,
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and (self.username is None or self.password is None):
+            raise ValueError(f"username and password are required with {self.security_protocol}")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.signing_key_id in self.producers:
+            raise ValueError(f"producer key id {self.signing_key_id!r} is the services' own signing_key_id")
+        return self
 
 
 class MongoSettings(BaseModel):
@@ -293,7 +349,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
         """Production refuses what is safe only on a developer's machine: identity headers that
-        anyone who reaches the API could send, and secrets that every checkout knows.
+        anyone who reaches the API could send, and secrets that every checkout knows (the storage
+        key, the Kafka signing secret).
 
         Header mode is the default only outside production: there it must be chosen, with a
         gateway secret, so the services that serve no API need no identity settings at all."""
@@ -311,6 +368,9 @@ class Settings(BaseSettings):
             problems.append("api.jwt_jwks_url must be https: whoever can alter the key set can sign tokens")
         if self.storage.secret_key.get_secret_value() == LOCAL_STORAGE_SECRET_KEY:
             problems.append("storage.secret_key is the local default")
+        if self.kafka.signing_secret.get_secret_value() == LOCAL_SIGNING_SECRET:
+            # It is in this source: anyone could sign events as the services with it.
+            problems.append("kafka.signing_secret is the local default")
         secrets = {"api.jwt_secret": self.api.jwt_secret, "api.gateway_secret": self.api.gateway_secret}
         for name, secret in secrets.items():
             if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:

@@ -38,8 +38,8 @@ from exporter.contracts.ingest import (
     resolve,
 )
 from exporter.settings import IngestorSettings
+from exporter.signing import TENANT_HEADER
 
-TENANT_HEADER = "x-tenant"
 Headers = Sequence[tuple[str, bytes]]
 DataT = TypeVar("DataT", bound=WireModel)
 _TENANT = TypeAdapter(Tenant)

@@ -19,7 +19,6 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from exporter.adapters.errors import is_transient
-from exporter.adapters.kafka import KafkaPublisher
 from exporter.adapters.mongo.client import Document, in_transaction
 from exporter.adapters.mongo.jobs import new_job_document, stored_result
 from exporter.contracts.base import utcnow
@@ -32,6 +31,7 @@ from exporter.rendering.decimation import DecimationError
 from exporter.rendering.names import MaskError, job_prefix
 from exporter.rendering.writers import RowLimitExceeded
 from exporter.runtime import Runtime
+from exporter.signing import Refused
 from exporter.topics import Topic
 from renderer.items import ITEM_WRITERS
 from renderer.output import Cancelled, JobOutput, Progress, Superseded
@@ -133,7 +133,7 @@ async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at:
 async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> None:
     """A redelivered job that already finished: announce its existing result again, write nothing."""
     event = completed_event(spec, stored_result(job), SOURCE)
-    await KafkaPublisher(runtime.broker).publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
+    await runtime.publisher.publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
 
 
 async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> None:
@@ -145,6 +145,9 @@ async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> N
             await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
         job = await runtime.jobs.get(spec.job_id)
         assert job is not None
+    if job["tenant"] != spec.tenant:
+        # A producer may act for its tenants only: another tenant's job is neither run nor announced.
+        raise Refused(f"tenant not allowed: job {spec.job_id!r} belongs to another tenant")
     if JobStatus(job["status"]).is_final:
         await republish(runtime, spec, job)
         return

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from exporter.adapters.kafka import ensure_topics, make_broker
+from exporter.adapters.kafka import client_options, ensure_topics, make_broker
 from exporter.adapters.mongo.bulk import BulkOutcome
 from exporter.adapters.mongo.client import MEASUREMENTS, Document, connect, ensure_indexes
 from exporter.adapters.mongo.measurements import MeasurementRepository, measurement_document
@@ -39,9 +39,10 @@ from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
 from exporter.local.servers import LocalServers
 from exporter.settings import Settings
+from exporter.signing import TENANT_HEADER
 from exporter.topics import Topic
 from ingestor.app import lanes, subscribe
-from ingestor.decoding import TENANT_HEADER, Limits, decode_measurements
+from ingestor.decoding import Limits, decode_measurements
 from tests.topic_reader import topic_reader
 
 TARGET = 0.7
@@ -108,7 +109,7 @@ async def store_ceiling(
 
 
 async def produce(settings: Settings, messages: list[bytes]) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(settings.kafka), linger_ms=5)
     await producer.start()
     headers = [(TENANT_HEADER, TENANT.encode())]
     try:

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from exporter.adapters.kafka import client_options
 from exporter.adapters.mongo.client import JOBS
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
@@ -36,6 +37,7 @@ from exporter.domain.jobs import pending_deliveries
 from exporter.local.servers import LocalServers
 from exporter.runtime import Runtime
 from exporter.settings import Settings
+from exporter.signing import own_producer
 from exporter.topics import Topic
 from tests.integration.notifier_support import (
     TELEGRAM_TOKEN,
@@ -103,16 +105,18 @@ async def record_jobs(
 
 async def announce(settings: Settings, jobs: list[tuple[JobSpec, JobResult]]) -> dict[str, datetime]:
     """Publishes each job's ``export.completed``; returns each event's time."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(settings.kafka), linger_ms=5)
     await producer.start()
     times: dict[str, datetime] = {}
+    signer, topic = own_producer(settings.kafka), Topic.EXPORT_COMPLETED.value
     try:
         sends = []
         for spec, result in jobs:
             event = completed_event(spec, result)
             times[spec.job_id] = event.time
             payload = json.dumps(event.to_wire()).encode()
-            sends.append(await producer.send(Topic.EXPORT_COMPLETED.value, payload, key=spec.job_id.encode()))
+            signed = signer.raw_headers(topic, payload)
+            sends.append(await producer.send(topic, payload, key=spec.job_id.encode(), headers=signed))
         await asyncio.gather(*sends)
     finally:
         await producer.stop()

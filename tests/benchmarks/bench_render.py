@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import ASCENDING, MongoClient
 from pymongo.synchronous.cursor import Cursor
 
+from exporter.adapters.kafka import client_options
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.adapters.mongo.measurements import measurement_document
@@ -52,6 +53,7 @@ from exporter.contracts.job import JobSpec, JobStatus, Window
 from exporter.contracts.request import DEFAULT_COLUMNS, ExportRequestSpec, Extension
 from exporter.runtime import Runtime
 from exporter.settings import Settings
+from exporter.signing import own_producer
 from exporter.topics import Topic
 from tests.benchmarks.harness import CpuMeter, local_servers, peak_rss, reset_peak_rss, server_pid, service
 from tests.benchmarks.render_stage import (
@@ -185,9 +187,9 @@ class Renderer:
         meter = CpuMeter({"store": self.store_pid, "renderer": self.pid})
         meter.start()
         published = utcnow()
-        await self.producer.send_and_wait(
-            Topic.EXPORT_REQUESTED.value, json.dumps(event.to_wire()).encode(), key=job_id.encode()
-        )
+        value, topic = json.dumps(event.to_wire()).encode(), Topic.EXPORT_REQUESTED.value
+        signed = own_producer(self.runtime.settings.kafka).raw_headers(topic, value)
+        await self.producer.send_and_wait(topic, value, key=job_id.encode(), headers=signed)
         async with asyncio.timeout(120 + rows / 1_000):
             job = await self._finished(job_id)
         cpu = cpu_per_row(meter.stop(), rows, "renderer")
@@ -326,7 +328,7 @@ async def measure(settings: Settings, store_pid: int, plan: Plan) -> Figures:
     rows = plan.rows
     runtime = Runtime.build(settings)
     await runtime.prepare()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=0)
+    producer = AIOKafkaProducer(**client_options(settings.kafka), linger_ms=0)
     await producer.start()
     try:
         stored = max(rows, MEMORY_ROWS[-1] if plan.memory else 0)

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import JsonValue
 from tests.integration.test_messaging import read_topic
 
-from exporter.adapters.kafka import make_broker, publish_dead_letter
+from exporter.adapters.kafka import client_options, make_broker, publish_dead_letter
 from exporter.adapters.mongo.bulk import BulkOutcome
 from exporter.adapters.mongo.client import ENTITIES, MEASUREMENTS, THINGS
 from exporter.adapters.mongo.entities import EntityRepository
@@ -27,10 +27,10 @@ from exporter.contracts.ingest import Entity, Measurement
 from exporter.local.demo import demo_measurements
 from exporter.runtime import Runtime
 from exporter.settings import Settings
+from exporter.signing import TENANT_HEADER
 from exporter.topics import Topic
 from ingestor.app import lanes, subscribe
 from ingestor.batches import Lane
-from ingestor.decoding import TENANT_HEADER
 
 DAY_AGO = datetime.now(UTC) - timedelta(days=1)
 T0 = int(DAY_AGO.timestamp())  # a whole second, in seconds
@@ -47,7 +47,7 @@ async def send(
 
     A payload that is ``bytes`` goes as is; anything else as JSON.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    producer = AIOKafkaProducer(**client_options(settings.kafka))
     await producer.start()
     try:
         for payload, tenant in messages:

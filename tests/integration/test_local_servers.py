@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 from minio import Minio
 from pymongo import AsyncMongoClient
 
+from exporter.adapters.kafka import client_options
 from exporter.local.servers import LocalServers, free_ports
 from exporter.settings import Settings, get_settings
 
@@ -70,7 +71,7 @@ async def test_all_four_answer(settings: Settings) -> None:
     assert minio_client(settings).bucket_exists(settings.storage.bucket)
     async with aiosmtplib.SMTP(hostname=settings.smtp.host, port=settings.smtp.port) as smtp:
         assert (await smtp.noop()).code == 250
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
     assert isinstance(await admin.list_topics(), list)
     await admin.close()
@@ -133,7 +134,7 @@ async def test_email_lands_as_eml_file_in_the_maildir(settings: Settings) -> Non
 
 async def test_kafka_produce_and_consume_round_trip(settings: Settings) -> None:
     topic = f"test.round-trip.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
@@ -141,7 +142,7 @@ async def test_kafka_produce_and_consume_round_trip(settings: Settings) -> None:
         await admin.close()
     sent = {f"key-{i}".encode(): f"value-{i}".encode() for i in range(5)}
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=False)
+    producer = AIOKafkaProducer(**client_options(settings.kafka), enable_idempotence=False)
     await producer.start()
     try:
         for key, value in sent.items():
@@ -151,7 +152,7 @@ async def test_kafka_produce_and_consume_round_trip(settings: Settings) -> None:
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **client_options(settings.kafka),
         group_id=f"test-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
     )

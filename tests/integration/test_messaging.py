@@ -20,6 +20,7 @@ from exporter.local.demo import demo_measurements, publish
 from exporter.outbox import OutboxRelay
 from exporter.runtime import Runtime
 from exporter.settings import Settings
+from exporter.signing import own_producer
 from exporter.topics import Topic
 
 
@@ -56,8 +57,8 @@ async def read_topic(settings: Settings, topic: str, expected: int, match: str) 
 class FailingPublisher(KafkaPublisher):
     """Dies after ``limit`` publishes, as a relay process killed mid-batch would."""
 
-    def __init__(self, broker: KafkaBroker, limit: int) -> None:
-        super().__init__(broker)
+    def __init__(self, broker: KafkaBroker, settings: Settings, limit: int) -> None:
+        super().__init__(broker, own_producer(settings.kafka))
         self.limit = limit
 
     async def publish_raw(self, topic: str, key: str, payload: dict[str, object]) -> None:
@@ -78,7 +79,8 @@ async def test_outbox_publishes_each_event_once_even_after_a_failed_publish(runt
             outbox_document([outbox_message(Topic.IAM_POLICY_UPDATED, "r0", iam_event(0, tenant))])
         )
 
-    broken = OutboxRelay(runtime.outbox, FailingPublisher(runtime.broker, limit=2), runtime.settings.outbox)
+    failing = FailingPublisher(runtime.broker, runtime.settings, limit=2)
+    broken = OutboxRelay(runtime.outbox, failing, runtime.settings.outbox)
     with pytest.raises(ConnectionError):
         await broken.publish_pending()
     assert await runtime.outbox.pending_count() == 3

@@ -246,6 +246,7 @@ async def test_production_has_no_default_tenant(servers: Settings) -> None:
 SAFE: dict[str, Any] = {
     "environment": "production",
     "storage": {"secret_key": "a-storage-secret-nobody-else-knows"},
+    "kafka": {"signing_secret": "a-signing-secret-nobody-else-knows"},
     "api": {"auth_mode": "jwt", "jwt_secret": SECRET},
 }
 

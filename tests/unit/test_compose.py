@@ -173,7 +173,7 @@ def unknown_exporter_variables(document: dict[str, Any]) -> list[str]:
     ]
 
 
-def interpolate(value: str, placeholder_for_required: str = "required-value") -> str:
+def interpolate(value: str, placeholder_for_required: str = "required-value-of-any-length") -> str:
     """The value compose would produce with an empty shell environment (required ones filled)."""
 
     def substitute(match: re.Match[str]) -> str:

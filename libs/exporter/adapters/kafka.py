@@ -1,4 +1,5 @@
-"""Kafka adapters: the broker, topic creation, a publisher for the outbox and dead-lettering.
+"""Kafka adapters: the broker, client security, topic creation, a signing publisher for the
+outbox, and the intake every consumer shares (signature checks and dead-lettering).
 
 Kept to what every Kafka-protocol broker supports: no idempotent producer and no transactions
 (the embedded broker has neither); exactly-once effects come from idempotent consumers and the
@@ -7,25 +8,34 @@ outbox instead. Consumers start from the earliest offset when their group has no
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream import BaseMiddleware
+from faststream._internal.types import BrokerMiddleware
 from faststream.kafka import KafkaBroker
+from faststream.kafka.security import parse_security
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
 
-from exporter.settings import Settings
+from exporter.settings import KafkaSettings, Settings
+from exporter.signing import SIGNATURE_HEADER, Producer, Refused, Verifier, own_producer
 from exporter.topics import Topic, all_topic_names
 
 log = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 2_000
+SASL = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
@@ -33,8 +43,34 @@ def make_broker(settings: Settings) -> KafkaBroker:
         settings.kafka.bootstrap_servers,
         client_id=settings.kafka.client_id,
         enable_idempotence=settings.kafka.enable_idempotence,
-        middlewares=[DeadLetterMiddleware],
+        security=broker_security(settings.kafka),
+        middlewares=[intake(Verifier.from_settings(settings.kafka))],
     )
+
+
+def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
+    """FastStream's form of the connection security settings; None is plaintext."""
+    tls = settings.security_protocol in ("SSL", "SASL_SSL")
+    context = tls_context(settings) if tls else None
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.username is not None  # KafkaSettings requires both with SASL
+        assert settings.password is not None
+        sasl = SASL[settings.sasl_mechanism]
+        return sasl(settings.username, settings.password.get_secret_value(), context, use_ssl=tls)
+    return BaseSecurity(context, use_ssl=True) if tls else None
+
+
+def tls_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """Verifies the brokers against ``ca_file`` (or the system's CAs); presents the client certificate."""
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file
+    )
+    return context
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Where and how a plain aiokafka client (admin, producer, consumer) connects."""
+    return {"bootstrap_servers": settings.bootstrap_servers, **parse_security(broker_security(settings))}
 
 
 def subscriber_options(group_id: str) -> dict[str, Any]:
@@ -54,7 +90,7 @@ async def undecoded(message: StreamMessage[Any]) -> None:
 
 async def ensure_topics(settings: Settings) -> None:
     """Creates every registered topic (and its dead-letter topic) that does not exist yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -73,26 +109,34 @@ async def ensure_topics(settings: Settings) -> None:
 
 
 class KafkaPublisher:
-    """Publishes JSON payloads keyed for ordering; the outbox relay's way out."""
+    """Publishes JSON payloads keyed for ordering and signed with the services' key; the outbox
+    relay's way out."""
 
-    def __init__(self, broker: KafkaBroker) -> None:
+    def __init__(self, broker: KafkaBroker, signer: Producer) -> None:
         self._broker = broker
+        self._signer = signer
+
+    @classmethod
+    def from_settings(cls, broker: KafkaBroker, settings: KafkaSettings) -> KafkaPublisher:
+        return cls(broker, own_producer(settings))
 
     async def publish_raw(self, topic: str, key: str, payload: dict[str, object]) -> None:
+        value = json.dumps(payload, separators=(",", ":")).encode()
         await self._broker.publish(
-            json.dumps(payload, separators=(",", ":")).encode(),
+            value,
             topic=topic,
             key=key.encode(),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **self._signer.headers(topic, value)},
         )
 
 
 def dead_letter_headers(record: Any, reason: str) -> dict[str, str]:
-    """The record's own headers (its tenant, say), plus why it was refused and where it came from."""
+    """The record's own headers (its tenant, say; not its signature), plus why it was refused and
+    where it came from."""
     own = {
         key: value.decode(errors="replace")
         for key, value in record.headers or ()
-        if not key.startswith("x-dlq-")
+        if not key.startswith("x-dlq-") and key != SIGNATURE_HEADER
     }
     return {
         **own,
@@ -127,20 +171,57 @@ def describe_validation_error(error: ValidationError) -> str:
     )
 
 
-class DeadLetterMiddleware(BaseMiddleware):
-    """A message that cannot be decoded into its model goes to ``<topic>.dlq`` with the reason.
+def intake(verifier: Verifier) -> BrokerMiddleware[Any, Any]:
+    """The broker middleware every subscriber gets: ``DeadLetterMiddleware`` with ``verifier``."""
+    return functools.partial(DeadLetterMiddleware, verifier=verifier)
 
-    The original bytes and key are kept; the source topic, partition and offset travel in
-    headers. The consumer then carries on with the next message.
+
+class DeadLetterMiddleware(BaseMiddleware):
+    """The intake of every consumer: a record that is not signed as its topic requires, or cannot
+    be decoded into its model, goes to ``<topic>.dlq`` with the reason.
+
+    Signatures are checked here, before any handler or decoder sees the record, for single and
+    batch subscribers alike: a batch goes on without its refused records. The original bytes and
+    key are kept; the source topic, partition and offset travel in headers. The consumer then
+    carries on with the next message.
     """
 
+    def __init__(self, msg: Any, /, *, context: Any, verifier: Verifier) -> None:
+        super().__init__(msg, context=context)
+        self._verifier = verifier
+
     async def consume_scope(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
+        broker: KafkaBroker = self.context.get("broker")
+        if not await self._admit(broker, msg):
+            return None
         try:
             return await call_next(msg)
         except ValidationError as error:
             reason = describe_validation_error(error)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             reason = f"message is not valid JSON: {error}"
-        broker: KafkaBroker = self.context.get("broker")
+        except Refused as error:  # a handler's own refusal, which only the data could show
+            reason = str(error)
         await publish_dead_letter(broker, msg.raw_message, reason)
         return None
+
+    async def _admit(self, broker: KafkaBroker, msg: StreamMessage[Any]) -> bool:
+        """Dead-letters the refused records; False when none is left to handle. A batch message
+        keeps only its admitted records (its handlers read ``raw_message``)."""
+        batch = isinstance(msg.raw_message, tuple)
+        records = msg.raw_message if batch else (msg.raw_message,)
+        admitted, refused = [], []
+        for record in records:
+            try:
+                self._verifier.check(record.topic, record.value, record.headers)
+            except Refused as error:
+                refused.append((record, str(error)))
+            else:
+                admitted.append(record)
+        if not refused:
+            return True
+        await asyncio.gather(*(publish_dead_letter(broker, record, reason) for record, reason in refused))
+        if batch and admitted:
+            msg.raw_message = tuple(admitted)
+            msg.body = [record.value or b"" for record in admitted]
+        return bool(admitted)

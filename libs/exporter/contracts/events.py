@@ -6,7 +6,7 @@ request's version), so a republished event carries the same id and consumers can
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -31,8 +31,20 @@ class Envelope(WireModel, Generic[DataT]):
     data: DataT
 
 
+def same_tenant(envelope: Envelope[Any], data_tenant: str) -> None:
+    """An event's data may not name another tenant than its envelope: producers are trusted per
+    tenant by the envelope's (``exporter.signing``)."""
+    if data_tenant != envelope.tenant:
+        raise ValueError(f"data.tenant '{data_tenant}' differs from the envelope's '{envelope.tenant}'")
+
+
 class ExportRequested(Envelope[JobSpec]):
     type: Literal["exporter.export.requested.v1"] = "exporter.export.requested.v1"
+
+    @model_validator(mode="after")
+    def _one_tenant(self) -> ExportRequested:
+        same_tenant(self, self.data.tenant)
+        return self
 
 
 class ExportCompletedData(WireModel):
@@ -107,8 +119,7 @@ class GrantChanged(Envelope[GrantChangedData]):
 
     @model_validator(mode="after")
     def _one_tenant(self) -> GrantChanged:
-        if self.data.tenant != self.tenant:
-            raise ValueError(f"data.tenant '{self.data.tenant}' differs from the envelope's '{self.tenant}'")
+        same_tenant(self, self.data.tenant)
         return self
 
 

@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from exporter.adapters.kafka import client_options
 from exporter.adapters.mongo.client import MEASUREMENTS, connect, database
 from exporter.contracts.events import MeasurementsPublished, ThingUpdated
 from exporter.contracts.ingest import MeasurementPack, MeasurementRecord, Thing, ThingDefinition, ThingMetric
 from exporter.settings import Settings
+from exporter.signing import Headers, Producer, own_producer
 from exporter.topics import Topic
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,12 +102,22 @@ def demo_thing(tenant: str = "default") -> ThingUpdated:
     return ThingUpdated(id=f"demo-thing-{DEVICE}-v1", source="exporter/demo", tenant=tenant, data=thing)
 
 
-async def publish(settings: Settings, topic: str, key: str, payload: dict[str, Any]) -> None:
-    """Publishes like an upstream system would: a plain Kafka producer, JSON value."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+async def publish(
+    settings: Settings, topic: str, key: str, payload: dict[str, Any], signer: Producer | None = None
+) -> None:
+    """Publishes like an upstream system would: a plain Kafka producer, JSON value, signed as
+    ``signer`` (by default with the services' own key, which the local services trust)."""
+    value = json.dumps(payload).encode()
+    headers = (signer or own_producer(settings.kafka)).raw_headers(topic, value)
+    await send_record(settings, topic, key, value, headers)
+
+
+async def send_record(settings: Settings, topic: str, key: str, value: bytes, headers: Headers) -> None:
+    """One record, exactly these bytes and headers, from a plain Kafka producer."""
+    producer = AIOKafkaProducer(**client_options(settings.kafka))
     await producer.start()
     try:
-        await producer.send_and_wait(topic, json.dumps(payload).encode(), key=key.encode())
+        await producer.send_and_wait(topic, value, key=key.encode(), headers=list(headers))
     finally:
         await producer.stop()
 
