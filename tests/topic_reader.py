@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -26,3 +28,22 @@ async def topic_reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafka
         yield consumer
     finally:
         await consumer.stop()
+
+
+def json_object(value: bytes | None) -> dict[str, Any]:
+    """A record's value as a JSON object, or {} for anything else: the fuzz and dead-letter tests
+    leave broken and hostile records on the shared topics."""
+    try:
+        decoded = json.loads(value or b"")
+    except (ValueError, RecursionError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def json_field(value: bytes | None, *path: str) -> Any:
+    """``value``'s JSON field at ``path`` (``"data", "jobId"``), or None wherever the record has
+    another shape (see ``json_object``)."""
+    node: Any = json_object(value)
+    for name in path:
+        node = node.get(name) if isinstance(node, dict) else None
+    return node

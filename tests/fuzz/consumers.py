@@ -26,6 +26,7 @@ from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
 from tests.fuzz.records import FuzzRecord, base_event, fuzz_records, refusal
+from tests.signing import signer
 
 Source = tuple[str, int, int]  # topic, partition, offset
 
@@ -107,14 +108,15 @@ async def _dead_letters(settings: Settings, wanted: set[Source], seconds: float)
 
 async def _sentinels_handled(settings: Settings, tenant: str, seed: int, seconds: float) -> list[str]:
     """Sends one valid record per topic; returns the topics whose consumer did not act on it."""
+    own = signer(settings)
     events = {topic: base_event(topic, tenant, seed) for topic in Topic}
     job_id = events[Topic.EXPORT_REQUESTED]["data"]["jobId"]
     # The completed event of the sentinel job comes from the renderer itself, not from here.
     await _publish(
         settings,
         [
-            FuzzRecord(topic, _json(event), topic.value.encode())
-            for topic, event in events.items()
+            FuzzRecord(topic, value, topic.value.encode(), own.raw_headers(topic.value, value))
+            for topic, value in ((topic, _json(event)) for topic, event in events.items())
             if topic is not Topic.EXPORT_COMPLETED
         ],
     )
@@ -164,13 +166,14 @@ async def fuzz_consumers(
     settings = services.settings
     rng = random.Random(seed)
     tenant = f"fuzz{seed}"
-    records = [record for topic in Topic for record in fuzz_records(topic, per_topic, rng, tenant)]
+    own = signer(settings)
+    records = [record for topic in Topic for record in fuzz_records(topic, per_topic, rng, tenant, own)]
     sources = await _publish(settings, records)
     report = ConsumerFuzzReport()
     must_refuse: dict[Source, FuzzRecord] = {}
     for record, source in zip(records, sources, strict=True):
         report.sent[record.topic.value] += 1
-        if refusal(record, settings.ingestor) is not None:
+        if refusal(record, settings) is not None:
             must_refuse[source] = record
             report.refused[record.topic.value] += 1
     letters = await _dead_letters(settings, set(must_refuse), seconds)

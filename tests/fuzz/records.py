@@ -11,6 +11,7 @@ dead-letter topic, whatever the generator happened to make.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 import uuid
@@ -36,7 +37,8 @@ from exporter.contracts.ingest import Entity, MeasurementPack, MeasurementRecord
 from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.jobs import job_for
-from exporter.settings import IngestorSettings
+from exporter.settings import Settings
+from exporter.signing import Producer, Refused, Verifier
 from exporter.topics import Topic
 from ingestor.decoding import Limits, Rejected, decode_entity, decode_measurements, decode_thing
 
@@ -183,9 +185,23 @@ def _headers(rng: random.Random) -> tuple[Headers, str]:
     return [("content-type", b"text/plain"), ("x-dlq-reason", b"forged")], "forged headers"
 
 
-def fuzz_records(topic: Topic, count: int, rng: random.Random, tenant: str) -> list[FuzzRecord]:
+def fuzz_records(
+    topic: Topic, count: int, rng: random.Random, tenant: str, signer: Producer
+) -> list[FuzzRecord]:
     """``count`` hostile records for ``topic``: about half mutated events, a quarter raw bytes or
-    broken JSON, a quarter valid events with hostile headers."""
+    broken JSON, a quarter valid events with hostile headers; four in five signed by ``signer``
+    (after the mutation, so they get past the signature check to the decoders)."""
+    return [_signed(record, rng, signer) for record in _hostile(topic, count, rng, tenant)]
+
+
+def _signed(record: FuzzRecord, rng: random.Random, signer: Producer) -> FuzzRecord:
+    if record.value is None or rng.random() < 0.2:
+        return record
+    headers = [*record.headers, *signer.raw_headers(record.topic.value, record.value)]
+    return dataclasses.replace(record, headers=headers)
+
+
+def _hostile(topic: Topic, count: int, rng: random.Random, tenant: str) -> list[FuzzRecord]:
     records = []
     for _ in range(count):
         event = _base_events(tenant, rng)[topic]
@@ -213,9 +229,13 @@ _ENVELOPES: dict[Topic, Callable[[bytes], object]] = {
 }
 
 
-def refusal(record: FuzzRecord, settings: IngestorSettings) -> str | None:
+def refusal(record: FuzzRecord, settings: Settings) -> str | None:
     """Why the topic's consumer must refuse ``record`` (so dead-letter it), or None to accept it."""
-    limits = Limits.from_settings(settings)
+    limits = Limits.from_settings(settings.ingestor)
+    try:
+        Verifier.from_settings(settings.kafka).check(record.topic.value, record.value, record.headers)
+    except Refused as error:
+        return str(error)
     if record.topic in _ENVELOPES:
         try:
             _ENVELOPES[record.topic](record.value or b"")

@@ -50,7 +50,7 @@ async def read_topic(settings: Settings, topic: str, expected: int, match: str) 
         deadline = loop.time() + 20
         while loop.time() < deadline and len(found) < expected:
             batches = await consumer.getmany(timeout_ms=300)
-            found += [r for rs in batches.values() for r in rs if match.encode() in r.value]
+            found += [r for rs in batches.values() for r in rs if match.encode() in (r.value or b"")]
         return found
 
 

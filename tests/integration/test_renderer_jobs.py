@@ -4,7 +4,6 @@ over from a dead renderer, failed after transient errors; and uploads that leave
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +20,7 @@ from tests.integration.renderer_support import (
     series_item,
     store,
 )
-from tests.topic_reader import topic_reader
+from tests.topic_reader import json_field, json_object, topic_reader
 
 from exporter.adapters.mongo.client import JOBS
 from exporter.adapters.mongo.jobs import new_job_document
@@ -113,9 +112,11 @@ async def completed_events(runtime: Runtime, job_id: str, at_least: int) -> list
         async with asyncio.timeout(30):
             while len(found) < at_least:
                 for records in (await consumer.getmany(timeout_ms=500)).values():
-                    events = [json.loads(record.value) for record in records if record.value]
-                    # Other tests put bad records on the topic too (dead-letter checks).
-                    found += [e for e in events if (e.get("data") or {}).get("jobId") == job_id]
+                    found += [
+                        json_object(record.value)
+                        for record in records
+                        if json_field(record.value, "data", "jobId") == job_id
+                    ]
     return found
 
 

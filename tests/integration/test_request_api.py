@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 from tests.integration.api_server import isolated, serving
 from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field
-from tests.topic_reader import topic_reader
+from tests.topic_reader import json_field, json_object, topic_reader
 
 from exporter.adapters.storage import ObjectStore
 from exporter.settings import GrantSettings, Settings
@@ -364,8 +364,13 @@ async def iam_events(settings: Settings, request_id: str, expected: int) -> list
         quiet_since = None
         while asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
-            records = [json.loads(r.value) for rs in batch.values() for r in rs]
-            events += [e for e in records if e["data"]["resource"].endswith(f":export:{request_id}")]
+            records = [r.value for rs in batch.values() for r in rs]
+            resource = f":export:{request_id}"
+            events += [
+                json_object(value)
+                for value in records
+                if str(json_field(value, "data", "resource")).endswith(resource)
+            ]
             now = asyncio.get_running_loop().time()
             if records:
                 quiet_since = None

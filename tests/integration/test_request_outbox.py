@@ -4,12 +4,11 @@ commit and its publish, and however many creates share a commit."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from tests.own_database import own_database
 from tests.request_cases import SEED_000
-from tests.topic_reader import topic_reader
+from tests.topic_reader import json_field, topic_reader
 
 from exporter.adapters.mongo.client import OUTBOX
 from exporter.contracts.request import ExportRequestSpec
@@ -28,10 +27,10 @@ async def published_ids(settings: Settings, *request_ids: str) -> list[str]:
         for _ in range(10):  # the embedded broker's end offsets are unreliable: read a few rounds
             batch = await consumer.getmany(timeout_ms=300)
             ids += [
-                event["id"]
+                json_field(record.value, "id")
                 for records in batch.values()
-                for event in (json.loads(record.value) for record in records)
-                if event["data"]["resource"].endswith(request_ids)
+                for record in records
+                if str(json_field(record.value, "data", "resource")).endswith(request_ids)
             ]
         return ids
 

@@ -4,7 +4,6 @@ once, and every job is announced."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import uuid
@@ -14,7 +13,7 @@ from datetime import datetime, timedelta
 from pymongo import AsyncMongoClient
 from tests.benchmarks.harness import launch
 from tests.own_database import own_database
-from tests.topic_reader import topic_reader
+from tests.topic_reader import json_field, topic_reader
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, Document, ensure_indexes
 from exporter.adapters.mongo.requests import request_document
@@ -57,9 +56,8 @@ async def published_job_ids(settings: Settings, tenant: str) -> Counter[str]:
             records = [record for records in batch.values() for record in records]
             quiet = 0 if records else quiet + 1
             for record in records:
-                event = json.loads(record.value)
-                if event["tenant"] == tenant:
-                    seen[event["data"]["jobId"]] += 1
+                if json_field(record.value, "tenant") == tenant:
+                    seen[json_field(record.value, "data", "jobId")] += 1
         return seen
 
 

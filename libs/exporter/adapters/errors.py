@@ -3,6 +3,7 @@ with the work itself. Callers retry those with backoff and give up on the rest a
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaError
 from minio.error import InvalidResponseError, S3Error, ServerError
 from pymongo.errors import ConnectionFailure, CursorNotFound, ExecutionTimeout, PyMongoError
 from urllib3.exceptions import HTTPError
@@ -22,5 +23,7 @@ def is_transient(error: BaseException) -> bool:
         )
     if isinstance(error, S3Error):
         return error.code in TRANSIENT_S3_CODES
+    if isinstance(error, KafkaError):
+        return bool(error.retriable)
     # A 5xx answer without an S3 error body, a garbled answer, or no answer at all.
     return isinstance(error, ServerError | InvalidResponseError | HTTPError | ConnectionError | TimeoutError)

@@ -9,11 +9,12 @@ outbox instead. Consumers start from the earliest offset when their group has no
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -28,6 +29,7 @@ from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
 
+from exporter.adapters.errors import is_transient
 from exporter.settings import KafkaSettings, Settings
 from exporter.signing import SIGNATURE_HEADER, Producer, Refused, Verifier, own_producer
 from exporter.topics import Topic, all_topic_names
@@ -44,8 +46,32 @@ def make_broker(settings: Settings) -> KafkaBroker:
         client_id=settings.kafka.client_id,
         enable_idempotence=settings.kafka.enable_idempotence,
         security=broker_security(settings.kafka),
+        parser=lenient_headers,
         middlewares=[intake(Verifier.from_settings(settings.kafka))],
     )
+
+
+async def lenient_headers(
+    msg: Any, original: Callable[[Any], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream decodes every header as UTF-8 before any middleware runs, so one header of other
+    bytes would fail its record (a batch subscriber's whole batch) on every delivery, for ever.
+    Such records are parsed from copies with those bytes replaced; the message keeps the original
+    records, whose exact bytes the intake's checks and the dead letter read."""
+    try:
+        return await original(msg)
+    except UnicodeDecodeError:
+        records = msg if isinstance(msg, tuple) else (msg,)
+        copies = tuple(
+            dataclasses.replace(
+                record,
+                headers=[(key, value.decode(errors="replace").encode()) for key, value in record.headers],
+            )
+            for record in records
+        )
+        message = await original(copies if isinstance(msg, tuple) else copies[0])
+        message.raw_message = msg
+        return message
 
 
 def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
@@ -157,10 +183,15 @@ async def publish_dead_letter(broker: KafkaBroker, record: Any, reason: str) -> 
     topic = Topic(record.topic).dead_letter
     headers = dead_letter_headers(record, reason)
     try:
-        await broker.publish(record.value, topic=topic, key=record.key, headers=headers)
+        await broker.publish(record.value or b"", topic=topic, key=record.key, headers=headers)
     except MessageSizeTooLargeError:
-        reason = f"{reason} (the original {len(record.value)} bytes are too large to keep here)"
+        reason = f"{reason} (the original {len(record.value or b'')} bytes are too large to keep here)"
         await broker.publish(b"", topic=topic, key=record.key, headers=dead_letter_headers(record, reason))
+
+
+def _topic(msg: StreamMessage[Any]) -> str:
+    records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+    return str(records[0].topic) if records else "?"
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -198,11 +229,18 @@ class DeadLetterMiddleware(BaseMiddleware):
             return await call_next(msg)
         except ValidationError as error:
             reason = describe_validation_error(error)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             reason = f"message is not valid JSON: {error}"
         except Refused as error:  # a handler's own refusal, which only the data could show
             reason = str(error)
-        await publish_dead_letter(broker, msg.raw_message, reason)
+        except Exception as error:
+            if is_transient(error):
+                raise  # the store or the network, not the message: it comes again
+            # A poison message: redelivered, it would fail again and hold up every one behind it.
+            log.exception("a message on %s could not be handled; it is dead-lettered", _topic(msg))
+            reason = f"could not be handled: {type(error).__name__}: {error}"
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await asyncio.gather(*(publish_dead_letter(broker, record, reason) for record in records))
         return None
 
     async def _admit(self, broker: KafkaBroker, msg: StreamMessage[Any]) -> bool:
