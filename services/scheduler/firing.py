@@ -13,6 +13,12 @@ replica walks the shards in its own random order, so replicas rarely meet at all
 A job's id derives from request and scheduled time, so a run can never become two jobs; should a
 job exist already (a run fired by other means), that run is left out and its schedule still moves
 on, rather than the shard failing for ever.
+
+One poison request never stops the others: a request whose runs cannot be planned (a window out
+of the calendar's range), or whose stored document no longer validates, is paused in the same
+transaction (no next run, the reason on its schedule, an IAM ``pause`` event); the detail goes
+to the log under its id, and the rest of the batch fires. Its owner resumes it by editing it. An
+unexpected failure of a whole batch is logged and the pass goes on with the next shard.
 """
 
 from __future__ import annotations
@@ -28,14 +34,19 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once, is_conflict
-from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord
+from exporter.adapters.mongo.outbox import outbox_message
+from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, Identity, RequestRecord, Unreadable
 from exporter.contracts.base import utcnow
 from exporter.dispatch import queued_job
 from exporter.domain.schedule import anchor_of, due_runs
+from exporter.iam import request_event
 from exporter.runtime import Runtime
+from exporter.topics import Topic
 
 log = logging.getLogger(__name__)
 SOURCE = "exporter/scheduler"
+# Who paused a request, in its IAM event.
+ACTOR = "system:scheduler"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,36 @@ def plan(runtime: Runtime, record: RequestRecord, now: datetime) -> Firing:
     return Firing(Advance(request.id, due.next_run_at, last_run_at), jobs, messages)
 
 
+def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: datetime) -> Firing:
+    """A request stopped until its owner edits it, and its IAM ``pause`` event."""
+    event = request_event(
+        identity.request_id, identity.tenant, identity.owner, identity.version, "pause", ACTOR, source=SOURCE
+    )
+    message = outbox_message(Topic.IAM_POLICY_UPDATED, identity.request_id, event)
+    return Firing(Advance(identity.request_id, None, last_run_at, now, reason), [], [message])
+
+
+def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
+    """``plan``, or, for a request that cannot be planned, its pause: never an exception."""
+    if isinstance(entry, Unreadable):
+        log.error("request %s: paused: %s", entry.identity.request_id, entry.problem)
+        return paused(entry.identity, entry.last_run_at, f"paused: {entry.problem}; {RESUME}", now)
+    try:
+        return plan(runtime, entry, now)
+    except Exception as error:
+        due_at = entry.next_run_at.isoformat() if entry.next_run_at else "?"
+        log.exception("request %s: its run at %s could not be planned; paused", entry.request.id, due_at)
+        problem = OUT_OF_RANGE if isinstance(error, ValueError | ArithmeticError) else "of an internal error"
+        reason = f"paused: its run at {due_at} could not be planned because {problem}; {RESUME}"
+        return paused(entry.identity, entry.last_run_at, reason, now)
+
+
+RESUME = "edit the request to resume"
+# What ``job_for`` raises for dates, periods or windows past what a calendar can hold; the
+# exception's own text stays in the log.
+OUT_OF_RANGE = "a date, period or window in it is out of range"
+
+
 async def _fire_batch(
     runtime: Runtime, shard: int, now: datetime, session: AsyncClientSession, *, skip_existing: bool
 ) -> Document | None:
@@ -80,7 +121,7 @@ async def _fire_batch(
     due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session)
     if not due:
         return None
-    firings = [plan(runtime, record, now) for record in due]
+    firings = [plan_or_pause(runtime, entry, now) for entry in due]
     jobs = [job for firing in firings for job in firing.jobs]
     messages = [message for firing in firings for message in firing.messages]
     if skip_existing:
@@ -89,10 +130,11 @@ async def _fire_batch(
         jobs = [job for job in jobs if job["_id"] not in existing]
         messages = [message for message in messages if message["key"] not in existing]
     await runtime.requests.advance_many([firing.advance for firing in firings], session)
-    if not jobs:
+    if not messages:
         return None
     entry = runtime.relay.held_many(messages)
-    await runtime.jobs.add_many(jobs, session)
+    if jobs:
+        await runtime.jobs.add_many(jobs, session)
     await runtime.relay.outbox.add(entry, session=session)
     return entry
 
@@ -114,7 +156,7 @@ async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
     if entry is None:
         return 0
     runtime.relay.publish_soon([entry])
-    return len(entry["messages"])
+    return sum(message["topic"] == Topic.EXPORT_REQUESTED.value for message in entry["messages"])
 
 
 async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:
@@ -122,7 +164,11 @@ async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None
     now = now or utcnow()
     fired = 0
     for shard in shards:
-        fired += await fire_shard(runtime, shard, now)
+        try:
+            fired += await fire_shard(runtime, shard, now)
+        except Exception:
+            # Whatever it was, the other shards (and the sweeps, on their own loop) go on.
+            log.exception("shard %d: pass failed; the next shard goes on", shard)
     if fired:
         log.info("fired %d runs", fired)
     return fired

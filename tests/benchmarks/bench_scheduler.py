@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, connect, database, ensure_indexes, in_transaction
-from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, request_document
+from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
 from exporter.dispatch import queued_job
@@ -173,7 +173,7 @@ async def store_ceiling(settings: Settings, count: int) -> float:
     async def write(shard: int, session: AsyncClientSession) -> int:
         records = await runtime.requests.due(shard, due, batch_size, session)
         if records:
-            ids = [record.request.id for record in records]
+            ids = [record.request.id for record in records if isinstance(record, RequestRecord)]
             await runtime.requests.advance_many([Advance(i, None, due) for i in ids], session)
             await runtime.jobs.add_many([ready[i][0] for i in ids], session)
             await runtime.relay.outbox.add(runtime.relay.held_many([ready[i][1] for i in ids]), session)

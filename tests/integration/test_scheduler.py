@@ -12,7 +12,7 @@ import pytest
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
-from exporter.adapters.mongo.requests import RequestRecord, request_document
+from exporter.adapters.mongo.requests import RequestRecord, Unreadable, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequest
@@ -116,7 +116,7 @@ async def test_an_edit_between_read_and_commit_wins(
 
     async def due_then_edited(
         shard: int, at: datetime, limit: int, session: AsyncClientSession
-    ) -> list[RequestRecord]:
+    ) -> list[RequestRecord | Unreadable]:
         records = await read_due(shard, at, limit, session)
         if records:  # the owner moves the start while this pass plans the run it read
             moved = request.model_copy(update={"version": 2, "start_at": postponed})

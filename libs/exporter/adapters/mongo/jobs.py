@@ -373,7 +373,7 @@ class JobRepository:
         update = result.to_document()
         update.update({"updatedAt": utcnow(), "leaseUntil": None})
         outcome = await self._collection.update_one(
-            _running(job["_id"], job["startedAt"]),
+            _running(job["_id"], job.get("startedAt")),
             {"$set": update},
             session=session,
         )
