@@ -34,6 +34,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once, is_conflict
+from exporter.adapters.mongo.jobs import skipped_job_document
 from exporter.adapters.mongo.outbox import outbox_message
 from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, Identity, RequestRecord, Unreadable
 from exporter.contracts.base import utcnow
@@ -42,6 +43,7 @@ from exporter.domain.schedule import anchor_of, due_runs
 from exporter.iam import request_event
 from exporter.runtime import Runtime
 from exporter.topics import Topic
+from scheduler.admission import Admission
 
 log = logging.getLogger(__name__)
 SOURCE = "exporter/scheduler"
@@ -51,11 +53,12 @@ ACTOR = "system:scheduler"
 
 @dataclass(frozen=True, slots=True)
 class Firing:
-    """One due request's share of a pass: its schedule's move and the jobs it fires."""
+    """One due request's share of a pass: its schedule's move, the runs it fires (each a job and
+    its ``export.requested``) and what else it announces (a pause)."""
 
     advance: Advance
-    jobs: list[Document]
-    messages: list[Document]
+    runs: list[tuple[Document, Document]]
+    notices: list[Document]
 
 
 def shard_order() -> list[int]:
@@ -72,16 +75,14 @@ def plan(runtime: Runtime, record: RequestRecord, now: datetime) -> Firing:
         log.warning(
             "request %s: %d missed runs skipped (catchUp=%s)", request.id, due.skipped, request.catch_up
         )
-    jobs, messages = [], []
+    runs = []
     # Each run's window starts where the previous fired run's ended: no gaps after skips.
     previous_end = record.last_run_at or anchor_of(request)
     for scheduled_at in due.runs:
-        job, message = queued_job(request, scheduled_at, SOURCE, previous_end)
-        jobs.append(job)
-        messages.append(message)
+        runs.append(queued_job(request, scheduled_at, SOURCE, previous_end))
         previous_end = scheduled_at
     last_run_at = due.runs[-1] if due.runs else record.last_run_at
-    return Firing(Advance(request.id, due.next_run_at, last_run_at), jobs, messages)
+    return Firing(Advance(request.id, due.next_run_at, last_run_at), runs, [])
 
 
 def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: datetime) -> Firing:
@@ -91,6 +92,31 @@ def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: d
     )
     message = outbox_message(Topic.IAM_POLICY_UPDATED, identity.request_id, event)
     return Firing(Advance(identity.request_id, None, last_run_at, now, reason), [], [message])
+
+
+async def admitted(
+    runtime: Runtime, runs: list[tuple[Document, Document]], now: datetime, session: AsyncClientSession
+) -> tuple[list[Document], list[Document]]:
+    """The jobs to insert and the ``export.requested`` to queue: a run that would pass its
+    owner's queued-jobs quota or join a job in flight on its target becomes a ``skipped`` job
+    with the reason, and queues nothing (see ``scheduler.admission``)."""
+    if not runs:
+        return [], []
+    settings = runtime.settings.api
+    jobs = [job for job, _ in runs]
+    admission = Admission(settings.max_active_jobs_per_user, settings.one_active_job_per_target)
+    admission.active = await runtime.jobs.active_counts(admission.owners(jobs), session)
+    if admission.one_per_target:
+        admission.note_busy(await runtime.jobs.active_on_targets(admission.targets(jobs), session))
+    inserts, messages = [], []
+    for job, message in runs:
+        if (reason := admission.refusal(job)) is None:
+            inserts.append(job)
+            messages.append(message)
+        else:
+            log.warning("job %s: %s", job["_id"], reason)
+            inserts.append(skipped_job_document(job, reason, now))
+    return inserts, messages
 
 
 def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
@@ -117,24 +143,24 @@ OUT_OF_RANGE = "a date, period or window in it is out of range"
 async def _fire_batch(
     runtime: Runtime, shard: int, now: datetime, session: AsyncClientSession, *, skip_existing: bool
 ) -> Document | None:
-    """The transaction's work; returns the outbox entry it queued (None: no run to announce)."""
+    """The transaction's work; returns the outbox entry it queued (None: nothing to announce)."""
     due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session)
     if not due:
         return None
     firings = [plan_or_pause(runtime, entry, now) for entry in due]
-    jobs = [job for firing in firings for job in firing.jobs]
-    messages = [message for firing in firings for message in firing.messages]
+    runs = [run for firing in firings for run in firing.runs]
     if skip_existing:
-        existing = await runtime.jobs.existing([job["_id"] for job in jobs], session)
+        existing = await runtime.jobs.existing([job["_id"] for job, _ in runs], session)
         log.warning("shard %d: %d runs had been fired already; not again", shard, len(existing))
-        jobs = [job for job in jobs if job["_id"] not in existing]
-        messages = [message for message in messages if message["key"] not in existing]
+        runs = [(job, message) for job, message in runs if job["_id"] not in existing]
+    jobs, messages = await admitted(runtime, runs, now, session)
+    messages += [notice for firing in firings for notice in firing.notices]
     await runtime.requests.advance_many([firing.advance for firing in firings], session)
+    if jobs:
+        await runtime.jobs.add_many(jobs, session)
     if not messages:
         return None
     entry = runtime.relay.held_many(messages)
-    if jobs:
-        await runtime.jobs.add_many(jobs, session)
     await runtime.relay.outbox.add(entry, session=session)
     return entry
 

@@ -139,6 +139,10 @@ async def burst(settings: Settings, count: int) -> tuple[float, int, int]:
 
 async def steady(settings: Settings, count: int, period_seconds: int, periods: int) -> Arrivals:
     tenant = "steady"
+    # No renderer runs here: each request's later runs would find its first still queued.
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"one_active_job_per_target": False})}
+    )
     created = utcnow() + timedelta(seconds=10)
     # Anchors spread over the period, so runs come due evenly rather than all at once.
     spread = [created + timedelta(seconds=period_seconds * i / count) for i in range(count)]
@@ -226,7 +230,9 @@ def main() -> None:
             update={
                 "scheduler": settings.scheduler.model_copy(
                     update={"poll_interval_seconds": 0.1, "batch_size": arguments.batch_size}
-                )
+                ),
+                # Every run queued (no renderer empties the queue), the quota still counted.
+                "api": settings.api.model_copy(update={"max_active_jobs_per_user": arguments.requests}),
             }
         )
         asyncio.run(benchmark(tuned, arguments.requests, arguments.steady))

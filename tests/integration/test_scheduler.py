@@ -31,7 +31,8 @@ def export_request(index: int, created: datetime, **fields: Any) -> ExportReques
         {
             "id": f"req-{index:04d}",
             "tenant": "acme",
-            "owner": "alice",
+            # An owner each: these tests fire more runs than one user's queued-jobs quota admits.
+            "owner": f"owner{index}",
             "createdAt": created,
             "updatedAt": created,
             "format": {"extension": "csv"},

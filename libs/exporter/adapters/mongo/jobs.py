@@ -55,6 +55,18 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
     }
 
 
+def skipped_job_document(job: Document, reason: str, now: datetime) -> Document:
+    """``job`` (a ``new_job_document``) recorded as a run that was not queued, and why: it stays
+    in the history, final, with nothing to render or deliver."""
+    return job | {
+        "status": JobStatus.SKIPPED.value,
+        "error": reason,
+        "completedAt": now,
+        "updatedAt": now,
+        "notifications": [],
+    }
+
+
 def stored_result(job: Document) -> JobResult:
     """What a finished job's document says its run produced."""
     aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
@@ -328,6 +340,35 @@ class JobRepository:
             session=session,
         )
 
+    async def active_counts(
+        self, owners: set[tuple[str, str]], session: AsyncClientSession
+    ) -> dict[tuple[str, str], int]:
+        """Queued plus running jobs per (tenant, owner) of ``owners``, in one query."""
+        match = {
+            "tenant": {"$in": sorted({tenant for tenant, _ in owners})},
+            "owner": {"$in": sorted({owner for _, owner in owners})},
+            "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
+        }
+        group = {"_id": {"tenant": "$tenant", "owner": "$owner"}, "count": {"$sum": 1}}
+        cursor = await self._collection.aggregate([{"$match": match}, {"$group": group}], session=session)
+        counts = {(row["_id"]["tenant"], row["_id"]["owner"]): row["count"] async for row in cursor}
+        return {key: count for key, count in counts.items() if key in owners}
+
+    async def active_on_targets(
+        self, targets: set[tuple[str, str]], session: AsyncClientSession
+    ) -> list[Document]:
+        """Queued or running jobs on any (tenant, target) of ``targets``, in one query."""
+        cursor = self._collection.find(
+            {
+                "tenant": {"$in": sorted({tenant for tenant, _ in targets})},
+                "targets": {"$in": sorted({target for _, target in targets})},
+                "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
+            },
+            {"_id": 1, "status": 1, "tenant": 1, "targets": 1, "requestId": 1},
+            session=session,
+        )
+        return [job async for job in cursor]
+
     async def page_for_request(self, tenant: str, request_id: str, skip: int, limit: int) -> list[Document]:
         cursor = (
             self._collection.find({"tenant": tenant, "requestId": request_id})
@@ -380,8 +421,12 @@ class JobRepository:
         return outcome.modified_count == 1
 
     async def expirable(self, created_before: datetime, limit: int) -> list[Document]:
+        """Old jobs that may still have files: a skipped one never had any, and keeps its reason."""
         cursor = self._collection.find(
-            {"createdAt": {"$lt": created_before}, "status": {"$ne": JobStatus.EXPIRED.value}},
+            {
+                "createdAt": {"$lt": created_before},
+                "status": {"$nin": [JobStatus.EXPIRED.value, JobStatus.SKIPPED.value]},
+            },
             {"_id": 1, "tenant": 1, "requestId": 1, "status": 1},
         ).limit(limit)
         return [document async for document in cursor]
