@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -140,13 +141,32 @@ RESUME = "edit the request to resume"
 OUT_OF_RANGE = "a date, period or window in it is out of range"
 
 
+# An outbox entry is one document, which the store takes up to 16 MiB; a batch of large requests
+# (each up to the API's body limit, copied into its job's event) is split into entries this big.
+ENTRY_BYTES = 8 * 1024 * 1024
+
+
+def outbox_entries(runtime: Runtime, messages: list[Document]) -> list[Document]:
+    """``messages`` as few outbox entries as fit, in order."""
+    chunks: list[list[Document]] = [[]]
+    size = 0
+    for message in messages:
+        message_size = len(bson.encode(message))
+        if chunks[-1] and size + message_size > ENTRY_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += message_size
+    return [runtime.relay.held_many(chunk) for chunk in chunks if chunk]
+
+
 async def _fire_batch(
     runtime: Runtime, shard: int, now: datetime, session: AsyncClientSession, *, skip_existing: bool
-) -> Document | None:
-    """The transaction's work; returns the outbox entry it queued (None: nothing to announce)."""
+) -> list[Document]:
+    """The transaction's work; returns the outbox entries it queued."""
     due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session)
     if not due:
-        return None
+        return []
     firings = [plan_or_pause(runtime, entry, now) for entry in due]
     runs = [run for firing in firings for run in firing.runs]
     if skip_existing:
@@ -158,20 +178,19 @@ async def _fire_batch(
     await runtime.requests.advance_many([firing.advance for firing in firings], session)
     if jobs:
         await runtime.jobs.add_many(jobs, session)
-    if not messages:
-        return None
-    entry = runtime.relay.held_many(messages)
-    await runtime.relay.outbox.add(entry, session=session)
-    return entry
+    entries = outbox_entries(runtime, messages)
+    if entries:
+        await runtime.relay.outbox.add_many(entries, session)
+    return entries
 
 
 async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
     """Fires one batch of ``shard``'s due requests; returns how many runs it fired."""
     batch = functools.partial(_fire_batch, runtime, shard, now)
     try:
-        entry = await in_transaction_once(runtime.mongo, functools.partial(batch, skip_existing=False))
+        entries = await in_transaction_once(runtime.mongo, functools.partial(batch, skip_existing=False))
     except (BulkWriteError, DuplicateKeyError):
-        entry = await in_transaction(runtime.mongo, functools.partial(batch, skip_existing=True))
+        entries = await in_transaction(runtime.mongo, functools.partial(batch, skip_existing=True))
     except PyMongoError as error:
         if not is_conflict(error):
             raise
@@ -179,10 +198,9 @@ async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
         # and is not reaped yet) holds one: the other shards go on, this one is read again next.
         log.info("shard %d: batch lost to another writer (%s); read again next pass", shard, error)
         return 0
-    if entry is None:
-        return 0
-    runtime.relay.publish_soon([entry])
-    return sum(message["topic"] == Topic.EXPORT_REQUESTED.value for message in entry["messages"])
+    runtime.relay.publish_soon(entries)
+    messages = [message for entry in entries for message in entry["messages"]]
+    return sum(message["topic"] == Topic.EXPORT_REQUESTED.value for message in messages)
 
 
 async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:

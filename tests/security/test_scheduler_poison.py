@@ -17,7 +17,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
-from exporter.adapters.mongo.requests import request_document
+from exporter.adapters.mongo.requests import request_document, schedule_shard
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequest
@@ -215,3 +215,28 @@ async def test_a_paused_request_shows_why_and_its_owners_edit_resumes_it(servers
         assert shown["status"] == "active"
         assert "pausedReason" not in shown
         assert len(shown["nextRunTimes"]) == 5
+
+
+async def test_a_batch_of_large_requests_still_fires(runtime: Runtime) -> None:
+    """Runs whose events together pass a document's 16 MiB (each request as large as the API
+    takes) are queued in several outbox entries, not one that the store refuses batch after batch."""
+    now = utcnow()
+    label = "L" * 2000  # 100 items of it: about 230 kB, under the API's body limit
+    documents: list[dict[str, Any]] = []
+    index = 0
+    while len(documents) < 80:
+        index += 1
+        request_id = f"large-{index:04d}"
+        if schedule_shard(request_id) != 0:
+            continue
+        document = stored(request_id, f"user{index}", now, type="oneTime", startAt=now)
+        item = document["items"][0]
+        item["params"]["target"]["label"] = label
+        document["items"] = [item] * 100
+        documents.append(document)
+    await runtime.db[REQUESTS].insert_many(documents)
+
+    assert await fire_due(runtime, [0], now) == len(documents)
+
+    assert await runtime.db[JOBS].count_documents({}) == len(documents)
+    assert await runtime.db[OUTBOX].count_documents({}) > 1
