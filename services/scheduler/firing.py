@@ -32,7 +32,7 @@ from datetime import datetime
 
 import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once, is_conflict
 from exporter.adapters.mongo.jobs import skipped_job_document
@@ -161,10 +161,16 @@ def outbox_entries(runtime: Runtime, messages: list[Document]) -> list[Document]
 
 
 async def _fire_batch(
-    runtime: Runtime, shard: int, now: datetime, session: AsyncClientSession, *, skip_existing: bool
+    runtime: Runtime,
+    shard: int,
+    now: datetime,
+    only: str | None,
+    session: AsyncClientSession,
+    *,
+    skip_existing: bool,
 ) -> list[Document]:
     """The transaction's work; returns the outbox entries it queued."""
-    due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session)
+    due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session, only)
     if not due:
         return []
     firings = [plan_or_pause(runtime, entry, now) for entry in due]
@@ -185,8 +191,45 @@ async def _fire_batch(
 
 
 async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
-    """Fires one batch of ``shard``'s due requests; returns how many runs it fired."""
-    batch = functools.partial(_fire_batch, runtime, shard, now)
+    """Fires one batch of ``shard``'s due requests; returns how many runs it fired.
+
+    Should the batch fail for a reason no request's planning showed (a fault in the store's
+    writes, a bug), its requests are fired one by one, and one that fails alone is paused: the
+    shard is never stuck behind it."""
+    try:
+        return await _fire(runtime, shard, now)
+    except Exception:
+        log.exception("shard %d: batch failed; its requests are fired one by one", shard)
+    fired = 0
+    for entry in await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, None):
+        request_id = entry.identity.request_id
+        try:
+            fired += await _fire(runtime, shard, now, request_id)
+        except ConnectionFailure:
+            raise  # the store's trouble, not the request's: the next pass tries again
+        except Exception:
+            log.exception("request %s: could not be fired; paused", request_id)
+            await _pause_alone(runtime, shard, now, request_id)
+    return fired
+
+
+async def _pause_alone(runtime: Runtime, shard: int, now: datetime, request_id: str) -> None:
+    async def write(session: AsyncClientSession) -> list[Document]:
+        due = await runtime.requests.due(shard, now, 1, session, request_id)
+        reason = f"paused: it could not be fired because of an internal error; {RESUME}"
+        firings = [paused(entry.identity, entry.last_run_at, reason, now) for entry in due]
+        await runtime.requests.advance_many([firing.advance for firing in firings], session)
+        entries = outbox_entries(runtime, [notice for firing in firings for notice in firing.notices])
+        if entries:
+            await runtime.relay.outbox.add_many(entries, session)
+        return entries
+
+    runtime.relay.publish_soon(await in_transaction(runtime.mongo, write))
+
+
+async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = None) -> int:
+    """One transaction over ``shard``'s due requests (``only`` that one); the runs it fired."""
+    batch = functools.partial(_fire_batch, runtime, shard, now, only)
     try:
         entries = await in_transaction_once(runtime.mongo, functools.partial(batch, skip_existing=False))
     except (BulkWriteError, DuplicateKeyError):

@@ -240,3 +240,32 @@ async def test_a_batch_of_large_requests_still_fires(runtime: Runtime) -> None:
 
     assert await runtime.db[JOBS].count_documents({}) == len(documents)
     assert await runtime.db[OUTBOX].count_documents({}) > 1
+
+
+async def test_a_request_that_fails_its_batch_for_another_reason_is_paused_alone(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = utcnow()
+    documents = [stored(f"same-{i:03d}", f"user{i}", now, type="oneTime", startAt=now) for i in range(60)]
+    shard = documents[0]["schedule"]["shard"]
+    documents = [document for document in documents if document["schedule"]["shard"] == shard]
+    assert len(documents) > 1
+    await runtime.db[REQUESTS].insert_many(documents)
+    poison = documents[0]["_id"]
+    add_many = runtime.jobs.add_many
+
+    async def store_refusing_one(jobs: list[dict[str, Any]], session: Any) -> None:
+        if any(job["requestId"] == poison for job in jobs):  # a fault no planning could foresee
+            raise RuntimeError("refused by the store")
+        await add_many(jobs, session)
+
+    monkeypatch.setattr(runtime.jobs, "add_many", store_refusing_one)
+    assert await fire_due(runtime, [shard], now) == len(documents) - 1
+
+    record = await runtime.requests.get("acme", poison)
+    assert record is not None
+    assert record.status == "paused"
+    assert record.paused_reason == (
+        "paused: it could not be fired because of an internal error; edit the request to resume"
+    )
+    assert [e["data"]["action"] for e in await iam_events(runtime)] == ["pause"]

@@ -225,15 +225,23 @@ class RequestRepository:
         return result.modified_count == 1
 
     async def due(
-        self, shard: int, now: datetime, limit: int, session: AsyncClientSession
+        self,
+        shard: int,
+        now: datetime,
+        limit: int,
+        session: AsyncClientSession | None,
+        request_id: str | None = None,
     ) -> list[RequestRecord | Unreadable]:
         """Up to ``limit`` requests of ``shard`` due at ``now``, the longest due first; one that
         no longer validates comes as ``Unreadable``, so that it cannot fail the others.
 
         Read inside the transaction that fires them: its snapshot is the guard. Should another
         replica or an edit change one of them before ``advance_many`` writes it, the write
-        conflicts and the transaction aborts (see ``scheduler.firing``)."""
-        due = {"schedule.shard": shard, "schedule.nextRunAt": {"$lte": now}, "deletedAt": None}
+        conflicts and the transaction aborts (see ``scheduler.firing``). ``request_id``: that one
+        request, if it is due."""
+        due: Document = {"schedule.shard": shard, "schedule.nextRunAt": {"$lte": now}, "deletedAt": None}
+        if request_id is not None:  # that one alone, if due
+            due["_id"] = request_id
         cursor = self._collection.find(due, session=session).sort("schedule.nextRunAt", ASCENDING)
         return [_to_due(document) async for document in cursor.limit(limit)]
 
