@@ -116,9 +116,9 @@ async def test_an_edit_between_read_and_commit_wins(
     read_due = runtime.requests.due
 
     async def due_then_edited(
-        shard: int, at: datetime, limit: int, session: AsyncClientSession
+        shard: int, at: datetime, limit: int, session: AsyncClientSession | None, only: str | None = None
     ) -> list[RequestRecord | Unreadable]:
-        records = await read_due(shard, at, limit, session)
+        records = await read_due(shard, at, limit, session, only)
         if records:  # the owner moves the start while this pass plans the run it read
             moved = request.model_copy(update={"version": 2, "start_at": postponed})
             assert await runtime.requests.replace(moved, 1, postponed)
