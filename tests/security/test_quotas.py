@@ -15,6 +15,7 @@ import httpx
 from exporter.contracts.base import utcnow
 from exporter.runtime import Runtime
 from exporter.settings import Settings
+from scheduler.admission import Admission
 from scheduler.firing import fire_due, shard_order
 from tests.integration.api_server import isolated, serving
 from tests.request_cases import SEED_000
@@ -115,3 +116,29 @@ async def test_the_scheduler_records_runs_past_the_quota_or_on_a_busy_target_as_
         shown = (await bob.get(f"/exports/{daily['id']}")).json()
         assert shown["status"] == "active"
         assert shown["nextRunTimes"][0] > fired_at.isoformat().replace("+00:00", "Z")
+
+
+def job(job_id: str, request_id: str, owner: str = "alice", target: str = "t1") -> dict[str, Any]:
+    queued = {"_id": job_id, "requestId": request_id, "tenant": "acme", "owner": owner, "targets": [target]}
+    return queued | {"status": "notProcessed"}
+
+
+def test_the_batch_rule_counts_what_the_batch_queues_and_lets_catch_up_runs_go_together() -> None:
+    admission = Admission(max_active_per_user=3, one_per_target=True, active={("acme", "alice"): 1})
+    admission.note_busy([{**job("old", "r9", target="t9"), "status": "inProgress"}])
+
+    # catchUp "all": three runs of one request on one target go together, within the quota.
+    assert admission.refusal(job("r1-a", "r1")) is None
+    assert admission.refusal(job("r1-b", "r1")) is None
+    assert admission.refusal(job("r1-c", "r1", owner="bob")) is None
+    # Another request on that target waits for them, as for a job in the store.
+    assert admission.refusal(job("r2", "r2", owner="bob")) == (
+        "skipped: job 'r1-c' on the same target was still notProcessed"
+    )
+    assert admission.refusal(job("r9-b", "r9", owner="bob", target="t9")) == (
+        "skipped: job 'old' on the same target was still inProgress"
+    )
+    # alice: one in the store and two queued by this batch make three.
+    assert admission.refusal(job("r3", "r3", target="t3")) == (
+        "skipped: alice already had 3 exports queued or running (the queued-jobs quota)"
+    )
