@@ -6,6 +6,7 @@ Each change authorizes the caller, checks quotas, then writes its state and exac
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -221,16 +222,21 @@ def request_caps(runtime: Runtime, request: ExportRequest) -> list[Cap]:
     active = {"tenant": tenant, "schedule.nextRunAt": {"$ne": None}}
     per_user = settings.max_active_requests_per_user
     per_tenant = settings.max_active_requests_per_tenant
+    # One counter document per tenant holds its users' counts too: one write per batch and tenant.
+    counter = f"requests\x1f{tenant}"
+    user_field = f"users.{hashlib.sha256(request.owner.encode()).hexdigest()[:24]}"  # no dots or $
     return [
         Cap(
-            f"requests\x1fuser\x1f{tenant}\x1f{request.owner}",
+            counter,
+            user_field,
             REQUESTS,
             active | {"owner": request.owner},
             per_user,
             f"Maximum number of active export requests reached ({per_user} per user)",
         ),
         Cap(
-            f"requests\x1ftenant\x1f{tenant}",
+            counter,
+            "active",
             REQUESTS,
             active,
             per_tenant,

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from exporter.adapters.mongo.client import REQUESTS, connect_blocking
+from exporter.adapters.mongo.group_commit import Cap, CapReached, GroupCommit
 from exporter.contracts.base import utcnow
 from exporter.runtime import Runtime
 from exporter.settings import Settings
@@ -142,3 +144,29 @@ def test_the_batch_rule_counts_what_the_batch_queues_and_lets_catch_up_runs_go_t
     assert admission.refusal(job("r3", "r3", target="t3")) == (
         "skipped: alice already had 3 exports queued or running (the queued-jobs quota)"
     )
+
+
+async def test_a_cap_holds_across_writers_that_commit_at_once(runtime: Runtime) -> None:
+    """Two API processes each have their own group commit: their counters conflict, so the cap
+    still holds over both."""
+    settings = runtime.settings
+    database = settings.mongo.database
+    writers = [GroupCommit(lambda: connect_blocking(settings), database, lambda _: None) for _ in range(2)]
+    query = {"tenant": "acme", "schedule.nextRunAt": {"$ne": None}}
+    cap = Cap("requests\x1facme", "active", REQUESTS, query, 7, "full")
+
+    async def create(writer: GroupCommit, index: int) -> bool:
+        document = {"_id": f"r{index}", "tenant": "acme", "schedule": {"nextRunAt": utcnow()}}
+        try:
+            await writer.insert([(REQUESTS, document)], [cap])
+        except CapReached:
+            return False
+        return True
+
+    try:
+        created = await asyncio.gather(*(create(writers[i % 2], i) for i in range(20)))
+    finally:
+        for writer in writers:
+            await writer.close()
+    assert Counter(created) == {True: 7, False: 13}
+    assert await runtime.db[REQUESTS].count_documents({}) == 7

@@ -17,13 +17,14 @@ Each caller still gets its own outcome: when a batch fails, its members are retr
 so only the faulty one (say, a duplicate idempotency key) sees the error.
 
 A caller may bound what it inserts (``Cap``: at most so many documents matching a query, say a
-user's active requests). The writer checks a batch's caps in its transaction against a counter
-document per cap (in ``admissions``): one read of the batch's counters and one write each,
-however many members share them. The counter is an upper bound (it counts inserts; what later
-stops matching is not subtracted), so only a cap that seems full is recounted, with a count
-bounded by the limit. Concurrent writers (other API processes) write the same counters, so the
-store aborts one and its retry sees the other's inserts: the cap holds. Members past a cap get
-``CapReached``; the others commit.
+user's active requests). The writer checks a batch's caps in its transaction against counters
+kept in documents of ``admissions`` (several caps may share one, say a tenant's and each of its
+users'): one read of the batch's counter documents and one write of each, however many members
+share them; the store pays per document written, not per field. A counter is an upper bound
+(it counts inserts; what later stops matching is not subtracted), so only a cap that seems full
+is recounted, with a count bounded by the limit. Concurrent writers (other API processes) write
+the same counters, so the store aborts one and its retry sees the other's inserts: the cap
+holds. Members past a cap get ``CapReached``; the others commit.
 
 Outbox entries are the exception to "one document each": a batch's entries are merged into one
 (one insert, and later one delete, for all its events), and the writer, not the caller, hands
@@ -40,6 +41,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import MongoClient, UpdateOne
 from pymongo.client_session import ClientSession
@@ -57,14 +59,20 @@ GIL_SWITCH_SECONDS = 0.001
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    """At most ``limit`` documents of ``collection`` match ``query``; ``counter`` names the
-    count's document, ``message`` is what a caller past the limit is told."""
+    """At most ``limit`` documents of ``collection`` match ``query``; the count is kept at
+    ``field`` (a dotted path) of the counter document ``counter``; ``message`` is what a caller
+    past the limit is told. Caps that share a counter document cost one write between them."""
 
     counter: str
+    field: str
     collection: str
     query: Document
     limit: int
     message: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.counter, self.field
 
 
 class CapReached(Exception):
@@ -80,23 +88,23 @@ class _Pending:
 
 def _within_caps(db: Database[Document], batch: list[_Pending], session: ClientSession) -> dict[int, Cap]:
     """The members of ``batch`` (by index) that a cap refuses; counts the others, in ``session``."""
-    caps = {cap.counter: cap for pending in batch for cap in pending.caps}
-    if not caps:
+    if not any(pending.caps for pending in batch):
         return {}
     counters = db[ADMISSIONS]
-    stored = {c["_id"]: c["count"] for c in counters.find({"_id": {"$in": list(caps)}}, session=session)}
-    counts: dict[str, int] = {}
-    added: dict[str, int] = defaultdict(int)  # by this batch, not in the snapshot yet
-    recounted: set[str] = set()
+    ids = sorted({cap.counter for pending in batch for cap in pending.caps})
+    stored = {c["_id"]: c for c in counters.find({"_id": {"$in": ids}}, session=session)}
+    counts: dict[tuple[str, str], int] = {}
+    added: dict[tuple[str, str], int] = defaultdict(int)  # by this batch, not in the snapshot yet
+    recounted: set[tuple[str, str]] = set()
 
     def full(cap: Cap) -> bool:
-        if cap.counter not in counts:
-            counts[cap.counter] = stored.get(cap.counter, cap.limit)  # none yet: count
-        if counts[cap.counter] >= cap.limit and cap.counter not in recounted:
-            recounted.add(cap.counter)
+        if cap.key not in counts:
+            counts[cap.key] = _at(stored.get(cap.counter, {}), cap.field, cap.limit)  # none yet: count
+        if counts[cap.key] >= cap.limit and cap.key not in recounted:
+            recounted.add(cap.key)
             recount = db[cap.collection].count_documents(cap.query, limit=cap.limit, session=session)
-            counts[cap.counter] = recount + added[cap.counter]
-        return counts[cap.counter] >= cap.limit
+            counts[cap.key] = recount + added[cap.key]
+        return counts[cap.key] >= cap.limit
 
     refused: dict[int, Cap] = {}
     for index, pending in enumerate(batch):
@@ -104,17 +112,23 @@ def _within_caps(db: Database[Document], batch: list[_Pending], session: ClientS
             refused[index] = over
             continue
         for cap in pending.caps:
-            counts[cap.counter] += 1
-            added[cap.counter] += 1
-    now = utcnow()
+            counts[cap.key] += 1
+            added[cap.key] += 1
+    fields: dict[str, Document] = defaultdict(lambda: {"countedAt": utcnow()})
+    for (counter, field), count in counts.items():
+        fields[counter][field] = count
     counters.bulk_write(
-        [
-            UpdateOne({"_id": counter}, {"$set": {"count": count, "countedAt": now}}, upsert=True)
-            for counter, count in counts.items()
-        ],
+        [UpdateOne({"_id": counter}, {"$set": values}, upsert=True) for counter, values in fields.items()],
         session=session,
     )
     return refused
+
+
+def _at(document: Document, path: str, default: int) -> int:
+    value: Any = document
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value if isinstance(value, int) else default
 
 
 class GroupCommit:
