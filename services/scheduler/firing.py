@@ -17,8 +17,12 @@ on, rather than the shard failing for ever.
 One poison request never stops the others: a request whose runs cannot be planned (a window out
 of the calendar's range), or whose stored document no longer validates, is paused in the same
 transaction (no next run, the reason on its schedule, an IAM ``pause`` event); the detail goes
-to the log under its id, and the rest of the batch fires. Its owner resumes it by editing it. An
-unexpected failure of a whole batch is logged and the pass goes on with the next shard.
+to the log under its id, and the rest of the batch fires. Its owner resumes it by editing it. A
+batch that fails for another reason is fired again one request at a time (see ``fire_shard``),
+and whatever still fails is logged while the pass goes on with the next shard.
+
+Runs that would pass their owner's queued-jobs quota or join a job in flight on their target
+are recorded as ``skipped`` jobs instead of queued (see ``scheduler.admission``).
 """
 
 from __future__ import annotations
