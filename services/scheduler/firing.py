@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import bson
+from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
@@ -54,6 +55,10 @@ log = logging.getLogger(__name__)
 SOURCE = "exporter/scheduler"
 # Who paused a request, in its IAM event.
 ACTOR = "system:scheduler"
+RESUME = "edit the request to resume"
+# What ``job_for`` raises for dates, periods or windows past what a calendar can hold; the
+# exception's own text stays in the log.
+OUT_OF_RANGE = "a date, period or window in it is out of range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,22 @@ def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: d
     return Firing(Advance(identity.request_id, None, last_run_at, now, reason), [], [message])
 
 
+def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
+    """``plan``, or, for a request that cannot be planned, its pause: never an exception."""
+    if isinstance(entry, Unreadable):
+        log.error("request %s: paused: %s", entry.identity.request_id, entry.problem)
+        return paused(entry.identity, entry.last_run_at, f"paused: {entry.problem}; {RESUME}", now)
+    try:
+        return plan(runtime, entry, now)
+    except Exception as error:
+        due_at = entry.next_run_at.isoformat() if entry.next_run_at else "?"
+        log.exception("request %s: its run at %s could not be planned; paused", entry.request.id, due_at)
+        calendar = isinstance(error, ValueError | ArithmeticError) and not isinstance(error, ValidationError)
+        problem = OUT_OF_RANGE if calendar else "of an internal error"
+        reason = f"paused: its run at {due_at} could not be planned because {problem}; {RESUME}"
+        return paused(entry.identity, entry.last_run_at, reason, now)
+
+
 async def admitted(
     runtime: Runtime, runs: list[tuple[Document, Document]], now: datetime, session: AsyncClientSession
 ) -> tuple[list[Document], list[Document]]:
@@ -122,27 +143,6 @@ async def admitted(
             log.warning("job %s: %s", job["_id"], reason)
             inserts.append(skipped_job_document(job, reason, now))
     return inserts, messages
-
-
-def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
-    """``plan``, or, for a request that cannot be planned, its pause: never an exception."""
-    if isinstance(entry, Unreadable):
-        log.error("request %s: paused: %s", entry.identity.request_id, entry.problem)
-        return paused(entry.identity, entry.last_run_at, f"paused: {entry.problem}; {RESUME}", now)
-    try:
-        return plan(runtime, entry, now)
-    except Exception as error:
-        due_at = entry.next_run_at.isoformat() if entry.next_run_at else "?"
-        log.exception("request %s: its run at %s could not be planned; paused", entry.request.id, due_at)
-        problem = OUT_OF_RANGE if isinstance(error, ValueError | ArithmeticError) else "of an internal error"
-        reason = f"paused: its run at {due_at} could not be planned because {problem}; {RESUME}"
-        return paused(entry.identity, entry.last_run_at, reason, now)
-
-
-RESUME = "edit the request to resume"
-# What ``job_for`` raises for dates, periods or windows past what a calendar can hold; the
-# exception's own text stays in the log.
-OUT_OF_RANGE = "a date, period or window in it is out of range"
 
 
 # An outbox entry is one document, which the store takes up to 16 MiB; a batch of large requests
