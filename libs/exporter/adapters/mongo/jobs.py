@@ -343,31 +343,36 @@ class JobRepository:
     async def active_counts(
         self, owners: set[tuple[str, str]], session: AsyncClientSession
     ) -> dict[tuple[str, str], int]:
-        """Queued plus running jobs per (tenant, owner) of ``owners``, in one query."""
-        match = {
-            "tenant": {"$in": sorted({tenant for tenant, _ in owners})},
-            "owner": {"$in": sorted({owner for _, owner in owners})},
-            "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
-        }
-        group = {"_id": {"tenant": "$tenant", "owner": "$owner"}, "count": {"$sum": 1}}
-        cursor = await self._collection.aggregate([{"$match": match}, {"$group": group}], session=session)
-        counts = {(row["_id"]["tenant"], row["_id"]["owner"]): row["count"] async for row in cursor}
-        return {key: count for key, count in counts.items() if key in owners}
+        """Queued plus running jobs per (tenant, owner) of ``owners``: one query per tenant."""
+        counts: dict[tuple[str, str], int] = {}
+        for tenant, users in _by_tenant(owners).items():
+            match = {
+                "tenant": tenant,
+                "owner": {"$in": users},
+                "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
+            }
+            group = {"_id": "$owner", "count": {"$sum": 1}}
+            cursor = await self._collection.aggregate([{"$match": match}, {"$group": group}], session=session)
+            counts |= {(tenant, row["_id"]): row["count"] async for row in cursor}
+        return counts
 
     async def active_on_targets(
         self, targets: set[tuple[str, str]], session: AsyncClientSession
     ) -> list[Document]:
-        """Queued or running jobs on any (tenant, target) of ``targets``, in one query."""
-        cursor = self._collection.find(
-            {
-                "tenant": {"$in": sorted({tenant for tenant, _ in targets})},
-                "targets": {"$in": sorted({target for _, target in targets})},
-                "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
-            },
-            {"_id": 1, "status": 1, "tenant": 1, "targets": 1, "requestId": 1},
-            session=session,
-        )
-        return [job async for job in cursor]
+        """Queued or running jobs on any (tenant, target) of ``targets``: one query per tenant.
+
+        One tenant per query, and the status in a stage of its own: the embedded store planned a
+        scan of the whole collection otherwise (10 s for 500 targets among 10,000 jobs, against
+        0.19 s so)."""
+        busy = []
+        for tenant, keys in _by_tenant(targets).items():
+            pipeline: list[Document] = [
+                {"$match": {"tenant": tenant, "targets": {"$in": keys}}},
+                {"$match": {"status": {"$in": [s.value for s in ACTIVE_STATUSES]}}},
+                {"$project": {"_id": 1, "status": 1, "tenant": 1, "targets": 1, "requestId": 1}},
+            ]
+            busy += [job async for job in await self._collection.aggregate(pipeline, session=session)]
+        return busy
 
     async def page_for_request(self, tenant: str, request_id: str, skip: int, limit: int) -> list[Document]:
         cursor = (
@@ -445,6 +450,13 @@ class JobRepository:
             },
         )
         return result.modified_count == 1
+
+
+def _by_tenant(keys: set[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for tenant, value in sorted(keys):
+        grouped.setdefault(tenant, []).append(value)
+    return grouped
 
 
 def _running(job_id: str, started_at: datetime | None) -> Document:
