@@ -18,21 +18,36 @@ def policy_event(
 ) -> IamPolicyUpdated:
     """One event per change; its id names the change (version, or job for run and cancel),
     so a republished event is recognisable as the same one."""
-    urn = resource_urn(request.tenant, request.id)
-    change = f"job:{job_id}" if job_id else f"v{request.version}"
+    return request_event(request.id, request.tenant, request.owner, request.version, action, actor, job_id)
+
+
+def request_event(
+    request_id: str,
+    tenant: str,
+    owner: str,
+    version: int,
+    action: IamAction,
+    actor: str,
+    job_id: str | None = None,
+    source: str = SOURCE,
+) -> IamPolicyUpdated:
+    """``policy_event`` from the request's identifying fields alone: what the scheduler can still
+    trust of a stored request that no longer validates."""
+    urn = resource_urn(tenant, request_id)
+    change = f"job:{job_id}" if job_id else f"v{version}"
     return IamPolicyUpdated(
-        id=f"{request.id}:{change}:{action}",
-        source=SOURCE,
+        id=f"{request_id}:{change}:{action}",
+        source=source,
         subject=urn,
-        tenant=request.tenant,
+        tenant=tenant,
         actor=actor,
         data=IamPolicyUpdatedData(
             action=action,
             resource=urn,
-            owner=request.owner,
-            tenant=request.tenant,
+            owner=owner,
+            tenant=tenant,
             actor=actor,
-            version=request.version,
+            version=version,
             time=utcnow(),
         ),
     )

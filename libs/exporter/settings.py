@@ -165,6 +165,9 @@ class ApiSettings(BaseModel):
     one_active_job_per_target: bool = True
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     min_periodicity_seconds: int = Field(default=60, ge=1)
+    # Active (scheduled, not deleted or finished) requests one user, and one tenant, may have; more → 429.
+    max_active_requests_per_user: int = Field(default=1000, ge=1)
+    max_active_requests_per_tenant: int = Field(default=100_000, ge=1)
 
 
 class SchedulerSettings(BaseModel):

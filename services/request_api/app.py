@@ -257,7 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
         runtime: RuntimeDep,
         pagination: Annotated[Pagination, Query()],
         type: ExportType | None = None,
-        status: Annotated[str | None, Query(pattern="^(active|finished|deleted)$")] = None,
+        status: Annotated[str | None, Query(pattern="^(active|paused|finished|deleted)$")] = None,
         created_from: Annotated[IsoDateTime | None, Query(alias="createdFrom")] = None,
         created_to: Annotated[IsoDateTime | None, Query(alias="createdTo")] = None,
     ) -> Any:

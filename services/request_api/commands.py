@@ -6,6 +6,7 @@ Each change authorizes the caller, checks quotas, then writes its state and exac
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, Document, in_transaction
+from exporter.adapters.mongo.group_commit import Cap, CapReached
 from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempotency_document, scope
 from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
@@ -237,14 +239,49 @@ async def _create_scheduled(
     runtime: Runtime, request: ExportRequest, document: Document, remembered: Document | None
 ) -> None:
     """The hot path (every recurring request): through the group commit, many creates in one
-    transaction. No quota applies: the scheduler queues the jobs."""
+    transaction, within the caps on active requests; the scheduler queues the jobs."""
     event = runtime.relay.held(
         Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", request.owner)
     )
     inserts = [(REQUESTS, document), (OUTBOX, event)]
     if remembered is not None:
         inserts.append((IDEMPOTENCY, remembered))
-    await runtime.group_commit.insert(inserts)  # which also hands the event to the relay
+    try:
+        # which also hands the event to the relay
+        await runtime.group_commit.insert(inserts, request_caps(runtime, request))
+    except CapReached as refused:
+        retry_after = str(runtime.settings.api.quota_retry_after_seconds)
+        raise TooManyRequests(str(refused), headers={"Retry-After": retry_after}) from refused
+
+
+def request_caps(runtime: Runtime, request: ExportRequest) -> list[Cap]:
+    """The quotas on active (scheduled) requests, per user and per tenant, that a create of
+    ``request`` must stay within (see adapters/mongo/group_commit.py for how they hold)."""
+    settings, tenant = runtime.settings.api, request.tenant
+    active = {"tenant": tenant, "schedule.nextRunAt": {"$ne": None}}
+    per_user = settings.max_active_requests_per_user
+    per_tenant = settings.max_active_requests_per_tenant
+    # One counter document per tenant holds its users' counts too: one write per batch and tenant.
+    counter = f"requests\x1f{tenant}"
+    user_field = f"users.{hashlib.sha256(request.owner.encode()).hexdigest()[:24]}"  # no dots or $
+    return [
+        Cap(
+            counter,
+            user_field,
+            REQUESTS,
+            active | {"owner": request.owner},
+            per_user,
+            f"Maximum number of active export requests reached ({per_user} per user)",
+        ),
+        Cap(
+            counter,
+            "active",
+            REQUESTS,
+            active,
+            per_tenant,
+            f"Maximum number of active export requests reached ({per_tenant} per tenant)",
+        ),
+    ]
 
 
 async def _create_queued(

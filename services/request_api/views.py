@@ -41,6 +41,9 @@ def request_view(record: RequestRecord) -> dict[str, Any]:
     view = record.request.to_wire()
     view["status"] = record.status
     view["lastRunAt"] = _json(record.last_run_at)
+    if record.paused_at is not None:  # see scheduler.firing: it stays so until an edit
+        view["pausedAt"] = _json(record.paused_at)
+        view["pausedReason"] = record.paused_reason
     upcoming = (
         [] if record.request.deleted_at else upcoming_runs(record.request, record.next_run_at, UPCOMING_RUNS)
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 from exporter.runtime import Runtime, configure_logging
 from exporter.settings import Settings, get_settings
@@ -19,21 +21,33 @@ GRACE_SECONDS = 10.0
 
 
 async def serve(runtime: Runtime, settings: Settings, stopping: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    next_sweep = loop.time()
+    """Firing and housekeeping, each on its own loop: a slow or failing one never holds up the
+    other (a firing pass stuck on a busy store still lets stuck jobs be recovered)."""
     shards = shard_order()
+
+    async def fire() -> None:
+        # More may be due than one batch per shard holds.
+        while await fire_due(runtime, shards) and not stopping.is_set():
+            pass
+
+    intervals = settings.scheduler
+    await asyncio.gather(
+        every(intervals.poll_interval_seconds, fire, "firing", stopping),
+        every(intervals.sweep_interval_seconds, functools.partial(sweep, runtime), "sweep", stopping),
+    )
+
+
+async def every(
+    interval: float, work: Callable[[], Awaitable[object]], name: str, stopping: asyncio.Event
+) -> None:
+    """``work`` until ``stopping``, ``interval`` seconds apart; a failed pass is logged and retried."""
     while not stopping.is_set():
         try:
-            # More may be due than one batch per shard holds.
-            while await fire_due(runtime, shards) and not stopping.is_set():
-                pass
-            if loop.time() >= next_sweep:
-                next_sweep = loop.time() + settings.scheduler.sweep_interval_seconds
-                await sweep(runtime)
+            await work()
         except Exception:
-            log.exception("scheduler pass failed; retrying")
+            log.exception("scheduler %s pass failed; retrying", name)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), settings.scheduler.poll_interval_seconds)
+            await asyncio.wait_for(stopping.wait(), interval)
 
 
 async def run() -> None:

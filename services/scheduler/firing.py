@@ -13,6 +13,16 @@ replica walks the shards in its own random order, so replicas rarely meet at all
 A job's id derives from request and scheduled time, so a run can never become two jobs; should a
 job exist already (a run fired by other means), that run is left out and its schedule still moves
 on, rather than the shard failing for ever.
+
+One poison request never stops the others: a request whose runs cannot be planned (a window out
+of the calendar's range), or whose stored document no longer validates, is paused in the same
+transaction (no next run, the reason on its schedule, an IAM ``pause`` event); the detail goes
+to the log under its id, and the rest of the batch fires. Its owner resumes it by editing it. A
+batch that fails for another reason is fired again one request at a time (see ``fire_shard``),
+and whatever still fails is logged while the pass goes on with the next shard.
+
+Runs that would pass their owner's queued-jobs quota or join a job in flight on their target
+are recorded as ``skipped`` jobs instead of queued (see ``scheduler.admission``).
 """
 
 from __future__ import annotations
@@ -24,27 +34,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import bson
+from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once, is_conflict
-from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord
+from exporter.adapters.mongo.jobs import skipped_job_document
+from exporter.adapters.mongo.outbox import outbox_message
+from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, Identity, RequestRecord, Unreadable
 from exporter.contracts.base import utcnow
 from exporter.dispatch import queued_job
 from exporter.domain.schedule import due_runs, window_start_before_first_run
+from exporter.iam import request_event
 from exporter.runtime import Runtime
+from exporter.topics import Topic
+from scheduler.admission import Admission
 
 log = logging.getLogger(__name__)
 SOURCE = "exporter/scheduler"
+# Who paused a request, in its IAM event.
+ACTOR = "system:scheduler"
+RESUME = "edit the request to resume"
+# What ``job_for`` raises for dates, periods or windows past what a calendar can hold; the
+# exception's own text stays in the log.
+OUT_OF_RANGE = "a date, period or window in it is out of range"
 
 
 @dataclass(frozen=True, slots=True)
 class Firing:
-    """One due request's share of a pass: its schedule's move and the jobs it fires."""
+    """One due request's share of a pass: its schedule's move, the runs it fires (each a job and
+    its ``export.requested``) and what else it announces (a pause)."""
 
     advance: Advance
-    jobs: list[Document]
-    messages: list[Document]
+    runs: list[tuple[Document, Document]]
+    notices: list[Document]
 
 
 def shard_order() -> list[int]:
@@ -61,49 +85,159 @@ def plan(runtime: Runtime, record: RequestRecord, now: datetime) -> Firing:
         log.warning(
             "request %s: %d missed runs skipped (catchUp=%s)", request.id, due.skipped, request.catch_up
         )
-    jobs, messages = [], []
+    runs = []
     # Each run's window starts where the previous fired run's ended: no gaps after skips.
     previous_end = record.last_run_at or window_start_before_first_run(request)
     for scheduled_at in due.runs:
-        job, message = queued_job(request, scheduled_at, SOURCE, previous_end)
-        jobs.append(job)
-        messages.append(message)
+        runs.append(queued_job(request, scheduled_at, SOURCE, previous_end))
         previous_end = scheduled_at
     last_run_at = due.runs[-1] if due.runs else record.last_run_at
-    return Firing(Advance(request.id, due.next_run_at, last_run_at), jobs, messages)
+    return Firing(Advance(request.id, due.next_run_at, last_run_at), runs, [])
+
+
+def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: datetime) -> Firing:
+    """A request stopped until its owner edits it, and its IAM ``pause`` event."""
+    event = request_event(
+        identity.request_id, identity.tenant, identity.owner, identity.version, "pause", ACTOR, source=SOURCE
+    )
+    message = outbox_message(Topic.IAM_POLICY_UPDATED, identity.request_id, event)
+    return Firing(Advance(identity.request_id, None, last_run_at, now, reason), [], [message])
+
+
+def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
+    """``plan``, or, for a request that cannot be planned, its pause: never an exception."""
+    if isinstance(entry, Unreadable):
+        log.error("request %s: paused: %s", entry.identity.request_id, entry.problem)
+        return paused(entry.identity, entry.last_run_at, f"paused: {entry.problem}; {RESUME}", now)
+    try:
+        return plan(runtime, entry, now)
+    except Exception as error:
+        due_at = entry.next_run_at.isoformat() if entry.next_run_at else "?"
+        log.exception("request %s: its run at %s could not be planned; paused", entry.request.id, due_at)
+        calendar = isinstance(error, ValueError | ArithmeticError) and not isinstance(error, ValidationError)
+        problem = OUT_OF_RANGE if calendar else "of an internal error"
+        reason = f"paused: its run at {due_at} could not be planned because {problem}; {RESUME}"
+        return paused(entry.identity, entry.last_run_at, reason, now)
+
+
+async def admitted(
+    runtime: Runtime, runs: list[tuple[Document, Document]], now: datetime, session: AsyncClientSession
+) -> tuple[list[Document], list[Document]]:
+    """The jobs to insert and the ``export.requested`` to queue: a run that would pass its
+    owner's queued-jobs quota or join a job in flight on its target becomes a ``skipped`` job
+    with the reason, and queues nothing (see ``scheduler.admission``)."""
+    if not runs:
+        return [], []
+    settings = runtime.settings.api
+    jobs = [job for job, _ in runs]
+    admission = Admission(settings.max_active_jobs_per_user, settings.one_active_job_per_target)
+    admission.active = await runtime.jobs.active_counts(admission.owners(jobs), session)
+    if admission.one_per_target:
+        admission.note_busy(await runtime.jobs.active_on_targets(admission.targets(jobs), session))
+    inserts, messages = [], []
+    for job, message in runs:
+        if (reason := admission.refusal(job)) is None:
+            inserts.append(job)
+            messages.append(message)
+        else:
+            log.warning("job %s: %s", job["_id"], reason)
+            inserts.append(skipped_job_document(job, reason, now))
+    return inserts, messages
+
+
+# An outbox entry is one document, which the store takes up to 16 MiB; a batch of large requests
+# (each up to the API's body limit, copied into its job's event) is split into entries this big.
+ENTRY_BYTES = 8 * 1024 * 1024
+
+
+def outbox_entries(runtime: Runtime, messages: list[Document]) -> list[Document]:
+    """``messages`` as few outbox entries as fit, in order."""
+    chunks: list[list[Document]] = [[]]
+    size = 0
+    for message in messages:
+        message_size = len(bson.encode(message))
+        if chunks[-1] and size + message_size > ENTRY_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += message_size
+    return [runtime.relay.held_many(chunk) for chunk in chunks if chunk]
 
 
 async def _fire_batch(
-    runtime: Runtime, shard: int, now: datetime, session: AsyncClientSession, *, skip_existing: bool
-) -> Document | None:
-    """The transaction's work; returns the outbox entry it queued (None: no run to announce)."""
-    due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session)
+    runtime: Runtime,
+    shard: int,
+    now: datetime,
+    only: str | None,
+    session: AsyncClientSession,
+    *,
+    skip_existing: bool,
+) -> list[Document]:
+    """The transaction's work; returns the outbox entries it queued."""
+    due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session, only)
     if not due:
-        return None
-    firings = [plan(runtime, record, now) for record in due]
-    jobs = [job for firing in firings for job in firing.jobs]
-    messages = [message for firing in firings for message in firing.messages]
+        return []
+    firings = [plan_or_pause(runtime, entry, now) for entry in due]
+    runs = [run for firing in firings for run in firing.runs]
     if skip_existing:
-        existing = await runtime.jobs.existing([job["_id"] for job in jobs], session)
+        existing = await runtime.jobs.existing([job["_id"] for job, _ in runs], session)
         log.warning("shard %d: %d runs had been fired already; not again", shard, len(existing))
-        jobs = [job for job in jobs if job["_id"] not in existing]
-        messages = [message for message in messages if message["key"] not in existing]
+        runs = [(job, message) for job, message in runs if job["_id"] not in existing]
+    jobs, messages = await admitted(runtime, runs, now, session)
+    messages += [notice for firing in firings for notice in firing.notices]
     await runtime.requests.advance_many([firing.advance for firing in firings], session)
-    if not jobs:
-        return None
-    entry = runtime.relay.held_many(messages)
-    await runtime.jobs.add_many(jobs, session)
-    await runtime.relay.outbox.add(entry, session=session)
-    return entry
+    if jobs:
+        await runtime.jobs.add_many(jobs, session)
+    entries = outbox_entries(runtime, messages)
+    if entries:
+        await runtime.relay.outbox.add_many(entries, session)
+    return entries
 
 
 async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
-    """Fires one batch of ``shard``'s due requests; returns how many runs it fired."""
-    batch = functools.partial(_fire_batch, runtime, shard, now)
+    """Fires one batch of ``shard``'s due requests; returns how many runs it fired.
+
+    Should the batch fail for a reason no request's planning showed (a fault in the store's
+    writes, a bug), its requests are fired one by one, and one that fails alone is paused: the
+    shard is never stuck behind it."""
     try:
-        entry = await in_transaction_once(runtime.mongo, functools.partial(batch, skip_existing=False))
+        return await _fire(runtime, shard, now)
+    except Exception:
+        log.exception("shard %d: batch failed; its requests are fired one by one", shard)
+    fired = 0
+    for entry in await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, None):
+        request_id = entry.identity.request_id
+        try:
+            fired += await _fire(runtime, shard, now, request_id)
+        except ConnectionFailure:
+            raise  # the store's trouble, not the request's: the next pass tries again
+        except Exception:
+            log.exception("request %s: could not be fired; paused", request_id)
+            await _pause_alone(runtime, shard, now, request_id)
+    return fired
+
+
+async def _pause_alone(runtime: Runtime, shard: int, now: datetime, request_id: str) -> None:
+    async def write(session: AsyncClientSession) -> list[Document]:
+        due = await runtime.requests.due(shard, now, 1, session, request_id)
+        reason = f"paused: it could not be fired because of an internal error; {RESUME}"
+        firings = [paused(entry.identity, entry.last_run_at, reason, now) for entry in due]
+        await runtime.requests.advance_many([firing.advance for firing in firings], session)
+        entries = outbox_entries(runtime, [notice for firing in firings for notice in firing.notices])
+        if entries:
+            await runtime.relay.outbox.add_many(entries, session)
+        return entries
+
+    runtime.relay.publish_soon(await in_transaction(runtime.mongo, write))
+
+
+async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = None) -> int:
+    """One transaction over ``shard``'s due requests (``only`` that one); the runs it fired."""
+    batch = functools.partial(_fire_batch, runtime, shard, now, only)
+    try:
+        entries = await in_transaction_once(runtime.mongo, functools.partial(batch, skip_existing=False))
     except (BulkWriteError, DuplicateKeyError):
-        entry = await in_transaction(runtime.mongo, functools.partial(batch, skip_existing=True))
+        entries = await in_transaction(runtime.mongo, functools.partial(batch, skip_existing=True))
     except PyMongoError as error:
         if not is_conflict(error):
             raise
@@ -111,10 +245,9 @@ async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
         # and is not reaped yet) holds one: the other shards go on, this one is read again next.
         log.info("shard %d: batch lost to another writer (%s); read again next pass", shard, error)
         return 0
-    if entry is None:
-        return 0
-    runtime.relay.publish_soon([entry])
-    return len(entry["messages"])
+    runtime.relay.publish_soon(entries)
+    messages = [message for entry in entries for message in entry["messages"]]
+    return sum(message["topic"] == Topic.EXPORT_REQUESTED.value for message in messages)
 
 
 async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:
@@ -122,7 +255,11 @@ async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None
     now = now or utcnow()
     fired = 0
     for shard in shards:
-        fired += await fire_shard(runtime, shard, now)
+        try:
+            fired += await fire_shard(runtime, shard, now)
+        except Exception:
+            # Whatever it was, the other shards (and the sweeps, on their own loop) go on.
+            log.exception("shard %d: pass failed; the next shard goes on", shard)
     if fired:
         log.info("fired %d runs", fired)
     return fired

@@ -9,10 +9,15 @@ the run it saw: a renderer that finished meanwhile wins.
 
 Jobs older than the retention become ``expired``: their files are deleted first, so a sweep
 that dies half-way simply deletes (nothing) again next time; a download then answers 410.
+
+One damaged job never stops a sweep: a stuck job that cannot be recovered (its stored spec no
+longer validates) is failed with a safe reason, one whose files cannot be deleted is passed
+over until the next sweep; the detail goes to the log under the job's id.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 
@@ -37,9 +42,26 @@ async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
     stuck = await runtime.jobs.stuck(now, timedelta(seconds=settings.working_timeout_seconds), BATCH)
     recovered = 0
     for job in stuck:
-        if await _recover(runtime, job, now):
-            recovered += 1
+        try:
+            recovered += await _recover(runtime, job, now)
+        except Exception:
+            log.exception("job %s: could not be recovered; failed", job["_id"])
+            await _give_up(runtime, job, now)
     return recovered
+
+
+DAMAGED = "Job could not be recovered: its stored record is damaged"
+
+
+async def _give_up(runtime: Runtime, job: Document, now: datetime) -> None:
+    """Fails a stuck job that cannot be recovered. No ``export.completed``: what it would say
+    is what could not be read; its history says why."""
+    started_at = job.get("startedAt")
+    result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=started_at, completed_at=now)
+    try:
+        await in_transaction(runtime.mongo, functools.partial(runtime.jobs.fail_stuck, job, result))
+    except Exception:
+        log.exception("job %s: could not be failed either; left for the next sweep", job["_id"])
 
 
 async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
@@ -90,9 +112,11 @@ async def expire_old_jobs(runtime: Runtime, now: datetime) -> int:
     retention = timedelta(days=runtime.settings.scheduler.retention_days)
     expired = 0
     for job in await runtime.jobs.expirable(now - retention, BATCH):
-        await runtime.storage.delete_prefix(job_prefix(job["tenant"], job["requestId"], job["_id"]))
-        if await runtime.jobs.expire(job["_id"]):
-            expired += 1
+        try:
+            await runtime.storage.delete_prefix(job_prefix(job["tenant"], job["requestId"], job["_id"]))
+            expired += await runtime.jobs.expire(job["_id"])
+        except Exception:
+            log.exception("job %s: could not be expired; tried again next sweep", job["_id"])
     if expired:
         log.info("expired %d jobs older than %s", expired, retention)
     return expired

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, connect, database, ensure_indexes, in_transaction
-from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, request_document
+from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
 from exporter.dispatch import queued_job
@@ -139,6 +139,10 @@ async def burst(settings: Settings, count: int) -> tuple[float, int, int]:
 
 async def steady(settings: Settings, count: int, period_seconds: int, periods: int) -> Arrivals:
     tenant = "steady"
+    # No renderer runs here: each request's later runs would find its first still queued.
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"one_active_job_per_target": False})}
+    )
     created = utcnow() + timedelta(seconds=10)
     # Anchors spread over the period, so runs come due evenly rather than all at once.
     spread = [created + timedelta(seconds=period_seconds * i / count) for i in range(count)]
@@ -173,7 +177,7 @@ async def store_ceiling(settings: Settings, count: int) -> float:
     async def write(shard: int, session: AsyncClientSession) -> int:
         records = await runtime.requests.due(shard, due, batch_size, session)
         if records:
-            ids = [record.request.id for record in records]
+            ids = [record.request.id for record in records if isinstance(record, RequestRecord)]
             await runtime.requests.advance_many([Advance(i, None, due) for i in ids], session)
             await runtime.jobs.add_many([ready[i][0] for i in ids], session)
             await runtime.relay.outbox.add(runtime.relay.held_many([ready[i][1] for i in ids]), session)
@@ -226,7 +230,9 @@ def main() -> None:
             update={
                 "scheduler": settings.scheduler.model_copy(
                     update={"poll_interval_seconds": 0.1, "batch_size": arguments.batch_size}
-                )
+                ),
+                # Every run queued (no renderer empties the queue), the quota still counted.
+                "api": settings.api.model_copy(update={"max_active_jobs_per_user": arguments.requests}),
             }
         )
         asyncio.run(benchmark(tuned, arguments.requests, arguments.steady))

@@ -12,7 +12,7 @@ import pytest
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
-from exporter.adapters.mongo.requests import RequestRecord, request_document
+from exporter.adapters.mongo.requests import RequestRecord, Unreadable, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequest
@@ -31,7 +31,8 @@ def export_request(index: int, created: datetime, **fields: Any) -> ExportReques
         {
             "id": f"req-{index:04d}",
             "tenant": "acme",
-            "owner": "alice",
+            # An owner each: these tests fire more runs than one user's queued-jobs quota admits.
+            "owner": f"owner{index}",
             "createdAt": created,
             "updatedAt": created,
             "format": {"extension": "csv"},
@@ -115,9 +116,9 @@ async def test_an_edit_between_read_and_commit_wins(
     read_due = runtime.requests.due
 
     async def due_then_edited(
-        shard: int, at: datetime, limit: int, session: AsyncClientSession
-    ) -> list[RequestRecord]:
-        records = await read_due(shard, at, limit, session)
+        shard: int, at: datetime, limit: int, session: AsyncClientSession | None, only: str | None = None
+    ) -> list[RequestRecord | Unreadable]:
+        records = await read_due(shard, at, limit, session, only)
         if records:  # the owner moves the start while this pass plans the run it read
             moved = request.model_copy(update={"version": 2, "start_at": postponed})
             assert await runtime.requests.replace(moved, 1, postponed)

@@ -68,6 +68,9 @@ async def check_replicas(servers: Settings) -> int:
         scheduler={"poll_interval_seconds": 0.1},
         # A killed replica's own unpublished events are re-published once their lease runs out.
         outbox={"lease_seconds": LEASE_SECONDS},
+        # No renderer takes these jobs: every run must be queued, not skipped by the quota or
+        # the target rule (tests/security/test_quotas.py tests those).
+        api={"max_active_jobs_per_user": 10 * REQUESTS_COUNT, "one_active_job_per_target": False},
     )
     tenant = f"replicas{uuid.uuid4().hex[:6]}"
     client: AsyncMongoClient[Document] = AsyncMongoClient(

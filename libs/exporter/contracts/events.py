@@ -68,7 +68,8 @@ class ExportCompleted(Envelope[ExportCompletedData]):
     type: Literal["exporter.export.completed.v1"] = "exporter.export.completed.v1"
 
 
-IamAction = Literal["create", "update", "delete", "run", "cancel"]
+# "pause": the scheduler stopped a request whose runs could not be planned (see scheduler.firing).
+IamAction = Literal["create", "update", "delete", "run", "cancel", "pause"]
 
 
 class IamPolicyUpdatedData(WireModel):

@@ -12,7 +12,9 @@ from exporter.contracts.request import ExportRequestSpec
 
 
 class JobStatus(StrEnum):
-    """The Connhex job statuses, plus ``cancelled``."""
+    """The Connhex job statuses, plus ``cancelled`` and ``skipped`` (a scheduled run the
+    scheduler did not queue: its owner's quota was full or its target busy; the job's ``error``
+    says which)."""
 
     NOT_PROCESSED = "notProcessed"
     IN_PROGRESS = "inProgress"
@@ -20,13 +22,16 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED})
+FINAL_STATUSES = frozenset(
+    {JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED, JobStatus.SKIPPED}
+)
 ACTIVE_STATUSES = frozenset({JobStatus.NOT_PROCESSED, JobStatus.IN_PROGRESS})
 
 

@@ -55,6 +55,18 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
     }
 
 
+def skipped_job_document(job: Document, reason: str, now: datetime) -> Document:
+    """``job`` (a ``new_job_document``) recorded as a run that was not queued, and why: it stays
+    in the history, final, with nothing to render or deliver."""
+    return job | {
+        "status": JobStatus.SKIPPED.value,
+        "error": reason,
+        "completedAt": now,
+        "updatedAt": now,
+        "notifications": [],
+    }
+
+
 def stored_result(job: Document) -> JobResult:
     """What a finished job's document says its run produced."""
     aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
@@ -328,6 +340,40 @@ class JobRepository:
             session=session,
         )
 
+    async def active_counts(
+        self, owners: set[tuple[str, str]], session: AsyncClientSession
+    ) -> dict[tuple[str, str], int]:
+        """Queued plus running jobs per (tenant, owner) of ``owners``: one query per tenant."""
+        counts: dict[tuple[str, str], int] = {}
+        for tenant, users in _by_tenant(owners).items():
+            match = {
+                "tenant": tenant,
+                "owner": {"$in": users},
+                "status": {"$in": [s.value for s in ACTIVE_STATUSES]},
+            }
+            group = {"_id": "$owner", "count": {"$sum": 1}}
+            cursor = await self._collection.aggregate([{"$match": match}, {"$group": group}], session=session)
+            counts |= {(tenant, row["_id"]): row["count"] async for row in cursor}
+        return counts
+
+    async def active_on_targets(
+        self, targets: set[tuple[str, str]], session: AsyncClientSession
+    ) -> list[Document]:
+        """Queued or running jobs on any (tenant, target) of ``targets``: one query per tenant.
+
+        One tenant per query, and the status in a stage of its own: the embedded store planned a
+        scan of the whole collection otherwise (10 s for 500 targets among 10,000 jobs, against
+        0.19 s so)."""
+        busy = []
+        for tenant, keys in _by_tenant(targets).items():
+            pipeline: list[Document] = [
+                {"$match": {"tenant": tenant, "targets": {"$in": keys}}},
+                {"$match": {"status": {"$in": [s.value for s in ACTIVE_STATUSES]}}},
+                {"$project": {"_id": 1, "status": 1, "tenant": 1, "targets": 1, "requestId": 1}},
+            ]
+            busy += [job async for job in await self._collection.aggregate(pipeline, session=session)]
+        return busy
+
     async def page_for_request(self, tenant: str, request_id: str, skip: int, limit: int) -> list[Document]:
         cursor = (
             self._collection.find({"tenant": tenant, "requestId": request_id})
@@ -373,15 +419,19 @@ class JobRepository:
         update = result.to_document()
         update.update({"updatedAt": utcnow(), "leaseUntil": None})
         outcome = await self._collection.update_one(
-            _running(job["_id"], job["startedAt"]),
+            _running(job["_id"], job.get("startedAt")),
             {"$set": update},
             session=session,
         )
         return outcome.modified_count == 1
 
     async def expirable(self, created_before: datetime, limit: int) -> list[Document]:
+        """Old jobs that may still have files: a skipped one never had any, and keeps its reason."""
         cursor = self._collection.find(
-            {"createdAt": {"$lt": created_before}, "status": {"$ne": JobStatus.EXPIRED.value}},
+            {
+                "createdAt": {"$lt": created_before},
+                "status": {"$nin": [JobStatus.EXPIRED.value, JobStatus.SKIPPED.value]},
+            },
             {"_id": 1, "tenant": 1, "requestId": 1, "status": 1},
         ).limit(limit)
         return [document async for document in cursor]
@@ -400,6 +450,13 @@ class JobRepository:
             },
         )
         return result.modified_count == 1
+
+
+def _by_tenant(keys: set[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for tenant, value in sorted(keys):
+        grouped.setdefault(tenant, []).append(value)
+    return grouped
 
 
 def _running(job_id: str, started_at: datetime | None) -> Document:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -44,11 +45,20 @@ def request_document(
 
 @dataclass(frozen=True, slots=True)
 class Advance:
-    """A schedule moving on to ``next_run_at``, ``last_run_at`` being the latest run fired."""
+    """A schedule moving on to ``next_run_at``, ``last_run_at`` being the latest run fired; or,
+    with ``paused_reason``, stopped until its owner edits the request."""
 
     request_id: str
     next_run_at: datetime | None
     last_run_at: datetime | None
+    paused_at: datetime | None = None
+    paused_reason: str | None = None
+
+    def update(self) -> Document:
+        schedule: Document = {"nextRunAt": self.next_run_at, "lastRunAt": self.last_run_at}
+        if self.paused_reason is not None:
+            schedule |= {"pausedAt": self.paused_at, "pausedReason": self.paused_reason}
+        return {"$set": {f"schedule.{name}": value for name, value in schedule.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,20 +68,77 @@ class RequestRecord:
     request: ExportRequest
     next_run_at: datetime | None
     last_run_at: datetime | None
+    paused_at: datetime | None = None
+    paused_reason: str | None = None
 
     @property
     def status(self) -> RequestStatus:
         if self.request.deleted_at is not None:
             return "deleted"
+        if self.paused_at is not None:
+            return "paused"
         return "active" if self.next_run_at is not None else "finished"
 
+    @property
+    def identity(self) -> Identity:
+        request = self.request
+        return Identity(request.id, request.tenant, request.owner, request.version)
 
-RequestStatus = Literal["active", "finished", "deleted"]
+
+RequestStatus = Literal["active", "paused", "finished", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What names a stored request and its owner, even when the rest of it no longer validates."""
+
+    request_id: str
+    tenant: str
+    owner: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored request that no longer validates as ``ExportRequest`` (written by an older
+    version, by hand, or by a bug): the scheduler pauses it rather than fail on it."""
+
+    identity: Identity
+    last_run_at: datetime | None
+    problem: str
 
 
 def _to_record(document: Document) -> RequestRecord:
     schedule = document.get("schedule") or {}
-    return RequestRecord(_to_request(document), schedule.get("nextRunAt"), schedule.get("lastRunAt"))
+    return RequestRecord(
+        _to_request(document),
+        schedule.get("nextRunAt"),
+        schedule.get("lastRunAt"),
+        schedule.get("pausedAt"),
+        schedule.get("pausedReason"),
+    )
+
+
+def _raw(document: Document, name: str, kind: type[str] | type[int], default: str | int) -> str | int:
+    value = document.get(name)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else default
+
+
+def _to_due(document: Document) -> RequestRecord | Unreadable:
+    try:
+        return _to_record(document)
+    except ValidationError as error:
+        identity = Identity(
+            str(document["_id"]),
+            str(_raw(document, "tenant", str, "")),
+            str(_raw(document, "owner", str, "")),
+            int(_raw(document, "version", int, 0)),
+        )
+        # The fields' paths only: the values are the owner's data, and go nowhere else.
+        fields = sorted({".".join(str(part) for part in e["loc"]) for e in error.errors()})
+        schedule = document.get("schedule") or {}
+        problem = f"its stored fields no longer validate: {', '.join(fields)}"
+        return Unreadable(identity, schedule.get("lastRunAt"), problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +164,11 @@ class RequestFilter:
             query["deletedAt"] = None
             if self.status == "active":
                 query["schedule.nextRunAt"] = {"$ne": None}
+            elif self.status == "paused":
+                query["schedule.pausedAt"] = {"$ne": None}
             elif self.status == "finished":
                 query["schedule.nextRunAt"] = None
+                query["schedule.pausedAt"] = None
         created: Document = {}
         if self.created_from is not None:
             created["$gte"] = self.created_from
@@ -139,43 +209,46 @@ class RequestRepository:
         next_run_at: datetime | None,
         session: AsyncClientSession | None = None,
     ) -> bool:
-        """Stores a new version of a live request; False if it changed or was deleted meanwhile."""
+        """Stores a new version of a live request; False if it changed or was deleted meanwhile.
+
+        A paused request resumes: its new version is planned afresh."""
         document = request.to_document()
         document.pop("id")
         result = await self._collection.update_one(
             {"_id": request.id, "version": expected_version, "deletedAt": None},
-            {"$set": {**document, "schedule.nextRunAt": next_run_at}},
+            {
+                "$set": {**document, "schedule.nextRunAt": next_run_at},
+                "$unset": {"schedule.pausedAt": "", "schedule.pausedReason": ""},
+            },
             session=session,
         )
         return result.modified_count == 1
 
     async def due(
-        self, shard: int, now: datetime, limit: int, session: AsyncClientSession
-    ) -> list[RequestRecord]:
-        """Up to ``limit`` requests of ``shard`` due at ``now``, the longest due first.
+        self,
+        shard: int,
+        now: datetime,
+        limit: int,
+        session: AsyncClientSession | None,
+        request_id: str | None = None,
+    ) -> list[RequestRecord | Unreadable]:
+        """Up to ``limit`` requests of ``shard`` due at ``now``, the longest due first; one that
+        no longer validates comes as ``Unreadable``, so that it cannot fail the others.
 
         Read inside the transaction that fires them: its snapshot is the guard. Should another
         replica or an edit change one of them before ``advance_many`` writes it, the write
-        conflicts and the transaction aborts (see ``scheduler.firing``)."""
-        due = {"schedule.shard": shard, "schedule.nextRunAt": {"$lte": now}, "deletedAt": None}
+        conflicts and the transaction aborts (see ``scheduler.firing``). ``request_id``: that one
+        request, if it is due."""
+        due: Document = {"schedule.shard": shard, "schedule.nextRunAt": {"$lte": now}, "deletedAt": None}
+        if request_id is not None:  # that one alone, if due
+            due["_id"] = request_id
         cursor = self._collection.find(due, session=session).sort("schedule.nextRunAt", ASCENDING)
-        return [_to_record(document) async for document in cursor.limit(limit)]
+        return [_to_due(document) async for document in cursor.limit(limit)]
 
     async def advance_many(self, advances: list[Advance], session: AsyncClientSession) -> None:
         """Moves schedules read by ``due`` in the same transaction on, in one round trip."""
         await self._collection.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": advance.request_id},
-                    {
-                        "$set": {
-                            "schedule.nextRunAt": advance.next_run_at,
-                            "schedule.lastRunAt": advance.last_run_at,
-                        }
-                    },
-                )
-                for advance in advances
-            ],
+            [UpdateOne({"_id": advance.request_id}, advance.update()) for advance in advances],
             ordered=False,
             session=session,
         )
