@@ -13,7 +13,6 @@ from exporter.contracts.job import JobSpec, JobStatus
 from exporter.contracts.request import MAX_FILENAME_LENGTH
 from exporter.rendering.names import MAX_STEM_LENGTH, FileNamer, MaskError, naming_context, render_mask
 from exporter.runtime import Runtime
-from tests.integration.conftest import runtime  # noqa: F401 (the fixture, for this folder)
 from tests.integration.renderer_support import body, job_spec, measurement, ms, render, store
 from tests.request_cases import SEED_000
 
@@ -77,7 +76,7 @@ def test_long_upstream_values_never_make_a_long_piece_or_name() -> None:
     assert all(len(namer.part(name, 1000)) <= MAX_FILENAME_LENGTH for name in names)
 
 
-async def test_the_renderer_names_a_long_things_file_within_the_bound(runtime: Runtime) -> None:  # noqa: F811
+async def test_the_renderer_names_a_long_things_file_within_the_bound(runtime: Runtime) -> None:
     await runtime.things.upsert_many([(TENANT, long_thing())])
     await store(runtime, [measurement(TENANT, "weight", START, 1.0, "kg", "t-long")])
     mask = "${thing.serialNumber}_${thing.name}_${thingDefinition.name}_${item.index:012d}"
