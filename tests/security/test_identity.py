@@ -35,8 +35,9 @@ GATEWAY_SECRET = "the-gateway-secret-of-32-bytes-or-more"
 
 
 def claims(**changes: Any) -> dict[str, Any]:
+    """Some tokens are made when the module is collected: an hour outlives the whole suite."""
     now = int(time.time())
-    base = {"sub": "dave", "tenant": "acme", "exp": now + 60, "iss": ISSUER, "aud": AUDIENCE}
+    base = {"sub": "dave", "tenant": "acme", "exp": now + 3600, "iss": ISSUER, "aud": AUDIENCE}
     return {name: value for name, value in (base | changes).items() if value is not None}
 
 
