@@ -140,22 +140,22 @@ def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
 
 async def admit_job(
     runtime: Runtime,
-    principal: Principal,
     request: ExportRequest,
     scheduled_at: datetime,
     session: AsyncClientSession,
 ) -> Document:
-    """Queues a job of ``request`` in the caller's transaction, unless it would exceed the user's
+    """Queues a job of ``request`` in the caller's transaction, unless it would exceed its owner's
     quota or join a job in flight on one of its targets; returns the job's outbox entry, for
-    ``relay.publish_soon`` once committed.
+    ``relay.publish_soon`` once committed. The quota is the owner's whoever asks: the job is
+    theirs, so a grantee's runs count where the scheduler's do, and cannot pass the limit.
 
     The admission documents are written first (see adapters/mongo/admissions.py): concurrent
     admissions then conflict, so they cannot both squeeze under the limit."""
     settings, jobs = runtime.settings.api, runtime.jobs
-    tenant, user = principal.tenant, principal.user
+    tenant, owner = request.tenant, request.owner
     rule_targets = request.targets if settings.one_active_job_per_target else []
-    await runtime.admissions.serialize(tenant, user, rule_targets, session)
-    if await jobs.count_active(tenant, user, session) >= settings.max_active_jobs_per_user:
+    await runtime.admissions.serialize(tenant, owner, rule_targets, session)
+    if await jobs.count_active(tenant, owner, session) >= settings.max_active_jobs_per_user:
         raise TooManyRequests(QUOTA_MESSAGE, headers={"Retry-After": str(settings.quota_retry_after_seconds)})
     busy = await jobs.active_for_targets(tenant, rule_targets, session) if rule_targets else None
     if busy is not None:
@@ -297,7 +297,7 @@ async def _create_queued(
 
     async def write(session: AsyncClientSession) -> bool:
         # Assigned, not appended: a retried transaction runs this again.
-        requested[:] = [await admit_job(runtime, principal, request, request.created_at, session)]
+        requested[:] = [await admit_job(runtime, request, request.created_at, session)]
         await runtime.requests.add(document, session=session)
         if remembered is not None:
             await runtime.idempotency.add(remembered, session=session)
@@ -374,7 +374,7 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
 
     async def write(session: AsyncClientSession) -> bool:
         # Assigned, not appended: a retried transaction runs this again.
-        requested[:] = [await admit_job(runtime, principal, request, scheduled_at, session)]
+        requested[:] = [await admit_job(runtime, request, scheduled_at, session)]
         return True
 
     try:

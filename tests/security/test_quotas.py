@@ -15,8 +15,9 @@ import httpx
 from exporter.adapters.mongo.client import REQUESTS, connect_blocking
 from exporter.adapters.mongo.group_commit import Cap, CapReached, GroupCommit
 from exporter.contracts.base import utcnow
+from exporter.domain.access import Action
 from exporter.runtime import Runtime
-from exporter.settings import Settings
+from exporter.settings import GrantSettings, Settings
 from scheduler.admission import Admission
 from scheduler.firing import fire_due, shard_order
 from tests.integration.api_server import isolated, serving
@@ -170,3 +171,14 @@ async def test_a_cap_holds_across_writers_that_commit_at_once(runtime: Runtime) 
             await writer.close()
     assert Counter(created) == {True: 7, False: 13}
     assert await runtime.db[REQUESTS].count_documents({}) == 7
+
+
+async def test_a_grantees_runs_count_against_the_owners_quota(servers: Settings) -> None:
+    """Runs by someone granted ``run`` are the owner's jobs: they cannot pass the owner's quota."""
+    grants = [GrantSettings(tenant="acme", subjects=["user:bob"], actions=[Action.READ, Action.RUN])]
+    settings = isolated(servers, grants=grants, max_active_jobs_per_user=2, one_active_job_per_target=False)
+    async with serving(settings) as url, caller(url, "alice") as alice, caller(url, "bob") as bob:
+        created = (await alice.post("/exports", json=body("GRANTED"))).json()
+        runs = [await bob.post(f"/exports/{created['id']}/run") for _ in range(4)]
+        assert [run.status_code for run in runs] == [202, 202, 429, 429], [run.text for run in runs]
+        assert (await alice.post(f"/exports/{created['id']}/run")).status_code == 429
