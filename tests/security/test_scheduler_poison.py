@@ -26,6 +26,7 @@ from exporter.domain.schedule import first_run_at
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from scheduler import __main__ as scheduler_main
+from scheduler import firing
 from scheduler.firing import fire_due, shard_order
 from scheduler.sweeping import sweep
 from tests.integration.api_server import isolated, serving
@@ -70,15 +71,32 @@ async def iam_events(runtime: Runtime) -> list[dict[str, Any]]:
     ]
 
 
-async def test_poison_requests_are_paused_with_their_reason_and_the_others_fire(runtime: Runtime) -> None:
+def unplannable(monkeypatch: pytest.MonkeyPatch, request_id: str) -> None:
+    """Planning ``request_id``'s runs fails as a calendar overflow would: requests inside today's
+    bounds cannot do that, but one stored by another version, or a future bug, may."""
+
+    def failing(request: ExportRequest, *args: Any) -> Any:
+        if request.id == request_id:
+            raise OverflowError("date value out of range")
+        return queued_job(request, *args)
+
+    monkeypatch.setattr(firing, "queued_job", failing)
+
+
+async def test_poison_requests_are_paused_with_their_reason_and_the_others_fire(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = utcnow()
     created = now - timedelta(hours=1, minutes=1)
+    # Past today's bounds, as an older version may have stored them: they no longer validate.
     far_period = hourly("poison-period", created, {"period": "P3000Y"})
     far_to = hourly("poison-to", created, {"to": 10**15})
     unreadable = hourly("poison-invalid", created, {"period": "PT1H"})
     unreadable["format"] = {"extension": "exe"}
     unreadable["version"] = 3
-    poison = [far_period, far_to, unreadable]
+    failing = hourly("poison-plan", created, {"period": "PT1H"})
+    unplannable(monkeypatch, "poison-plan")
+    poison = [far_period, far_to, unreadable, failing]
     healthy = [
         stored(f"ok-{index:03d}", f"user{index % 4}", now, type="oneTime", startAt=now - timedelta(seconds=1))
         for index in range(48)
@@ -98,11 +116,10 @@ async def test_poison_requests_are_paused_with_their_reason_and_the_others_fire(
         assert schedule["pausedAt"] is not None
         assert schedule["pausedReason"].startswith("paused: ")
         assert schedule["pausedReason"].endswith("edit the request to resume")
-    for document in (far_period, far_to):
-        record = await runtime.requests.get("acme", document["_id"])
-        assert record is not None
-        assert record.status == "paused"
-        assert "could not be planned" in (record.paused_reason or "")
+    record = await runtime.requests.get("acme", "poison-plan")
+    assert record is not None
+    assert record.status == "paused"
+    assert "could not be planned because a date, period or window" in (record.paused_reason or "")
     pauses = [event for event in await iam_events(runtime) if event["data"]["action"] == "pause"]
     assert sorted(event["data"]["resource"] for event in pauses) == sorted(
         f"urn:exporter:acme:export:{document['_id']}" for document in poison
@@ -173,7 +190,9 @@ async def test_the_sweeps_run_on_their_own_while_firing_fails(
     assert serving.done()
 
 
-async def test_a_paused_request_shows_why_and_its_owners_edit_resumes_it(servers: Settings) -> None:
+async def test_a_paused_request_shows_why_and_its_owners_edit_resumes_it(
+    servers: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = isolated(servers)
     async with (
         serving(settings) as url,
@@ -184,12 +203,12 @@ async def test_a_paused_request_shows_why_and_its_owners_edit_resumes_it(servers
             settings.mongo.uri.get_secret_value(), tz_aware=True
         )
         due = utcnow() - timedelta(seconds=1)
-        # Written past the API's checks, as an older version might have stored it.
-        poison = {"items.0.params.period": "P3000Y", "periodicity": "PT1H", "startAt": due - HOUR}
+        every_hour = {"periodicity": "PT1H", "startAt": due - HOUR, "schedule.nextRunAt": due}
         await store[settings.mongo.database][REQUESTS].update_one(
-            {"_id": created["id"]}, {"$set": {**poison, "schedule.nextRunAt": due}}
+            {"_id": created["id"]}, {"$set": every_hour}
         )
         await store.close()
+        unplannable(monkeypatch, created["id"])
         runtime = Runtime.build(settings)
         await runtime.prepare()
         try:
@@ -221,19 +240,19 @@ async def test_a_batch_of_large_requests_still_fires(runtime: Runtime) -> None:
     """Runs whose events together pass a document's 16 MiB (each request as large as the API
     takes) are queued in several outbox entries, not one that the store refuses batch after batch."""
     now = utcnow()
-    label = "L" * 2000  # 100 items of it: about 230 kB, under the API's body limit
+    # 20 messages of 10,000 characters: about 200 kB, the largest request the API takes.
+    message = {"medium": "email", "text": "L" * 10_000, "recipients": ["ops@localhost"]}
+    notification = {"messages": [message] * 20}
     documents: list[dict[str, Any]] = []
     index = 0
-    while len(documents) < 80:
+    while len(documents) < 100:
         index += 1
         request_id = f"large-{index:04d}"
         if schedule_shard(request_id) != 0:
             continue
-        document = stored(request_id, f"user{index}", now, type="oneTime", startAt=now)
-        item = document["items"][0]
-        item["params"]["target"]["label"] = label
-        document["items"] = [item] * 100
-        documents.append(document)
+        documents.append(
+            stored(request_id, f"user{index}", now, type="oneTime", startAt=now, notification=notification)
+        )
     await runtime.db[REQUESTS].insert_many(documents)
 
     assert await fire_due(runtime, [0], now) == len(documents)
