@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from exporter.local.services import LocalServices
@@ -29,6 +30,7 @@ def fuzz_settings(settings: Settings, run_dir: Path) -> Settings:
 
 
 async def main(seed: int, examples: int, messages: int, minutes: float) -> bool:
+    began = time.monotonic()
     with local_servers() as (settings, _servers), tempfile.TemporaryDirectory(prefix="fuzz-") as scratch:
         services = LocalServices(fuzz_settings(settings, settings.local.run_dir))
         services.start()
@@ -47,8 +49,9 @@ async def main(seed: int, examples: int, messages: int, minutes: float) -> bool:
             services.stop()
     met = api.ok and api.server_errors == 0 and consumers.ok
     print(
-        f"fuzz seed {seed}: {api.summary()}; {consumers.summary()} | targets: 0 answers >= 500, "
-        f"0 crashed or stalled consumers, every refused message dead-lettered: {'met' if met else 'NOT met'}"
+        f"fuzz seed {seed}, {time.monotonic() - began:.0f} s: {api.summary()}; {consumers.summary()} "
+        "| targets: 0 answers >= 500, 0 crashed or stalled consumers, every refused message "
+        f"dead-lettered: {'met' if met else 'NOT met'}"
     )
     return met
 

@@ -35,6 +35,12 @@ class ApiFuzzReport:
         return int(found[1]) if found else 0
 
     @property
+    def links(self) -> str:
+        """Stateful testing's reach: "covered/total" OpenAPI links."""
+        found = re.search(r"API Links:\s+(\d+) covered / \d+ selected / (\d+) total", self.output)
+        return f"{found[1]}/{found[2]}" if found else "0/0"
+
+    @property
     def server_errors(self) -> int:
         return len(re.findall(r"Server error", self.output))
 
@@ -46,8 +52,8 @@ class ApiFuzzReport:
     def summary(self) -> str:
         tested, total = self.operations
         return (
-            f"api: {tested}/{total} operations, {self.cases} cases, {self.server_errors} answers >= 500, "
-            f"schemathesis exit {self.returncode}"
+            f"api: {tested}/{total} operations, {self.cases} cases, {self.links} links followed, "
+            f"{self.server_errors} answers >= 500, schemathesis exit {self.returncode}"
         )
 
 
