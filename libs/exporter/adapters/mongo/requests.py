@@ -108,6 +108,9 @@ class Unreadable:
     problem: str
 
 
+SHOWN_FIELDS = 5
+
+
 def _to_record(document: Document) -> RequestRecord:
     schedule = document.get("schedule") or {}
     return RequestRecord(
@@ -137,7 +140,9 @@ def _to_due(document: Document) -> RequestRecord | Unreadable:
         # The fields' paths only: the values are the owner's data, and go nowhere else.
         fields = sorted({".".join(str(part) for part in e["loc"]) for e in error.errors()})
         schedule = document.get("schedule") or {}
-        problem = f"its stored fields no longer validate: {', '.join(fields)}"
+        # A few of them: the reason is shown, logged and stored, and a request has many fields.
+        more = f" and {len(fields) - SHOWN_FIELDS} more" if len(fields) > SHOWN_FIELDS else ""
+        problem = f"its stored fields no longer validate: {', '.join(fields[:SHOWN_FIELDS])}{more}"
         return Unreadable(identity, schedule.get("lastRunAt"), problem)
 
 
