@@ -164,6 +164,16 @@ def outbox_entries(runtime: Runtime, messages: list[Document]) -> list[Document]
     return [runtime.relay.held_many(chunk) for chunk in chunks if chunk]
 
 
+async def queue_events(
+    runtime: Runtime, messages: list[Document], session: AsyncClientSession
+) -> list[Document]:
+    """``messages`` into the outbox in the caller's transaction; the entries, for ``publish_soon``."""
+    entries = outbox_entries(runtime, messages)
+    if entries:
+        await runtime.relay.outbox.add_many(entries, session)
+    return entries
+
+
 async def _fire_batch(
     runtime: Runtime,
     shard: int,
@@ -188,10 +198,7 @@ async def _fire_batch(
     await runtime.requests.advance_many([firing.advance for firing in firings], session)
     if jobs:
         await runtime.jobs.add_many(jobs, session)
-    entries = outbox_entries(runtime, messages)
-    if entries:
-        await runtime.relay.outbox.add_many(entries, session)
-    return entries
+    return await queue_events(runtime, messages, session)
 
 
 async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
@@ -223,10 +230,9 @@ async def _pause_alone(runtime: Runtime, shard: int, now: datetime, request_id: 
         reason = f"paused: it could not be fired because of an internal error; {RESUME}"
         firings = [paused(entry.identity, entry.last_run_at, reason, now) for entry in due]
         await runtime.requests.advance_many([firing.advance for firing in firings], session)
-        entries = outbox_entries(runtime, [notice for firing in firings for notice in firing.notices])
-        if entries:
-            await runtime.relay.outbox.add_many(entries, session)
-        return entries
+        return await queue_events(
+            runtime, [notice for firing in firings for notice in firing.notices], session
+        )
 
     runtime.relay.publish_soon(await in_transaction(runtime.mongo, write))
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from exporter.adapters.kafka import client_options
 from exporter.adapters.mongo.client import GRANTS, MEASUREMENTS, connect, database
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.jobs import JobRepository
@@ -55,9 +56,7 @@ class ConsumerFuzzReport:
 
 
 async def _publish(settings: Settings, records: list[FuzzRecord]) -> list[Source]:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, max_request_size=2_000_000
-    )
+    producer = AIOKafkaProducer(**client_options(settings.kafka), max_request_size=2_000_000)
     await producer.start()
     try:
         sent = []
@@ -76,7 +75,7 @@ async def _dead_letters(settings: Settings, wanted: set[Source], seconds: float)
     topics = sorted({Topic(topic).dead_letter for topic, _, _ in wanted})
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **client_options(settings.kafka),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

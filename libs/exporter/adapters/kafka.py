@@ -61,13 +61,12 @@ async def lenient_headers(
     try:
         return await original(msg)
     except UnicodeDecodeError:
-        records = msg if isinstance(msg, tuple) else (msg,)
         copies = tuple(
             dataclasses.replace(
                 record,
                 headers=[(key, value.decode(errors="replace").encode()) for key, value in record.headers],
             )
-            for record in records
+            for record in records_of(msg)
         )
         message = await original(copies if isinstance(msg, tuple) else copies[0])
         message.raw_message = msg
@@ -189,8 +188,13 @@ async def publish_dead_letter(broker: KafkaBroker, record: Any, reason: str) -> 
         await broker.publish(b"", topic=topic, key=record.key, headers=dead_letter_headers(record, reason))
 
 
+def records_of(raw: Any) -> tuple[Any, ...]:
+    """The records of a consumed message: a batch subscriber's tuple, or the one record."""
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
 def _topic(msg: StreamMessage[Any]) -> str:
-    records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+    records = records_of(msg.raw_message)
     return str(records[0].topic) if records else "?"
 
 
@@ -239,17 +243,15 @@ class DeadLetterMiddleware(BaseMiddleware):
             # A poison message: redelivered, it would fail again and hold up every one behind it.
             log.exception("a message on %s could not be handled; it is dead-lettered", _topic(msg))
             reason = f"could not be handled: {type(error).__name__}: {error}"
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        records = records_of(msg.raw_message)
         await asyncio.gather(*(publish_dead_letter(broker, record, reason) for record in records))
         return None
 
     async def _admit(self, broker: KafkaBroker, msg: StreamMessage[Any]) -> bool:
         """Dead-letters the refused records; False when none is left to handle. A batch message
         keeps only its admitted records (its handlers read ``raw_message``)."""
-        batch = isinstance(msg.raw_message, tuple)
-        records = msg.raw_message if batch else (msg.raw_message,)
         admitted, refused = [], []
-        for record in records:
+        for record in records_of(msg.raw_message):
             try:
                 self._verifier.check(record.topic, record.value, record.headers)
             except Refused as error:
@@ -259,7 +261,7 @@ class DeadLetterMiddleware(BaseMiddleware):
         if not refused:
             return True
         await asyncio.gather(*(publish_dead_letter(broker, record, reason) for record, reason in refused))
-        if batch and admitted:
+        if isinstance(msg.raw_message, tuple) and admitted:
             msg.raw_message = tuple(admitted)
             msg.body = [record.value or b"" for record in admitted]
         return bool(admitted)
