@@ -17,7 +17,7 @@ from statistics import fmean
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import openpyxl  # type: ignore[import-untyped]
+import openpyxl
 import pytest
 import zstandard
 from pypdf import PdfReader

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openpyxl  # type: ignore[import-untyped]
+import openpyxl
 import pytest
 from pymongo.errors import AutoReconnect
 

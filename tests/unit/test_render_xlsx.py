@@ -6,7 +6,7 @@ import io
 import re
 from datetime import datetime
 
-import openpyxl  # type: ignore[import-untyped]
+import openpyxl
 import polars as pl
 import pytest
 from tests.render_cases import MEASUREMENTS, layout_for, render
