@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -36,11 +36,17 @@ ACTIVE_STATUSES = frozenset({JobStatus.NOT_PROCESSED, JobStatus.IN_PROGRESS})
 
 
 class Window(WireModel):
-    """The resolved time range of one item, fixed when the job fires; ``None`` is an open end."""
+    """The resolved range of one item, fixed when the job fires; ``None`` is an open end.
+
+    ``by``: ``time`` takes the readings measured in ``[from, to)``; ``arrival`` those stored in
+    it, whenever they were measured: a recurring export's runs, so that a late reading goes out
+    with the next run instead of never.
+    """
 
     item: Annotated[int, Field(ge=0)]
     from_: Annotated[UtcDatetime | None, Field(alias="from")] = None
     to: UtcDatetime | None = None
+    by: Literal["time", "arrival"] = "time"
 
 
 class JobSpec(WireModel):

@@ -24,8 +24,9 @@ def resolve_windows(
     spec: ExportRequestSpec, scheduled_at: datetime, previous_end: datetime | None = None
 ) -> list[Window]:
     """``period`` means the period that ends at the run's scheduled time; ``from``/``to`` are
-    absolute; a recurring item with neither takes what arrived since the previous run's window
-    ended (``previous_end``), so consecutive runs neither overlap nor leave gaps."""
+    absolute; a recurring item with neither takes what was stored since the previous run's
+    window ended (``previous_end``), whenever it was measured, so consecutive runs neither
+    overlap nor leave gaps, late readings included."""
     windows = []
     for index, item in enumerate(spec.items):
         params = item.window
@@ -35,7 +36,7 @@ def resolve_windows(
             start = period_start(scheduled_at, params.period, spec.format.timezone)
             windows.append(Window(item=index, from_=start, to=scheduled_at))
         elif previous_end is not None and params.from_ == 0 and params.to == 0:
-            windows.append(Window(item=index, from_=previous_end, to=scheduled_at))
+            windows.append(Window(item=index, from_=previous_end, to=scheduled_at, by="arrival"))
         else:
             windows.append(
                 Window(item=index, from_=_from_epoch_ms(params.from_), to=_from_epoch_ms(params.to))
