@@ -67,13 +67,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     ADMISSIONS: [IndexModel([("at", ASCENDING)], expireAfterSeconds=3600)],
     # No index on the outbox: it holds only events not yet published, a handful at any time, and
     # every index would cost each insert and delete on the API's hot path.
-    # The renderer's two ways into a series: by device and metric, or by channel and subtopic.
+    # Segments (see ``segments``): a series' segments by time, and by arrival for recurring runs.
     MEASUREMENTS: [
         IndexModel(
-            [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("time", ASCENDING)]
+            [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("from", ASCENDING)]
         ),
         IndexModel(
-            [("tenant", ASCENDING), ("channel", ASCENDING), ("subtopic", ASCENDING), ("time", ASCENDING)]
+            [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("arrived", ASCENDING)]
         ),
     ],
     # Export filters by customer or location (seed 001); single things are read by ``_id``.

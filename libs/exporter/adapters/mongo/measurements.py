@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import polars as pl
 from bson.codec_options import CodecOptions
@@ -16,11 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
+from exporter.adapters.mongo.segments import FIELDS, Segment, segments_of, to_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
 
-# The stored fields, in the order the renderer sees them as columns.
-FIELDS = ("publisher", "channel", "subtopic", "name", "unit", "time", "value", "created")
 TIME_FIELDS = ("time", "created")
 # Times are read naive (UTC) and marked UTC per column.
 READ_OPTIONS: CodecOptions[Document] = CodecOptions(tz_aware=False)
@@ -29,52 +28,22 @@ READ_AHEAD_BATCHES = 2
 READ_AHEAD_TASK = "measurements read-ahead"
 
 
-def measurement_id(measurement: Measurement) -> str:
-    """Deterministic, so a replayed record lands on the same document instead of a new one.
-
-    A series (tenant, channel, subtopic, publisher, name) has one value per millisecond. Each
-    name is length-prefixed, so no two different series can spell the same identity.
-    """
-    m = measurement
-    identity = (
-        f"{len(m.tenant)}:{m.tenant}{len(m.channel)}:{m.channel}{len(m.subtopic)}:{m.subtopic}"
-        f"{len(m.publisher)}:{m.publisher}{len(m.name)}:{m.name}{m.time_ms}"
-    )
-    return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
-
-
-def measurement_document(measurement: Measurement, created: datetime) -> Document:
-    m = measurement
-    return {
-        "_id": measurement_id(m),
-        "tenant": m.tenant,
-        "channel": m.channel,
-        "subtopic": m.subtopic,
-        "publisher": m.publisher,
-        "protocol": m.protocol,
-        "name": m.name,
-        "unit": m.unit,
-        "time": datetime.fromtimestamp(m.time_ms / 1000, UTC),
-        "value": m.value,
-        "kind": m.kind,
-        "created": created,
-    }
-
-
 class MeasurementRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[MEASUREMENTS]
 
-    async def add_many(self, measurements: Sequence[Measurement]) -> BulkOutcome:
-        """Stores new measurements in one unordered bulk write; stored ones come back as duplicates.
+    async def add(self, segments: Sequence[Segment]) -> BulkOutcome:
+        """Inserts ``segments`` in one unordered bulk write; stored ids come back as duplicates."""
+        return await bulk_write(self._collection, [InsertOne(to_document(segment)) for segment in segments])
 
-        The first write of a measurement wins: a replay, or a second value for the same series
-        and millisecond, changes nothing.
-        """
-        created = utcnow()
-        return await bulk_write(
-            self._collection, [InsertOne(measurement_document(m, created)) for m in measurements]
-        )
+    async def add_many(self, measurements: Sequence[Measurement], arrived: datetime | None = None) -> int:
+        """Stores ``measurements`` as one flush that no replay will repeat (tests, benchmarks,
+        seeding); returns the readings stored."""
+        arrived_ms = int((arrived or utcnow()).timestamp() * 1000)
+        partition = -1 - secrets.randbelow(2**31)  # not a Kafka partition: ids of their own
+        segments = segments_of(measurements, range(len(measurements)), partition, arrived_ms)
+        await self.add(segments)
+        return sum(segment.count for segment in segments)
 
     def frames(
         self,
