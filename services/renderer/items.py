@@ -3,11 +3,14 @@ type as JSON Lines (seed 003). Reads go through the stores; the tables are the r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 
 import polars as pl
 
 from exporter.adapters.mongo.entities import DOCUMENT
+from exporter.contracts.base import utcnow
 from exporter.contracts.job import Window
 from exporter.contracts.request import ItemKind
 from exporter.rendering.decimation import decimated_frames, through
@@ -30,6 +33,44 @@ async def _metric_unit(runtime: Runtime, tenant: str, publisher: str, metric: st
     return units.get(metric) or None
 
 
+def settle_delay(window: Window, now: datetime, settle_seconds: float) -> float:
+    """Seconds to wait before reading ``window``.
+
+    A reading is stamped with its arrival when its flush is stored, a moment before the store
+    shows it: an arrival window that ended less than ``settle_seconds`` ago may still gain
+    readings stamped inside it. A window by measured time never waits (late readings of it are
+    not wanted; the next arrival window takes them).
+    """
+    if window.by != "arrival" or window.to is None:
+        return 0.0
+    return max(0.0, (window.to - now).total_seconds() + settle_seconds)
+
+
+async def measurement_frames(
+    runtime: Runtime,
+    tenant: str,
+    publisher: str,
+    names: str | Sequence[str],
+    window: Window,
+    channel: str | None = None,
+    subtopic: str | None = None,
+) -> AsyncIterator[pl.DataFrame]:
+    """The window's readings of a publisher's series, once the window has settled."""
+    settings = runtime.settings.renderer
+    await asyncio.sleep(settle_delay(window, utcnow(), settings.arrival_settle_seconds))
+    return runtime.measurements.frames(
+        tenant,
+        publisher,
+        names,
+        window.from_,
+        window.to,
+        settings.read_batch_size,
+        channel,
+        subtopic,
+        window.by,
+    )
+
+
 async def write_series(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
     spec = output.spec
     fmt = spec.request.format
@@ -37,15 +78,8 @@ async def write_series(runtime: Runtime, output: JobOutput, index: int, window: 
     params = item.params
     assert params is not None
     target = params.target
-    frames = runtime.measurements.frames(
-        spec.tenant,
-        target.publisher,
-        target.metric,
-        window.from_,
-        window.to,
-        runtime.settings.renderer.read_batch_size,
-        params.channel_id,
-        params.subtopic,
+    frames = await measurement_frames(
+        runtime, spec.tenant, target.publisher, target.metric, window, params.channel_id, params.subtopic
     )
     if params.decimation is not None:
         frames = decimated_frames(frames, params.decimation, fmt.timezone)
@@ -79,9 +113,7 @@ async def write_things(runtime: Runtime, output: JobOutput, index: int, window: 
         metrics = selection.metrics or list(units)
         if selection.thing_id not in (None, thing.id) or not metrics:
             continue
-        frames = runtime.measurements.frames(
-            spec.tenant, thing.id, metrics, window.from_, window.to, runtime.settings.renderer.read_batch_size
-        )
+        frames = await measurement_frames(runtime, spec.tenant, thing.id, metrics, window)
         if selection.decimation is not None:
             frames = decimated_frames(frames, selection.decimation, fmt.timezone)
         layout = Layout.wide(
