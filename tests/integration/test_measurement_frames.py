@@ -69,7 +69,7 @@ def at(ms: int) -> datetime:
 
 
 async def collect(
-    repository: MeasurementRepository,
+    runtime: Runtime,
     batch_size: int,
     *,
     metric: str | list[str] = "temp",
@@ -80,12 +80,16 @@ async def collect(
     by: By = "time",
     stats: ReadStats | None = None,
 ) -> list[pl.DataFrame]:
-    frames = repository.frames("t1", DEVICE, metric, start, end, batch_size, channel, subtopic, by, stats)
-    return [frame async for frame in frames]
+    """The read, fetched ``batch_size`` readings at a time (at least a segment), so that small
+    data sets take many fetches."""
+    names = (metric,) if isinstance(metric, str) else tuple(metric)
+    read = SeriesRead("t1", DEVICE, names, start, end, by, channel, subtopic)
+    reader = SeriesReader(runtime.db[MEASUREMENTS], read, stats, fetch_readings=batch_size)
+    return [frame async for frame in reader.frames(batch_size)]
 
 
-async def table(repository: MeasurementRepository, batch_size: int = 100, **window: object) -> pl.DataFrame:
-    frames = await collect(repository, batch_size, **window)  # type: ignore[arg-type]
+async def table(runtime: Runtime, batch_size: int = 100, **window: object) -> pl.DataFrame:
+    frames = await collect(runtime, batch_size, **window)  # type: ignore[arg-type]
     assert all(frame.height <= batch_size for frame in frames)
     return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
@@ -110,7 +114,7 @@ async def test_a_series_in_time_order_in_bounded_frames(runtime: Runtime) -> Non
     ]
     await repository.add_many([reading(s, 20 + s / 2) for s in seconds] + noise)
 
-    frames = await collect(repository, batch_size=4, channel="ch-1")
+    frames = await collect(runtime, batch_size=4, channel="ch-1")
     assert [frame.height for frame in frames] == [4, 4, 2]
     whole = pl.concat(frames)
     assert whole.columns == ["publisher", "channel", "subtopic", "name", "unit", "time", "value", "created"]
@@ -122,23 +126,23 @@ async def test_a_series_in_time_order_in_bounded_frames(runtime: Runtime) -> Non
     assert whole.filter(pl.col("created") > utcnow()).is_empty()
 
     # Every channel of the series when none is named.
-    assert (await table(repository)).height == 11
-    assert await collect(repository, 100, metric="missing") == []
-    assert await collect(repository, 100, subtopic="events.other") == []
-    assert (await table(repository, channel="ch-2", subtopic="events.data"))["value"].to_list() == [99.0]
+    assert (await table(runtime)).height == 11
+    assert await collect(runtime, 100, metric="missing") == []
+    assert await collect(runtime, 100, subtopic="events.other") == []
+    assert (await table(runtime, channel="ch-2", subtopic="events.data"))["value"].to_list() == [99.0]
 
 
 async def test_window_edges_by_measured_time(runtime: Runtime) -> None:
     """``[from, to)`` to the millisecond, across segments that straddle both edges."""
     repository = MeasurementRepository(runtime.db)
     await repository.add([segment([999, 1000, 1001], [1, 2, 3], 0), segment([1999, 2000], [4, 5], 0)])
-    window = await table(repository, batch_size=2, start=at(1000), end=at(2000))
+    window = await table(runtime, batch_size=2, start=at(1000), end=at(2000))
     assert offsets(window) == [1000, 1001, 1999]
     assert window["value"].to_list() == [2.0, 3.0, 4.0]
     # Open ends; an empty window.
-    assert offsets(await table(repository, end=at(1000))) == [999]
-    assert offsets(await table(repository, start=at(2000))) == [2000]
-    assert await collect(repository, 10, start=at(1002), end=at(1999)) == []
+    assert offsets(await table(runtime, end=at(1000))) == [999]
+    assert offsets(await table(runtime, start=at(2000))) == [2000]
+    assert await collect(runtime, 10, start=at(1002), end=at(1999)) == []
 
 
 async def test_window_edges_by_arrival(runtime: Runtime) -> None:
@@ -154,14 +158,14 @@ async def test_window_edges_by_arrival(runtime: Runtime) -> None:
             segment([110_000], [6], arrived_ms=120_000),  # the next run's
         ]
     )
-    first = await table(repository, start=at(0), end=run_1, by="arrival")
+    first = await table(runtime, start=at(0), end=run_1, by="arrival")
     assert first["value"].to_list() == [1.0, 2.0]
-    second = await table(repository, batch_size=1, start=run_1, end=run_2, by="arrival")
+    second = await table(runtime, batch_size=1, start=run_1, end=run_2, by="arrival")
     assert offsets(second) == [-86_400_000, 59_500, 100_000]
     assert second["created"].to_list() == [at(119_999), at(60_000), at(119_999)]
     # Readings of one flush split by the window's edge go out once each.
     await repository.add([segment([130_000, 130_001], [7, 8], arrived_ms=130_000)])
-    edge = await table(repository, start=at(120_000), end=at(130_000), by="arrival")
+    edge = await table(runtime, start=at(120_000), end=at(130_000), by="arrival")
     assert edge["value"].to_list() == [6.0]
 
 
@@ -172,7 +176,7 @@ async def test_the_first_arrived_reading_wins_across_segments(runtime: Runtime) 
     later_still = segment([2000, 3000, 4000], [32, 33, 34], arrived_ms=6000)
     await repository.add([late, later_still, early])
     for batch_size in (1, 2, 100):  # one segment a fetch, or all at once
-        frame = await table(repository, batch_size)
+        frame = await table(runtime, batch_size)
         assert offsets(frame) == [0, 1000, 2000, 3000, 4000]
         assert frame["value"].to_list() == [10.0, 21.0, 12.0, 23.0, 34.0]
 
@@ -184,7 +188,7 @@ async def test_overlapping_segments_are_read_with_bounded_memory(runtime: Runtim
     segments = [segment([k * 50 + i * 10 for i in range(20)], [k] * 20, arrived_ms=k) for k in range(300)]
     await repository.add(segments)
     stats = ReadStats()
-    frames = await collect(repository, 16, stats=stats)
+    frames = await collect(runtime, 16, stats=stats)  # a segment a fetch
     assert max(frame.height for frame in frames) <= 16
     whole = pl.concat(frames)
     expected = sorted({k * 50 + i * 10 for k in range(300) for i in range(20)})
@@ -201,7 +205,7 @@ async def test_a_retired_segment_is_skipped_only_when_its_merge_is_planned(runti
     repository = MeasurementRepository(runtime.db)
     first, second = segment([0, 1000], [1, 2], 10), segment([1000, 2000], [3, 4], 20)
     await repository.add([first, second])
-    before = await table(repository, batch_size=1)
+    before = await table(runtime, batch_size=1)
 
     merged = segment([0, 1000, 2000], [1, 2, 4], 10)
     merged = Segment(
@@ -223,7 +227,7 @@ async def test_a_retired_segment_is_skipped_only_when_its_merge_is_planned(runti
     await in_transaction(runtime.mongo, compact)
     read = SeriesRead("t1", DEVICE, ("temp",))
     assert [planned.id for planned in await SeriesReader(collection, read).plan()] == [merged.id]
-    after = await table(repository, batch_size=1)
+    after = await table(runtime, batch_size=1)
     assert after.equals(before)
     # A window that plans the originals but not the merge still reads them.
     await collection.update_one({"_id": merged.id}, {"$set": {"from": at(5000), "to": at(5000)}})
@@ -234,14 +238,15 @@ async def test_a_retired_segment_is_skipped_only_when_its_merge_is_planned(runti
 async def test_a_series_that_changed_kind_is_read_as_text(runtime: Runtime) -> None:
     repository = MeasurementRepository(runtime.db)
     await repository.add_many([reading(0, 1.5), reading(1, "open"), reading(2, True)])
-    [frame] = await collect(repository, batch_size=10)
+    [frame] = await collect(runtime, batch_size=10)
     assert frame["value"].to_list() == ["1.5", "open", "true"]
 
 
 async def test_stopping_early_leaves_no_read_ahead_running(runtime: Runtime) -> None:
     repository = MeasurementRepository(runtime.db)
     await repository.add([segment([s * 1000], [float(s)], 0) for s in range(50)])
-    frames = repository.frames("t1", DEVICE, "temp", None, None, 5)
+    read = SeriesRead("t1", DEVICE, ("temp",))
+    frames = SeriesReader(runtime.db[MEASUREMENTS], read, fetch_readings=5).frames(5)
     first = await anext(frames)
     assert first["value"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0]
     [reader] = read_ahead_tasks()  # already fetching the next chunks
@@ -254,9 +259,8 @@ async def test_stopping_early_leaves_no_read_ahead_running(runtime: Runtime) -> 
 async def test_a_failed_read_reaches_the_caller(runtime: Runtime) -> None:
     await MeasurementRepository(runtime.db).add([segment([s * 1000], [float(s)], 0) for s in range(50)])
     client = connect(runtime.settings)
-    frames = MeasurementRepository(database(client, runtime.settings)).frames(
-        "t1", DEVICE, "temp", None, None, 2
-    )
+    collection = database(client, runtime.settings)[MEASUREMENTS]
+    frames = SeriesReader(collection, SeriesRead("t1", DEVICE, ("temp",)), fetch_readings=2).frames(2)
     assert (await anext(frames))["value"].to_list() == [0.0, 1.0]
     await client.close()  # the connection lost while chunks are still to be read
     with pytest.raises(InvalidOperation, match="after close"):
@@ -271,7 +275,7 @@ async def test_several_metrics_merged_in_time_order(runtime: Runtime) -> None:
     humidities = [reading(s, f"h{s}", name="hum") for s in (1, 2, 3, 9, 30)]
     await repository.add_many([*temperatures, *humidities, reading(5, 0.0, name="other")])
 
-    frames = await collect(repository, 3, metric=["temp", "hum"])
+    frames = await collect(runtime, 3, metric=["temp", "hum"])
     assert all(frame.height <= 3 for frame in frames)
     merged = pl.concat(frames, how="vertical_relaxed")
     seconds = [int((moment - START).total_seconds()) for moment in merged["time"]]
@@ -280,7 +284,7 @@ async def test_several_metrics_merged_in_time_order(runtime: Runtime) -> None:
         [(s, "temp") for s in range(0, 20, 2)] + [(s, "hum") for s in (1, 2, 3, 9, 30)]
     )
 
-    in_window = await table(repository, 10, metric=["temp", "hum"], start=START, end=at(4000))
+    in_window = await table(runtime, 10, metric=["temp", "hum"], start=START, end=at(4000))
     # Within one millisecond, series come in no particular order.
     assert sorted(zip(offsets(in_window), in_window["value"], strict=True)) == [
         (0, "0.0"),
@@ -290,8 +294,23 @@ async def test_several_metrics_merged_in_time_order(runtime: Runtime) -> None:
         (3000, "h3"),
     ]
 
-    stopped = repository.frames("t1", DEVICE, ["temp", "hum"], None, None, 2)
-    assert isinstance(stopped, AsyncGenerator)
+    stopped = SeriesReader(
+        runtime.db[MEASUREMENTS], SeriesRead("t1", DEVICE, ("temp", "hum")), fetch_readings=2
+    ).frames(2)
     await anext(stopped)
     await stopped.aclose()
     assert read_ahead_tasks() == []
+
+
+async def test_the_repository_reads_through_the_same_reader(runtime: Runtime) -> None:
+    """The renderer's entry: large fetches, frames of the batch size, the window by arrival."""
+    repository = MeasurementRepository(runtime.db)
+    await repository.add(
+        [segment([s * 1000 for s in range(k * 10, k * 10 + 10)], [k] * 10, k) for k in range(30)]
+    )
+    frames = repository.frames("t1", DEVICE, "temp", None, None, 7)
+    assert [frame.height for frame in [frame async for frame in frames]] == [7] * 42 + [6]
+    late = repository.frames("t1", DEVICE, ["temp"], at(0), at(10), 100, "ch-1", "events.data", "arrival")
+    assert [frame["value"].to_list() async for frame in late] == [
+        [float(k) for k in range(10) for _ in range(10)]
+    ]

@@ -32,6 +32,9 @@ from exporter.adapters.mongo.segments import (
 
 # Chunks fetched ahead of the one being rendered: enough to keep the store busy, memory bounded.
 READ_AHEAD_CHUNKS = 2
+# Readings a fetch asks for at least (a chunk of segments): fewer, larger steps cost less per
+# reading (each step is a query and a few dozen polars calls); a few MB each.
+FETCH_READINGS = 50_000
 READ_AHEAD_TASK = "measurements read-ahead"
 PLAN_FIELDS = ("channel", "subtopic", "from", "to", "arrived", "lastArrived", "count", "retiredBy")
 By = Literal["time", "arrival"]
@@ -152,11 +155,16 @@ class SeriesReader:
     """One read of ``SeriesRead`` from the segments collection, as time-ordered frames."""
 
     def __init__(
-        self, collection: AsyncCollection[Document], read: SeriesRead, stats: ReadStats | None = None
+        self,
+        collection: AsyncCollection[Document],
+        read: SeriesRead,
+        stats: ReadStats | None = None,
+        fetch_readings: int = FETCH_READINGS,
     ) -> None:
         self._collection = collection
         self._read = read
         self._stats = stats or ReadStats()
+        self._fetch_readings = fetch_readings
 
     async def plan(self) -> list[Planned]:
         """One query per name (several names at once make the embedded store read everything)."""
@@ -170,21 +178,22 @@ class SeriesReader:
     async def frames(self, batch_size: int) -> AsyncGenerator[pl.DataFrame]:
         """Frames of at most ``batch_size`` rows, columns ``FIELDS``, in time order, one reading
         per series and millisecond (the first stored)."""
-        chunks = chunks_of(await self.plan(), batch_size)
+        chunks = chunks_of(await self.plan(), max(batch_size, self._fetch_readings))
         if not chunks:
             return
         fetched: asyncio.Queue[list[Segment] | Exception | None] = asyncio.Queue(READ_AHEAD_CHUNKS)
         reader = asyncio.create_task(self._fetch(chunks, fetched), name=READ_AHEAD_TASK)
         held: pl.DataFrame | None = None
         try:
-            for following in [*chunks[1:], None]:
+            for chunk, following in zip(chunks, [*chunks[1:], None], strict=True):
                 segments = await fetched.get()
                 if isinstance(segments, Exception):
                     raise segments
                 assert segments is not None
-                frame = self._in_window(frame_of(segments))
-                held = frame if held is None else pl.concat([held, frame], how="vertical_relaxed")
-                held = _ordered(held)
+                frame = self._in_window(chunk, frame_of(segments))
+                if held is not None and held.height:
+                    frame = pl.concat([held, frame], how="vertical_relaxed")
+                held = _ordered(frame)
                 cut = held.height if following is None else _before(held, following[0].start_ms)
                 self._stats.hold(held)
                 for piece in held[:cut].drop("rank").iter_slices(batch_size):
@@ -195,12 +204,17 @@ class SeriesReader:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
-    def _in_window(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def _in_window(self, chunk: list[Planned], frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` without the readings outside the window (only edge segments have any)."""
         read = self._read
+        if read.by == "time":
+            first, last = min(p.start_ms for p in chunk), max(p.end_ms for p in chunk)
+        else:
+            first, last = min(p.arrived_ms for p in chunk), max(p.last_arrived_ms for p in chunk)
         column = pl.col(read.column)
-        if read.start is not None:
+        if read.start is not None and first < _ms(read.start):
             frame = frame.filter(column >= read.start)
-        if read.end is not None:
+        if read.end is not None and last >= _ms(read.end):
             frame = frame.filter(column < read.end)
         return frame
 
