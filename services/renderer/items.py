@@ -12,7 +12,7 @@ import polars as pl
 from exporter.adapters.mongo.entities import DOCUMENT
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import Window
-from exporter.contracts.request import ItemKind
+from exporter.contracts.request import Decimation, ItemKind
 from exporter.rendering.decimation import decimated_frames, through
 from exporter.rendering.names import naming_context
 from exporter.rendering.output import FileFormat
@@ -22,6 +22,9 @@ from exporter.rendering.writers import DocumentLinesWriter
 from exporter.runtime import Runtime
 from renderer.output import JobOutput, peek
 
+# Rows a decimated item is read in at least: decimating costs per frame far more than per row, and
+# only its buckets go on, so its input comes in larger frames (a few MB each).
+DECIMATED_READ_ROWS = 100_000
 # Seed 001's example `thingFileName`: what a thing's file is called unless the request says.
 THING_FILE_MASK = "${thing.serialNumber}_${thingDefinition.name}"
 
@@ -54,21 +57,20 @@ async def measurement_frames(
     window: Window,
     channel: str | None = None,
     subtopic: str | None = None,
+    decimation: Decimation | None = None,
+    timezone: str = "UTC",
 ) -> AsyncIterator[pl.DataFrame]:
-    """The window's readings of a publisher's series, once the window has settled."""
+    """The window's readings of a publisher's series, decimated if asked, once the window has
+    settled."""
     settings = runtime.settings.renderer
     await asyncio.sleep(settle_delay(window, utcnow(), settings.arrival_settle_seconds))
-    return runtime.measurements.frames(
-        tenant,
-        publisher,
-        names,
-        window.from_,
-        window.to,
-        settings.read_batch_size,
-        channel,
-        subtopic,
-        window.by,
+    batch_size = settings.read_batch_size
+    if decimation is not None:
+        batch_size = max(batch_size, DECIMATED_READ_ROWS)
+    frames = runtime.measurements.frames(
+        tenant, publisher, names, window.from_, window.to, batch_size, channel, subtopic, window.by
     )
+    return frames if decimation is None else decimated_frames(frames, decimation, timezone)
 
 
 async def write_series(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
@@ -79,10 +81,16 @@ async def write_series(runtime: Runtime, output: JobOutput, index: int, window: 
     assert params is not None
     target = params.target
     frames = await measurement_frames(
-        runtime, spec.tenant, target.publisher, target.metric, window, params.channel_id, params.subtopic
+        runtime,
+        spec.tenant,
+        target.publisher,
+        target.metric,
+        window,
+        params.channel_id,
+        params.subtopic,
+        params.decimation,
+        fmt.timezone,
     )
-    if params.decimation is not None:
-        frames = decimated_frames(frames, params.decimation, fmt.timezone)
     first, frames = await peek(frames)
     if first is not None:
         unit = series_unit(first)
@@ -113,9 +121,9 @@ async def write_things(runtime: Runtime, output: JobOutput, index: int, window: 
         metrics = selection.metrics or list(units)
         if selection.thing_id not in (None, thing.id) or not metrics:
             continue
-        frames = await measurement_frames(runtime, spec.tenant, thing.id, metrics, window)
-        if selection.decimation is not None:
-            frames = decimated_frames(frames, selection.decimation, fmt.timezone)
+        frames = await measurement_frames(
+            runtime, spec.tenant, thing.id, metrics, window, None, None, selection.decimation, fmt.timezone
+        )
         layout = Layout.wide(
             fmt, output.format.writer, [(metric, units.get(metric) or None) for metric in metrics]
         )

@@ -273,6 +273,7 @@ class Figures:
     old_scan: Run | None = None
     old_csv: float = 0.0
     new_csv: float = 0.0
+    reader: float = 0.0  # readings/s through the read path alone, in process
     stage: dict[str, float] = field(default_factory=dict)
     polars: dict[Extension, float] = field(default_factory=dict)
     memory: list[Export] = field(default_factory=list)
@@ -325,6 +326,18 @@ async def reference(runtime: Runtime, figures: Figures, store_pid: int) -> None:
     )
 
 
+async def read_alone(runtime: Runtime, figures: Figures) -> None:
+    """The read path by itself, in this process: plan, fetch, decode, frames of the batch size."""
+    rows = figures.plan.rows
+    frames = runtime.measurements.frames(
+        TENANT, DEVICE, METRIC, START, START + timedelta(seconds=rows), READ_BATCH
+    )
+    started, seen = time.perf_counter(), 0
+    async for frame in frames:
+        seen += frame.height
+    figures.reader = seen / (time.perf_counter() - started)
+
+
 async def in_memory(runtime: Runtime, figures: Figures, folder: Path) -> None:
     rows = min(figures.plan.rows, STAGE_ROWS)
     end = START + timedelta(seconds=rows)
@@ -358,6 +371,7 @@ async def measure(settings: Settings, store_pid: int, plan: Plan) -> Figures:
                 sizes = MEMORY_ROWS if plan.memory else ()
                 figures.memory = [await renderer.export("csv", n, f"bench-memory-{n}") for n in sizes]
             await reference(runtime, figures, store_pid)
+            await read_alone(runtime, figures)
             await in_memory(runtime, figures, folder)
             return figures
     finally:
@@ -375,6 +389,8 @@ def report(f: Figures) -> list[str]:
     lines = [
         f"segments of {SEGMENT_READINGS:,} readings, seeded at {f.seeded:,.0f} readings/s",
         f"raw scan of {f.plan.rows:,} readings (find + numpy decode) {f.raw_scan}",
+        f"the read path alone (plan, fetch, decode, time order), in process: {f.reader:,.0f} readings/s "
+        f"({f.reader / raw:.2f}x raw scan)",
         f"{'format':<7}{'rows':>12}{'end to end':>12}{'/ raw':>7}{'CPU µs/row':>11}"
         f"{'peak RSS':>10}{'(idle)':>8}{'stage alone':>13}{'polars→file':>13}",
     ]
@@ -417,6 +433,7 @@ def report(f: Figures) -> list[str]:
         checks.append(f"memory +{growth:.0f} MB (≤ {MEMORY_GROWTH_MB}) {verdict(growth <= MEMORY_GROWTH_MB)}")
     else:
         checks.append("memory not measured (--memory)")
+    checks.append(f"read path alone {f.reader / raw:.2f}x raw scan")
     checks.append(f"old layout csv {f.old_csv:,.0f} rows/s in process")
     lines.append("bench-render vs targets: " + "; ".join(checks))
     return lines
