@@ -361,6 +361,8 @@ async def measure(settings: Settings, store_pid: int, plan: Plan) -> Figures:
         print(f"seeding {stored:,} readings in segments of {SEGMENT_READINGS:,} ...", flush=True)
         seeded = await seed(runtime, stored)
         print(f"  {seeded:,.0f} readings/s", flush=True)
+        # Once over everything, not measured: the store writes back what it was just given.
+        await asyncio.to_thread(raw_scan, settings, stored, store_pid)
         with tempfile.TemporaryDirectory(prefix="bench-render-") as scratch:
             folder = Path(scratch)
             with (folder / "renderer.log").open("wb") as log, service(settings, "renderer", log=log) as pid:
