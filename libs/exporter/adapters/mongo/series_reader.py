@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,8 @@ from exporter.adapters.mongo.segments import (
 READ_AHEAD_CHUNKS = 2
 # Readings a fetch asks for at least (a chunk of segments): fewer, larger steps cost less per
 # reading (each step is a query and a few dozen polars calls); a few MB each.
-FETCH_READINGS = 50_000
+FETCH_READINGS = 100_000
+QUERIES_IN_FLIGHT = 2
 READ_AHEAD_TASK = "measurements read-ahead"
 PLAN_FIELDS = ("channel", "subtopic", "from", "to", "arrived", "lastArrived", "count", "retiredBy")
 By = Literal["time", "arrival"]
@@ -137,18 +139,18 @@ def chunks_of(plan: Sequence[Planned], readings: int) -> list[list[Planned]]:
 
 @dataclass(slots=True)
 class ReadStats:
-    """What a read held at most besides its read-ahead: rows waiting for the frontier, and the
-    segments they came from (for tests and benchmarks)."""
+    """What a read held at most between fetches besides its read-ahead: rows past the frontier
+    (the next unfetched segment's start), and the fetched segments that reach past it (for
+    tests and benchmarks)."""
 
     chunks: int = 0
     held_rows: int = 0
     held_segments: int = 0
 
-    def hold(self, frame: pl.DataFrame) -> None:
+    def hold(self, rows: int, segments: int) -> None:
         self.chunks += 1
-        self.held_rows = max(self.held_rows, frame.height)
-        if frame.height:
-            self.held_segments = max(self.held_segments, frame["rank"].n_unique())
+        self.held_rows = max(self.held_rows, rows)
+        self.held_segments = max(self.held_segments, segments)
 
 
 class SeriesReader:
@@ -184,6 +186,7 @@ class SeriesReader:
         fetched: asyncio.Queue[list[Segment] | Exception | None] = asyncio.Queue(READ_AHEAD_CHUNKS)
         reader = asyncio.create_task(self._fetch(chunks, fetched), name=READ_AHEAD_TASK)
         held: pl.DataFrame | None = None
+        reaching: list[Planned] = []  # fetched segments that may reach past the frontier
         try:
             for chunk, following in zip(chunks, [*chunks[1:], None], strict=True):
                 segments = await fetched.get()
@@ -194,11 +197,13 @@ class SeriesReader:
                 if held is not None and held.height:
                     frame = pl.concat([held, frame], how="vertical_relaxed")
                 held = _ordered(frame)
-                cut = held.height if following is None else _before(held, following[0].start_ms)
-                self._stats.hold(held)
+                frontier = _LAST if following is None else following[0].start_ms
+                cut = _before(held, frontier)
                 for piece in held[:cut].drop("rank").iter_slices(batch_size):
                     yield piece
                 held = held[cut:]
+                reaching = [planned for planned in [*reaching, *chunk] if planned.end_ms >= frontier]
+                self._stats.hold(held.height, len(reaching))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -221,17 +226,29 @@ class SeriesReader:
     async def _fetch(
         self, chunks: list[list[Planned]], fetched: asyncio.Queue[list[Segment] | Exception | None]
     ) -> None:
-        """Fills ``fetched`` with each chunk's segments, in plan order; a failure is queued for
-        the reader."""
+        """Fills ``fetched`` with each chunk's segments, in plan order, ``QUERIES_IN_FLIGHT``
+        queries at a time (one alone leaves the store idle between answers); a failure is
+        queued for the reader."""
+        pending: deque[asyncio.Task[list[Segment]]] = deque()
         try:
             for chunk in chunks:
-                order = {planned.id: index for index, planned in enumerate(chunk)}
-                cursor = self._collection.find({"_id": {"$in": list(order)}})
-                documents = await cursor.to_list(None)
-                documents.sort(key=lambda document: order[document["_id"]])
-                await fetched.put([from_document(document) for document in documents])
+                pending.append(asyncio.create_task(self._bodies(chunk)))
+                if len(pending) >= QUERIES_IN_FLIGHT:
+                    await fetched.put(await pending.popleft())
+            while pending:
+                await fetched.put(await pending.popleft())
         except Exception as error:
             await fetched.put(error)
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _bodies(self, chunk: list[Planned]) -> list[Segment]:
+        order = {planned.id: index for index, planned in enumerate(chunk)}
+        documents = await self._collection.find({"_id": {"$in": list(order)}}).to_list(None)
+        documents.sort(key=lambda document: order[document["_id"]])
+        return [from_document(document) for document in documents]
 
 
 def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
@@ -240,6 +257,9 @@ def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
     if bool((np.diff(times) > 0).all()):
         return frame
     return first_arrived(frame)
+
+
+_LAST = np.iinfo(np.int64).max // 1000  # a frontier past every time
 
 
 def _before(frame: pl.DataFrame, start_ms: int) -> int:
