@@ -19,7 +19,14 @@ from pymongo.errors import InvalidOperation
 from exporter.adapters.mongo.client import MEASUREMENTS, connect, database, in_transaction
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.segments import Segment, Series, Tags, merged_id, segment_id, to_document
-from exporter.adapters.mongo.series_reader import READ_AHEAD_TASK, By, ReadStats, SeriesRead, SeriesReader
+from exporter.adapters.mongo.series_reader import (
+    QUERY_TASK,
+    READ_AHEAD_TASK,
+    By,
+    ReadStats,
+    SeriesRead,
+    SeriesReader,
+)
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
 from exporter.runtime import Runtime
@@ -101,6 +108,11 @@ def offsets(frame: pl.DataFrame) -> list[int]:
 
 def read_ahead_tasks() -> list[asyncio.Task[object]]:
     return [task for task in asyncio.all_tasks() if task.get_name() == READ_AHEAD_TASK]
+
+
+def queries() -> list[asyncio.Task[object]]:
+    """Body queries of a read-ahead still running."""
+    return [task for task in asyncio.all_tasks() if task.get_name() == QUERY_TASK]
 
 
 async def test_a_series_in_time_order_in_bounded_frames(runtime: Runtime) -> None:
@@ -254,7 +266,7 @@ async def test_stopping_early_leaves_no_read_ahead_running(runtime: Runtime) -> 
     assert isinstance(frames, AsyncGenerator)
     await frames.aclose()
     assert reader.done()
-    assert read_ahead_tasks() == []
+    assert read_ahead_tasks() == queries() == []
 
 
 async def test_a_failed_read_reaches_the_caller(runtime: Runtime) -> None:
@@ -267,7 +279,7 @@ async def test_a_failed_read_reaches_the_caller(runtime: Runtime) -> None:
     with pytest.raises(InvalidOperation, match="after close"):
         async for _ in frames:
             pass
-    assert read_ahead_tasks() == []
+    assert read_ahead_tasks() == queries() == []
 
 
 async def test_several_metrics_merged_in_time_order(runtime: Runtime) -> None:
@@ -300,7 +312,7 @@ async def test_several_metrics_merged_in_time_order(runtime: Runtime) -> None:
     ).frames(2)
     await anext(stopped)
     await stopped.aclose()
-    assert read_ahead_tasks() == []
+    assert read_ahead_tasks() == queries() == []
 
 
 async def test_the_repository_reads_through_the_same_reader(runtime: Runtime) -> None:

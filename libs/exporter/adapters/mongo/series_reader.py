@@ -38,6 +38,7 @@ READ_AHEAD_CHUNKS = 2
 FETCH_READINGS = 100_000
 QUERIES_IN_FLIGHT = 2
 READ_AHEAD_TASK = "measurements read-ahead"
+QUERY_TASK = "measurements read-ahead query"
 PLAN_FIELDS = ("channel", "subtopic", "from", "to", "arrived", "lastArrived", "count", "retiredBy")
 By = Literal["time", "arrival"]
 
@@ -232,7 +233,7 @@ class SeriesReader:
         pending: deque[asyncio.Task[list[Segment]]] = deque()
         try:
             for chunk in chunks:
-                pending.append(asyncio.create_task(self._bodies(chunk)))
+                pending.append(asyncio.create_task(self._bodies(chunk), name=QUERY_TASK))
                 if len(pending) >= QUERIES_IN_FLIGHT:
                     await fetched.put(await pending.popleft())
             while pending:
