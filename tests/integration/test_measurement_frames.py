@@ -16,6 +16,7 @@ import pytest
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import InvalidOperation
 
+from exporter.adapters.errors import is_transient
 from exporter.adapters.mongo.client import MEASUREMENTS, connect, database, in_transaction
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.segments import Segment, Series, Tags, merged_id, segment_id, to_document
@@ -24,6 +25,7 @@ from exporter.adapters.mongo.series_reader import (
     READ_AHEAD_TASK,
     By,
     ReadStats,
+    SegmentsGone,
     SeriesRead,
     SeriesReader,
 )
@@ -246,6 +248,22 @@ async def test_a_retired_segment_is_skipped_only_when_its_merge_is_planned(runti
     await collection.update_one({"_id": merged.id}, {"$set": {"from": at(5000), "to": at(5000)}})
     planned = await SeriesReader(collection, SeriesRead("t1", DEVICE, ("temp",), end=at(3000))).plan()
     assert sorted(p.id for p in planned) == sorted([first.id, second.id])
+
+
+async def test_a_segment_deleted_after_the_plan_fails_the_read_for_a_retry(runtime: Runtime) -> None:
+    """Retired segments are deleted after a retention period: one planned before its merge and
+    gone before it is fetched must not silently leave a gap."""
+    segments = [segment([s * 1000], [float(s)], 0) for s in range(10)]
+    await MeasurementRepository(runtime.db).add(segments)
+    collection = runtime.db[MEASUREMENTS]
+    frames = SeriesReader(collection, SeriesRead("t1", DEVICE, ("temp",)), fetch_readings=1).frames(1)
+    assert (await anext(frames))["value"].to_list() == [0.0]
+    await collection.delete_one({"_id": segments[-1].id})
+    with pytest.raises(SegmentsGone, match=segments[-1].id) as failure:
+        async for _ in frames:
+            pass
+    assert is_transient(failure.value)
+    assert read_ahead_tasks() == queries() == []
 
 
 async def test_a_series_that_changed_kind_is_read_as_text(runtime: Runtime) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
 
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.segments import (
@@ -84,6 +85,14 @@ class SeriesRead:
     def column(self) -> str:
         """The frame column the window applies to."""
         return "time" if self.by == "time" else "created"
+
+
+class SegmentsGone(PyMongoError):
+    """Planned segments were deleted before they were fetched: retired ones, past their retention,
+    whose merge came after the plan. Retryable: a new plan reads the merge."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(f"segments deleted during the read: {', '.join(ids)}", ["RetryableError"])
 
 
 class Planned(NamedTuple):
@@ -248,6 +257,8 @@ class SeriesReader:
     async def _bodies(self, chunk: list[Planned]) -> list[Segment]:
         order = {planned.id: index for index, planned in enumerate(chunk)}
         documents = await self._collection.find({"_id": {"$in": list(order)}}).to_list(None)
+        if len(documents) < len(chunk):
+            raise SegmentsGone(sorted(set(order) - {document["_id"] for document in documents}))
         documents.sort(key=lambda document: order[document["_id"]])
         return [from_document(document) for document in documents]
 
