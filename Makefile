@@ -60,8 +60,10 @@ bench-api: install
 bench-scheduler: install
 	$(PY) -m tests.benchmarks.bench_scheduler
 
-# Exports end to end per format (MongoDB → renderer → object store) beside the store's raw scan;
-# BENCH_RENDER_ARGS="--memory" adds the 200k- vs 2M-row CSV memory check, "--rows 2000000" more rows.
+# Exports end to end (segments in MongoDB → renderer → object store) beside the raw scan of the same
+# segments: CSV and JSON Lines of 5M readings, a 15-minute average of 10M, the other formats, and the
+# old one-document-per-reading layout as the reference; BENCH_RENDER_ARGS="--memory" adds the
+# 200k- vs 20M-row CSV memory check, "--rows 1000000 --decimated-rows 1000000" a shorter run.
 BENCH_RENDER_ARGS ?=
 bench-render: install
 	$(PY) -m tests.benchmarks.bench_render $(BENCH_RENDER_ARGS)

@@ -193,6 +193,9 @@ MIB = 1024 * 1024
 
 class RendererSettings(BaseModel):
     read_batch_size: int = Field(default=10_000, ge=1)
+    # A recurring run's window of readings stored since the last run is read only this long after
+    # it ended: readings are stamped on arrival a moment before their flush is visible.
+    arrival_settle_seconds: float = Field(default=5.0, ge=0)
     # Files above these become numbered parts (seed 003 lists several files); None: no limit.
     split_rows: int | None = Field(default=None, ge=1)
     split_bytes: int | None = Field(default=None, ge=1)

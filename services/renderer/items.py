@@ -3,13 +3,16 @@ type as JSON Lines (seed 003). Reads go through the stores; the tables are the r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 
 import polars as pl
 
 from exporter.adapters.mongo.entities import DOCUMENT
+from exporter.contracts.base import utcnow
 from exporter.contracts.job import Window
-from exporter.contracts.request import ItemKind
+from exporter.contracts.request import Decimation, ItemKind
 from exporter.rendering.decimation import decimated_frames, through
 from exporter.rendering.names import naming_context
 from exporter.rendering.output import FileFormat
@@ -19,6 +22,9 @@ from exporter.rendering.writers import DocumentLinesWriter
 from exporter.runtime import Runtime
 from renderer.output import JobOutput, peek
 
+# Rows a decimated item is read in at least: decimating costs per frame far more than per row, and
+# only its buckets go on, so its input comes in larger frames (a few MB each).
+DECIMATED_READ_ROWS = 100_000
 # Seed 001's example `thingFileName`: what a thing's file is called unless the request says.
 THING_FILE_MASK = "${thing.serialNumber}_${thingDefinition.name}"
 
@@ -30,6 +36,43 @@ async def _metric_unit(runtime: Runtime, tenant: str, publisher: str, metric: st
     return units.get(metric) or None
 
 
+def settle_delay(window: Window, now: datetime, settle_seconds: float) -> float:
+    """Seconds to wait before reading ``window``.
+
+    A reading is stamped with its arrival when its flush is stored, a moment before the store
+    shows it: an arrival window that ended less than ``settle_seconds`` ago may still gain
+    readings stamped inside it. A window by measured time never waits (late readings of it are
+    not wanted; the next arrival window takes them).
+    """
+    if window.by != "arrival" or window.to is None:
+        return 0.0
+    return max(0.0, (window.to - now).total_seconds() + settle_seconds)
+
+
+async def measurement_frames(
+    runtime: Runtime,
+    tenant: str,
+    publisher: str,
+    names: str | Sequence[str],
+    window: Window,
+    channel: str | None = None,
+    subtopic: str | None = None,
+    decimation: Decimation | None = None,
+    timezone: str = "UTC",
+) -> AsyncIterator[pl.DataFrame]:
+    """The window's readings of a publisher's series, decimated if asked, once the window has
+    settled."""
+    settings = runtime.settings.renderer
+    await asyncio.sleep(settle_delay(window, utcnow(), settings.arrival_settle_seconds))
+    batch_size = settings.read_batch_size
+    if decimation is not None:
+        batch_size = max(batch_size, DECIMATED_READ_ROWS)
+    frames = runtime.measurements.frames(
+        tenant, publisher, names, window.from_, window.to, batch_size, channel, subtopic, window.by
+    )
+    return frames if decimation is None else decimated_frames(frames, decimation, timezone)
+
+
 async def write_series(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
     spec = output.spec
     fmt = spec.request.format
@@ -37,18 +80,17 @@ async def write_series(runtime: Runtime, output: JobOutput, index: int, window: 
     params = item.params
     assert params is not None
     target = params.target
-    frames = runtime.measurements.frames(
+    frames = await measurement_frames(
+        runtime,
         spec.tenant,
         target.publisher,
         target.metric,
-        window.from_,
-        window.to,
-        runtime.settings.renderer.read_batch_size,
+        window,
         params.channel_id,
         params.subtopic,
+        params.decimation,
+        fmt.timezone,
     )
-    if params.decimation is not None:
-        frames = decimated_frames(frames, params.decimation, fmt.timezone)
     first, frames = await peek(frames)
     if first is not None:
         unit = series_unit(first)
@@ -79,11 +121,9 @@ async def write_things(runtime: Runtime, output: JobOutput, index: int, window: 
         metrics = selection.metrics or list(units)
         if selection.thing_id not in (None, thing.id) or not metrics:
             continue
-        frames = runtime.measurements.frames(
-            spec.tenant, thing.id, metrics, window.from_, window.to, runtime.settings.renderer.read_batch_size
+        frames = await measurement_frames(
+            runtime, spec.tenant, thing.id, metrics, window, None, None, selection.decimation, fmt.timezone
         )
-        if selection.decimation is not None:
-            frames = decimated_frames(frames, selection.decimation, fmt.timezone)
         layout = Layout.wide(
             fmt, output.format.writer, [(metric, units.get(metric) or None) for metric in metrics]
         )

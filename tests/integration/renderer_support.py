@@ -41,8 +41,10 @@ def measurement(
     return Measurement(tenant, "ch-1", "events.data", publisher, "senml", name, unit, ms(moment), kind, value)
 
 
-async def store(runtime: Runtime, measurements: Sequence[Measurement]) -> None:
-    await runtime.measurements.add_many(measurements)
+async def store(
+    runtime: Runtime, measurements: Sequence[Measurement], arrived: datetime | None = None
+) -> None:
+    await runtime.measurements.add_many(measurements, arrived)
 
 
 def configure(runtime: Runtime, **renderer: Any) -> None:
@@ -51,7 +53,13 @@ def configure(runtime: Runtime, **renderer: Any) -> None:
     runtime.settings = settings.model_copy(update={"renderer": settings.renderer.model_copy(update=renderer)})
 
 
-def job_spec(tenant: str, body: dict[str, Any], scheduled_at: datetime = SCHEDULED_AT) -> JobSpec:
+def job_spec(
+    tenant: str,
+    body: dict[str, Any],
+    scheduled_at: datetime = SCHEDULED_AT,
+    previous_end: datetime | None = None,
+) -> JobSpec:
+    """``previous_end``: where a recurring request's previous run ended (see ``resolve_windows``)."""
     request = ExportRequestSpec.model_validate(body)
     return JobSpec(
         job_id=f"job-{uuid.uuid4().hex[:12]}",
@@ -61,7 +69,7 @@ def job_spec(tenant: str, body: dict[str, Any], scheduled_at: datetime = SCHEDUL
         owner="alice",
         scheduled_at=scheduled_at,
         request=request,
-        windows=resolve_windows(request, scheduled_at),
+        windows=resolve_windows(request, scheduled_at, previous_end),
     )
 
 

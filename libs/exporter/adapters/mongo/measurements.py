@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 import polars as pl
-from bson.codec_options import CodecOptions
-from pymongo import ASCENDING, InsertOne
-from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo import InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
-from exporter.adapters.mongo.segments import FIELDS, Segment, segments_of, to_document
+from exporter.adapters.mongo.segments import Segment, segments_of, to_document
+from exporter.adapters.mongo.series_reader import By, ReadStats, SeriesRead, SeriesReader
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
-
-TIME_FIELDS = ("time", "created")
-# Times are read naive (UTC) and marked UTC per column.
-READ_OPTIONS: CodecOptions[Document] = CodecOptions(tz_aware=False)
-# Batches fetched ahead of the one being rendered: enough to keep the store busy, memory bounded.
-READ_AHEAD_BATCHES = 2
-READ_AHEAD_TASK = "measurements read-ahead"
 
 
 class MeasurementRepository:
@@ -55,112 +45,13 @@ class MeasurementRepository:
         batch_size: int,
         channel: str | None = None,
         subtopic: str | None = None,
+        by: By = "time",
+        stats: ReadStats | None = None,
     ) -> AsyncIterator[pl.DataFrame]:
-        """One series in time order, ``[start, end)``, as polars frames of at most ``batch_size`` rows;
+        """One series in time order, readings measured (``by="time"``) or stored
+        (``by="arrival"``) in ``[start, end)``, as polars frames of at most ``batch_size`` rows;
         or, given several names, those series of the publisher together (a thing's metrics).
-
-        The store is the bottleneck of an export, so it is kept busy: the next batches are
-        fetched while the caller works on this one. Each query is the series index's own shape
-        (device, one metric, time range): given channel and subtopic too, several names at once
-        or an index hint, the embedded store reads the whole collection. So several names are
-        one query each, merged here in time order, and channel and subtopic are filtered here (a
-        device rarely sends one metric on several channels). Documents come whole (projecting
-        fields costs that store more than sending them), a batch at a time (no await per
-        document), with naive times made UTC per column (decoding aware datetimes costs more
-        than the rest).
-        """
-        query: Document = {"tenant": tenant, "publisher": publisher}
-        window: Document = {}
-        if start is not None:
-            window["$gte"] = start
-        if end is not None:
-            window["$lt"] = end
-        if window:
-            query["time"] = window
-        wanted = {field: value for field, value in (("channel", channel), ("subtopic", subtopic)) if value}
-        if isinstance(name, str):
-            return self._series(query | {"name": name}, wanted, batch_size)
-        return _merged([self._series(query | {"name": one}, wanted, batch_size) for one in name], batch_size)
-
-    async def _series(
-        self, query: Document, wanted: dict[str, str], batch_size: int
-    ) -> AsyncGenerator[pl.DataFrame]:
-        collection = self._collection.with_options(codec_options=READ_OPTIONS)
-        cursor = collection.find(query).sort("time", ASCENDING).batch_size(batch_size)
-        batches: asyncio.Queue[list[Document] | Exception | None] = asyncio.Queue(READ_AHEAD_BATCHES)
-        reader = asyncio.create_task(_read_ahead(cursor, batch_size, batches), name=READ_AHEAD_TASK)
-        try:
-            while (batch := await batches.get()) is not None:
-                if isinstance(batch, Exception):
-                    raise batch
-                frame = _frame(batch).filter(**wanted) if wanted else _frame(batch)
-                if frame.height:
-                    yield frame
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            await cursor.close()
-
-
-async def _merged(
-    series: list[AsyncGenerator[pl.DataFrame]], batch_size: int
-) -> AsyncGenerator[pl.DataFrame]:
-    """Time-ordered frames of several series as one time-ordered stream of frames.
-
-    Rows up to the earliest of the series' latest held times can go: no series still to be
-    read has anything before it. The series that held it is read next.
-    """
-    held: dict[int, pl.DataFrame] = {}
-    live = dict(enumerate(series))
-    try:
-        while live or held:
-            for index in [index for index in live if index not in held]:
-                frame = await anext(live[index], None)
-                if frame is None:
-                    del live[index]
-                else:
-                    held[index] = frame
-            ready = [frame for frame in held.values() if frame.height]
-            if not ready:
-                return
-            bound = min((held[index]["time"][-1] for index in live), default=None)
-            out = pl.concat(ready, how="vertical_relaxed")
-            if bound is not None:
-                out = out.filter(pl.col("time") <= bound)
-                held = {
-                    i: rest
-                    for i, frame in held.items()
-                    if (rest := frame.filter(pl.col("time") > bound)).height
-                }
-            else:
-                held = {}
-            for piece in out.sort("time", maintain_order=True).iter_slices(batch_size):
-                yield piece
-    finally:
-        for stream in series:
-            await stream.aclose()
-
-
-async def _read_ahead(
-    cursor: AsyncCursor[Document], batch_size: int, batches: asyncio.Queue[list[Document] | Exception | None]
-) -> None:
-    """Fills ``batches`` with the cursor's batches, then ``None``; a failure is queued for the reader."""
-    try:
-        while batch := await cursor.to_list(batch_size):
-            await batches.put(batch)
-    except Exception as error:
-        await batches.put(error)
-    else:
-        await batches.put(None)
-
-
-def _frame(rows: list[Document]) -> pl.DataFrame:
-    columns = {field: [row.get(field) for row in rows] for field in FIELDS}
-    kinds = {type(v) for v in columns["value"] if v is not None}
-    if len(kinds) > 1 and not kinds <= {int, float}:
-        # A series that changed kind (numbers, then text) is exported as text, not dropped.
-        columns["value"] = [None if v is None else str(v) for v in columns["value"]]
-    naive_times = dict.fromkeys(TIME_FIELDS, pl.Datetime("us"))
-    frame = pl.DataFrame(columns, schema_overrides=naive_times, strict=False)
-    return frame.with_columns(pl.col(TIME_FIELDS).dt.replace_time_zone("UTC"))
+        See ``series_reader``; ``stats`` records what the read held."""
+        names = (name,) if isinstance(name, str) else tuple(name)
+        read = SeriesRead(tenant, publisher, names, start, end, by, channel, subtopic)
+        return SeriesReader(self._collection, read, stats).frames(batch_size)

@@ -215,33 +215,44 @@ def rank(segment_id: str) -> int:
 def frame_of(segments: Sequence[Segment]) -> pl.DataFrame:
     """Many segments as one frame, columns ``FIELDS`` plus ``rank``, in the segments' order.
 
-    The numbers of all segments are joined and handed to polars as whole columns; the series'
-    names repeat by gathering from a table of one row per segment.
+    The numbers of all segments are joined and handed to polars as whole columns; a name the
+    segments share (the usual case: one series) is one broadcast value, others repeat by
+    gathering from one value per segment.
     """
     if not segments:
         return empty_frame()
     counts = np.fromiter((s.count for s in segments), dtype=np.int64, count=len(segments))
     rows = np.repeat(np.arange(len(segments)), counts)
-    names = pl.DataFrame(
-        {
-            "publisher": [s.series.publisher for s in segments],
-            "channel": [s.series.channel for s in segments],
-            "subtopic": [s.series.subtopic for s in segments],
-            "name": [s.series.name for s in segments],
-            "unit": [s.tags.unit for s in segments],
-            "rank": [rank(s.id) for s in segments],
-        },
-        schema_overrides={"rank": pl.Int64},
-    )[rows]
+    ranks = np.fromiter((rank(s.id) for s in segments), dtype=np.int64, count=len(segments))
+    names = {
+        "publisher": [s.series.publisher for s in segments],
+        "channel": [s.series.channel for s in segments],
+        "subtopic": [s.series.subtopic for s in segments],
+        "name": [s.series.name for s in segments],
+        "unit": [s.tags.unit for s in segments],
+    }
     times = np.concatenate([s.times for s in segments])
     arrivals = np.concatenate([s.arrivals for s in segments])
-    return names.with_columns(
-        time=pl.from_epoch(pl.Series(times, dtype=pl.Int64), time_unit="ms").dt.replace_time_zone("UTC"),
-        value=_value_column(segments),
-        created=pl.from_epoch(pl.Series(arrivals, dtype=pl.Int64), time_unit="ms").dt.replace_time_zone(
-            "UTC"
-        ),
-    ).select(*FIELDS, "rank")
+    return (
+        pl.DataFrame({"rank": ranks[rows]})
+        .with_columns(
+            *(_repeated(field, values, rows) for field, values in names.items()),
+            time=_utc(times),
+            value=_value_column(segments),
+            created=_utc(arrivals),
+        )
+        .select(*FIELDS, "rank")
+    )
+
+
+def _repeated(field: str, values: list[str], rows: npt.NDArray[np.int64]) -> pl.Expr | pl.Series:
+    if len(set(values)) == 1:
+        return pl.lit(values[0], dtype=pl.String).alias(field)
+    return pl.Series(field, values, dtype=pl.String)[rows]
+
+
+def _utc(ms: Times) -> pl.Series:
+    return pl.from_epoch(pl.Series(ms, dtype=pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
 
 
 def _value_column(segments: Sequence[Segment]) -> pl.Series:
