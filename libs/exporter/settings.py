@@ -308,6 +308,26 @@ class NotifierSettings(BaseModel):
         return self
 
 
+class CompactionSettings(BaseModel):
+    """The ingestor's background merge of small segments (see ``ingestor.compaction``)."""
+
+    enabled: bool = True
+    # Pause between passes once caught up.
+    interval_seconds: float = Field(default=10.0, gt=0)
+    # Segments whose last reading arrived this long ago are merged: a redelivery comes before.
+    settle_seconds: float = Field(default=60.0, ge=0)
+    # Merged originals are deleted this long after: exports planned before still find them.
+    retain_seconds: float = Field(default=3600.0, ge=0)
+    # Segments with fewer readings are merged (with those they overlap).
+    target_readings: int = Field(default=5000, ge=2)
+    # Groups (series, day, arrival day) merged per pass, and at once.
+    max_groups: int = Field(default=1000, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    # Arrival time one pass reads at most, and how far back a starting compactor begins.
+    scan_seconds: float = Field(default=60.0, gt=0)
+    lookback_seconds: float = Field(default=2 * 86400.0, gt=0)
+
+
 class IngestorSettings(BaseModel):
     # Prefix of its consumer groups (ingest topics, grants); another deployment on the cluster needs its own.
     group_id: str = "ingestor"
@@ -319,6 +339,7 @@ class IngestorSettings(BaseModel):
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     # Pause before a batch whose write failed is delivered again.
     retry_backoff_seconds: float = Field(default=1.0, gt=0)
+    compaction: CompactionSettings = CompactionSettings()
 
 
 class LocalServersSettings(BaseModel):

@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import publish_dead_letter, subscriber_options, undecoded
 from exporter.adapters.mongo.client import Document
+from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.things import ThingRepository
@@ -28,6 +29,7 @@ from exporter.runtime import stream_service
 from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
+from ingestor.compaction import Compactor
 from ingestor.decoding import Headers, Limits, decode_entity, decode_measurements, decode_thing
 from ingestor.grants import follow_grants
 
@@ -85,6 +87,9 @@ def create_app(settings: Settings) -> FastStream:
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))
+    if settings.ingestor.compaction.enabled:  # stopped by the runtime's close
+        compactor = Compactor(CompactionStore(runtime.db), settings.ingestor.compaction)
+        app.after_startup(lambda: runtime.spawn(compactor.run()))
     return app
 
 

@@ -75,6 +75,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("arrived", ASCENDING)]
         ),
+        # Compaction: live segments (``retiredAt`` null) of a series by time, and of all series by
+        # arrival; retired ones by when (the sweep). Queries name exactly an index's fields.
+        IndexModel(
+            [
+                ("tenant", ASCENDING),
+                ("publisher", ASCENDING),
+                ("name", ASCENDING),
+                ("retiredAt", ASCENDING),
+                ("from", ASCENDING),
+            ],
+            name="live_by_series",
+        ),
+        IndexModel([("retiredAt", ASCENDING), ("lastArrived", ASCENDING)], name="live_by_arrival"),
     ],
     # Export filters by customer or location (seed 001); single things are read by ``_id``.
     THINGS: [

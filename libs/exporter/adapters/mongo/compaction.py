@@ -1,0 +1,79 @@
+"""The store side of compaction: which segments are live, and one merge as one transaction.
+
+Every query here names only the fields of one index (``INDEXES[MEASUREMENTS]``): given any
+other field, the embedded store reads the whole collection. The rest is filtered here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from exporter.adapters.mongo.client import MEASUREMENTS, Document, in_transaction
+from exporter.adapters.mongo.segments import SPAN, Segment, Series, to_document
+
+# What finding candidates needs of a segment: not its readings.
+META = dict.fromkeys(
+    (*Series._fields, "unit", "protocol", "kind", "from", "to", "count", "arrived", "lastArrived", "source"),
+    1,
+)
+
+
+class Lost(Exception):
+    """Another compactor retired one of the segments first: this merge is not needed."""
+
+
+class CompactionStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._collection = db[MEASUREMENTS]
+
+    async def arrived(self, since: datetime, until: datetime) -> list[Document]:
+        """Live segments whose last reading arrived in ``[since, until)``, without their readings."""
+        query = {"retiredAt": None, "lastArrived": {"$gte": since, "$lt": until}}
+        return await self._collection.find(query, META).to_list(None)
+
+    async def live(self, series: Series, bucket: datetime) -> list[Document]:
+        """Live segments of ``series``'s tenant, publisher and name from the SPAN bucket ``bucket``
+        (the caller keeps those of its channel and subtopic)."""
+        query = {
+            "tenant": series.tenant,
+            "publisher": series.publisher,
+            "name": series.name,
+            "retiredAt": None,
+            "from": {"$gte": bucket, "$lt": bucket + SPAN},
+        }
+        return await self._collection.find(query).to_list(None)
+
+    async def replace(self, originals: Sequence[str], merged: Sequence[Segment], now: datetime) -> None:
+        """Inserts ``merged`` and retires ``originals`` (``retiredBy`` the first merged id), all or
+        nothing; raises ``Lost`` when one of them was already retired.
+
+        The check reads inside the transaction and the retiring writes the same documents, so
+        of two compactors racing, the later commit conflicts, runs again, sees them retired and
+        gives up.
+        """
+        documents = [to_document(segment) for segment in merged]
+        retire = {"$set": {"retiredBy": merged[0].id, "retiredAt": now}}
+        wanted = {"_id": {"$in": list(originals)}}
+
+        async def work(session: AsyncClientSession) -> None:
+            found = await self._collection.find(wanted, {"retiredAt": 1}, session=session).to_list(None)
+            if len(found) != len(originals) or any(doc.get("retiredAt") for doc in found):
+                raise Lost(f"segments of merge {merged[0].id} are gone or retired")
+            await self._collection.update_many(wanted, retire, session=session)
+            await self._collection.insert_many(documents, ordered=False, session=session)
+
+        await in_transaction(self._collection.database.client, work)
+
+    async def sweep(self, before: datetime) -> int:
+        """Deletes segments retired before ``before``; returns how many."""
+        result = await self._collection.delete_many({"retiredAt": {"$lt": before}})
+        return result.deleted_count
+
+
+def settled_before(now: datetime, settle_seconds: float) -> datetime:
+    """Segments whose readings all arrived before this will get no redelivered twin."""
+    return now - timedelta(seconds=settle_seconds)
