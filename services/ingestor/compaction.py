@@ -85,10 +85,16 @@ class PassReport:
     groups: int = 0
     merged: int = 0  # segments retired
     readings: int = 0  # readings written in merged segments
+    fresh: int = 0  # of the segments retired, those ingested (never merged before)
+    fresh_readings: int = 0
     failed: int = 0
     lost: int = 0
     deleted: int = 0
     caught_up: bool = True
+
+    def add(self, **counts: int) -> None:
+        for name, count in counts.items():
+            setattr(self, name, getattr(self, name) + count)
 
 
 @dataclass
@@ -97,6 +103,7 @@ class Compactor:
     settings: CompactionSettings
     # Arrival time read up to: segments that settled before it were looked at.
     watermark: datetime | None = None
+    # Since the start, as they happen (a pass's own report comes at its end).
     totals: PassReport = field(default_factory=PassReport)
 
     async def run(self) -> None:
@@ -129,8 +136,8 @@ class Compactor:
         if rest:
             until, report.caught_up = rest[0][1], False
         self.watermark = max(since, until)
-        report.deleted = await self.store.sweep(now - timedelta(seconds=self.settings.retain_seconds))
-        self._add(report)
+        deleted = await self.store.sweep(now - timedelta(seconds=self.settings.retain_seconds))
+        self._count(report, deleted=deleted)
         return report
 
     async def _merge(self, group: Group, settled: datetime, now: datetime, report: PassReport) -> None:
@@ -144,16 +151,22 @@ class Compactor:
             merged = merge([from_document(document) for document in taken])
             await self.store.replace([document["_id"] for document in taken], merged, now)
         except Lost:
-            report.lost += 1
+            self._count(report, lost=1)
             return
         except Exception:
             log.exception("compaction of %s failed; its segments stay as they are", group)
-            report.failed += 1
+            self._count(report, failed=1)
             return
-        report.groups += 1
-        report.merged += len(taken)
-        report.readings += sum(segment.count for segment in merged)
+        fresh = [document["count"] for document in taken if "source" in document]
+        self._count(
+            report,
+            groups=1,
+            merged=len(taken),
+            readings=sum(segment.count for segment in merged),
+            fresh=len(fresh),
+            fresh_readings=sum(fresh),
+        )
 
-    def _add(self, report: PassReport) -> None:
-        for name in ("groups", "merged", "readings", "failed", "lost", "deleted"):
-            setattr(self.totals, name, getattr(self.totals, name) + getattr(report, name))
+    def _count(self, report: PassReport, **counts: int) -> None:
+        report.add(**counts)
+        self.totals.add(**counts)

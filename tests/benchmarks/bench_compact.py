@@ -1,0 +1,201 @@
+"""Compaction under ingest: does merging keep up with 100,000 records/s of small segments?
+
+On fresh local servers, writer tasks insert segments as the ingestor's 1-second flushes of
+``--series`` series would (about 100 readings each), at ``--rate`` records/s or as fast as they
+can, for ``--seconds``; meanwhile the ingestor's compaction loop runs in a process of its own
+(as it runs beside the consumers in the ingestor), with a short settle time and retention so
+that merging and deleting both happen within the run. Every few seconds it prints the records
+written, the ingested readings merged and the backlog: ingested segments not merged yet. Then
+the writers stop and the time the loop takes to drain the backlog is measured.
+
+The last line: compaction's readings/s beside the 100,000 records/s ingest target, and whether
+the backlog stayed bounded (its peak over the last quarter of the run no more than 1.25x its
+peak over the second quarter).
+
+    make bench-compact BENCH_COMPACT_ARGS="--seconds 20 --series 200"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from exporter.adapters.mongo.client import connect, database, ensure_indexes
+from exporter.adapters.mongo.compaction import CompactionStore
+from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.segments import Segment, Series, Source, Tags, position, segment_id
+from exporter.settings import CompactionSettings, Settings
+from ingestor.compaction import Compactor
+from tests.benchmarks.harness import CpuMeter, local_servers, server_pid
+
+TARGET = 100_000
+READINGS = 100
+TAGS = Tags("Cel", "mqtt", "value")
+COMPACTION = CompactionSettings(
+    interval_seconds=1.0, settle_seconds=2.0, retain_seconds=10.0, lookback_seconds=60.0, max_groups=5000
+)
+WRITERS = 4
+START_MS = int(time.time() * 1000) // 86_400_000 * 86_400_000  # a day's start: one SPAN bucket
+REPORT_SECONDS = 5.0
+
+
+def flush(series: list[Series], number: int, now_ms: int, rng: np.random.Generator) -> list[Segment]:
+    """The ``number``th 1-second flush: a second of ``READINGS`` readings of each series, 10 ms apart."""
+    times = START_MS + number * 1000 + np.arange(READINGS, dtype=np.int64) * 10
+    arrivals = np.full(READINGS, now_ms, dtype=np.int64)
+    segments = []
+    for index, one in enumerate(series):
+        first = position(number, index)
+        segments.append(
+            Segment(
+                id=segment_id(one, TAGS, 0, first),
+                series=one,
+                tags=TAGS,
+                times=times,
+                values=rng.random(READINGS),
+                arrivals=arrivals,
+                source=Source(0, first, first + READINGS - 1),
+            )
+        )
+    return segments
+
+
+@dataclass
+class Run:
+    """What the writers wrote and what the compactor reported, as the run goes."""
+
+    readings: int = 0
+    segments: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+    backlog: list[int] = field(default_factory=list)  # one per report while writing
+    seconds: float = 0.0  # from the first write until the backlog drained
+
+    def merged(self, name: str = "fresh_readings") -> int:
+        return self.totals.get(name, 0)
+
+
+async def write(settings: Settings, series: list[Series], rate: int, seconds: float, run: Run) -> None:
+    """Flushes of ``series`` spread over ``WRITERS`` tasks, paced to ``rate`` records/s in all."""
+    client = connect(settings)
+    repository = MeasurementRepository(database(client, settings))
+    rng = np.random.default_rng(7)
+    period = len(series) * READINGS / rate
+    shares = [series[index::WRITERS] for index in range(WRITERS)]
+    start = time.monotonic()
+    number = 0
+    try:
+        while time.monotonic() - start < seconds:
+            now_ms = int(time.time() * 1000)
+            await asyncio.gather(*(repository.add(flush(share, number, now_ms, rng)) for share in shares))
+            run.readings += len(series) * READINGS
+            run.segments += len(series)
+            number += 1
+            await asyncio.sleep(max(0.0, number * period - (time.monotonic() - start)))
+    finally:
+        await client.close()
+
+
+def compact(settings: Settings, pipe: Connection) -> None:
+    """The compaction loop in a process of its own; sends its totals twice a second."""
+
+    async def run() -> None:
+        client = connect(settings)
+        compactor = Compactor(CompactionStore(database(client, settings)), COMPACTION)
+        loop = asyncio.create_task(compactor.run())
+        while not pipe.poll():
+            pipe.send(asdict(compactor.totals))
+            await asyncio.sleep(0.5)
+        loop.cancel()
+        await client.close()
+
+    asyncio.run(run())
+
+
+async def benchmark(settings: Settings, pipe: Connection, count: int, rate: int, seconds: float) -> Run:
+    """Writes for ``seconds``, reporting every few seconds, then waits for the backlog to drain."""
+    series = [Series("bench", "plant", "events", f"dev-{i // 10}", f"metric-{i % 10}") for i in range(count)]
+    run = Run()
+    start = time.monotonic()
+    writer = asyncio.create_task(write(settings, series, rate, seconds, run))
+    print(f"{'s':>5} {'written/s':>10} {'merged/s':>10} {'backlog':>8} {'deleted':>8} {'failed':>6}")
+    last = (0, 0, start)
+    deadline = start + 5 * seconds
+    while not writer.done() or (run.merged("fresh") < run.segments and time.monotonic() < deadline):
+        await asyncio.sleep(REPORT_SECONDS if not writer.done() else 1.0)
+        while pipe.poll():
+            run.totals = pipe.recv()
+        now, backlog = time.monotonic(), run.segments - run.merged("fresh")
+        if not writer.done():
+            run.backlog.append(backlog)
+        span = now - last[2]
+        rates = ((run.readings - last[0]) / span, (run.merged() - last[1]) / span)
+        print(
+            f"{now - start:5.0f} {rates[0]:10,.0f} {rates[1]:10,.0f} "
+            f"{backlog:8,} {run.merged('deleted'):8,} {run.merged('failed'):6}"
+        )
+        last = (run.readings, run.merged(), now)
+    await writer
+    run.seconds = time.monotonic() - start
+    return run
+
+
+def summary(run: Run, seconds: float) -> None:
+    """Compaction's rate counts from when the first segments settled to when the last was merged."""
+    ingest = run.readings / seconds
+    merged = run.merged() / max(run.seconds - COMPACTION.settle_seconds, 1e-9)
+    quarter = max(len(run.backlog) // 4, 1)
+    bounded = max(run.backlog[-quarter:]) <= 1.25 * max(run.backlog[quarter : 2 * quarter] or run.backlog)
+    rewritten = run.merged("readings") / max(run.merged(), 1)
+    print(
+        f"written {run.readings:,} readings in {run.segments:,} segments in {seconds:.0f} s; merged "
+        f"{run.merged():,} by {run.seconds:.0f} s, written {rewritten:.1f}x by merges; "
+        f"{run.merged('groups'):,} merges, {run.merged('lost')} lost races, {run.merged('failed')} failed"
+    )
+    verdict = "keeps up" if merged >= 0.95 * ingest else "falls behind"
+    print(
+        f"compaction {merged:,.0f} readings/s beside ingest at {ingest:,.0f} records/s (target {TARGET:,}): "
+        f"{verdict}; backlog {'bounded' if bounded else 'growing'} (peak {max(run.backlog):,} segments)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=TARGET, help="records/s the writers aim at")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    arguments = parser.parse_args()
+    with local_servers() as (settings, servers):
+        asyncio.run(indexes(settings))
+        ours, theirs = multiprocessing.Pipe()
+        child = multiprocessing.get_context("fork").Process(target=compact, args=(settings, theirs))
+        child.start()
+        assert child.pid is not None
+        meter = CpuMeter({"MongoDB server": server_pid(servers, "mongo"), "compactor": child.pid})
+        meter.start()
+        try:
+            wall = time.monotonic()
+            figures = benchmark(settings, ours, arguments.series, arguments.rate, arguments.seconds)
+            run = asyncio.run(figures)
+            wall = time.monotonic() - wall
+            used = meter.stop()
+            print("CPU: " + ", ".join(f"{name} {seconds / wall:.2f} cores" for name, seconds in used.items()))
+            summary(run, arguments.seconds)
+        finally:
+            ours.send("stop")
+            child.join(timeout=60)
+
+
+async def indexes(settings: Settings) -> None:
+    client = connect(settings)
+    await ensure_indexes(database(client, settings))
+    await client.close()
+
+
+if __name__ == "__main__":
+    main()
