@@ -4,9 +4,12 @@ Each pass reads the live segments that settled (their last reading arrived ``set
 ago or more: a Kafka redelivery comes well before) since the previous pass, a bounded stretch of
 arrival time at most. Each small ingested one names a group: its series, its SPAN bucket of
 time and its SPAN bucket of arrival (so a merged segment's arrivals stay within one bucket and
-the reader's arrival bound still holds). A group's merge takes its live settled segments that
-are small or overlap another, and replaces them in one transaction; the originals are deleted
-``retain_seconds`` later, so an export planned before the merge still finds them.
+the reader's arrival bound still holds). A group's merge takes its live settled small segments
+(below ``target_readings``: new ones and what the last merge left below it), whether they
+overlap or not, and replaces them in one transaction; the originals are deleted
+``retain_seconds`` later, so an export planned before the merge still finds them. A large
+segment that late readings overlap stays as it is: the reader's first-arrived rule resolves the
+overlap, and the merge never reads a day's large segments.
 
 Only segments with a ``source`` (ingested, never merged) name groups: a merge's own output
 never does, so what was merged is not merged again until new readings join its group.
@@ -20,8 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
-
-import numpy as np
 
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.compaction import CompactionStore, Lost, settled_before
@@ -64,20 +65,10 @@ def groups_to_merge(arrived: Sequence[Document], target: int) -> list[tuple[Grou
     return sorted(earliest.items(), key=lambda item: item[1])
 
 
-def members(live: Sequence[Document], group: Group, settled: datetime, target: int) -> list[Document]:
-    """What a merge of ``group`` takes of the live segments of its bucket: the settled ones of
-    its series and arrival bucket that are small or overlap another."""
-    ours = [
-        document for document in live if group_of(document) == group and document["lastArrived"] < settled
-    ]
-    if not ours:
-        return []
-    starts = np.array([_ms(document["from"]) for document in ours], dtype=np.int64)
-    ends = np.array([_ms(document["to"]) for document in ours], dtype=np.int64)
-    overlapping = (starts[:, None] <= ends[None, :]) & (starts[None, :] <= ends[:, None])
-    np.fill_diagonal(overlapping, val=False)
-    small = np.array([document["count"] < target for document in ours])
-    return [document for document, keep in zip(ours, small | overlapping.any(axis=1), strict=True) if keep]
+def members(small: Sequence[Document], group: Group, settled: datetime) -> list[Document]:
+    """What a merge of ``group`` takes of its series' ``small`` live segments: the settled ones of
+    its channel, subtopic, SPAN bucket and arrival bucket."""
+    return [doc for doc in small if group_of(doc) == group and doc["lastArrived"] < settled]
 
 
 @dataclass
@@ -142,10 +133,9 @@ class Compactor:
 
     async def _merge(self, group: Group, settled: datetime, now: datetime, report: PassReport) -> None:
         """Merges one group; a failure is logged and counted, and the pass goes on."""
-        bucket = datetime.fromtimestamp(group.bucket / 1000, UTC)
         try:
-            live = await self.store.live(group.series, bucket)
-            taken = members(live, group, settled, self.settings.target_readings)
+            small = await self.store.small(group.series, self.settings.target_readings)
+            taken = members(small, group, settled)
             if not taken:
                 return
             merged = merge([from_document(document) for document in taken])

@@ -63,17 +63,14 @@ def document(times: list[int], arrived: datetime, count: int | None = None, sour
     return stored if source else {key: value for key, value in stored.items() if key != "source"}
 
 
-def test_small_or_overlapping_settled_segments_of_the_group_are_taken() -> None:
+def test_the_settled_segments_of_the_group_are_taken() -> None:
     arrived = datetime.fromtimestamp(T0 / 1000, UTC) + timedelta(hours=1)
     settled = arrived + timedelta(minutes=1)
-    small = document([0, 1000], arrived)
-    big_apart = document([5000, 6000], arrived, count=9000)
-    big_over = document([1000, 2000], arrived, count=9000)
+    small, overlapping = document([0, 1000], arrived), document([1000, 2000], arrived)
     unsettled = document([8000], settled)
     other_day = document([9000], arrived - timedelta(days=1))
-    live = [small, big_apart, big_over, unsettled, other_day]
-    taken = members(live, group_of(small), settled, target=5000)
-    assert [d["_id"] for d in taken] == [small["_id"], big_over["_id"]]
+    taken = members([small, unsettled, overlapping, other_day], group_of(small), settled)
+    assert [d["_id"] for d in taken] == [small["_id"], overlapping["_id"]]
 
 
 def test_only_small_ingested_segments_name_groups_earliest_first() -> None:

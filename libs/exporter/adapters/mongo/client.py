@@ -75,7 +75,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("arrived", ASCENDING)]
         ),
-        # Compaction: live segments (``retiredAt`` null) of a series by time, and of all series by
+        # Compaction: live segments (``retiredAt`` null) of a series by size, and of all series by
         # arrival; retired ones by when (the sweep). Queries name exactly an index's fields.
         IndexModel(
             [
@@ -83,9 +83,9 @@ INDEXES: dict[str, list[IndexModel]] = {
                 ("publisher", ASCENDING),
                 ("name", ASCENDING),
                 ("retiredAt", ASCENDING),
-                ("from", ASCENDING),
+                ("count", ASCENDING),
             ],
-            name="live_by_series",
+            name="small_by_series",
         ),
         IndexModel([("retiredAt", ASCENDING), ("lastArrived", ASCENDING)], name="live_by_arrival"),
     ],

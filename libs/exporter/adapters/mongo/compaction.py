@@ -13,7 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.client import MEASUREMENTS, Document, in_transaction
-from exporter.adapters.mongo.segments import SPAN, Segment, Series, to_document
+from exporter.adapters.mongo.segments import Segment, Series, to_document
 
 # What finding candidates needs of a segment: not its readings.
 META = dict.fromkeys(
@@ -35,15 +35,19 @@ class CompactionStore:
         query = {"retiredAt": None, "lastArrived": {"$gte": since, "$lt": until}}
         return await self._collection.find(query, META).to_list(None)
 
-    async def live(self, series: Series, bucket: datetime) -> list[Document]:
-        """Live segments of ``series``'s tenant, publisher and name from the SPAN bucket ``bucket``
-        (the caller keeps those of its channel and subtopic)."""
+    async def small(self, series: Series, target: int) -> list[Document]:
+        """Live segments of ``series``'s tenant, publisher and name with fewer than ``target``
+        readings, of every bucket (the caller keeps those of its channel, subtopic and group).
+
+        Not by time: the segments of a day that are no longer small are most of it, and a
+        merge reads none of them.
+        """
         query = {
             "tenant": series.tenant,
             "publisher": series.publisher,
             "name": series.name,
             "retiredAt": None,
-            "from": {"$gte": bucket, "$lt": bucket + SPAN},
+            "count": {"$lt": target},
         }
         return await self._collection.find(query).to_list(None)
 
