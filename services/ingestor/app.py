@@ -87,9 +87,13 @@ def create_app(settings: Settings) -> FastStream:
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))
-    if settings.ingestor.compaction.enabled:  # stopped by the runtime's close
+    if settings.ingestor.compaction.enabled:
         compactor = Compactor(CompactionStore(runtime.db), settings.ingestor.compaction)
-        app.after_startup(lambda: runtime.spawn(compactor.run()))
+
+        @app.after_startup
+        async def start_compacting() -> None:  # cancelled by the runtime's close
+            runtime.spawn(compactor.run())
+
     return app
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 from tests.compaction_cases import TAGS, ingested
+from tests.integration.notifier_support import eventually
 
 from exporter.adapters.mongo import merging
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
@@ -26,6 +27,7 @@ from exporter.adapters.mongo.segments import (
 )
 from exporter.runtime import Runtime
 from exporter.settings import CompactionSettings
+from ingestor.app import create_app as ingestor_app
 from ingestor.compaction import Compactor
 
 pytestmark = pytest.mark.servers
@@ -166,3 +168,17 @@ async def test_nothing_is_merged_twice(runtime: Runtime) -> None:
     fresh = Compactor(CompactionStore(runtime.db), SETTINGS)  # a restarted ingestor: no watermark
     again = await fresh.once()
     assert (first.groups, again.groups) == (1, 0)
+
+
+async def test_the_ingestor_compacts_in_the_background(runtime: Runtime) -> None:
+    compaction = SETTINGS.model_copy(update={"interval_seconds": 0.2})
+    ingestor = runtime.settings.ingestor.model_copy(update={"compaction": compaction})
+    await runtime.measurements.add([ingested([0], [1.0], ARRIVED), ingested([1000], [2.0], ARRIVED)])
+
+    async def merged() -> list[Document] | None:
+        stored = await live(runtime)
+        return stored if len(stored) == 1 else None
+
+    async with ingestor_app(runtime.settings.model_copy(update={"ingestor": ingestor})):
+        [document] = await eventually(merged, "the two segments merged")
+    assert document["count"] == 2
