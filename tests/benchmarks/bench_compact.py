@@ -35,7 +35,8 @@ from ingestor.compaction import Compactor
 from tests.benchmarks.harness import CpuMeter, local_servers, server_pid
 
 TARGET = 100_000
-READINGS = 100
+READINGS = 100  # a segment's, by default: a 1-second flush of a series sending 100 a second
+STEP_MS = 10
 TAGS = Tags("Cel", "mqtt", "value")
 COMPACTION = CompactionSettings(
     interval_seconds=1.0, settle_seconds=2.0, retain_seconds=10.0, lookback_seconds=60.0, max_groups=5000
@@ -45,10 +46,11 @@ START_MS = int(time.time() * 1000) // 86_400_000 * 86_400_000  # a day's start: 
 REPORT_SECONDS = 5.0
 
 
-def flush(series: list[Series], number: int, now_ms: int, rng: np.random.Generator) -> list[Segment]:
-    """The ``number``th 1-second flush: a second of ``READINGS`` readings of each series, 10 ms apart."""
-    times = START_MS + number * 1000 + np.arange(READINGS, dtype=np.int64) * 10
-    arrivals = np.full(READINGS, now_ms, dtype=np.int64)
+def flush(series: list[Series], number: int, now_ms: int, readings: int) -> list[Segment]:
+    """The ``number``th flush: the next ``readings`` readings of each series, 10 ms apart."""
+    times = START_MS + (number * readings + np.arange(readings, dtype=np.int64)) * STEP_MS
+    arrivals = np.full(readings, now_ms, dtype=np.int64)
+    rng = np.random.default_rng(number)
     segments = []
     for index, one in enumerate(series):
         first = position(number, index)
@@ -58,9 +60,9 @@ def flush(series: list[Series], number: int, now_ms: int, rng: np.random.Generat
                 series=one,
                 tags=TAGS,
                 times=times,
-                values=rng.random(READINGS),
+                values=rng.random(readings),
                 arrivals=arrivals,
-                source=Source(0, first, first + READINGS - 1),
+                source=Source(0, first, first + readings - 1),
             )
         )
     return segments
@@ -80,21 +82,30 @@ class Run:
         return self.totals.get(name, 0)
 
 
-async def write(settings: Settings, series: list[Series], rate: int, seconds: float, run: Run) -> None:
-    """Flushes of ``series`` spread over ``WRITERS`` tasks, paced to ``rate`` records/s in all."""
+@dataclass(frozen=True)
+class Load:
+    series: int
+    rate: int  # records/s the writers aim at
+    seconds: float
+    readings: int  # per segment
+
+
+async def write(settings: Settings, load: Load, run: Run) -> None:
+    """Flushes of ``load.series`` spread over ``WRITERS`` tasks, paced to ``load.rate`` in all."""
     client = connect(settings)
     repository = MeasurementRepository(database(client, settings))
-    rng = np.random.default_rng(7)
-    period = len(series) * READINGS / rate
+    series = [Series("bench", "plant", "events", f"dev-{i // 10}", f"m-{i % 10}") for i in range(load.series)]
+    period = load.series * load.readings / load.rate
     shares = [series[index::WRITERS] for index in range(WRITERS)]
     start = time.monotonic()
     number = 0
     try:
-        while time.monotonic() - start < seconds:
+        while time.monotonic() - start < load.seconds:
             now_ms = int(time.time() * 1000)
-            await asyncio.gather(*(repository.add(flush(share, number, now_ms, rng)) for share in shares))
-            run.readings += len(series) * READINGS
-            run.segments += len(series)
+            flushes = [flush(share, number, now_ms, load.readings) for share in shares]
+            await asyncio.gather(*(repository.add(segments) for segments in flushes))
+            run.readings += load.series * load.readings
+            run.segments += load.series
             number += 1
             await asyncio.sleep(max(0.0, number * period - (time.monotonic() - start)))
     finally:
@@ -117,15 +128,14 @@ def compact(settings: Settings, pipe: Connection) -> None:
     asyncio.run(run())
 
 
-async def benchmark(settings: Settings, pipe: Connection, count: int, rate: int, seconds: float) -> Run:
-    """Writes for ``seconds``, reporting every few seconds, then waits for the backlog to drain."""
-    series = [Series("bench", "plant", "events", f"dev-{i // 10}", f"metric-{i % 10}") for i in range(count)]
+async def benchmark(settings: Settings, pipe: Connection, load: Load) -> Run:
+    """Writes for ``load.seconds``, reporting every few seconds, then waits for the backlog to drain."""
     run = Run()
     start = time.monotonic()
-    writer = asyncio.create_task(write(settings, series, rate, seconds, run))
+    writer = asyncio.create_task(write(settings, load, run))
     print(f"{'s':>5} {'written/s':>10} {'merged/s':>10} {'backlog':>8} {'deleted':>8} {'failed':>6}")
     last = (0, 0, start)
-    deadline = start + 5 * seconds
+    deadline = start + 5 * load.seconds
     while not writer.done() or (run.merged("fresh") < run.segments and time.monotonic() < deadline):
         await asyncio.sleep(REPORT_SECONDS if not writer.done() else 1.0)
         while pipe.poll():
@@ -169,6 +179,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=TARGET, help="records/s the writers aim at")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--readings", type=int, default=READINGS, help="readings a segment holds")
     arguments = parser.parse_args()
     with local_servers() as (settings, servers):
         asyncio.run(indexes(settings))
@@ -180,8 +191,8 @@ def main() -> None:
         meter.start()
         try:
             wall = time.monotonic()
-            figures = benchmark(settings, ours, arguments.series, arguments.rate, arguments.seconds)
-            run = asyncio.run(figures)
+            load = Load(arguments.series, arguments.rate, arguments.seconds, arguments.readings)
+            run = asyncio.run(benchmark(settings, ours, load))
             wall = time.monotonic() - wall
             used = meter.stop()
             print("CPU: " + ", ".join(f"{name} {seconds / wall:.2f} cores" for name, seconds in used.items()))

@@ -1,6 +1,6 @@
 """The store side of compaction: which segments are live, and one merge as one transaction.
 
-Every query here names only the fields of one index (``INDEXES[MEASUREMENTS]``): given any
+Every find here names only the fields of one index (``INDEXES[MEASUREMENTS]``): given any
 other field, the embedded store reads the whole collection. The rest is filtered here.
 """
 
@@ -55,19 +55,18 @@ class CompactionStore:
         """Inserts ``merged`` and retires ``originals`` (``retiredBy`` the first merged id), all or
         nothing; raises ``Lost`` when one of them was already retired.
 
-        The check reads inside the transaction and the retiring writes the same documents, so
-        of two compactors racing, the later commit conflicts, runs again, sees them retired and
-        gives up.
+        The retiring write names only live ones and must change them all: of two compactors
+        racing, the later commit conflicts, runs again, finds fewer and gives up. (The store finds
+        them by ``_id`` and checks ``retiredAt`` on each: no collection scan.)
         """
         documents = [to_document(segment) for segment in merged]
         retire = {"$set": {"retiredBy": merged[0].id, "retiredAt": now}}
-        wanted = {"_id": {"$in": list(originals)}}
+        live = {"_id": {"$in": list(originals)}, "retiredAt": None}
 
         async def work(session: AsyncClientSession) -> None:
-            found = await self._collection.find(wanted, {"retiredAt": 1}, session=session).to_list(None)
-            if len(found) != len(originals) or any(doc.get("retiredAt") for doc in found):
+            retired = await self._collection.update_many(live, retire, session=session)
+            if retired.modified_count != len(originals):
                 raise Lost(f"segments of merge {merged[0].id} are gone or retired")
-            await self._collection.update_many(wanted, retire, session=session)
             await self._collection.insert_many(documents, ordered=False, session=session)
 
         await in_transaction(self._collection.database.client, work)
