@@ -28,6 +28,7 @@ ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 ADMISSIONS = "admissions"
+RETIRED_INDEX = "retired"
 
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
@@ -75,8 +76,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("arrived", ASCENDING)]
         ),
-        # Compaction: live segments (``retiredAt`` null) of a series by size, and of all series by
-        # arrival; retired ones by when (the sweep). Queries name exactly an index's fields.
+        # Compaction (queries name exactly an index's fields): live (``retiredAt`` null) small
+        # segments of a series; segments of all series by arrival; retired ones by when, sparse, so
+        # the sweep does not walk the live ones.
         IndexModel(
             [
                 ("tenant", ASCENDING),
@@ -87,7 +89,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             ],
             name="small_by_series",
         ),
-        IndexModel([("retiredAt", ASCENDING), ("lastArrived", ASCENDING)], name="live_by_arrival"),
+        IndexModel([("lastArrived", ASCENDING)], name="by_last_arrival"),
+        IndexModel([("retiredAt", ASCENDING)], name=RETIRED_INDEX, sparse=True),
     ],
     # Export filters by customer or location (seed 001); single things are read by ``_id``.
     THINGS: [

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import MEASUREMENTS, Document, in_transaction
-from exporter.adapters.mongo.segments import Segment, Series, to_document
+from exporter.adapters.mongo.client import MEASUREMENTS, RETIRED_INDEX, Document, in_transaction
+from exporter.adapters.mongo.segments import Segment, Series, Tags, to_document
 
 # What finding candidates needs of a segment: not its readings.
 META = dict.fromkeys(
-    (*Series._fields, "unit", "protocol", "kind", "from", "to", "count", "arrived", "lastArrived", "source"),
+    (*Series._fields, *Tags._fields, "from", "to", "count", "arrived", "lastArrived", "source", "retiredAt"),
     1,
 )
 
@@ -31,9 +31,14 @@ class CompactionStore:
         self._collection = db[MEASUREMENTS]
 
     async def arrived(self, since: datetime, until: datetime) -> list[Document]:
-        """Live segments whose last reading arrived in ``[since, until)``, without their readings."""
-        query = {"retiredAt": None, "lastArrived": {"$gte": since, "$lt": until}}
-        return await self._collection.find(query, META).to_list(None)
+        """Live segments whose last reading arrived in ``[since, until)``, without their readings.
+
+        Retired ones are dropped here: the index holds no ``retiredAt``, so retiring a segment
+        does not rewrite its entry.
+        """
+        query = {"lastArrived": {"$gte": since, "$lt": until}}
+        found = await self._collection.find(query, META).to_list(None)
+        return [document for document in found if "retiredAt" not in document]
 
     async def small(self, series: Series, target: int) -> list[Document]:
         """Live segments of ``series``'s tenant, publisher and name with fewer than ``target``
@@ -73,7 +78,7 @@ class CompactionStore:
 
     async def sweep(self, before: datetime) -> int:
         """Deletes segments retired before ``before``; returns how many."""
-        result = await self._collection.delete_many({"retiredAt": {"$lt": before}})
+        result = await self._collection.delete_many({"retiredAt": {"$lt": before}}, hint=RETIRED_INDEX)
         return result.deleted_count
 
 
