@@ -182,3 +182,19 @@ async def test_the_ingestor_compacts_in_the_background(runtime: Runtime) -> None
     async with ingestor_app(runtime.settings.model_copy(update={"ingestor": ingestor})):
         [document] = await eventually(merged, "the two segments merged")
     assert document["count"] == 2
+
+
+async def test_a_merge_left_small_takes_in_what_arrives_later(runtime: Runtime) -> None:
+    noon = bucket_of(NOW_MS) - SPAN_MS // 2  # yesterday noon: all arrivals on one day
+    first = [ingested([0], [1.0], noon - 600_000), ingested([1000], [2.0], noon - 600_000)]
+    await runtime.measurements.add(first)
+    compactor = Compactor(CompactionStore(runtime.db), SETTINGS)
+    at_noon = datetime.fromtimestamp(noon / 1000, UTC)
+    await compactor.once(at_noon)
+    await runtime.measurements.add([ingested([2000], [3.0], noon + 60_000)])
+
+    report = await compactor.once(at_noon + timedelta(minutes=5))
+
+    [merged] = await live(runtime)
+    assert (report.groups, report.merged, report.fresh, merged["count"]) == (1, 2, 1, 3)
+    assert merged["arrived"] == datetime.fromtimestamp((noon - 600_000) / 1000, UTC)
