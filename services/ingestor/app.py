@@ -21,7 +21,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import publish_dead_letter, subscriber_options, undecoded
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.things import ThingRepository
@@ -29,7 +28,7 @@ from exporter.runtime import stream_service
 from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
-from ingestor.compaction import Compactor
+from ingestor.compaction import compact_in_background
 from ingestor.decoding import Headers, Limits, decode_entity, decode_measurements, decode_thing
 from ingestor.grants import follow_grants
 
@@ -87,13 +86,7 @@ def create_app(settings: Settings) -> FastStream:
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))
-    if settings.ingestor.compaction.enabled:
-        compactor = Compactor(CompactionStore(runtime.db), settings.ingestor.compaction)
-
-        @app.after_startup
-        async def start_compacting() -> None:  # cancelled by the runtime's close
-            runtime.spawn(compactor.run())
-
+    compact_in_background(app, runtime, settings.ingestor.compaction)
     return app
 
 

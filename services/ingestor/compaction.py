@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from faststream import FastStream
+
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.compaction import CompactionStore, Lost, settled_before
 from exporter.adapters.mongo.merging import merge
 from exporter.adapters.mongo.segments import Series, bucket_of, from_document
+from exporter.runtime import Runtime
 from exporter.settings import CompactionSettings
 
 log = logging.getLogger(__name__)
@@ -160,3 +163,14 @@ class Compactor:
     def _count(self, report: PassReport, **counts: int) -> None:
         report.add(**counts)
         self.totals.add(**counts)
+
+
+def compact_in_background(app: FastStream, runtime: Runtime, settings: CompactionSettings) -> None:
+    """Runs a compactor in ``app`` from its start until the runtime closes (when enabled)."""
+    if not settings.enabled:
+        return
+    compactor = Compactor(CompactionStore(runtime.db), settings)
+
+    @app.after_startup
+    async def start_compacting() -> None:  # async: FastStream runs a plain function in a thread
+        runtime.spawn(compactor.run())
