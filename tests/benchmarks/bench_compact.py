@@ -29,7 +29,17 @@ import numpy as np
 from exporter.adapters.mongo.client import connect, database, ensure_indexes
 from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.measurements import MeasurementRepository
-from exporter.adapters.mongo.segments import Segment, Series, Source, Tags, position, segment_id
+from exporter.adapters.mongo.merging import merge
+from exporter.adapters.mongo.segments import (
+    Segment,
+    Series,
+    Source,
+    Tags,
+    from_document,
+    position,
+    segment_id,
+    to_document,
+)
 from exporter.settings import CompactionSettings, Settings
 from ingestor.compaction import Compactor
 from tests.benchmarks.harness import CpuMeter, local_servers, server_pid
@@ -174,6 +184,17 @@ def summary(run: Run, load: Load) -> None:
     )
 
 
+def merge_alone(load: Load, segments_per_merge: int = 20) -> float:
+    """Readings/s the merge's own Python work handles: decode stored segments, merge, encode."""
+    series = [Series("bench", "plant", "events", "dev", f"m-{i}") for i in range(50)]
+    stored = [[to_document(s) for s in flush(series, n, 0, load.readings)] for n in range(segments_per_merge)]
+    groups = [[documents[i] for documents in stored] for i in range(len(series))]
+    start = time.process_time()
+    for group in groups:
+        [to_document(segment) for segment in merge([from_document(document) for document in group])]
+    return len(series) * segments_per_merge * load.readings / (time.process_time() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--series", type=int, default=1000)
@@ -192,6 +213,8 @@ def main() -> None:
         try:
             wall = time.monotonic()
             load = Load(arguments.series, arguments.rate, arguments.seconds, arguments.readings)
+            alone = merge_alone(load)
+            print(f"merge alone (decode, merge, encode): {alone:,.0f} readings/s of one core")
             run = asyncio.run(benchmark(settings, ours, load))
             wall = time.monotonic() - wall
             used = meter.stop()
