@@ -12,7 +12,9 @@ segment that late readings overlap stays as it is: the reader's first-arrived ru
 overlap, and the merge never reads a day's large segments.
 
 Only segments with a ``source`` (ingested, never merged) name groups: a merge's own output
-never does, so what was merged is not merged again until new readings join its group.
+never does, so what was merged is not merged again until new readings join its group. A segment
+stored when its readings had already settled (an ingestor whose clock lags by more than
+``settle_seconds``) lies behind the pass and waits for the next start's ``lookback_seconds``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import NamedTuple
 from faststream import FastStream
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.compaction import CompactionStore, Lost, settled_before
+from exporter.adapters.mongo.compaction import CompactionStore, Lost
 from exporter.adapters.mongo.merging import merge
 from exporter.adapters.mongo.segments import Series, bucket_of, from_document
 from exporter.runtime import Runtime
@@ -114,7 +116,7 @@ class Compactor:
     async def once(self, now: datetime | None = None) -> PassReport:
         """One pass: merges at most ``max_groups`` groups, then deletes what retired long enough ago."""
         now = now or datetime.now(UTC)
-        settled = settled_before(now, self.settings.settle_seconds)
+        settled = now - timedelta(seconds=self.settings.settle_seconds)  # no redelivery to come
         since = self.watermark or now - timedelta(seconds=self.settings.lookback_seconds)
         until = min(settled, since + timedelta(seconds=self.settings.scan_seconds))
         report = PassReport(caught_up=until >= settled)

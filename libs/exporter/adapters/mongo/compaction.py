@@ -7,7 +7,7 @@ other field, the embedded store reads the whole collection. The rest is filtered
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -80,8 +80,3 @@ class CompactionStore:
         """Deletes segments retired before ``before``; returns how many."""
         result = await self._collection.delete_many({"retiredAt": {"$lt": before}}, hint=RETIRED_INDEX)
         return result.deleted_count
-
-
-def settled_before(now: datetime, settle_seconds: float) -> datetime:
-    """Segments whose readings all arrived before this will get no redelivered twin."""
-    return now - timedelta(seconds=settle_seconds)
