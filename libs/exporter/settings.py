@@ -308,6 +308,21 @@ class NotifierSettings(BaseModel):
         return self
 
 
+class IngestorSettings(BaseModel):
+    # Prefix of its consumer groups (ingest topics, grants); another deployment on the cluster needs its own.
+    group_id: str = "ingestor"
+    # Kafka messages taken per batch: one bulk write and one offset commit each.
+    batch_max_messages: int = Field(default=500, ge=1)
+    # Larger messages are dead-lettered unread. Keep it below the brokers' message size limit.
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    # How far ahead of the ingestor's clock a measurement's time may be (device clocks drift).
+    max_future_skew_seconds: float = Field(default=300.0, ge=0)
+    # Pause before a batch whose write failed is delivered again.
+    retry_backoff_seconds: float = Field(default=1.0, gt=0)
+    # Defined below; a factory, since the class is not there yet when this default is made.
+    compaction: CompactionSettings = Field(default_factory=lambda: CompactionSettings())
+
+
 class CompactionSettings(BaseModel):
     """The ingestor's background merge of small segments (see ``ingestor.compaction``)."""
 
@@ -326,20 +341,6 @@ class CompactionSettings(BaseModel):
     # Arrival time one pass reads at most, and how far back a starting compactor begins.
     scan_seconds: float = Field(default=60.0, gt=0)
     lookback_seconds: float = Field(default=2 * 86400.0, gt=0)
-
-
-class IngestorSettings(BaseModel):
-    # Prefix of its consumer groups (ingest topics, grants); another deployment on the cluster needs its own.
-    group_id: str = "ingestor"
-    # Kafka messages taken per batch: one bulk write and one offset commit each.
-    batch_max_messages: int = Field(default=500, ge=1)
-    # Larger messages are dead-lettered unread. Keep it below the brokers' message size limit.
-    max_message_bytes: int = Field(default=1_000_000, ge=1024)
-    # How far ahead of the ingestor's clock a measurement's time may be (device clocks drift).
-    max_future_skew_seconds: float = Field(default=300.0, ge=0)
-    # Pause before a batch whose write failed is delivered again.
-    retry_backoff_seconds: float = Field(default=1.0, gt=0)
-    compaction: CompactionSettings = CompactionSettings()
 
 
 class LocalServersSettings(BaseModel):
