@@ -333,7 +333,7 @@ class CompactionSettings(BaseModel):
     settle_seconds: float = Field(default=60.0, ge=0)
     # Merged originals are deleted this long after: exports planned before still find them.
     retain_seconds: float = Field(default=3600.0, ge=0)
-    # Segments with fewer readings are merged (with those they overlap).
+    # Segments with fewer readings are merged; a merge left below it takes in later ones.
     target_readings: int = Field(default=5000, ge=2)
     # Groups (series, day, arrival day) merged per pass, and at once.
     max_groups: int = Field(default=1000, ge=1)
