@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest
+.PHONY: install run stop servers test test-unit lint format fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -52,7 +52,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Benchmarks: each starts its own servers and prints its figures, the last line against the targets.
-bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest
+bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
 
 bench-api: install
 	$(PY) -m tests.benchmarks.bench_api
@@ -77,3 +77,9 @@ bench-notify: install
 
 bench-ingest: install
 	$(PY) -m tests.benchmarks.bench_ingest
+
+# Compaction beside ingest of small segments (1,000 series, 100,000 records/s): readings/s merged
+# and the backlog over time; BENCH_COMPACT_ARGS="--seconds 20 --series 200" for a short run.
+BENCH_COMPACT_ARGS ?=
+bench-compact: install
+	$(PY) -m tests.benchmarks.bench_compact $(BENCH_COMPACT_ARGS)

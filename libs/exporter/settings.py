@@ -322,6 +322,28 @@ class IngestorSettings(BaseModel):
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     # Pause before a batch whose write failed is delivered again.
     retry_backoff_seconds: float = Field(default=1.0, gt=0)
+    # Defined below; a factory, since the class is not there yet when this default is made.
+    compaction: CompactionSettings = Field(default_factory=lambda: CompactionSettings())
+
+
+class CompactionSettings(BaseModel):
+    """The ingestor's background merge of small segments (see ``ingestor.compaction``)."""
+
+    enabled: bool = True
+    # Pause between passes once caught up.
+    interval_seconds: float = Field(default=10.0, gt=0)
+    # Segments whose last reading arrived this long ago are merged: a redelivery comes before.
+    settle_seconds: float = Field(default=60.0, ge=0)
+    # Merged originals are deleted this long after: exports planned before still find them.
+    retain_seconds: float = Field(default=3600.0, ge=0)
+    # Segments with fewer readings are merged; a merge left below it takes in later ones.
+    target_readings: int = Field(default=5000, ge=2)
+    # Groups (series, day, arrival day) merged per pass, and at once.
+    max_groups: int = Field(default=1000, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    # Arrival time one pass reads at most, and how far back a starting compactor begins.
+    scan_seconds: float = Field(default=60.0, gt=0)
+    lookback_seconds: float = Field(default=2 * 86400.0, gt=0)
 
 
 class LocalServersSettings(BaseModel):

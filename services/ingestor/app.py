@@ -28,6 +28,7 @@ from exporter.runtime import stream_service
 from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
+from ingestor.compaction import compact_in_background
 from ingestor.decoding import Headers, Limits, decode_entity, decode_measurements, decode_thing
 from ingestor.grants import follow_grants
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> FastStream:
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))
+    compact_in_background(app, runtime, settings.ingestor.compaction)
     return app
 
 

@@ -28,6 +28,7 @@ ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 ADMISSIONS = "admissions"
+RETIRED_INDEX = "retired"
 
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
@@ -75,6 +76,21 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("arrived", ASCENDING)]
         ),
+        # Compaction (queries name exactly an index's fields): live (``retiredAt`` null) small
+        # segments of a series; segments of all series by arrival; retired ones by when, sparse, so
+        # the sweep does not walk the live ones.
+        IndexModel(
+            [
+                ("tenant", ASCENDING),
+                ("publisher", ASCENDING),
+                ("name", ASCENDING),
+                ("retiredAt", ASCENDING),
+                ("count", ASCENDING),
+            ],
+            name="small_by_series",
+        ),
+        IndexModel([("lastArrived", ASCENDING)], name="by_last_arrival"),
+        IndexModel([("retiredAt", ASCENDING)], name=RETIRED_INDEX, sparse=True),
     ],
     # Export filters by customer or location (seed 001); single things are read by ``_id``.
     THINGS: [
