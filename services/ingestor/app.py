@@ -1,22 +1,24 @@
 """The ingestor as a FastStream application: upstream measurements, things, entities and grants stored.
 
 Each ingest topic has a batch subscriber in its own consumer group (``<group>.<topic>``, so a
-rebalance on one topic never pauses another). FastStream commits a batch's offsets only after
-the handler returned, i.e. after the batch is stored and its dead letters are published; when
-the handler raises, it rewinds the partitions to the batch's first offsets and the same
-records come again (at least once; the writes are idempotent). Grants: see ``ingestor.grants``.
+rebalance on one topic never pauses another). Things and entities: FastStream commits a batch's
+offsets only after the handler returned, i.e. after the batch is stored and its dead letters
+are published; when the handler raises, it rewinds the partitions to the batch's first offsets
+and the same records come again (at least once; the writes are idempotent). Measurements are
+stored many batches at a time, and committed by the ``Flusher`` after each flush is stored.
+Grants: see ``ingestor.grants``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import publish_dead_letter, subscriber_options, undecoded
@@ -28,21 +30,17 @@ from exporter.runtime import stream_service
 from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
-from ingestor.decoding import Headers, Limits, decode_entity, decode_measurements, decode_thing
+from ingestor.decoding import Limits, decode_entity, decode_thing
+from ingestor.flushing import Committer, Flusher
 from ingestor.grants import follow_grants
 
 log = logging.getLogger(__name__)
 
 
 def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[Any]]:
-    """The three ingest topics, each with its decoder and its repository."""
+    """The topics of upstream facts stored a batch at a time, each with its decoder and repository."""
     limits = Limits.from_settings(settings)
-
-    def measurements(value: bytes | None, headers: Headers) -> list[Any]:
-        return decode_measurements(value, headers, limits, datetime.now(UTC))
-
     return [
-        Lane(Topic.MEASUREMENTS, measurements, MeasurementRepository(db).add_many),
         Lane(
             Topic.THINGS,
             lambda value, headers: decode_thing(value, headers, limits),
@@ -54,6 +52,30 @@ def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[
             EntityRepository(db).upsert_many,
         ),
     ]
+
+
+def subscribe_measurements(broker: KafkaBroker, flusher: Flusher, settings: IngestorSettings) -> None:
+    """The measurements' batch consumer on ``broker``: ``flusher`` stores and commits."""
+
+    @broker.subscriber(
+        Topic.MEASUREMENTS.value,
+        batch=True,
+        max_records=settings.batch_max_messages,
+        decoder=undecoded,
+        **subscriber_options(f"{settings.group_id}.{Topic.MEASUREMENTS.value}")
+        | {"ack_policy": AckPolicy.MANUAL},
+    )
+    async def on_batch(message: KafkaMessage) -> None:
+        await flusher.take(message.raw_message, cast("Committer", message.consumer))
+
+
+def measurement_flusher(
+    broker: KafkaBroker, db: AsyncDatabase[Document], settings: IngestorSettings
+) -> Flusher:
+    async def dead_letter(record: SourceRecord, reason: str) -> None:
+        await publish_dead_letter(broker, record, reason)
+
+    return Flusher(MeasurementRepository(db), dead_letter, settings)
 
 
 def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) -> None:
@@ -84,6 +106,9 @@ def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter ingestor", relay=False)
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
+    flusher = measurement_flusher(runtime.broker, runtime.db, settings.ingestor)
+    subscribe_measurements(runtime.broker, flusher, settings.ingestor)
+    app.on_shutdown(flusher.close)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))
     return app
 

@@ -75,7 +75,7 @@ def open_message(
         payload = from_json(value)
     except ValueError as error:
         raise Rejected(f"message is not valid JSON: {error}") from error
-    header = _tenant_header(headers)
+    header = tenant_header(headers)
     try:
         if isinstance(payload, dict) and "data" in payload:
             event = envelope.model_validate(payload)
@@ -92,7 +92,7 @@ def open_message(
         raise Rejected(describe_validation_error(error)) from error
 
 
-def _tenant_header(headers: Headers) -> str | None:
+def tenant_header(headers: Headers) -> str | None:
     raw = next((value for key, value in headers if key == TENANT_HEADER), None)
     if raw is None:
         return None

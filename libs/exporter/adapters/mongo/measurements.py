@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
@@ -14,9 +15,10 @@ from pymongo import ASCENDING, InsertOne
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
+from exporter.adapters.mongo.bulk import bulk_write
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
-from exporter.adapters.mongo.segments import FIELDS, Segment, segments_of, to_document
+from exporter.adapters.mongo.ingested import PieceKey, after, piece_of, segments_of
+from exporter.adapters.mongo.segments import FIELDS, Segment, to_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
 
@@ -28,13 +30,58 @@ READ_AHEAD_BATCHES = 2
 READ_AHEAD_TASK = "measurements read-ahead"
 
 
+@dataclass(slots=True)
+class Added:
+    """What ``MeasurementRepository.add`` did."""
+
+    readings: int = 0  # newly stored
+    segments: int = 0  # documents inserted
+    replayed: int = 0  # found stored already
+    # Per piece (partition, series, tags, bucket) that clashed: the last position stored of it.
+    stored_through: dict[PieceKey, int] = field(default_factory=dict)
+    # Segments the store refused for what they are, with its words.
+    refused: list[tuple[Segment, str]] = field(default_factory=list)
+
+
 class MeasurementRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[MEASUREMENTS]
 
-    async def add(self, segments: Sequence[Segment]) -> BulkOutcome:
-        """Inserts ``segments`` in one unordered bulk write; stored ids come back as duplicates."""
-        return await bulk_write(self._collection, [InsertOne(to_document(segment)) for segment in segments])
+    async def add(self, segments: Sequence[Segment]) -> Added:
+        """Inserts ingested ``segments`` (one unordered bulk write a round) so that a replay adds
+        nothing: a segment whose id is stored already adds only its readings past the stored
+        one's last position, as a segment of its own, until nothing clashes. A stored segment
+        that a compaction retired still counts as stored.
+        """
+        added = Added()
+        pending = list(segments)
+        while pending:
+            outcome = await bulk_write(self._collection, [InsertOne(to_document(s)) for s in pending])
+            skipped = {*outcome.duplicates, *outcome.failures}
+            added.readings += sum(s.count for i, s in enumerate(pending) if i not in skipped)
+            added.segments += len(pending) - len(skipped)
+            added.refused += [(pending[i], reason) for i, reason in outcome.failures.items()]
+            clashes = [pending[i] for i in outcome.duplicates]
+            lasts = await self._stored_lasts([s.id for s in clashes]) if clashes else {}
+            pending = []
+            for segment in clashes:
+                last = lasts.get(segment.id)
+                if last is None:  # removed since the clash: insert it again
+                    pending.append(segment)
+                    continue
+                key = piece_of(segment)
+                added.stored_through[key] = max(last, added.stored_through.get(key, last))
+                rest = after(segment, last)
+                if rest is not None and rest.id != segment.id:
+                    pending.append(rest)
+                added.replayed += segment.count - (rest.count if rest is not None else 0)
+        return added
+
+    async def _stored_lasts(self, ids: list[str]) -> dict[str, int]:
+        """The last source position of each stored segment of ``ids`` (a whole segment when it
+        names none)."""
+        found = self._collection.find({"_id": {"$in": ids}}, {"source.last": 1})
+        return {document["_id"]: document.get("source", {}).get("last", 2**62) async for document in found}
 
     async def add_many(self, measurements: Sequence[Measurement], arrived: datetime | None = None) -> int:
         """Stores ``measurements`` as one flush that no replay will repeat (tests, benchmarks,
@@ -42,8 +89,7 @@ class MeasurementRepository:
         arrived_ms = int((arrived or utcnow()).timestamp() * 1000)
         partition = -1 - secrets.randbelow(2**31)  # not a Kafka partition: ids of their own
         segments = segments_of(measurements, range(len(measurements)), partition, arrived_ms)
-        await self.add(segments)
-        return sum(segment.count for segment in segments)
+        return (await self.add(segments)).readings
 
     def frames(
         self,

@@ -1,0 +1,177 @@
+"""Ingested segments: a flush's readings grouped into segments, and what a replay still adds.
+
+The ingest side of the segment layout (``segments``): a flush arrives as columns (a ``READINGS``
+frame built without a Python object per reading) and leaves as segments with deterministic ids,
+so a replayed flush hits the ids stored before; ``after`` then tells what a replay that went
+further than the stored flush still has to add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from exporter.adapters.mongo.segments import (
+    BOOL_KINDS,
+    MAX_BYTES,
+    MAX_READINGS,
+    NUMBER_KINDS,
+    SPAN_MS,
+    Segment,
+    Series,
+    Source,
+    Tags,
+    Times,
+    Values,
+    bucket_of,
+    segment_id,
+)
+from exporter.contracts.ingest import Measurement
+
+# One reading a row: where it came from, its series and tags, its time (ms) and its value (the
+# number, 0/1 for a truth value, or the text).
+READINGS: dict[str, pl.DataType] = {
+    "partition": pl.Int64(),
+    "position": pl.Int64(),
+    **{field: pl.String() for field in (*Series._fields, *Tags._fields)},
+    "time": pl.Int64(),
+    "number": pl.Float64(),
+    "text": pl.String(),
+}
+_PIECE = ("partition", *Series._fields, *Tags._fields, "bucket")
+# What one reading costs a document besides its text: time and value packed, or an array slot.
+_READING_BYTES = 16
+
+
+def segments_of(
+    readings: Sequence[Measurement], positions: Sequence[int], partition: int, arrived_ms: int
+) -> list[Segment]:
+    """``segments_from`` for readings held as ``Measurement`` tuples (seeding, tests)."""
+    return segments_from(readings_frame(readings, positions, partition), arrived_ms)
+
+
+def readings_frame(readings: Sequence[Measurement], positions: Sequence[int], partition: int) -> pl.DataFrame:
+    """``Measurement`` tuples as a ``READINGS`` frame."""
+    numeric = [r.kind in NUMBER_KINDS or r.kind in BOOL_KINDS for r in readings]
+    columns: dict[str, Sequence[object]] = {
+        "partition": [partition] * len(readings),
+        "position": list(positions),
+        **{field: [getattr(r, field) for r in readings] for field in (*Series._fields, *Tags._fields)},
+        "time": [r.time_ms for r in readings],
+        "number": [float(r.value) if n else None for r, n in zip(readings, numeric, strict=True)],
+        "text": [None if n else str(r.value) for r, n in zip(readings, numeric, strict=True)],
+    }
+    return pl.DataFrame(columns, schema=READINGS)
+
+
+def segments_from(readings: pl.DataFrame, arrived_ms: int) -> list[Segment]:
+    """One flush's readings (a ``READINGS`` frame) as segments: per partition, series and tags,
+    per SPAN bucket, at most MAX_READINGS and MAX_BYTES each.
+
+    Where a series has two readings for one millisecond in a partition, the first there is kept
+    (the store's first-arrived rule, within a flush). A piece holds consecutive readings of its
+    series and bucket, so a replay that covers more of the partition than the stored flush did
+    adds the rest as new pieces and nothing twice. Column operations throughout: Python runs
+    once per segment, not per reading.
+    """
+    frame = (
+        readings.sort("partition", "position")
+        .filter(pl.struct("partition", *Series._fields, "time").is_first_distinct())
+        .with_columns(bucket=pl.col("time") - pl.col("time") % SPAN_MS)
+        .with_columns(piece=pl.struct(*_PIECE).rank("dense"))
+        .sort("piece", "position")
+        .with_columns(cost=pl.col("text").str.len_bytes().fill_null(0).cast(pl.Int64) + _READING_BYTES)
+    )
+    starts = frame.with_row_index("start").filter(pl.col("piece").is_first_distinct())
+    bounds = [*starts["start"].to_list(), frame.height]
+    times = frame["time"].to_numpy()
+    positions = frame["position"].to_numpy()
+    numbers = frame["number"].to_numpy()
+    spent = np.cumsum(frame["cost"].to_numpy())
+    segments = []
+    for index, row in enumerate(starts.select(_PIECE).iter_rows()):
+        series, tags = Series(*row[1:6]), Tags(*row[6:9])
+        for start, end in _cuts(spent, bounds[index], bounds[index + 1]):
+            order = np.argsort(times[start:end], kind="stable") + start
+            values: Values
+            if tags.kind in NUMBER_KINDS:
+                values = numbers[order]
+            elif tags.kind in BOOL_KINDS:
+                values = numbers[order] != 0
+            else:
+                values = frame["text"].gather(order).to_list()
+            piece = _ingested(series, tags, row[0], times[order], values, positions[order], arrived_ms)
+            segments.append(piece)
+    return segments
+
+
+def _cuts(spent: npt.NDArray[np.int64], start: int, end: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut, in order, before MAX_READINGS or MAX_BYTES (``spent``: running cost)."""
+    cuts = []
+    while start < end:
+        before = int(spent[start - 1]) if start else 0
+        fits = int(np.searchsorted(spent, before + MAX_BYTES, side="right"))
+        stop = max(start + 1, min(end, start + MAX_READINGS, fits))
+        cuts.append((start, stop))
+        start = stop
+    return cuts
+
+
+def _ingested(
+    series: Series,
+    tags: Tags,
+    partition: int,
+    times: Times,
+    values: Values,
+    positions: Times,
+    arrived_ms: int,
+) -> Segment:
+    first, last = int(positions.min()), int(positions.max())
+    return Segment(
+        id=segment_id(series, tags, partition, first),
+        series=series,
+        tags=tags,
+        times=times,
+        values=values,
+        arrivals=np.full(len(times), arrived_ms, dtype=np.int64),
+        source=Source(partition, first, last),
+        positions=positions,
+    )
+
+
+PieceKey = tuple[int, Series, Tags, int]
+
+
+def piece_of(segment: Segment) -> PieceKey:
+    """What an ingested segment's readings share: partition, series, tags and SPAN bucket."""
+    assert segment.source is not None
+    return segment.source.partition, segment.series, segment.tags, bucket_of(int(segment.times[0]))
+
+
+def after(segment: Segment, last: int) -> Segment | None:
+    """The readings of an ingested ``segment`` past position ``last`` (what a stored piece of its
+    series through ``last`` leaves to add), as a segment with its own id; None when none are."""
+    assert segment.positions is not None
+    assert segment.source is not None
+    keep = segment.positions > last
+    if not keep.any():
+        return None
+    if keep.all():
+        return segment
+    values: Values
+    if isinstance(segment.values, list):
+        values = [value for value, kept in zip(segment.values, keep, strict=True) if kept]
+    else:
+        values = segment.values[keep]
+    return _ingested(
+        segment.series,
+        segment.tags,
+        segment.source.partition,
+        segment.times[keep],
+        values,
+        segment.positions[keep],
+        int(segment.arrivals[0]),
+    )

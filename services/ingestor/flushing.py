@@ -1,0 +1,210 @@
+"""Measurements stored a flush at a time: many Kafka batches, one insert of segments, then the commit.
+
+A Kafka batch is whatever the consumer had fetched, often a few hundred readings: one insert
+each would give small segments. So batches are decoded into one flush until it holds
+``flush_readings`` readings or its first one waited ``flush_seconds``; then the flush is
+stored while the next one fills, its dead letters are published, and only then its offsets are
+committed, explicitly, up to its last record. Until then nothing of it is committed: if the
+process dies, Kafka delivers it again, and a replay adds nothing (``MeasurementRepository.add``).
+
+While the store fails, the flush is retried from memory and the next one waits for it, so the
+consumer stops taking more (a failure the store will repeat for ever, a bug say, dead-letters
+the flush's records instead of holding the partition up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from exporter.adapters.errors import is_transient
+from exporter.adapters.mongo.ingested import PieceKey, after, piece_of, segments_from
+from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.segments import POSITION_BITS, Segment
+from exporter.settings import IngestorSettings
+from ingestor.batches import DeadLetter, SourceRecord
+from ingestor.decoding import Limits, Rejected
+from ingestor.readings import Readings
+
+log = logging.getLogger(__name__)
+
+
+class Committer(Protocol):
+    """What a flush needs of the Kafka consumer (aiokafka's ``AIOKafkaConsumer``)."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+
+@dataclass
+class Flush:
+    """Records taken since the last flush: their readings, refusals and where they end."""
+
+    readings: Readings = field(default_factory=Readings)
+    records: list[SourceRecord] = field(default_factory=list)
+    refused: list[tuple[SourceRecord, str]] = field(default_factory=list)
+    ends: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to commit
+    began: float = field(default_factory=time.monotonic)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class Flusher:
+    """The measurements topic's consumer side: takes batches, stores flushes, commits after."""
+
+    def __init__(
+        self, repository: MeasurementRepository, dead_letter: DeadLetter, settings: IngestorSettings
+    ) -> None:
+        self._repository = repository
+        self._dead_letter = dead_letter
+        self._settings = settings
+        self._limits = Limits.from_settings(settings)
+        self._flush = Flush()
+        self._storing: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._consumer: Committer | None = None
+        # What replays showed to be stored already: piece → last position stored of it.
+        self._stored_through: dict[PieceKey, int] = {}
+
+    async def take(self, records: Sequence[SourceRecord], consumer: Committer) -> None:
+        """Adds a batch to the flush; stores the flush once it is full (waiting while the one
+        before is still being stored)."""
+        self._consumer = consumer
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick(), name="ingestor flush by age")
+        now = datetime.now(UTC)
+        async with self._lock:
+            flush = self._flush
+            for record in records:
+                try:
+                    flush.readings.add(record, self._limits, now)
+                except Rejected as error:
+                    flush.refused.append((record, str(error)))
+                except Exception as error:
+                    # Decoding is pure: this record would fail the same way for ever.
+                    log.exception(
+                        "%s[%s]@%s could not be decoded", record.topic, record.partition, record.offset
+                    )
+                    flush.refused.append((record, f"could not be decoded: {type(error).__name__}: {error}"))
+                flush.records.append(record)
+                flush.ends[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        if flush.readings.count >= self._settings.flush_readings:
+            await self.hand_over()
+
+    async def hand_over(self) -> None:
+        """Starts storing the flush so far (after the one before it is stored)."""
+        async with self._lock:
+            flush, self._flush = self._flush, Flush()
+            if not flush:
+                return
+            if self._storing is not None:
+                # Shielded: a cancelled caller (the age check closing) must not cancel a store.
+                await asyncio.shield(self._storing)
+            self._storing = asyncio.create_task(self._store(flush), name="ingestor flush")
+
+    async def close(self) -> None:
+        """Stops the age check and waits for the flush being stored; what was not handed over is
+        not committed, so it comes again."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._storing is not None:
+            await self._storing
+
+    async def _tick(self) -> None:
+        period = self._settings.flush_seconds
+        while True:
+            await asyncio.sleep(period / 4)
+            if self._flush and time.monotonic() - self._flush.began >= period:
+                await self.hand_over()
+
+    async def _store(self, flush: Flush) -> None:
+        refused = list(flush.refused)
+        while True:
+            try:
+                refused += await self._write(flush)
+                break
+            except Exception as error:
+                if not is_transient(error):
+                    log.exception(
+                        "a flush of %d records could not be handled; it is dead-lettered", len(flush)
+                    )
+                    reason = f"could not be handled: {type(error).__name__}: {error}"
+                    refused = [(record, reason) for record in flush.records]
+                    break
+                log.warning("a flush of %d records was not stored (%s); trying again", len(flush), error)
+                await asyncio.sleep(self._settings.retry_backoff_seconds)
+        await asyncio.gather(*(self._dead_letter(record, reason) for record, reason in refused))
+        await self._commit(flush.ends)
+
+    async def _write(self, flush: Flush) -> list[tuple[SourceRecord, str]]:
+        """Stores the flush's readings; returns the records of segments the store refused."""
+        arrived_ms = int(time.time() * 1000)
+        segments = self._not_stored(segments_from(flush.readings.frame(), arrived_ms))
+        added = await self._repository.add(segments)
+        self._stored_through.update(added.stored_through)
+        if added.replayed:
+            log.info("a replay: %d readings were stored already", added.replayed)
+        return _sources(flush.records, added.refused)
+
+    def _not_stored(self, segments: list[Segment]) -> list[Segment]:
+        """``segments`` less what replays showed to be stored; forgets what no later flush needs."""
+        if not self._stored_through:
+            return segments
+        firsts: dict[int, int] = {}
+        for segment in segments:
+            assert segment.source is not None
+            partition, first = segment.source.partition, segment.source.first
+            firsts[partition] = min(first, firsts.get(partition, first))
+        self._stored_through = {
+            key: last for key, last in self._stored_through.items() if last >= firsts.get(key[0], -1)
+        }
+        kept = []
+        for segment in segments:
+            last = self._stored_through.get(piece_of(segment))
+            rest = segment if last is None else after(segment, last)
+            if rest is not None:
+                kept.append(rest)
+        return kept
+
+    async def _commit(self, ends: dict[TopicPartition, int]) -> None:
+        """Commits the flush's offsets for the partitions still ours (another consumer, given
+        one since, reads it again from its last commit: a replay, which adds nothing)."""
+        if self._consumer is None:
+            return
+        ours = self._consumer.assignment()
+        offsets = {partition: offset for partition, offset in ends.items() if partition in ours}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as error:
+            log.warning("offsets %s not committed (%s): they come again", offsets, error)
+
+
+def _sources(
+    records: list[SourceRecord], refused: list[tuple[Segment, str]]
+) -> list[tuple[SourceRecord, str]]:
+    """The records whose readings were in the segments the store refused, with its reason."""
+    if not refused:
+        return []
+    by_place = {(record.partition, record.offset): record for record in records}
+    found: dict[tuple[int, int], str] = {}
+    for segment, reason in refused:
+        assert segment.source is not None
+        assert segment.positions is not None
+        for offset in set((segment.positions >> POSITION_BITS).tolist()):
+            found.setdefault((segment.source.partition, offset), reason)
+    return [(by_place[place], reason) for place, reason in found.items() if place in by_place]

@@ -1,0 +1,232 @@
+"""Measurement messages straight into columns: the ingestor's per-record path.
+
+``decode_measurements`` (pydantic) builds a model per record and a ``Measurement`` per reading,
+which holds the ingestor to about 80k records/s. Here ``msgspec`` validates a whole pack against
+typed structs (strict, unknown fields refused, the same length limits) and the pack's base
+values are applied a column at a time. Whatever this path does not accept as is (an envelope,
+any error at all) goes through ``decode_measurements``, so what is stored and the reason a
+message is dead-lettered stay exactly what that path says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from exporter.adapters.mongo.ingested import READINGS, readings_frame
+from exporter.adapters.mongo.segments import POSITION_BITS
+from exporter.contracts.ingest import MAX_NAME_LENGTH, MAX_RECORDS_PER_PACK, MILLISECONDS_FROM
+from ingestor.batches import SourceRecord
+from ingestor.decoding import Limits, decode_measurements, tenant_header
+
+# Mirrors of ``exporter.contracts.ingest``'s MeasurementRecord and MeasurementPack: anything they
+# accept that these do not is taken by the slower path, never the other way round.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
+Unit = Annotated[str, msgspec.Meta(max_length=50)]
+
+
+class _Record(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    channel: Name | None = None
+    subtopic: Text | None = None
+    publisher: Name | None = None
+    protocol: Unit | None = None
+    name: Text | None = None
+    unit: Unit | None = None
+    time: float | None = None
+    value: float | None = None
+    string_value: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+    bool_value: bool | None = None
+    data_value: Annotated[str, msgspec.Meta(max_length=100_000)] | None = None
+    sum: float | None = None
+
+
+class _Pack(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    records: Annotated[list[_Record], msgspec.Meta(min_length=1, max_length=MAX_RECORDS_PER_PACK)]
+    channel: Name | None = None
+    subtopic: Text | None = None
+    publisher: Name | None = None
+    protocol: Unit | None = None
+    base_name: Text = ""
+    base_time: float | None = None
+    base_unit: Unit = ""
+
+
+_PACK = msgspec.json.Decoder(_Pack)
+_RECORDS = msgspec.json.Decoder(list[_Record])
+_RECORD = msgspec.json.Decoder(_Record)
+_FIELDS = ("tenant", "channel", "subtopic", "publisher", "name", "unit", "protocol", "kind")
+
+
+class _Slow(Exception):
+    """The fast path does not take this message as is."""
+
+
+@dataclass
+class Readings:
+    """A flush in the making: decoded readings as growing columns (``READINGS`` in the end)."""
+
+    text: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in _FIELDS})
+    numbers: list[float | None] = field(default_factory=list)
+    texts: list[str | None] = field(default_factory=list)
+    partitions: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    positions: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    times: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    others: list[pl.DataFrame] = field(default_factory=list)  # what the slow path decoded
+    count: int = 0
+
+    def frame(self) -> pl.DataFrame:
+        columns: dict[str, Any] = {
+            "partition": np.concatenate(self.partitions) if self.partitions else [],
+            "position": np.concatenate(self.positions) if self.positions else [],
+            **self.text,
+            "time": np.concatenate(self.times) if self.times else [],
+            "number": self.numbers,
+            "text": self.texts,
+        }
+        return pl.concat([pl.DataFrame(columns, schema=READINGS), *self.others])
+
+    def add(self, record: SourceRecord, limits: Limits, now: datetime) -> int:
+        """Decodes one message's readings into the columns; raises ``Rejected`` with the reason
+        the message cannot be stored. Returns how many readings it held."""
+        try:
+            return self._add_fast(record, limits, now)
+        except (_Slow, msgspec.MsgspecError):
+            pass
+        measurements = decode_measurements(record.value, record.headers, limits, now)
+        positions = [(record.offset << POSITION_BITS) | index for index in range(len(measurements))]
+        self.others.append(readings_frame(measurements, positions, record.partition))
+        self.count += len(measurements)
+        return len(measurements)
+
+    def _add_fast(self, record: SourceRecord, limits: Limits, now: datetime) -> int:
+        value = record.value
+        if not value or len(value) > limits.max_message_bytes:
+            raise _Slow
+        tenant = tenant_header(record.headers)
+        if tenant is None:
+            raise _Slow
+        pack = _pack_of(value)
+        records = pack.records
+        count = len(records)
+        latest_ms = int((now + limits.max_future_skew).timestamp() * 1000)
+        times = _times_ms(pack, latest_ms)
+        columns = {
+            "tenant": [tenant] * count,
+            "name": _names(pack),
+            "channel": _column(records, "channel", pack.channel),
+            "publisher": _column(records, "publisher", pack.publisher),
+            "subtopic": _column(records, "subtopic", pack.subtopic or ""),
+            "protocol": _column(records, "protocol", pack.protocol or ""),
+            "unit": _column(records, "unit", pack.base_unit),
+        }
+        kinds, numbers, texts = _values(records)
+        for name, column in columns.items():
+            self.text[name] += column
+        self.text["kind"] += kinds
+        self.numbers += numbers
+        self.texts += texts
+        self.times.append(times)
+        self.partitions.append(np.full(count, record.partition, dtype=np.int64))
+        self.positions.append((record.offset << POSITION_BITS) | np.arange(count, dtype=np.int64))
+        self.count += count
+        return count
+
+
+def _pack_of(value: bytes) -> _Pack:
+    """The message as a pack: a pack, a JSON array of records or a single record."""
+    if value.lstrip()[:1] == b"[":
+        records = _RECORDS.decode(value)
+        if not 0 < len(records) <= MAX_RECORDS_PER_PACK:
+            raise _Slow
+        return _Pack(records=records)
+    try:
+        return _PACK.decode(value)
+    except msgspec.ValidationError:
+        return _Pack(records=[_RECORD.decode(value)])
+
+
+def _times_ms(pack: _Pack, latest_ms: int) -> npt.NDArray[np.int64]:
+    """``resolve``'s times: base time added, seconds or milliseconds by magnitude, none too late."""
+    times = [record.time for record in pack.records]
+    if None in times:
+        if pack.base_time is None:
+            raise _Slow
+        times = [0.0 if time is None else time for time in times]
+    resolved = np.asarray(times, dtype=np.float64)
+    if pack.base_time is not None:
+        resolved = pack.base_time + resolved
+    if not ((resolved >= 0) & (resolved < math.inf)).all():
+        raise _Slow
+    milliseconds = np.rint(np.where(resolved >= MILLISECONDS_FROM, resolved, resolved * 1000)).astype(
+        np.int64
+    )
+    if (milliseconds > latest_ms).any():
+        raise _Slow
+    return milliseconds
+
+
+def _names(pack: _Pack) -> list[str]:
+    base = pack.base_name
+    names = [base if record.name is None else base + record.name for record in pack.records]
+    if "" in names or (base and max(map(len, names)) > MAX_NAME_LENGTH):
+        raise _Slow
+    return names
+
+
+def _column(records: list[_Record], name: str, default: str | None) -> list[str]:
+    """A field of the records, the pack's ``default`` where a record leaves it out."""
+    column = [getattr(record, name) for record in records]
+    if column.count(None) == len(column):
+        if default is None:
+            raise _Slow
+        return [default] * len(column)
+    filled = [default if item is None else item for item in column]
+    if None in filled:
+        raise _Slow
+    return filled  # type: ignore[return-value]
+
+
+def _values(records: list[_Record]) -> tuple[list[str], list[float | None], list[str | None]]:
+    """Each record's one value: its kind, then the number (a truth value as 0 or 1) or the text."""
+    numbers: list[Any] = [record.value for record in records]
+    if None not in numbers and not any(
+        r.string_value is not None
+        or r.bool_value is not None
+        or r.data_value is not None
+        or r.sum is not None
+        for r in records
+    ):
+        return ["value"] * len(records), numbers, [None] * len(records)
+    kinds: list[str] = []
+    texts: list[str | None] = []
+    for index, record in enumerate(records):
+        present = [
+            (kind, item)
+            for kind, item in (
+                ("value", record.value),
+                ("stringValue", record.string_value),
+                ("boolValue", record.bool_value),
+                ("dataValue", record.data_value),
+                ("sum", record.sum),
+            )
+            if item is not None
+        ]
+        if len(present) != 1:
+            raise _Slow
+        [(kind, item)] = present
+        kinds.append(kind)
+        if isinstance(item, str):
+            numbers[index] = None
+            texts.append(item)
+        else:
+            numbers[index] = float(item)
+            texts.append(None)
+    return kinds, numbers, texts
