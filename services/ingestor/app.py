@@ -70,12 +70,14 @@ def subscribe_measurements(broker: KafkaBroker, flusher: Flusher, settings: Inge
 
 
 def measurement_flusher(
-    broker: KafkaBroker, db: AsyncDatabase[Document], settings: IngestorSettings
+    broker: KafkaBroker, repository: MeasurementRepository, settings: IngestorSettings
 ) -> Flusher:
+    """The measurements' ``Flusher``, dead-lettering through ``broker``."""
+
     async def dead_letter(record: SourceRecord, reason: str) -> None:
         await publish_dead_letter(broker, record, reason)
 
-    return Flusher(MeasurementRepository(db), dead_letter, settings)
+    return Flusher(repository, dead_letter, settings)
 
 
 def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) -> None:
@@ -106,7 +108,7 @@ def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter ingestor", relay=False)
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
-    flusher = measurement_flusher(runtime.broker, runtime.db, settings.ingestor)
+    flusher = measurement_flusher(runtime.broker, MeasurementRepository(runtime.db), settings.ingestor)
     subscribe_measurements(runtime.broker, flusher, settings.ingestor)
     app.on_shutdown(flusher.close)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))

@@ -27,7 +27,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from exporter.adapters.errors import is_transient
-from exporter.adapters.mongo.ingested import PieceKey, after, piece_of, segments_from
+from exporter.adapters.mongo.ingested import segments_from
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.segments import POSITION_BITS, Segment
 from exporter.settings import IngestorSettings
@@ -74,8 +74,6 @@ class Flusher:
         self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._consumer: Committer | None = None
-        # What replays showed to be stored already: piece → last position stored of it.
-        self._stored_through: dict[PieceKey, int] = {}
 
     async def take(self, records: Sequence[SourceRecord], consumer: Committer) -> None:
         """Adds a batch to the flush; stores the flush once it is full (waiting while the one
@@ -113,15 +111,20 @@ class Flusher:
                 await asyncio.shield(self._storing)
             self._storing = asyncio.create_task(self._store(flush), name="ingestor flush")
 
-    async def close(self) -> None:
-        """Stops the age check and waits for the flush being stored; what was not handed over is
-        not committed, so it comes again."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+    async def flush(self) -> None:
+        """Stores (and commits) what was taken so far, and waits until that is done."""
+        await self.hand_over()
         if self._storing is not None:
-            await self._storing
+            await asyncio.shield(self._storing)
+
+    async def close(self) -> None:
+        """Stops the age check and any flush being stored (through a store outage, it would wait
+        for ever): nothing of theirs is committed, so it comes again, and adds only what is missing."""
+        for task in (self._ticker, self._storing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _tick(self) -> None:
         period = self._settings.flush_seconds
@@ -152,32 +155,10 @@ class Flusher:
     async def _write(self, flush: Flush) -> list[tuple[SourceRecord, str]]:
         """Stores the flush's readings; returns the records of segments the store refused."""
         arrived_ms = int(time.time() * 1000)
-        segments = self._not_stored(segments_from(flush.readings.frame(), arrived_ms))
-        added = await self._repository.add(segments)
-        self._stored_through.update(added.stored_through)
+        added = await self._repository.add(segments_from(flush.readings.frame(), arrived_ms))
         if added.replayed:
             log.info("a replay: %d readings were stored already", added.replayed)
         return _sources(flush.records, added.refused)
-
-    def _not_stored(self, segments: list[Segment]) -> list[Segment]:
-        """``segments`` less what replays showed to be stored; forgets what no later flush needs."""
-        if not self._stored_through:
-            return segments
-        firsts: dict[int, int] = {}
-        for segment in segments:
-            assert segment.source is not None
-            partition, first = segment.source.partition, segment.source.first
-            firsts[partition] = min(first, firsts.get(partition, first))
-        self._stored_through = {
-            key: last for key, last in self._stored_through.items() if last >= firsts.get(key[0], -1)
-        }
-        kept = []
-        for segment in segments:
-            last = self._stored_through.get(piece_of(segment))
-            rest = segment if last is None else after(segment, last)
-            if rest is not None:
-                kept.append(rest)
-        return kept
 
     async def _commit(self, ends: dict[TopicPartition, int]) -> None:
         """Commits the flush's offsets for the partitions still ours (another consumer, given

@@ -11,57 +11,77 @@ message is dead-lettered stay exactly what that path says.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from annotated_types import MaxLen, MinLen
+from pydantic import BaseModel
 
 from exporter.adapters.mongo.ingested import READINGS, readings_frame
 from exporter.adapters.mongo.segments import POSITION_BITS
-from exporter.contracts.ingest import MAX_NAME_LENGTH, MAX_RECORDS_PER_PACK, MILLISECONDS_FROM
+from exporter.contracts.ingest import (
+    MAX_NAME_LENGTH,
+    MAX_RECORDS_PER_PACK,
+    MILLISECONDS_FROM,
+    MeasurementPack,
+    MeasurementRecord,
+)
 from ingestor.batches import SourceRecord
 from ingestor.decoding import Limits, decode_measurements, tenant_header
 
-# Mirrors of ``exporter.contracts.ingest``'s MeasurementRecord and MeasurementPack: anything they
-# accept that these do not is taken by the slower path, never the other way round.
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)]
-Text = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
-Unit = Annotated[str, msgspec.Meta(max_length=50)]
+
+def mirror(model: type[BaseModel]) -> type[msgspec.Struct]:
+    """A msgspec struct that takes what ``model`` takes by its fields' types and lengths (wire
+    names, unknown fields refused); the model's own validators are not carried over."""
+    fields = [
+        (
+            name,
+            _mirrored(info.annotation, info.metadata),
+            msgspec.NODEFAULT if info.is_required() else info.default,
+        )
+        for name, info in model.model_fields.items()
+    ]
+    renamed = {name: info.alias or name for name, info in model.model_fields.items()}
+    struct: type[msgspec.Struct] = msgspec.defstruct(
+        model.__name__, fields, kw_only=True, forbid_unknown_fields=True, rename=renamed
+    )
+    return struct
 
 
-class _Record(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    channel: Name | None = None
-    subtopic: Text | None = None
-    publisher: Name | None = None
-    protocol: Unit | None = None
-    name: Text | None = None
-    unit: Unit | None = None
-    time: float | None = None
-    value: float | None = None
-    string_value: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
-    bool_value: bool | None = None
-    data_value: Annotated[str, msgspec.Meta(max_length=100_000)] | None = None
-    sum: float | None = None
+def _mirrored(annotation: Any, metadata: Sequence[Any] = ()) -> Any:
+    if get_origin(annotation) is Annotated:
+        inner, *extra = get_args(annotation)
+        return _mirrored(inner, [*metadata, *(m for e in extra for m in getattr(e, "metadata", [e]))])
+    if get_origin(annotation) in (Union, UnionType):
+        return Union[tuple(_mirrored(member) for member in get_args(annotation))]  # noqa: UP007
+    if get_origin(annotation) is list:
+        [item] = get_args(annotation)
+        annotation = list[_mirrored(item)]  # type: ignore[misc]
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        annotation = mirror(annotation)
+    unknown = [c for c in metadata if not isinstance(c, MinLen | MaxLen)]
+    if unknown:
+        raise TypeError(f"no mirror for the constraints {unknown!r}")
+    if not metadata:
+        return annotation
+    shortest = next((c.min_length for c in metadata if isinstance(c, MinLen)), None)
+    longest = next((c.max_length for c in metadata if isinstance(c, MaxLen)), None)
+    return Annotated[annotation, msgspec.Meta(min_length=shortest, max_length=longest)]
 
 
-class _Pack(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    records: Annotated[list[_Record], msgspec.Meta(min_length=1, max_length=MAX_RECORDS_PER_PACK)]
-    channel: Name | None = None
-    subtopic: Text | None = None
-    publisher: Name | None = None
-    protocol: Unit | None = None
-    base_name: Text = ""
-    base_time: float | None = None
-    base_unit: Unit = ""
-
-
-_PACK = msgspec.json.Decoder(_Pack)
-_RECORDS = msgspec.json.Decoder(list[_Record])
-_RECORD = msgspec.json.Decoder(_Record)
+# Decoded mirrors have their models' attributes, so the code below is typed with the models.
+_PACK_STRUCT = mirror(MeasurementPack)
+_RECORD_STRUCT = mirror(MeasurementRecord)
+_PACK = msgspec.json.Decoder(_PACK_STRUCT)
+_RECORDS = msgspec.json.Decoder(list[_RECORD_STRUCT])  # type: ignore[valid-type]
+_RECORD = msgspec.json.Decoder(_RECORD_STRUCT)
 _FIELDS = ("tenant", "channel", "subtopic", "publisher", "name", "unit", "protocol", "kind")
 
 
@@ -140,20 +160,20 @@ class Readings:
         return count
 
 
-def _pack_of(value: bytes) -> _Pack:
+def _pack_of(value: bytes) -> MeasurementPack:
     """The message as a pack: a pack, a JSON array of records or a single record."""
     if value.lstrip()[:1] == b"[":
         records = _RECORDS.decode(value)
         if not 0 < len(records) <= MAX_RECORDS_PER_PACK:
             raise _Slow
-        return _Pack(records=records)
+        return cast("MeasurementPack", _PACK_STRUCT(records=records))
     try:
-        return _PACK.decode(value)
+        return cast("MeasurementPack", _PACK.decode(value))
     except msgspec.ValidationError:
-        return _Pack(records=[_RECORD.decode(value)])
+        return cast("MeasurementPack", _PACK_STRUCT(records=[_RECORD.decode(value)]))
 
 
-def _times_ms(pack: _Pack, latest_ms: int) -> npt.NDArray[np.int64]:
+def _times_ms(pack: MeasurementPack, latest_ms: int) -> npt.NDArray[np.int64]:
     """``resolve``'s times: base time added, seconds or milliseconds by magnitude, none too late."""
     times = [record.time for record in pack.records]
     if None in times:
@@ -173,7 +193,7 @@ def _times_ms(pack: _Pack, latest_ms: int) -> npt.NDArray[np.int64]:
     return milliseconds
 
 
-def _names(pack: _Pack) -> list[str]:
+def _names(pack: MeasurementPack) -> list[str]:
     base = pack.base_name
     names = [base if record.name is None else base + record.name for record in pack.records]
     if "" in names or (base and max(map(len, names)) > MAX_NAME_LENGTH):
@@ -181,7 +201,7 @@ def _names(pack: _Pack) -> list[str]:
     return names
 
 
-def _column(records: list[_Record], name: str, default: str | None) -> list[str]:
+def _column(records: list[MeasurementRecord], name: str, default: str | None) -> list[str]:
     """A field of the records, the pack's ``default`` where a record leaves it out."""
     column = [getattr(record, name) for record in records]
     if column.count(None) == len(column):
@@ -194,7 +214,7 @@ def _column(records: list[_Record], name: str, default: str | None) -> list[str]
     return filled  # type: ignore[return-value]
 
 
-def _values(records: list[_Record]) -> tuple[list[str], list[float | None], list[str | None]]:
+def _values(records: list[MeasurementRecord]) -> tuple[list[str], list[float | None], list[str | None]]:
     """Each record's one value: its kind, then the number (a truth value as 0 or 1) or the text."""
     numbers: list[Any] = [record.value for record in records]
     if None not in numbers and not any(

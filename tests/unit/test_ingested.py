@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exporter.adapters.mongo import ingested
-from exporter.adapters.mongo.ingested import after, piece_of, segments_of
+from exporter.adapters.mongo.ingested import outside, piece_of, segments_of
 from exporter.adapters.mongo.segments import SPAN_MS, Segment, position
 from exporter.contracts.ingest import Measurement
 
@@ -64,15 +64,22 @@ def test_a_piece_is_cut_before_the_reading_or_byte_limit_in_partition_order(
     assert [text for s in texts for text in s.values] == ["x" * 30] * 5
 
 
-def test_a_replay_going_further_adds_only_what_follows_the_stored_piece() -> None:
+def test_a_replay_adds_only_what_lies_outside_the_stored_spans() -> None:
     readings = [reading(index * 1000, float(index)) for index in range(10)]
     [stored] = flush(readings[:4])
     [replayed] = flush(readings[:7])
     assert replayed.id == stored.id
     assert stored.source is not None
-    rest = after(replayed, stored.source.last)
+    span = (stored.source.first, stored.source.last)
+    rest = outside(replayed, [span])
     assert rest is not None
     assert (rest.times - T0).tolist() == [4000, 5000, 6000]
     assert rest.id == flush(readings[4:7], first_offset=4)[0].id
     assert piece_of(rest) == piece_of(stored)
-    assert after(flush(readings[:3])[0], stored.source.last) is None  # a shorter replay adds nothing
+    assert outside(flush(readings[:3])[0], [span]) is None  # a shorter replay adds nothing
+    [late] = flush(readings[2:9], first_offset=2)  # from inside the stored span, then on
+    assert outside(late, [span, (position(5, 0), position(6, 0))]).times.tolist() == [  # type: ignore[union-attr]
+        T0 + 4000,
+        T0 + 7000,
+        T0 + 8000,
+    ]

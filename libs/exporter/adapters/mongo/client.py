@@ -75,6 +75,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("tenant", ASCENDING), ("publisher", ASCENDING), ("name", ASCENDING), ("arrived", ASCENDING)]
         ),
+        # The ingestor's look for what a replayed flush stored already (ingested segments only).
+        IndexModel([("source.partition", ASCENDING), ("source.last", ASCENDING)]),
     ],
     # Export filters by customer or location (seed 001); single things are read by ``_id``.
     THINGS: [

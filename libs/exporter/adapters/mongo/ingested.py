@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.segments import (
     BOOL_KINDS,
     MAX_BYTES,
@@ -151,16 +152,35 @@ def piece_of(segment: Segment) -> PieceKey:
     return segment.source.partition, segment.series, segment.tags, bucket_of(int(segment.times[0]))
 
 
-def after(segment: Segment, last: int) -> Segment | None:
-    """The readings of an ingested ``segment`` past position ``last`` (what a stored piece of its
-    series through ``last`` leaves to add), as a segment with its own id; None when none are."""
+def stored_piece(document: Document) -> PieceKey:
+    """``piece_of`` a stored ingested segment, from its fields alone (no columns needed)."""
+    start_ms = round(document["from"].timestamp() * 1000)
+    return (
+        document["source"]["partition"],
+        Series(*(document[name] for name in Series._fields)),
+        Tags(*(document[name] for name in Tags._fields)),
+        bucket_of(start_ms),
+    )
+
+
+# The fields ``stored_piece`` reads.
+PIECE_FIELDS = {name: 1 for name in (*Series._fields, *Tags._fields, "from", "source")}
+
+
+def outside(segment: Segment, stored: Sequence[tuple[int, int]]) -> Segment | None:
+    """The readings of an ingested ``segment`` whose positions lie in none of the ``stored``
+    spans ((first, last) of stored segments of its piece, which hold every reading of the piece
+    between), as a segment with the id of its own first reading; None when none are left."""
     assert segment.positions is not None
     assert segment.source is not None
-    keep = segment.positions > last
-    if not keep.any():
-        return None
+    positions = segment.positions
+    keep = np.ones(len(positions), dtype=np.bool_)
+    for first, last in stored:
+        keep &= (positions < first) | (positions > last)
     if keep.all():
         return segment
+    if not keep.any():
+        return None
     values: Values
     if isinstance(segment.values, list):
         values = [value for value, kept in zip(segment.values, keep, strict=True) if kept]
@@ -172,6 +192,6 @@ def after(segment: Segment, last: int) -> Segment | None:
         segment.source.partition,
         segment.times[keep],
         values,
-        segment.positions[keep],
+        positions[keep],
         int(segment.arrivals[0]),
     )

@@ -17,7 +17,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.bulk import bulk_write
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
-from exporter.adapters.mongo.ingested import PieceKey, after, piece_of, segments_of
+from exporter.adapters.mongo.ingested import (
+    PIECE_FIELDS,
+    PieceKey,
+    outside,
+    piece_of,
+    segments_of,
+    stored_piece,
+)
 from exporter.adapters.mongo.segments import FIELDS, Segment, to_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
@@ -37,8 +44,6 @@ class Added:
     readings: int = 0  # newly stored
     segments: int = 0  # documents inserted
     replayed: int = 0  # found stored already
-    # Per piece (partition, series, tags, bucket) that clashed: the last position stored of it.
-    stored_through: dict[PieceKey, int] = field(default_factory=dict)
     # Segments the store refused for what they are, with its words.
     refused: list[tuple[Segment, str]] = field(default_factory=list)
 
@@ -48,13 +53,15 @@ class MeasurementRepository:
         self._collection = db[MEASUREMENTS]
 
     async def add(self, segments: Sequence[Segment]) -> Added:
-        """Inserts ingested ``segments`` (one unordered bulk write a round) so that a replay adds
-        nothing: a segment whose id is stored already adds only its readings past the stored
-        one's last position, as a segment of its own, until nothing clashes. A stored segment
-        that a compaction retired still counts as stored.
+        """Inserts ingested ``segments`` so that a replay adds nothing, whatever its flush
+        boundaries: readings within the source span of a stored segment of their piece are left
+        out first; a segment whose id is stored all the same (another consumer, a retry) leaves
+        out the stored one's span, and so on until nothing clashes. A stored segment that a
+        compaction retired still counts as stored.
         """
-        added = Added()
-        pending = list(segments)
+        stored = await self._stored_spans(segments)
+        pending = [rest for s in segments if (rest := outside(s, stored.get(piece_of(s), [])))]
+        added = Added(replayed=sum(s.count for s in segments) - sum(s.count for s in pending))
         while pending:
             outcome = await bulk_write(self._collection, [InsertOne(to_document(s)) for s in pending])
             skipped = {*outcome.duplicates, *outcome.failures}
@@ -62,26 +69,47 @@ class MeasurementRepository:
             added.segments += len(pending) - len(skipped)
             added.refused += [(pending[i], reason) for i, reason in outcome.failures.items()]
             clashes = [pending[i] for i in outcome.duplicates]
-            lasts = await self._stored_lasts([s.id for s in clashes]) if clashes else {}
+            spans = await self._spans_of([s.id for s in clashes]) if clashes else {}
             pending = []
             for segment in clashes:
-                last = lasts.get(segment.id)
-                if last is None:  # removed since the clash: insert it again
-                    pending.append(segment)
-                    continue
-                key = piece_of(segment)
-                added.stored_through[key] = max(last, added.stored_through.get(key, last))
-                rest = after(segment, last)
+                # Gone since the clash (cleaned up after a compaction): insert it again.
+                rest = outside(segment, [spans[segment.id]]) if segment.id in spans else segment
                 if rest is not None and rest.id != segment.id:
                     pending.append(rest)
                 added.replayed += segment.count - (rest.count if rest is not None else 0)
         return added
 
-    async def _stored_lasts(self, ids: list[str]) -> dict[str, int]:
-        """The last source position of each stored segment of ``ids`` (a whole segment when it
-        names none)."""
-        found = self._collection.find({"_id": {"$in": ids}}, {"source.last": 1})
-        return {document["_id"]: document.get("source", {}).get("last", 2**62) async for document in found}
+    async def _stored_spans(self, segments: Sequence[Segment]) -> dict[PieceKey, list[tuple[int, int]]]:
+        """Per piece, the source spans of stored segments that overlap ``segments`` (one indexed
+        query per partition; none found but on a replay)."""
+        bounds: dict[int, tuple[int, int]] = {}
+        for segment in segments:
+            assert segment.source is not None
+            partition, first, last = segment.source
+            low, high = bounds.get(partition, (first, last))
+            bounds[partition] = (min(low, first), max(high, last))
+        spans: dict[PieceKey, list[tuple[int, int]]] = {}
+        for partition, (low, high) in bounds.items():
+            query = {
+                "source.partition": partition,
+                "source.last": {"$gte": low},
+                "source.first": {"$lte": high},
+            }
+            async for document in self._collection.find(query, PIECE_FIELDS):
+                spans.setdefault(stored_piece(document), []).append(
+                    (document["source"]["first"], document["source"]["last"])
+                )
+        return spans
+
+    async def _spans_of(self, ids: list[str]) -> dict[str, tuple[int, int]]:
+        """The source span of each stored segment of ``ids`` (all positions when it names none)."""
+        found = self._collection.find({"_id": {"$in": ids}}, {"source": 1})
+        return {
+            document["_id"]: (document["source"]["first"], document["source"]["last"])
+            if "source" in document
+            else (0, 2**62)
+            async for document in found
+        }
 
     async def add_many(self, measurements: Sequence[Measurement], arrived: datetime | None = None) -> int:
         """Stores ``measurements`` as one flush that no replay will repeat (tests, benchmarks,
