@@ -134,11 +134,12 @@ class Flusher:
                 await self.hand_over()
 
     async def _store(self, flush: Flush) -> None:
-        refused = list(flush.refused)
-        while True:
+        """Stores the flush, then publishes its dead letters, then commits it; never raises (a
+        flush is never dropped: the next one waits for it)."""
+        refused: list[tuple[SourceRecord, str]] | None = None
+        while refused is None:
             try:
-                refused += await self._write(flush)
-                break
+                refused = flush.refused + await self._write(flush)
             except Exception as error:
                 if not is_transient(error):
                     log.exception(
@@ -149,7 +150,13 @@ class Flusher:
                     break
                 log.warning("a flush of %d records was not stored (%s); trying again", len(flush), error)
                 await asyncio.sleep(self._settings.retry_backoff_seconds)
-        await asyncio.gather(*(self._dead_letter(record, reason) for record, reason in refused))
+        while True:
+            try:
+                await asyncio.gather(*(self._dead_letter(record, reason) for record, reason in refused))
+                break
+            except Exception as error:
+                log.warning("dead letters of a flush not published (%s); trying again", error)
+                await asyncio.sleep(self._settings.retry_backoff_seconds)
         await self._commit(flush.ends)
 
     async def _write(self, flush: Flush) -> list[tuple[SourceRecord, str]]:
