@@ -35,6 +35,8 @@ from ingestor.flushing import Committer, Flusher
 from ingestor.grants import follow_grants
 
 log = logging.getLogger(__name__)
+# How long the measurements' consumer waits for records before it looks again.
+POLL_MS = 10
 
 
 def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[Any]]:
@@ -61,6 +63,9 @@ def subscribe_measurements(broker: KafkaBroker, flusher: Flusher, settings: Inge
         Topic.MEASUREMENTS.value,
         batch=True,
         max_records=settings.batch_max_messages,
+        # FastStream sleeps this long whenever the consumer has nothing fetched yet: at its 200 ms
+        # default, a busy topic often waited on a sleep rather than on the broker.
+        batch_timeout_ms=POLL_MS,
         decoder=undecoded,
         **subscriber_options(f"{settings.group_id}.{Topic.MEASUREMENTS.value}")
         | {"ack_policy": AckPolicy.MANUAL},
