@@ -79,6 +79,9 @@ class Flusher:
         """Adds a batch to the flush; stores the flush once it is full (waiting while the one
         before is still being stored)."""
         self._consumer = consumer
+        # Lets the consumer send its next fetch before the batch is decoded: the broker then
+        # works on it meanwhile, instead of after.
+        await asyncio.sleep(0)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick(), name="ingestor flush by age")
         now = datetime.now(UTC)

@@ -89,24 +89,30 @@ class _Slow(Exception):
     """The fast path does not take this message as is."""
 
 
+# A text column of a flush: per message, one text for all its readings or one per reading.
+Chunks = list[str | list[str]]
+
+
 @dataclass
 class Readings:
     """A flush in the making: decoded readings as growing columns (``READINGS`` in the end)."""
 
-    text: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in _FIELDS})
+    text: dict[str, Chunks] = field(default_factory=lambda: {name: [] for name in _FIELDS})
+    counts: list[int] = field(default_factory=list)  # readings per message
     numbers: list[float | None] = field(default_factory=list)
     texts: list[str | None] = field(default_factory=list)
-    partitions: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)  # per message
     positions: list[npt.NDArray[np.int64]] = field(default_factory=list)
     times: list[npt.NDArray[np.int64]] = field(default_factory=list)
     others: list[pl.DataFrame] = field(default_factory=list)  # what the slow path decoded
     count: int = 0
 
     def frame(self) -> pl.DataFrame:
+        counts = np.asarray(self.counts, dtype=np.int64)
         columns: dict[str, Any] = {
-            "partition": np.concatenate(self.partitions) if self.partitions else [],
+            "partition": np.repeat(np.asarray(self.partitions, dtype=np.int64), counts),
             "position": np.concatenate(self.positions) if self.positions else [],
-            **self.text,
+            **{name: _text_column(chunks, counts) for name, chunks in self.text.items()},
             "time": np.concatenate(self.times) if self.times else [],
             "number": self.numbers,
             "text": self.texts,
@@ -128,8 +134,8 @@ class Readings:
 
     def _add_fast(self, record: SourceRecord, limits: Limits, now: datetime) -> int:
         value = record.value
-        if not value or len(value) > limits.max_message_bytes:
-            raise _Slow
+        if not value or len(value) > limits.max_message_bytes or b"\\u" in value:
+            raise _Slow  # (escaped characters could spell a field name ``_column`` looks for)
         tenant = tenant_header(record.headers)
         if tenant is None:
             raise _Slow
@@ -138,26 +144,35 @@ class Readings:
         count = len(records)
         latest_ms = int((now + limits.max_future_skew).timestamp() * 1000)
         times = _times_ms(pack, latest_ms)
-        columns = {
-            "tenant": [tenant] * count,
+        columns: dict[str, str | list[str]] = {
+            "tenant": tenant,
             "name": _names(pack),
-            "channel": _column(records, "channel", pack.channel),
-            "publisher": _column(records, "publisher", pack.publisher),
-            "subtopic": _column(records, "subtopic", pack.subtopic or ""),
-            "protocol": _column(records, "protocol", pack.protocol or ""),
-            "unit": _column(records, "unit", pack.base_unit),
+            "channel": _column(value, records, "channel", pack.channel),
+            "publisher": _column(value, records, "publisher", pack.publisher),
+            "subtopic": _column(value, records, "subtopic", pack.subtopic, ""),
+            "protocol": _column(value, records, "protocol", pack.protocol, ""),
+            "unit": _column(value, records, "unit", None, pack.base_unit),
         }
-        kinds, numbers, texts = _values(records)
+        columns["kind"], numbers, texts = _values(value, records)
         for name, column in columns.items():
-            self.text[name] += column
-        self.text["kind"] += kinds
+            self.text[name].append(column)
         self.numbers += numbers
         self.texts += texts
         self.times.append(times)
-        self.partitions.append(np.full(count, record.partition, dtype=np.int64))
+        self.counts.append(count)
+        self.partitions.append(record.partition)
         self.positions.append((record.offset << POSITION_BITS) | np.arange(count, dtype=np.int64))
         self.count += count
         return count
+
+
+def _text_column(chunks: Chunks, counts: npt.NDArray[np.int64]) -> pl.Series:
+    if all(isinstance(chunk, str) for chunk in chunks):
+        return pl.Series(chunks, dtype=pl.String).gather(np.repeat(np.arange(len(chunks)), counts))
+    flat: list[str] = []
+    for chunk, count in zip(chunks, counts.tolist(), strict=True):
+        flat += [chunk] * count if isinstance(chunk, str) else chunk
+    return pl.Series(flat, dtype=pl.String)
 
 
 def _pack_of(value: bytes) -> MeasurementPack:
@@ -201,30 +216,37 @@ def _names(pack: MeasurementPack) -> list[str]:
     return names
 
 
-def _column(records: list[MeasurementRecord], name: str, default: str | None) -> list[str]:
-    """A field of the records, the pack's ``default`` where a record leaves it out."""
-    column = [getattr(record, name) for record in records]
-    if column.count(None) == len(column):
-        if default is None:
+def _sent_in_records(value: bytes, key: str, pack_level: bool) -> bool:
+    """Whether any record of the pack in ``value`` may carry the field ``key``: the bytes name it
+    more often than the pack itself does (a key cannot hide in a string: its quotes would be
+    escaped; escaped characters are taken by the slow path)."""
+    return value.count(f'"{key}"'.encode()) > pack_level
+
+
+def _column(
+    value: bytes, records: list[MeasurementRecord], name: str, pack: str | None, default: str | None = None
+) -> str | list[str]:
+    """A field of the records: the ``pack``'s (or else ``default``) where a record leaves it out,
+    as one text when no record has its own."""
+    fallback = pack if pack is not None else default
+    if not _sent_in_records(value, name, pack is not None):
+        if fallback is None:
             raise _Slow
-        return [default] * len(column)
-    filled = [default if item is None else item for item in column]
+        return fallback
+    filled = [fallback if item is None else item for item in (getattr(record, name) for record in records)]
     if None in filled:
         raise _Slow
     return filled  # type: ignore[return-value]
 
 
-def _values(records: list[MeasurementRecord]) -> tuple[list[str], list[float | None], list[str | None]]:
+def _values(
+    value: bytes, records: list[MeasurementRecord]
+) -> tuple[str | list[str], list[float | None], list[str | None]]:
     """Each record's one value: its kind, then the number (a truth value as 0 or 1) or the text."""
     numbers: list[Any] = [record.value for record in records]
-    if None not in numbers and not any(
-        r.string_value is not None
-        or r.bool_value is not None
-        or r.data_value is not None
-        or r.sum is not None
-        for r in records
-    ):
-        return ["value"] * len(records), numbers, [None] * len(records)
+    others = ("stringValue", "boolValue", "dataValue", "sum")
+    if None not in numbers and not any(_sent_in_records(value, key, False) for key in others):
+        return "value", numbers, [None] * len(records)
     kinds: list[str] = []
     texts: list[str | None] = []
     for index, record in enumerate(records):

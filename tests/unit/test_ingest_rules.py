@@ -156,7 +156,7 @@ def test_the_column_path_refuses_with_the_same_reasons(payload: bytes, reason: s
     assert str(refused.value) == refusal(payload)
 
 
-GOOD_MEASUREMENTS = [
+GOOD_MEASUREMENTS: list[Any] = [
     {
         "channel": "ch",
         "subtopic": "events",
@@ -175,6 +175,13 @@ GOOD_MEASUREMENTS = [
         ],
     },
     [record(name="a"), record(name="b", time=(NOW_S - 1) * 1000, value=-0.5)],
+    # Fields some records carry and the pack does not, and texts that spell field names.
+    {"records": [record(name="channel"), record(subtopic="sub", unit="sum", protocol="p")]},
+    {
+        "publisher": "p",
+        "records": [record(publisher=None, stringValue="sum", value=None), record(name="unit")],
+    },
+    b'{"channel":"c","publisher":"p","time":1,"value":1,"n\\u0061me":"escaped"}',
     record(),
     {"records": [record()], "base_name": "snake case is the slower path's"},
     MeasurementsPublished(
@@ -186,12 +193,13 @@ GOOD_MEASUREMENTS = [
 def test_the_column_path_stores_what_the_model_path_resolves() -> None:
     readings, expected = Readings(), []
     for offset, payload in enumerate(GOOD_MEASUREMENTS):
-        headers = [] if "data" in payload else TENANT
-        readings.add(Record(raw(payload), offset, partition=3, headers=headers), LIMITS, NOW)
-        decoded = decode_measurements(raw(payload), headers, LIMITS, NOW)
+        value = payload if isinstance(payload, bytes) else raw(payload)
+        headers = [] if b'"data"' in value else TENANT
+        readings.add(Record(value, offset, partition=3, headers=headers), LIMITS, NOW)
+        decoded = decode_measurements(value, headers, LIMITS, NOW)
         positions = [position(offset, index) for index in range(len(decoded))]
         expected.append(readings_frame(decoded, positions, 3))
-    assert readings.count == sum(frame.height for frame in expected) == 11
+    assert readings.count == sum(frame.height for frame in expected) == 16
     assert readings.frame().sort("position").equals(pl.concat(expected).sort("position"))
 
 
