@@ -83,3 +83,13 @@ def test_a_replay_adds_only_what_lies_outside_the_stored_spans() -> None:
         T0 + 7000,
         T0 + 8000,
     ]
+
+
+def test_the_first_of_a_millisecond_wins_across_the_tags_of_a_series() -> None:
+    segments = flush(
+        [reading(5, 1.0), reading(5, "on", kind="stringValue"), reading(6, "off", kind="stringValue")]
+    )
+    assert sorted((s.tags.kind, (s.times - T0).tolist()) for s in segments) == [
+        ("stringValue", [6]),
+        ("value", [5]),
+    ]

@@ -78,15 +78,16 @@ def segments_from(readings: pl.DataFrame, arrived_ms: int) -> list[Segment]:
     adds the rest as new pieces and nothing twice. Column operations throughout: Python runs
     once per segment, not per reading.
     """
-    frame = (
-        readings.sort("partition", "position")
-        .filter(pl.struct("partition", *Series._fields, "time").is_first_distinct())
-        .with_columns(bucket=pl.col("time") - pl.col("time") % SPAN_MS)
+    frame = readings.sort("partition", "position").with_columns(
+        bucket=pl.col("time") - pl.col("time") % SPAN_MS
     )
+    pieces = _pieces(frame)
+    if pieces.select("partition", *Series._fields, "bucket").n_unique() < pieces.height:
+        # A series sent with other tags too: the first of a millisecond, across its pieces.
+        frame = frame.filter(pl.struct("partition", *Series._fields, "time").is_first_distinct())
+        pieces = _pieces(frame)
     # Each piece's rows in partition order, the pieces one after the other.
-    pieces = frame.with_row_index("row").group_by(_PIECE).agg(pl.col("row"))
-    rows = pieces["row"].explode().to_numpy()
-    lengths = pieces["row"].list.len().to_numpy()
+    rows, lengths = _first_of_each_time(frame, pieces)
     costs = frame["text"].str.len_bytes().fill_null(0).cast(pl.Int64).to_numpy()[rows] + _READING_BYTES
     spent = np.cumsum(costs)
     ends = np.cumsum(lengths).tolist()
@@ -121,6 +122,29 @@ def segments_from(readings: pl.DataFrame, arrived_ms: int) -> list[Segment]:
         )
         segments.append(segment)
     return segments
+
+
+def _pieces(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per piece: its key and its rows of ``frame``, in partition order."""
+    return frame.with_row_index("row").group_by(_PIECE).agg(pl.col("row"))
+
+
+def _first_of_each_time(
+    frame: pl.DataFrame, pieces: pl.DataFrame
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The pieces' rows one piece after the other (partition order within each) and each
+    piece's length, keeping of the rows of one time in a piece the first."""
+    rows = pieces["row"].explode().to_numpy().astype(np.int64)
+    lengths = pieces["row"].list.len().to_numpy().astype(np.int64)
+    times = frame["time"].to_numpy()[rows]
+    piece = np.repeat(np.arange(len(lengths)), lengths)
+    if ((np.diff(times) > 0) | (np.diff(piece) != 0)).all():
+        return rows, lengths  # every piece sent in time order: no time twice
+    order = np.lexsort((np.arange(len(rows)), times, piece))
+    again = (piece[order][1:] == piece[order][:-1]) & (times[order][1:] == times[order][:-1])
+    keep = np.ones(len(rows), dtype=np.bool_)
+    keep[order[1:][again]] = False
+    return rows[keep], np.bincount(piece[keep], minlength=len(lengths)).astype(np.int64)
 
 
 def _cuts(spent: npt.NDArray[np.int64], start: int, end: int) -> list[tuple[int, int]]:
