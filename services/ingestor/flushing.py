@@ -36,6 +36,10 @@ from ingestor.decoding import Limits, Rejected
 from ingestor.readings import Readings
 
 log = logging.getLogger(__name__)
+# Flushes being stored at once: one in the store while the next one's segments are built.
+FLUSHES_IN_FLIGHT = 2
+# Records decoded between two looks at the event loop (the store's answers, the next fetch).
+RECORDS_PER_TURN = 100
 
 
 class Committer(Protocol):
@@ -70,24 +74,26 @@ class Flusher:
         self._settings = settings
         self._limits = Limits.from_settings(settings)
         self._flush = Flush()
-        self._storing: asyncio.Task[None] | None = None
+        self._storing: list[asyncio.Task[None]] = []  # oldest first
         self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._consumer: Committer | None = None
+        self.taken = 0  # readings taken since the start
 
     async def take(self, records: Sequence[SourceRecord], consumer: Committer) -> None:
         """Adds a batch to the flush; stores the flush once it is full (waiting while the one
         before is still being stored)."""
         self._consumer = consumer
-        # Lets the consumer send its next fetch before the batch is decoded: the broker then
-        # works on it meanwhile, instead of after.
-        await asyncio.sleep(0)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick(), name="ingestor flush by age")
         now = datetime.now(UTC)
         async with self._lock:
             flush = self._flush
-            for record in records:
+            before = flush.readings.count
+            for index, record in enumerate(records):
+                if index % RECORDS_PER_TURN == 0:
+                    # The consumer sends its next fetch, a flush in the store goes on, meanwhile.
+                    await asyncio.sleep(0)
                 try:
                     flush.readings.add(record, self._limits, now)
                 except Rejected as error:
@@ -100,30 +106,33 @@ class Flusher:
                     flush.refused.append((record, f"could not be decoded: {type(error).__name__}: {error}"))
                 flush.records.append(record)
                 flush.ends[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            self.taken += flush.readings.count - before
         if flush.readings.count >= self._settings.flush_readings:
             await self.hand_over()
 
     async def hand_over(self) -> None:
-        """Starts storing the flush so far (after the one before it is stored)."""
+        """Starts storing the flush so far: while the one before is still in the store (its
+        segments built meanwhile), not while the one before that is."""
         async with self._lock:
             flush, self._flush = self._flush, Flush()
             if not flush:
                 return
-            if self._storing is not None:
+            self._storing = [task for task in self._storing if not task.done()]
+            while len(self._storing) >= FLUSHES_IN_FLIGHT:
                 # Shielded: a cancelled caller (the age check closing) must not cancel a store.
-                await asyncio.shield(self._storing)
-            self._storing = asyncio.create_task(self._store(flush), name="ingestor flush")
+                await asyncio.shield(self._storing.pop(0))
+            before = self._storing[-1] if self._storing else None
+            self._storing.append(asyncio.create_task(self._store(flush, before), name="ingestor flush"))
 
     async def flush(self) -> None:
         """Stores (and commits) what was taken so far, and waits until that is done."""
         await self.hand_over()
-        if self._storing is not None:
-            await asyncio.shield(self._storing)
+        await asyncio.shield(asyncio.gather(*self._storing))
 
     async def close(self) -> None:
         """Stops the age check and any flush being stored (through a store outage, it would wait
         for ever): nothing of theirs is committed, so it comes again, and adds only what is missing."""
-        for task in (self._ticker, self._storing):
+        for task in [self._ticker, *self._storing]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -136,9 +145,9 @@ class Flusher:
             if self._flush and time.monotonic() - self._flush.began >= period:
                 await self.hand_over()
 
-    async def _store(self, flush: Flush) -> None:
-        """Stores the flush, then publishes its dead letters, then commits it; never raises (a
-        flush is never dropped: the next one waits for it)."""
+    async def _store(self, flush: Flush, before: asyncio.Task[None] | None) -> None:
+        """Stores the flush, then publishes its dead letters, then commits it after the flush
+        ``before`` it; never raises (a flush is never dropped: the next one waits for it)."""
         refused: list[tuple[SourceRecord, str]] | None = None
         while refused is None:
             try:
@@ -160,6 +169,8 @@ class Flusher:
             except Exception as error:
                 log.warning("dead letters of a flush not published (%s); trying again", error)
                 await asyncio.sleep(self._settings.retry_backoff_seconds)
+        if before is not None:
+            await before
         await self._commit(flush.ends)
 
     async def _write(self, flush: Flush) -> list[tuple[SourceRecord, str]]:
