@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 
 from exporter.adapters.errors import is_transient
 from exporter.adapters.mongo.ingested import segments_from
-from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.measurements import Added
 from exporter.adapters.mongo.segments import POSITION_BITS, Segment
 from exporter.settings import IngestorSettings
 from ingestor.batches import DeadLetter, SourceRecord
@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 FLUSHES_IN_FLIGHT = 2
 # Records decoded between two looks at the event loop (the store's answers, the next fetch).
 RECORDS_PER_TURN = 100
+
+
+class Store(Protocol):
+    """Where flushes go (``MeasurementRepository``)."""
+
+    async def add(self, segments: Sequence[Segment]) -> Added: ...
 
 
 class Committer(Protocol):
@@ -66,9 +72,7 @@ class Flush:
 class Flusher:
     """The measurements topic's consumer side: takes batches, stores flushes, commits after."""
 
-    def __init__(
-        self, repository: MeasurementRepository, dead_letter: DeadLetter, settings: IngestorSettings
-    ) -> None:
+    def __init__(self, repository: Store, dead_letter: DeadLetter, settings: IngestorSettings) -> None:
         self._repository = repository
         self._dead_letter = dead_letter
         self._settings = settings
