@@ -81,24 +81,28 @@ class MeasurementRepository:
 
     async def _stored_spans(self, segments: Sequence[Segment]) -> dict[PieceKey, list[tuple[int, int]]]:
         """Per piece, the source spans of stored segments that overlap ``segments`` (one indexed
-        query per partition; none found but on a replay)."""
+        query per partition, all at once; none found but on a replay)."""
         bounds: dict[int, tuple[int, int]] = {}
         for segment in segments:
             assert segment.source is not None
             partition, first, last = segment.source
             low, high = bounds.get(partition, (first, last))
             bounds[partition] = (min(low, first), max(high, last))
+        # The store takes the index for these two conditions (given a third, it scanned).
+        found = await asyncio.gather(
+            *(
+                self._collection.find(
+                    {"source.partition": partition, "source.last": {"$gte": low}}, PIECE_FIELDS
+                ).to_list()
+                for partition, (low, _) in bounds.items()
+            )
+        )
         spans: dict[PieceKey, list[tuple[int, int]]] = {}
-        for partition, (low, high) in bounds.items():
-            query = {
-                "source.partition": partition,
-                "source.last": {"$gte": low},
-                "source.first": {"$lte": high},
-            }
-            async for document in self._collection.find(query, PIECE_FIELDS):
-                spans.setdefault(stored_piece(document), []).append(
-                    (document["source"]["first"], document["source"]["last"])
-                )
+        for (_, high), documents in zip(bounds.values(), found, strict=True):
+            for document in documents:
+                first, last = document["source"]["first"], document["source"]["last"]
+                if first <= high:
+                    spans.setdefault(stored_piece(document), []).append((first, last))
         return spans
 
     async def _spans_of(self, ids: list[str]) -> dict[str, tuple[int, int]]:
