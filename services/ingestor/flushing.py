@@ -3,8 +3,9 @@
 A Kafka batch is whatever the consumer had fetched, often a few hundred readings: one insert
 each would give small segments. So batches are decoded into one flush until it holds
 ``flush_readings`` readings or its first one waited ``flush_seconds``; then the flush is
-stored while the next one fills, its dead letters are published, and only then its offsets are
-committed, explicitly, up to its last record. Until then nothing of it is committed: if the
+stored while the next one fills (two at most in the store), its dead letters are published, and
+only then, after the flush before it, its offsets are committed, explicitly, up to its last
+record. Until then nothing of it is committed: if the
 process dies, Kafka delivers it again, and a replay adds nothing (``MeasurementRepository.add``).
 
 While the store fails, the flush is retried from memory and the next one waits for it, so the
@@ -93,6 +94,8 @@ class Flusher:
         now = datetime.now(UTC)
         async with self._lock:
             flush = self._flush
+            if not flush:
+                flush.began = time.monotonic()  # its age counts from its first record
             before = flush.readings.count
             for index, record in enumerate(records):
                 if index % RECORDS_PER_TURN == 0:
