@@ -11,7 +11,7 @@ message is dead-lettered stay exactly what that path says.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import UnionType
@@ -37,35 +37,47 @@ from ingestor.batches import SourceRecord
 from ingestor.decoding import Limits, decode_measurements, tenant_header
 
 
-def mirror(model: type[BaseModel]) -> type[msgspec.Struct]:
+def mirror(
+    model: type[BaseModel],
+    only: Collection[str] | None = None,
+    structs: Mapping[type[BaseModel], type[msgspec.Struct]] | None = None,
+) -> type[msgspec.Struct]:
     """A msgspec struct that takes what ``model`` takes by its fields' types and lengths (wire
-    names, unknown fields refused); the model's own validators are not carried over."""
+    names, unknown fields refused), of its fields ``only`` those when given, with ``structs``
+    for the models it holds; the model's own validators are not carried over."""
+    chosen = {name: info for name, info in model.model_fields.items() if only is None or name in only}
     fields = [
         (
             name,
-            _mirrored(info.annotation, info.metadata),
+            _mirrored(info.annotation, info.metadata, structs or {}),
             msgspec.NODEFAULT if info.is_required() else info.default,
         )
-        for name, info in model.model_fields.items()
+        for name, info in chosen.items()
     ]
-    renamed = {name: info.alias or name for name, info in model.model_fields.items()}
     struct: type[msgspec.Struct] = msgspec.defstruct(
-        model.__name__, fields, kw_only=True, forbid_unknown_fields=True, rename=renamed
+        model.__name__,
+        fields,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        rename={name: info.alias or name for name, info in chosen.items()},
     )
     return struct
 
 
-def _mirrored(annotation: Any, metadata: Sequence[Any] = ()) -> Any:
+def _mirrored(
+    annotation: Any, metadata: Sequence[Any], structs: Mapping[type[BaseModel], type[msgspec.Struct]]
+) -> Any:
     if get_origin(annotation) is Annotated:
         inner, *extra = get_args(annotation)
-        return _mirrored(inner, [*metadata, *(m for e in extra for m in getattr(e, "metadata", [e]))])
+        more = (m for e in extra for m in getattr(e, "metadata", [e]))
+        return _mirrored(inner, [*metadata, *more], structs)
     if get_origin(annotation) in (Union, UnionType):
-        return Union[tuple(_mirrored(member) for member in get_args(annotation))]  # noqa: UP007
+        return Union[tuple(_mirrored(member, (), structs) for member in get_args(annotation))]  # noqa: UP007
     if get_origin(annotation) is list:
         [item] = get_args(annotation)
-        annotation = list[_mirrored(item)]  # type: ignore[misc]
+        annotation = list[_mirrored(item, (), structs)]  # type: ignore[misc]
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        annotation = mirror(annotation)
+        annotation = structs.get(annotation) or mirror(annotation)
     unknown = [c for c in metadata if not isinstance(c, MinLen | MaxLen)]
     if unknown:
         raise TypeError(f"no mirror for the constraints {unknown!r}")
@@ -77,11 +89,23 @@ def _mirrored(annotation: Any, metadata: Sequence[Any] = ()) -> Any:
 
 
 # Decoded mirrors have their models' attributes, so the code below is typed with the models.
-_PACK_STRUCT = mirror(MeasurementPack)
 _RECORD_STRUCT = mirror(MeasurementRecord)
-_PACK = msgspec.json.Decoder(_PACK_STRUCT)
-_RECORDS = msgspec.json.Decoder(list[_RECORD_STRUCT])  # type: ignore[valid-type]
-_RECORD = msgspec.json.Decoder(_RECORD_STRUCT)
+_PACK_STRUCT = mirror(MeasurementPack)
+# The usual pack: records of a name, a time and a number, all else from the pack. When these
+# take a message, no record has a field of its own to look for.
+_PLAIN_RECORD = mirror(MeasurementRecord, only=("name", "time", "value"))
+_PLAIN_PACK = mirror(MeasurementPack, structs={MeasurementRecord: _PLAIN_RECORD})
+_DECODERS = {
+    (plain, shape): msgspec.json.Decoder(struct)
+    for plain, shape, struct in (
+        (True, "pack", _PLAIN_PACK),
+        (False, "pack", _PACK_STRUCT),
+        (True, "records", list[_PLAIN_RECORD]),  # type: ignore[valid-type]
+        (False, "records", list[_RECORD_STRUCT]),  # type: ignore[valid-type]
+        (True, "record", _PLAIN_RECORD),
+        (False, "record", _RECORD_STRUCT),
+    )
+}
 _FIELDS = ("tenant", "channel", "subtopic", "publisher", "name", "unit", "protocol", "kind")
 
 
@@ -139,7 +163,7 @@ class Readings:
         tenant = tenant_header(record.headers)
         if tenant is None:
             raise _Slow
-        pack = _pack_of(value)
+        pack, plain = _pack_of(value)
         records = pack.records
         count = len(records)
         latest_ms = int((now + limits.max_future_skew).timestamp() * 1000)
@@ -147,13 +171,13 @@ class Readings:
         columns: dict[str, str | list[str]] = {
             "tenant": tenant,
             "name": _names(pack),
-            "channel": _column(value, records, "channel", pack.channel),
-            "publisher": _column(value, records, "publisher", pack.publisher),
-            "subtopic": _column(value, records, "subtopic", pack.subtopic, ""),
-            "protocol": _column(value, records, "protocol", pack.protocol, ""),
-            "unit": _column(value, records, "unit", None, pack.base_unit),
+            "channel": _column(plain, value, records, "channel", pack.channel),
+            "publisher": _column(plain, value, records, "publisher", pack.publisher),
+            "subtopic": _column(plain, value, records, "subtopic", pack.subtopic, ""),
+            "protocol": _column(plain, value, records, "protocol", pack.protocol, ""),
+            "unit": _column(plain, value, records, "unit", None, pack.base_unit),
         }
-        columns["kind"], numbers, texts = _values(value, records)
+        columns["kind"], numbers, texts = _values(plain, value, records)
         for name, column in columns.items():
             self.text[name].append(column)
         self.numbers += numbers
@@ -175,17 +199,24 @@ def _text_column(chunks: Chunks, counts: npt.NDArray[np.int64]) -> pl.Series:
     return pl.Series(flat, dtype=pl.String)
 
 
-def _pack_of(value: bytes) -> MeasurementPack:
-    """The message as a pack: a pack, a JSON array of records or a single record."""
-    if value.lstrip()[:1] == b"[":
-        records = _RECORDS.decode(value)
-        if not 0 < len(records) <= MAX_RECORDS_PER_PACK:
-            raise _Slow
-        return cast("MeasurementPack", _PACK_STRUCT(records=records))
-    try:
-        return cast("MeasurementPack", _PACK.decode(value))
-    except msgspec.ValidationError:
-        return cast("MeasurementPack", _PACK_STRUCT(records=[_RECORD.decode(value)]))
+def _pack_of(value: bytes) -> tuple[MeasurementPack, bool]:
+    """The message as a pack (a pack, a JSON array of records or a single record), and whether
+    its records are plain (a name, a time and a number each)."""
+    shapes = ("records",) if value.lstrip()[:1] == b"[" else ("pack", "record")
+    for shape in shapes:
+        for plain in (True, False):
+            try:
+                decoded: Any = _DECODERS[plain, shape].decode(value)
+            except msgspec.ValidationError:
+                continue
+            if shape == "records":
+                if not 0 < len(decoded) <= MAX_RECORDS_PER_PACK:
+                    raise _Slow
+                decoded = _PACK_STRUCT(records=decoded)
+            elif shape == "record":
+                decoded = _PACK_STRUCT(records=[decoded])
+            return cast("MeasurementPack", decoded), plain
+    raise _Slow
 
 
 def _times_ms(pack: MeasurementPack, latest_ms: int) -> npt.NDArray[np.int64]:
@@ -197,13 +228,16 @@ def _times_ms(pack: MeasurementPack, latest_ms: int) -> npt.NDArray[np.int64]:
         times = [0.0 if time is None else time for time in times]
     resolved = np.asarray(times, dtype=np.float64)
     if pack.base_time is not None:
-        resolved = pack.base_time + resolved
-    if not ((resolved >= 0) & (resolved < math.inf)).all():
+        resolved += pack.base_time
+    earliest, latest = resolved.min(), resolved.max()
+    if not 0 <= earliest <= latest < math.inf:
         raise _Slow
-    milliseconds = np.rint(np.where(resolved >= MILLISECONDS_FROM, resolved, resolved * 1000)).astype(
-        np.int64
-    )
-    if (milliseconds > latest_ms).any():
+    if latest < MILLISECONDS_FROM:  # all in seconds, the usual
+        resolved *= 1000
+    elif earliest < MILLISECONDS_FROM:
+        resolved = np.where(resolved >= MILLISECONDS_FROM, resolved, resolved * 1000)
+    milliseconds = np.rint(resolved).astype(np.int64)
+    if milliseconds.max() > latest_ms:
         raise _Slow
     return milliseconds
 
@@ -224,12 +258,17 @@ def _sent_in_records(value: bytes, key: str, pack_level: bool) -> bool:
 
 
 def _column(
-    value: bytes, records: list[MeasurementRecord], name: str, pack: str | None, default: str | None = None
+    plain: bool,
+    value: bytes,
+    records: list[MeasurementRecord],
+    name: str,
+    pack: str | None,
+    default: str | None = None,
 ) -> str | list[str]:
     """A field of the records: the ``pack``'s (or else ``default``) where a record leaves it out,
-    as one text when no record has its own."""
+    as one text when no record has its own (none has, in ``plain`` records)."""
     fallback = pack if pack is not None else default
-    if not _sent_in_records(value, name, pack is not None):
+    if plain or not _sent_in_records(value, name, pack is not None):
         if fallback is None:
             raise _Slow
         return fallback
@@ -240,10 +279,14 @@ def _column(
 
 
 def _values(
-    value: bytes, records: list[MeasurementRecord]
+    plain: bool, value: bytes, records: list[MeasurementRecord]
 ) -> tuple[str | list[str], list[float | None], list[str | None]]:
     """Each record's one value: its kind, then the number (a truth value as 0 or 1) or the text."""
     numbers: list[Any] = [record.value for record in records]
+    if plain:
+        if None in numbers:
+            raise _Slow  # a plain record without its number has no value at all
+        return "value", numbers, [None] * len(records)
     others = ("stringValue", "boolValue", "dataValue", "sum")
     if None not in numbers and not any(_sent_in_records(value, key, False) for key in others):
         return "value", numbers, [None] * len(records)

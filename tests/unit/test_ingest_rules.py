@@ -136,6 +136,14 @@ BAD_MEASUREMENTS: list[tuple[bytes, str]] = [
     (raw(record(pad="x" * 10_000)), "bytes, more than the 10000 allowed"),
     (raw([]), "records: List should have at least 1 item"),
     (
+        raw({"channel": "c", "publisher": "p", "records": [{"name": "n", "time": 1, "value": None}]}),
+        "records.0: Value error, exactly one of value, stringValue, boolValue, dataValue, sum must be set",
+    ),
+    (
+        raw({"channel": "c", "records": [{"name": "n", "time": 1, "value": 1}]}),
+        "records.0.publisher: required",
+    ),
+    (
         raw({"records": [record()], "baseUnit": "u" * 51}),
         "baseUnit: String should have at most 50 characters",
     ),
@@ -175,6 +183,20 @@ GOOD_MEASUREMENTS: list[Any] = [
         ],
     },
     [record(name="a"), record(name="b", time=(NOW_S - 1) * 1000, value=-0.5)],
+    # Plain records (a name, a time and a number), one with a null beside its sum.
+    {
+        "channel": "ch",
+        "publisher": "dev",
+        "baseName": "x.",
+        "baseTime": NOW_S - 5,
+        "records": [{"name": "a", "time": 1, "value": 2}, {"time": 2.5, "value": 3.5}],
+    },
+    {
+        "channel": "ch",
+        "publisher": "dev",
+        "baseTime": NOW_S,
+        "records": [{"name": "s", "value": None, "sum": 1}],
+    },
     # Fields some records carry and the pack does not, and texts that spell field names.
     {"records": [record(name="channel"), record(subtopic="sub", unit="sum", protocol="p")]},
     {
@@ -199,7 +221,7 @@ def test_the_column_path_stores_what_the_model_path_resolves() -> None:
         decoded = decode_measurements(value, headers, LIMITS, NOW)
         positions = [position(offset, index) for index in range(len(decoded))]
         expected.append(readings_frame(decoded, positions, 3))
-    assert readings.count == sum(frame.height for frame in expected) == 16
+    assert readings.count == sum(frame.height for frame in expected) == 19
     assert readings.frame().sort("position").equals(pl.concat(expected).sort("position"))
 
 
