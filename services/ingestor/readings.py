@@ -106,7 +106,9 @@ _DECODERS = {
         (False, "record", _RECORD_STRUCT),
     )
 }
-_FIELDS = ("tenant", "channel", "subtopic", "publisher", "name", "unit", "protocol", "kind")
+# The text columns; a name is its pack's base name (``base``) and the record's own (``name``),
+# joined when the flush is made a frame.
+_FIELDS = ("tenant", "channel", "subtopic", "publisher", "base", "name", "unit", "protocol", "kind")
 
 
 class _Slow(Exception):
@@ -133,10 +135,12 @@ class Readings:
 
     def frame(self) -> pl.DataFrame:
         counts = np.asarray(self.counts, dtype=np.int64)
+        text = {name: _text_column(chunks, counts) for name, chunks in self.text.items()}
+        text["name"] = text.pop("base") + text["name"]
         columns: dict[str, Any] = {
             "partition": np.repeat(np.asarray(self.partitions, dtype=np.int64), counts),
             "position": np.concatenate(self.positions) if self.positions else [],
-            **{name: _text_column(chunks, counts) for name, chunks in self.text.items()},
+            **text,
             "time": np.concatenate(self.times) if self.times else [],
             "number": self.numbers,
             "text": self.texts,
@@ -170,6 +174,7 @@ class Readings:
         times = _times_ms(pack, latest_ms)
         columns: dict[str, str | list[str]] = {
             "tenant": tenant,
+            "base": pack.base_name,
             "name": _names(pack),
             "channel": _column(plain, value, records, "channel", pack.channel),
             "publisher": _column(plain, value, records, "publisher", pack.publisher),
@@ -243,9 +248,12 @@ def _times_ms(pack: MeasurementPack, latest_ms: int) -> npt.NDArray[np.int64]:
 
 
 def _names(pack: MeasurementPack) -> list[str]:
+    """The records' own names (to follow the base name), checked as ``resolve`` checks them."""
+    names: list[Any] = [record.name for record in pack.records]
+    if None in names:
+        names = ["" if name is None else name for name in names]
     base = pack.base_name
-    names = [base if record.name is None else base + record.name for record in pack.records]
-    if "" in names or (base and max(map(len, names)) > MAX_NAME_LENGTH):
+    if (not base and "" in names) or (base and len(base) + max(map(len, names)) > MAX_NAME_LENGTH):
         raise _Slow
     return names
 
