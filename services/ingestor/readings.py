@@ -162,8 +162,8 @@ class Readings:
 
     def _add_fast(self, record: SourceRecord, limits: Limits, now: datetime) -> int:
         value = record.value
-        if not value or len(value) > limits.max_message_bytes or b"\\u" in value:
-            raise _Slow  # (escaped characters could spell a field name ``_column`` looks for)
+        if not value or len(value) > limits.max_message_bytes:
+            raise _Slow
         tenant = tenant_header(record.headers)
         if tenant is None:
             raise _Slow
@@ -261,7 +261,9 @@ def _names(pack: MeasurementPack) -> list[str]:
 def _sent_in_records(value: bytes, key: str, pack_level: bool) -> bool:
     """Whether any record of the pack in ``value`` may carry the field ``key``: the bytes name it
     more often than the pack itself does (a key cannot hide in a string: its quotes would be
-    escaped; escaped characters are taken by the slow path)."""
+    escaped; escaped characters, which could spell one, are taken by the slow path)."""
+    if b"\\u" in value:
+        raise _Slow
     return value.count(f'"{key}"'.encode()) > pack_level
 
 
