@@ -149,6 +149,9 @@ def _first_of_each_time(
 
 def _cuts(spent: npt.NDArray[np.int64], start: int, end: int) -> list[tuple[int, int]]:
     """``[start, end)`` cut, in order, before MAX_READINGS or MAX_BYTES (``spent``: running cost)."""
+    before = int(spent[start - 1]) if start else 0
+    if end - start <= MAX_READINGS and int(spent[end - 1]) - before <= MAX_BYTES:
+        return [(start, end)]  # the usual: a piece fits one segment
     cuts = []
     while start < end:
         before = int(spent[start - 1]) if start else 0
