@@ -314,8 +314,13 @@ class NotifierSettings(BaseModel):
 class IngestorSettings(BaseModel):
     # Prefix of its consumer groups (ingest topics, grants); another deployment on the cluster needs its own.
     group_id: str = "ingestor"
-    # Kafka messages taken per batch: one bulk write and one offset commit each.
+    # Kafka messages taken per batch: things and entities, one bulk write and one offset commit
+    # each; measurements, many batches to a flush.
     batch_max_messages: int = Field(default=500, ge=1)
+    # A flush of measurements (one insert of segments, then one offset commit) once it holds this
+    # many readings, or once its first waited flush_seconds: bigger flushes, bigger segments.
+    flush_readings: int = Field(default=100_000, ge=1)
+    flush_seconds: float = Field(default=1.0, gt=0)
     # Larger messages are dead-lettered unread. Keep it below the brokers' message size limit.
     max_message_bytes: int = Field(default=1_000_000, ge=1024)
     # How far ahead of the ingestor's clock a measurement's time may be (device clocks drift).

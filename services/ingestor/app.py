@@ -1,22 +1,24 @@
 """The ingestor as a FastStream application: upstream measurements, things, entities and grants stored.
 
 Each ingest topic has a batch subscriber in its own consumer group (``<group>.<topic>``, so a
-rebalance on one topic never pauses another). FastStream commits a batch's offsets only after
-the handler returned, i.e. after the batch is stored and its dead letters are published; when
-the handler raises, it rewinds the partitions to the batch's first offsets and the same
-records come again (at least once; the writes are idempotent). Grants: see ``ingestor.grants``.
+rebalance on one topic never pauses another). Things and entities: FastStream commits a batch's
+offsets only after the handler returned, i.e. after the batch is stored and its dead letters
+are published; when the handler raises, it rewinds the partitions to the batch's first offsets
+and the same records come again (at least once; the writes are idempotent). Measurements are
+stored many batches at a time, and committed by the ``Flusher`` after each flush is stored.
+Grants: see ``ingestor.grants``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import publish_dead_letter, subscriber_options, undecoded
@@ -29,21 +31,19 @@ from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
 from ingestor.compaction import compact_in_background
-from ingestor.decoding import Headers, Limits, decode_entity, decode_measurements, decode_thing
+from ingestor.decoding import Limits, decode_entity, decode_thing
+from ingestor.flushing import Committer, Flusher
 from ingestor.grants import follow_grants
 
 log = logging.getLogger(__name__)
+# How long the measurements' consumer waits for records before it looks again.
+POLL_MS = 10
 
 
 def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[Any]]:
-    """The three ingest topics, each with its decoder and its repository."""
+    """The topics of upstream facts stored a batch at a time, each with its decoder and repository."""
     limits = Limits.from_settings(settings)
-
-    def measurements(value: bytes | None, headers: Headers) -> list[Any]:
-        return decode_measurements(value, headers, limits, datetime.now(UTC))
-
     return [
-        Lane(Topic.MEASUREMENTS, measurements, MeasurementRepository(db).add_many),
         Lane(
             Topic.THINGS,
             lambda value, headers: decode_thing(value, headers, limits),
@@ -55,6 +55,35 @@ def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[
             EntityRepository(db).upsert_many,
         ),
     ]
+
+
+def subscribe_measurements(broker: KafkaBroker, flusher: Flusher, settings: IngestorSettings) -> None:
+    """The measurements' batch consumer on ``broker``: ``flusher`` stores and commits."""
+
+    @broker.subscriber(
+        Topic.MEASUREMENTS.value,
+        batch=True,
+        max_records=settings.batch_max_messages,
+        # FastStream sleeps this long whenever the consumer has nothing fetched yet: at its 200 ms
+        # default, a busy topic often waited on a sleep rather than on the broker.
+        batch_timeout_ms=POLL_MS,
+        decoder=undecoded,
+        **subscriber_options(f"{settings.group_id}.{Topic.MEASUREMENTS.value}")
+        | {"ack_policy": AckPolicy.MANUAL},
+    )
+    async def on_batch(message: KafkaMessage) -> None:
+        await flusher.take(message.raw_message, cast("Committer", message.consumer))
+
+
+def measurement_flusher(
+    broker: KafkaBroker, repository: MeasurementRepository, settings: IngestorSettings
+) -> Flusher:
+    """The measurements' ``Flusher``, dead-lettering through ``broker``."""
+
+    async def dead_letter(record: SourceRecord, reason: str) -> None:
+        await publish_dead_letter(broker, record, reason)
+
+    return Flusher(repository, dead_letter, settings)
 
 
 def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) -> None:
@@ -85,6 +114,9 @@ def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter ingestor", relay=False)
     for lane in lanes(runtime.db, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
+    flusher = measurement_flusher(runtime.broker, MeasurementRepository(runtime.db), settings.ingestor)
+    subscribe_measurements(runtime.broker, flusher, settings.ingestor)
+    app.on_shutdown(flusher.close)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))
     compact_in_background(app, runtime, settings.ingestor.compaction)
     return app

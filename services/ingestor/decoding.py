@@ -12,6 +12,7 @@ A tenant header next to an envelope must agree with it. Pure functions: no I/O, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,7 +76,7 @@ def open_message(
         payload = from_json(value)
     except ValueError as error:
         raise Rejected(f"message is not valid JSON: {error}") from error
-    header = _tenant_header(headers)
+    header = tenant_header(headers)
     try:
         if isinstance(payload, dict) and "data" in payload:
             event = envelope.model_validate(payload)
@@ -92,10 +93,14 @@ def open_message(
         raise Rejected(describe_validation_error(error)) from error
 
 
-def _tenant_header(headers: Headers) -> str | None:
+def tenant_header(headers: Headers) -> str | None:
     raw = next((value for key, value in headers if key == TENANT_HEADER), None)
-    if raw is None:
-        return None
+    return None if raw is None else _tenant(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant(raw: bytes) -> str:
+    """A tenant header's name (checked once per name: every message carries one)."""
     try:
         return _TENANT.validate_python(raw.decode())
     except (UnicodeDecodeError, ValidationError) as error:

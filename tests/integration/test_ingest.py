@@ -8,29 +8,41 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+import numpy as np
+import polars as pl
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaBroker
 from pydantic import JsonValue
+from pymongo.errors import ConnectionFailure
 from tests.integration.test_messaging import read_topic
 
 from exporter.adapters.kafka import client_options, make_broker, publish_dead_letter
-from exporter.adapters.mongo.bulk import BulkOutcome
 from exporter.adapters.mongo.client import ENTITIES, MEASUREMENTS, THINGS
 from exporter.adapters.mongo.entities import EntityRepository
-from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.measurements import Added, MeasurementRepository
+from exporter.adapters.mongo.segments import (
+    MAX_BYTES,
+    SPAN_MS,
+    Segment,
+    bucket_of,
+    first_arrived,
+    frame_of,
+    from_document,
+)
 from exporter.adapters.mongo.things import ThingRepository
-from exporter.contracts.ingest import Entity, Measurement
+from exporter.contracts.ingest import Entity
 from exporter.local.demo import demo_measurements
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.signing import TENANT_HEADER
 from exporter.topics import Topic
-from ingestor.app import lanes, subscribe
-from ingestor.batches import Lane
+from ingestor.app import lanes, measurement_flusher, subscribe, subscribe_measurements
+from ingestor.batches import SourceRecord
+from ingestor.flushing import Flusher
 
 DAY_AGO = datetime.now(UTC) - timedelta(days=1)
 T0 = int(DAY_AGO.timestamp())  # a whole second, in seconds
@@ -60,31 +72,59 @@ async def send(
 
 @asynccontextmanager
 async def ingestor(
-    runtime: Runtime, topic: Topic, lane: Lane[Any] | None = None, **overrides: Any
+    runtime: Runtime, topic: Topic, repository: MeasurementRepository | None = None, **overrides: Any
 ) -> AsyncIterator[KafkaBroker]:
-    """The ingestor's consumer of ``topic`` (in a consumer group of its own) while the block runs."""
+    """The ingestor's consumer of ``topic`` (in a consumer group of its own unless ``group_id``
+    is given) while the block runs; measurements go to ``repository`` when given."""
     settings = runtime.settings.ingestor.model_copy(
-        update={"group_id": f"test-{uuid.uuid4().hex}", **overrides}
+        update={"group_id": f"test-{uuid.uuid4().hex}", "flush_seconds": 0.2, **overrides}
     )
-    chosen = lane or next(lane for lane in lanes(runtime.db, settings) if lane.topic is topic)
     broker = make_broker(runtime.settings)
-    subscribe(broker, chosen, settings)
+    flusher = None
+    if topic is Topic.MEASUREMENTS:
+        flusher = measurement_flusher(broker, repository or MeasurementRepository(runtime.db), settings)
+        subscribe_measurements(broker, flusher, settings)
+    else:
+        subscribe(broker, next(lane for lane in lanes(runtime.db, settings) if lane.topic is topic), settings)
     async with broker:
         await broker.start()
-        yield broker
+        try:
+            yield broker
+        finally:
+            if flusher is not None:
+                await flusher.close()
 
 
 async def stored(runtime: Runtime, collection: str, query: Mapping[str, Any], expected: int) -> int:
-    """How many documents match once ``expected`` are there (or after 30 s, for the assertion to show)."""
+    """How many documents match (readings, in ``MEASUREMENTS``) once ``expected`` are there (or
+    after 30 s, for the assertion to show)."""
     count = 0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while loop.time() < deadline:
-        count = await runtime.db[collection].count_documents(query)
+        count = await (readings if collection == MEASUREMENTS else documents)(runtime, collection, query)
         if count >= expected:
             break
         await asyncio.sleep(0.2)
     return count
+
+
+async def documents(runtime: Runtime, collection: str, query: Mapping[str, Any]) -> int:
+    return await runtime.db[collection].count_documents(query)
+
+
+async def readings(runtime: Runtime, collection: str, query: Mapping[str, Any]) -> int:
+    """The readings the segments matching ``query`` hold."""
+    return sum([d["count"] async for d in runtime.db[collection].find(query, {"count": 1})])
+
+
+async def segments(runtime: Runtime, query: Mapping[str, Any]) -> list[Segment]:
+    return [from_document(d) async for d in runtime.db[MEASUREMENTS].find(query)]
+
+
+async def exported(runtime: Runtime, query: Mapping[str, Any]) -> pl.DataFrame:
+    """The readings of the segments matching ``query`` as the reader gives them: first arrived."""
+    return first_arrived(frame_of(await segments(runtime, query)))
 
 
 def record(tenant: str, **fields: Any) -> dict[str, Any]:
@@ -126,19 +166,16 @@ async def test_packs_and_single_records_are_stored_with_their_base_values(runtim
     async with ingestor(runtime, Topic.MEASUREMENTS):
         assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 95) == 95
 
-    frames = MeasurementRepository(runtime.db).frames(
-        tenant, device, "urn:dev:temp", DAY_AGO - timedelta(days=1), None, 100, "ch-1", "events.data"
-    )
-    rows = [row async for frame in frames for row in frame.iter_rows(named=True)]
+    temperature = {"tenant": tenant, "publisher": device, "name": "urn:dev:temp", "subtopic": "events.data"}
+    rows = (await exported(runtime, temperature)).iter_rows(named=True)
     assert [(row["time"], row["value"], row["unit"]) for row in rows] == [
         (datetime.fromtimestamp(T0, UTC), 20.5, "Cel"),
         (datetime.fromtimestamp(T0 + 60, UTC), 21.0, "Cel"),
         (datetime.fromtimestamp(T0 + 120.5, UTC), 22.0, ""),
     ]
-    assert all(row["created"] is not None for row in rows)
     humidity = await runtime.db[MEASUREMENTS].find_one({"tenant": tenant, "name": "urn:dev:hum"})
     assert humidity is not None
-    assert (humidity["unit"], humidity["protocol"], humidity["value"]) == ("%RH", "mqtt", 40)
+    assert (humidity["unit"], humidity["protocol"], from_document(humidity).values[0]) == ("%RH", "mqtt", 40)
     single = await runtime.db[MEASUREMENTS].find_one({"tenant": tenant, "name": "single"})
     assert single is not None
     assert (single["subtopic"], single["unit"], single["protocol"]) == ("", "", "")
@@ -153,10 +190,10 @@ async def test_every_value_kind_is_stored_as_sent(runtime: Runtime) -> None:
     await send(runtime.settings, Topic.MEASUREMENTS, tenant, messages)
     async with ingestor(runtime, Topic.MEASUREMENTS):
         assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 5) == 5
-    documents = runtime.db[MEASUREMENTS].find({"tenant": tenant})
-    assert {d["name"]: (d["kind"], d["value"]) async for d in documents} == {
-        kind: (kind, value) for kind, value in kinds.items()
+    stored_kinds = {
+        s.series.name: (s.tags.kind, s.values[0]) for s in await segments(runtime, {"tenant": tenant})
     }
+    assert stored_kinds == {kind: (kind, value) for kind, value in kinds.items()}
 
 
 def thing(thing_id: str, version: int, customer: str, serial: str) -> dict[str, Any]:
@@ -309,70 +346,68 @@ async def test_a_replayed_batch_creates_no_duplicates(runtime: Runtime) -> None:
     await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant)])
     async with ingestor(runtime, Topic.MEASUREMENTS):
         assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 50) == 50
-    first = {d["_id"]: d["created"] async for d in runtime.db[MEASUREMENTS].find({"tenant": tenant})}
+    first = {d["_id"]: d["arrived"] async for d in runtime.db[MEASUREMENTS].find({"tenant": tenant})}
 
-    # The same bytes published again (a producer's retry), then the whole topic read again by a
-    # new consumer group (an offset reset): the batch arrives twice more.
+    # The whole topic read again by a new consumer group (an offset reset): the pack comes again.
     sentinel = record(tenant, name="sentinel")
-    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant), (sentinel, tenant)])
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(sentinel, tenant)])
     async with ingestor(runtime, Topic.MEASUREMENTS):
         assert await stored(runtime, MEASUREMENTS, {"tenant": tenant, "name": "sentinel"}, 1) == 1
 
-    again = {d["_id"]: d["created"] async for d in runtime.db[MEASUREMENTS].find({"tenant": tenant})}
-    assert len(again) == 51
+    assert await readings(runtime, MEASUREMENTS, {"tenant": tenant}) == 51
+    again = {d["_id"]: d["arrived"] async for d in runtime.db[MEASUREMENTS].find({"tenant": tenant})}
+    assert len(again) == 2
     assert {key: again[key] for key in first} == first  # the first write stands
 
 
-async def test_a_restart_mid_stream_loses_nothing(runtime: Runtime) -> None:
+class Dying(MeasurementRepository):
+    """Stores like the real one, then hangs (the process dies) before its ``dies_after``-th flush
+    with the tenant's readings is committed."""
+
+    def __init__(self, runtime: Runtime, tenant: str, dies_after: int) -> None:
+        super().__init__(runtime.db)
+        self.tenant, self.dies_after, self.flushes = tenant, dies_after, 0
+        self.hung = asyncio.Event()
+        self.replayed = 0
+
+    async def add(self, segments: Sequence[Segment]) -> Added:
+        added = await super().add(segments)
+        self.replayed += added.replayed
+        if any(segment.series.tenant == self.tenant for segment in segments):
+            self.flushes += 1
+            if self.flushes == self.dies_after:
+                self.hung.set()
+                await asyncio.Event().wait()
+        return added
+
+
+async def test_a_restart_mid_stream_loses_nothing_and_stores_nothing_twice(runtime: Runtime) -> None:
     tenant = new_tenant()
     packs = [
         {
             "channel": "ch-1",
             "publisher": f"dev-{tenant}",
-            "baseName": f"m{index}",
-            "baseTime": T0,
+            "baseName": f"m{index % 4}",
+            "baseTime": T0 + index // 4 * 10,
             "records": [{"time": second, "value": second} for second in range(10)],
         }
         for index in range(20)
     ]
     await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant) for pack in packs])
     group = f"test-{uuid.uuid4().hex}"
-    repository = MeasurementRepository(runtime.db)
-    real = next(
-        lane for lane in lanes(runtime.db, runtime.settings.ingestor) if lane.topic is Topic.MEASUREMENTS
-    )
-    ours: list[int] = []
-    hung = asyncio.Event()
-
-    async def store_then_die(items: list[Measurement]) -> BulkOutcome:
-        outcome = await repository.add_many(items)
-        if any(item.tenant == tenant for item in items):
-            ours.append(len(items))
-            if len(ours) == 2:  # the second batch of ours is stored, its offsets not yet committed
-                hung.set()
-                await asyncio.Event().wait()  # the process dies here
-        return outcome
-
-    async with ingestor(
-        runtime, Topic.MEASUREMENTS, replace(real, store=store_then_die), group_id=group, batch_max_messages=5
-    ):
-        await asyncio.wait_for(hung.wait(), timeout=60)
-    before = await runtime.db[MEASUREMENTS].count_documents({"tenant": tenant})
+    dying = Dying(runtime, tenant, dies_after=2)
+    small = {"group_id": group, "batch_max_messages": 3, "flush_readings": 50}
+    async with ingestor(runtime, Topic.MEASUREMENTS, dying, **small):
+        await asyncio.wait_for(dying.hung.wait(), timeout=60)
+    before = await readings(runtime, MEASUREMENTS, {"tenant": tenant})
     assert 0 < before < 200
 
-    redelivered: list[int] = []
-
-    async def store_counting_replays(items: list[Measurement]) -> BulkOutcome:
-        outcome = await repository.add_many(items)
-        redelivered.extend(i for i in outcome.duplicates if items[i].tenant == tenant)
-        return outcome
-
-    restarted = replace(real, store=store_counting_replays)
-    async with ingestor(runtime, Topic.MEASUREMENTS, restarted, group_id=group, batch_max_messages=5):
+    # Other flush boundaries after the restart: the replay starts where the last commit was.
+    restarted = Dying(runtime, tenant, dies_after=0)
+    async with ingestor(runtime, Topic.MEASUREMENTS, restarted, **small | {"flush_readings": 70}):
         assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 200) == 200
-    assert await runtime.db[MEASUREMENTS].count_documents({"tenant": tenant}) == 200
-    # The batch stored but never committed came again, and changed nothing the second time.
-    assert redelivered
+    assert await readings(runtime, MEASUREMENTS, {"tenant": tenant}) == 200
+    assert restarted.replayed > 0  # the flush stored but never committed came again
 
 
 async def test_a_letter_too_large_for_the_broker_goes_without_its_bytes(runtime: Runtime) -> None:
@@ -394,3 +429,155 @@ async def test_a_letter_too_large_for_the_broker_goes_without_its_bytes(runtime:
         str(original.partition),
         str(original.offset),
     )
+
+
+async def test_the_same_series_and_millisecond_twice_keeps_the_first(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    twice = [record(tenant, value=1.0), record(tenant, value=2.0)]  # one flush
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(twice, tenant)])
+    async with ingestor(runtime, Topic.MEASUREMENTS):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 1) == 1
+        await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(record(tenant, value=3.0), tenant)])
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 2) == 2  # a later flush
+    assert await readings(runtime, MEASUREMENTS, {"tenant": tenant}) == 2
+    assert (await exported(runtime, {"tenant": tenant}))["value"].to_list() == [1.0]
+
+
+async def test_out_of_order_and_late_readings_land_in_the_segment_of_their_day(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    noon = bucket_of(T0 * 1000) + SPAN_MS // 2
+    seconds = [0, -3, 5, -86_400, 2, -86_399]  # out of order, and a day late
+    pack = {
+        "channel": "ch-1",
+        "publisher": f"dev-{tenant}",
+        "baseName": "temp",
+        "baseTime": noon,
+        "records": [{"time": second * 1000, "value": second} for second in seconds],
+    }
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant)])
+    async with ingestor(runtime, Topic.MEASUREMENTS):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 6) == 6
+    stored_segments = sorted(await segments(runtime, {"tenant": tenant}), key=lambda s: int(s.times[0]))
+    assert [((s.times - noon) // 1000).tolist() for s in stored_segments] == [
+        [-86_400, -86_399],
+        [-3, 0, 2, 5],
+    ]
+    assert [s.values.tolist() for s in stored_segments] == [[-86_400, -86_399], [-3, 0, 2, 5]]  # type: ignore[union-attr]
+    assert [bucket_of(int(s.times[-1])) for s in stored_segments] == [
+        noon - SPAN_MS // 2 - SPAN_MS,
+        noon - SPAN_MS // 2,
+    ]
+
+
+async def test_a_flush_beyond_the_document_limit_is_split(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    text = "x" * 10_000
+    packs = [
+        [record(tenant, time=T0 + message * 100 + index, value=None, stringValue=text) for index in range(90)]
+        for message in range(6)
+    ]
+    await send(runtime.settings, Topic.MEASUREMENTS, tenant, [(pack, tenant) for pack in packs])
+    async with ingestor(runtime, Topic.MEASUREMENTS, flush_readings=540, flush_seconds=10):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 540) == 540
+    pieces = await segments(runtime, {"tenant": tenant})
+    assert len(pieces) == 2  # 5.4 MB of text in one flush of one series
+    assert all(sum(map(len, piece.values)) <= MAX_BYTES for piece in pieces)
+
+
+class Outage(MeasurementRepository):
+    """The store unreachable: every write fails as a lost connection would."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime.db)
+        self.tries = 0
+
+    async def add(self, segments: Sequence[Segment]) -> Added:
+        self.tries += 1
+        raise ConnectionFailure("store unreachable")
+
+
+async def test_a_store_outage_commits_nothing_and_the_records_come_again(runtime: Runtime) -> None:
+    tenant = new_tenant()
+    await send(
+        runtime.settings,
+        Topic.MEASUREMENTS,
+        tenant,
+        [(record(tenant, name=f"m{i}"), tenant) for i in range(5)],
+    )
+    group = f"test-{uuid.uuid4().hex}"
+    outage = Outage(runtime)
+    async with ingestor(runtime, Topic.MEASUREMENTS, outage, group_id=group, retry_backoff_seconds=0.05):
+        while outage.tries < 3:  # tried, and tried again
+            await asyncio.sleep(0.05)
+    assert await readings(runtime, MEASUREMENTS, {"tenant": tenant}) == 0
+    async with ingestor(runtime, Topic.MEASUREMENTS, group_id=group):
+        assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 5) == 5
+
+
+@dataclass
+class Consumed:
+    """A consumed record of one partition of the measurements topic."""
+
+    value: bytes
+    offset: int
+    topic: str = Topic.MEASUREMENTS.value
+    partition: int = 0
+    key: bytes | None = b"k"
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class Commits:
+    """The consumer's side of a flush: what it was told to commit."""
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(Topic.MEASUREMENTS.value, 0)}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.offsets += offsets.values()
+
+
+async def test_replays_with_other_flush_boundaries_store_exactly_what_is_missing(runtime: Runtime) -> None:
+    """Each pack holds ten seconds of one series; a restarted ingestor (a new ``Flusher``) reads
+    from an older offset with other flush boundaries."""
+    tenant = new_tenant()
+    packs = [
+        {
+            "channel": "ch-1",
+            "publisher": f"dev-{tenant}",
+            "baseName": "temp",
+            "baseTime": T0 + 10 * offset,
+            "records": [{"time": second, "value": second} for second in range(10)],
+        }
+        for offset in range(20)
+    ]
+    header = [(TENANT_HEADER, tenant.encode())]
+    records = [
+        Consumed(json.dumps(pack).encode(), offset, headers=header) for offset, pack in enumerate(packs)
+    ]
+    repository = MeasurementRepository(runtime.db)
+    settings = runtime.settings.ingestor.model_copy(update={"flush_readings": 10**6})
+
+    async def letters(record: SourceRecord, reason: str) -> None:
+        raise AssertionError(reason)
+
+    async def flushes(*boundaries: tuple[int, int]) -> list[int]:
+        """Flushes of ``records[start:end]`` by a new ingestor; how many readings each added."""
+        flusher, commits, added = Flusher(repository, letters, settings), Commits(), []
+        for start, end in boundaries:
+            before = await readings(runtime, MEASUREMENTS, {"tenant": tenant})
+            await flusher.take(records[start:end], commits)
+            await flusher.flush()
+            added.append(await readings(runtime, MEASUREMENTS, {"tenant": tenant}) - before)
+        assert commits.offsets == [end for _, end in boundaries]
+        await flusher.close()
+        return added
+
+    assert await flushes((0, 10)) == [100]
+    assert await flushes((0, 15)) == [50]  # more than the stored flush
+    assert await flushes((0, 5), (5, 20)) == [0, 50]  # fewer, then more
+    assert await flushes((3, 8), (8, 12), (12, 20)) == [0, 0, 0]  # from inside a stored flush
+    times = np.concatenate([s.times for s in await segments(runtime, {"tenant": tenant})])
+    assert len(times) == len(np.unique(times)) == 200

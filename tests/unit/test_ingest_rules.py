@@ -7,14 +7,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
 import pytest
 
-from exporter.adapters.mongo.measurements import measurement_document, measurement_id
+from exporter.adapters.mongo.ingested import readings_frame
+from exporter.adapters.mongo.segments import position
 from exporter.contracts.events import MeasurementsPublished
 from exporter.contracts.ingest import Measurement, MeasurementPack, to_milliseconds
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
 from ingestor.decoding import Limits, Rejected, decode_entity, decode_measurements, decode_thing
+from ingestor.readings import Readings
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW_S = NOW.timestamp()
@@ -96,47 +99,130 @@ def test_each_value_kind_is_kept_with_its_name(kind: str) -> None:
     assert (stored.kind, stored.value) == (kind, value)
 
 
-@pytest.mark.parametrize(
-    ("payload", "reason"),
-    [
-        (b"", "message is empty"),
-        (b"{oops", "message is not valid JSON"),
-        (b'"just a string"', "records.0: Input should be a valid dictionary"),
-        (raw({"records": []}), "records: List should have at least 1 item"),
-        (raw(record(value="21.5")), "records.0.value: Input should be a valid number"),
-        (raw(record(value=True)), "records.0.value: Input should be a valid number"),
-        (raw(record(time="2026-03-01")), "records.0.time: Input should be a valid number"),
-        (raw(record(channel=7)), "records.0.channel: Input should be a valid string"),
-        (raw(record(unknown=1)), "records.0.unknown: Extra inputs are not permitted"),
-        (
-            b'{"channel":"c","publisher":"p","name":"n","time":1,"value":NaN}',
-            "records.0.value: Input should be a finite number",
-        ),
-        (
-            b'{"channel":"c","publisher":"p","name":"n","time":1,"sum":-Infinity}',
-            "records.0.sum: Input should be a finite number",
-        ),
-        (
-            raw(record(value=None)),
-            "exactly one of value, stringValue, boolValue, dataValue, sum must be set; found none",
-        ),
-        (raw(record(sum=1)), "found value, sum"),
-        (raw(record(time=None)), "records.0.time: required (here or as the pack's baseTime)"),
-        (raw(record(time=-1)), "records.0.time: -1.0 is not a Unix time"),
-        (raw(record(channel=None)), "records.0.channel: required (here or on the pack)"),
-        (raw(record(publisher=None)), "records.0.publisher: required (here or on the pack)"),
-        (raw(record(name=None)), "records.0.name: baseName and name together must have 1 to 200 characters"),
-        (
-            raw({"baseName": "x" * 150, "records": [record(name="y" * 60)]}),
-            "records.0.name: baseName and name",
-        ),
-        (raw(record(time=NOW_S + 301)), "records.0.time: "),
-        (raw(record(time=(NOW_S + 301) * 1000)), "too far in the future"),
-        (raw(record(pad="x" * 10_000)), "bytes, more than the 10000 allowed"),
-    ],
-)
+BAD_MEASUREMENTS: list[tuple[bytes, str]] = [
+    (b"", "message is empty"),
+    (b"{oops", "message is not valid JSON"),
+    (b'"just a string"', "records.0: Input should be a valid dictionary"),
+    (raw({"records": []}), "records: List should have at least 1 item"),
+    (raw(record(value="21.5")), "records.0.value: Input should be a valid number"),
+    (raw(record(value=True)), "records.0.value: Input should be a valid number"),
+    (raw(record(time="2026-03-01")), "records.0.time: Input should be a valid number"),
+    (raw(record(channel=7)), "records.0.channel: Input should be a valid string"),
+    (raw(record(unknown=1)), "records.0.unknown: Extra inputs are not permitted"),
+    (
+        b'{"channel":"c","publisher":"p","name":"n","time":1,"value":NaN}',
+        "records.0.value: Input should be a finite number",
+    ),
+    (
+        b'{"channel":"c","publisher":"p","name":"n","time":1,"sum":-Infinity}',
+        "records.0.sum: Input should be a finite number",
+    ),
+    (
+        raw(record(value=None)),
+        "exactly one of value, stringValue, boolValue, dataValue, sum must be set; found none",
+    ),
+    (raw(record(sum=1)), "found value, sum"),
+    (raw(record(time=None)), "records.0.time: required (here or as the pack's baseTime)"),
+    (raw(record(time=-1)), "records.0.time: -1.0 is not a Unix time"),
+    (raw(record(channel=None)), "records.0.channel: required (here or on the pack)"),
+    (raw(record(publisher=None)), "records.0.publisher: required (here or on the pack)"),
+    (raw(record(name=None)), "records.0.name: baseName and name together must have 1 to 200 characters"),
+    (
+        raw({"baseName": "x" * 150, "records": [record(name="y" * 60)]}),
+        "records.0.name: baseName and name",
+    ),
+    (raw(record(time=NOW_S + 301)), "records.0.time: "),
+    (raw(record(time=(NOW_S + 301) * 1000)), "too far in the future"),
+    (raw(record(pad="x" * 10_000)), "bytes, more than the 10000 allowed"),
+    (raw([]), "records: List should have at least 1 item"),
+    (
+        raw({"channel": "c", "publisher": "p", "records": [{"name": "n", "time": 1, "value": None}]}),
+        "records.0: Value error, exactly one of value, stringValue, boolValue, dataValue, sum must be set",
+    ),
+    (
+        raw({"channel": "c", "records": [{"name": "n", "time": 1, "value": 1}]}),
+        "records.0.publisher: required",
+    ),
+    (
+        raw({"records": [record()], "baseUnit": "u" * 51}),
+        "baseUnit: String should have at most 50 characters",
+    ),
+    (raw([record(), record(time=NOW_S + 400)]), "records.1.time: "),
+    (raw([record(), record(channel="")]), "records.1.channel: String should have at least 1 character"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), BAD_MEASUREMENTS)
 def test_bad_measurements_are_refused_naming_the_field(payload: bytes, reason: str) -> None:
     assert reason in refusal(payload)
+
+
+@pytest.mark.parametrize(("payload", "reason"), BAD_MEASUREMENTS)
+def test_the_column_path_refuses_with_the_same_reasons(payload: bytes, reason: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        Readings().add(Record(payload, 7), LIMITS, NOW)
+    assert str(refused.value) == refusal(payload)
+
+
+GOOD_MEASUREMENTS: list[Any] = [
+    {
+        "channel": "ch",
+        "subtopic": "events",
+        "publisher": "dev",
+        "protocol": "mqtt",
+        "baseName": "urn:",
+        "baseTime": NOW_S - 60,
+        "baseUnit": "Cel",
+        "records": [
+            {"name": "temp", "time": 0.0005, "value": 20.5},
+            {"name": "temp", "time": 30.25, "value": 21, "unit": "K", "protocol": "http"},
+            {"name": "hum", "subtopic": "", "publisher": "other", "channel": "c2", "boolValue": True},
+            {"name": "s", "stringValue": "on"},
+            {"name": "d", "dataValue": "AQI="},
+            {"sum": 7},
+        ],
+    },
+    [record(name="a"), record(name="b", time=(NOW_S - 1) * 1000, value=-0.5)],
+    # Plain records (a name, a time and a number), one with a null beside its sum.
+    {
+        "channel": "ch",
+        "publisher": "dev",
+        "baseName": "x.",
+        "baseTime": NOW_S - 5,
+        "records": [{"name": "a", "time": 1, "value": 2}, {"time": 2.5, "value": 3.5}],
+    },
+    {
+        "channel": "ch",
+        "publisher": "dev",
+        "baseTime": NOW_S,
+        "records": [{"name": "s", "value": None, "sum": 1}],
+    },
+    # Fields some records carry and the pack does not, and texts that spell field names.
+    {"records": [record(name="channel"), record(subtopic="sub", unit="sum", protocol="p")]},
+    {
+        "publisher": "p",
+        "records": [record(publisher=None, stringValue="sum", value=None), record(name="unit")],
+    },
+    b'{"channel":"c","publisher":"p","time":1,"value":1,"n\\u0061me":"escaped"}',
+    record(),
+    {"records": [record()], "base_name": "snake case is the slower path's"},
+    MeasurementsPublished(
+        id="e1", source="s", tenant="globex", data=MeasurementPack.model_validate({"records": [record()]})
+    ).to_wire(),
+]
+
+
+def test_the_column_path_stores_what_the_model_path_resolves() -> None:
+    readings, expected = Readings(), []
+    for offset, payload in enumerate(GOOD_MEASUREMENTS):
+        value = payload if isinstance(payload, bytes) else raw(payload)
+        headers = [] if b'"data"' in value else TENANT
+        readings.add(Record(value, offset, partition=3, headers=headers), LIMITS, NOW)
+        decoded = decode_measurements(value, headers, LIMITS, NOW)
+        positions = [position(offset, index) for index in range(len(decoded))]
+        expected.append(readings_frame(decoded, positions, 3))
+    assert readings.count == sum(frame.height for frame in expected) == 19
+    assert readings.frame().sort("position").equals(pl.concat(expected).sort("position"))
 
 
 def test_a_time_just_inside_the_allowed_skew_is_accepted() -> None:
@@ -221,16 +307,6 @@ def test_an_entity_of_any_type_keeps_its_document() -> None:
 def test_bad_entities_are_refused(payload: bytes, reason: str) -> None:
     with pytest.raises(Rejected, match=reason):
         decode_entity(payload, TENANT, LIMITS)
-
-
-def test_measurement_ids_are_deterministic_and_never_shared_between_series() -> None:
-    one = Measurement("acme", "ab", "c", "dev", "", "temp", "", 1000, "value", 1.0)
-    assert measurement_id(one) == measurement_id(one._replace(value=2.0, unit="Cel", protocol="mqtt"))
-    assert measurement_id(one) != measurement_id(one._replace(channel="a", subtopic="bc"))
-    assert measurement_id(one) != measurement_id(one._replace(time_ms=1001))
-    assert measurement_id(one) != measurement_id(one._replace(tenant="globex"))
-    document = measurement_document(one, NOW)
-    assert (document["time"], document["created"]) == (datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC), NOW)
 
 
 @dataclass

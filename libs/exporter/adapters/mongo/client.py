@@ -91,6 +91,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("lastArrived", ASCENDING)], name="by_last_arrival"),
         IndexModel([("retiredAt", ASCENDING)], name=RETIRED_INDEX, sparse=True),
+        # The ingestor's look for what a replayed flush stored already (ingested segments only).
+        IndexModel([("source.partition", ASCENDING), ("source.last", ASCENDING)]),
     ],
     # Export filters by customer or location (seed 001); single things are read by ``_id``.
     THINGS: [

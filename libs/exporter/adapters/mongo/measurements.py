@@ -2,29 +2,109 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
 from pymongo import InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.bulk import BulkOutcome, bulk_write
+from exporter.adapters.mongo.bulk import bulk_write
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
-from exporter.adapters.mongo.segments import Segment, segments_of, to_document
+from exporter.adapters.mongo.ingested import (
+    PIECE_FIELDS,
+    PieceKey,
+    outside,
+    piece_of,
+    segments_of,
+    stored_piece,
+)
+from exporter.adapters.mongo.segments import Segment, to_document
 from exporter.adapters.mongo.series_reader import By, ReadStats, SeriesRead, SeriesReader
 from exporter.contracts.base import utcnow
 from exporter.contracts.ingest import Measurement
+
+
+@dataclass(slots=True)
+class Added:
+    """What ``MeasurementRepository.add`` did."""
+
+    readings: int = 0  # newly stored
+    segments: int = 0  # documents inserted
+    replayed: int = 0  # found stored already
+    # Segments the store refused for what they are, with its words.
+    refused: list[tuple[Segment, str]] = field(default_factory=list)
 
 
 class MeasurementRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[MEASUREMENTS]
 
-    async def add(self, segments: Sequence[Segment]) -> BulkOutcome:
-        """Inserts ``segments`` in one unordered bulk write; stored ids come back as duplicates."""
-        return await bulk_write(self._collection, [InsertOne(to_document(segment)) for segment in segments])
+    async def add(self, segments: Sequence[Segment]) -> Added:
+        """Inserts ingested ``segments`` so that a replay adds nothing, whatever its flush
+        boundaries: readings within the source span of a stored segment of their piece are left
+        out first; a segment whose id is stored all the same (another consumer, a retry) leaves
+        out the stored one's span, and so on until nothing clashes. A stored segment that a
+        compaction retired still counts as stored.
+        """
+        stored = await self._stored_spans(segments)
+        pending = [rest for s in segments if (rest := outside(s, stored.get(piece_of(s), [])))]
+        added = Added(replayed=sum(s.count for s in segments) - sum(s.count for s in pending))
+        while pending:
+            outcome = await bulk_write(self._collection, [InsertOne(to_document(s)) for s in pending])
+            skipped = {*outcome.duplicates, *outcome.failures}
+            added.readings += sum(s.count for i, s in enumerate(pending) if i not in skipped)
+            added.segments += len(pending) - len(skipped)
+            added.refused += [(pending[i], reason) for i, reason in outcome.failures.items()]
+            clashes = [pending[i] for i in outcome.duplicates]
+            spans = await self._spans_of([s.id for s in clashes]) if clashes else {}
+            pending = []
+            for segment in clashes:
+                # Gone since the clash (cleaned up after a compaction): insert it again.
+                rest = outside(segment, [spans[segment.id]]) if segment.id in spans else segment
+                if rest is not None and rest.id != segment.id:
+                    pending.append(rest)
+                added.replayed += segment.count - (rest.count if rest is not None else 0)
+        return added
+
+    async def _stored_spans(self, segments: Sequence[Segment]) -> dict[PieceKey, list[tuple[int, int]]]:
+        """Per piece, the source spans of stored segments that overlap ``segments`` (one indexed
+        query per partition, all at once; none found but on a replay)."""
+        bounds: dict[int, tuple[int, int]] = {}
+        for segment in segments:
+            assert segment.source is not None
+            partition, first, last = segment.source
+            low, high = bounds.get(partition, (first, last))
+            bounds[partition] = (min(low, first), max(high, last))
+        # The store takes the index for these two conditions (given a third, it scanned).
+        found = await asyncio.gather(
+            *(
+                self._collection.find(
+                    {"source.partition": partition, "source.last": {"$gte": low}}, PIECE_FIELDS
+                ).to_list()
+                for partition, (low, _) in bounds.items()
+            )
+        )
+        spans: dict[PieceKey, list[tuple[int, int]]] = {}
+        for (_, high), documents in zip(bounds.values(), found, strict=True):
+            for document in documents:
+                first, last = document["source"]["first"], document["source"]["last"]
+                if first <= high:
+                    spans.setdefault(stored_piece(document), []).append((first, last))
+        return spans
+
+    async def _spans_of(self, ids: list[str]) -> dict[str, tuple[int, int]]:
+        """The source span of each stored segment of ``ids`` (all positions when it names none)."""
+        found = self._collection.find({"_id": {"$in": ids}}, {"source": 1})
+        return {
+            document["_id"]: (document["source"]["first"], document["source"]["last"])
+            if "source" in document
+            else (0, 2**62)
+            async for document in found
+        }
 
     async def add_many(self, measurements: Sequence[Measurement], arrived: datetime | None = None) -> int:
         """Stores ``measurements`` as one flush that no replay will repeat (tests, benchmarks,
@@ -32,8 +112,7 @@ class MeasurementRepository:
         arrived_ms = int((arrived or utcnow()).timestamp() * 1000)
         partition = -1 - secrets.randbelow(2**31)  # not a Kafka partition: ids of their own
         segments = segments_of(measurements, range(len(measurements)), partition, arrived_ms)
-        await self.add(segments)
-        return sum(segment.count for segment in segments)
+        return (await self.add(segments)).readings
 
     def frames(
         self,

@@ -35,7 +35,6 @@ import polars as pl
 from bson import Binary
 
 from exporter.adapters.mongo.client import Document
-from exporter.contracts.ingest import Measurement
 
 # A segment never spans two of these buckets (UTC): a window's query reads no segment that
 # starts more than one span before the window, however late its readings came.
@@ -282,79 +281,4 @@ def first_arrived(frame: pl.DataFrame) -> pl.DataFrame:
     """
     return frame.sort("time", "created", "rank").unique(
         subset=["publisher", "channel", "subtopic", "name", "time"], keep="first", maintain_order=True
-    )
-
-
-def segments_of(
-    readings: Sequence[Measurement], positions: Sequence[int], partition: int, arrived_ms: int
-) -> list[Segment]:
-    """One flush's readings of one partition as segments: per series and tags, per SPAN bucket,
-    at most MAX_READINGS and MAX_BYTES each.
-
-    Where a series has two readings for one millisecond, the first in the partition is kept
-    (the store's first-arrived rule, within a flush). A piece holds consecutive readings of its
-    series and bucket, so a replay that covers more of the partition than the stored flush did
-    adds the rest as new pieces and nothing twice.
-    """
-    firsts: dict[Series, dict[int, int]] = {}
-    for index, reading in enumerate(readings):
-        series = Series(reading.tenant, reading.channel, reading.subtopic, reading.publisher, reading.name)
-        firsts.setdefault(series, {}).setdefault(reading.time_ms, index)
-    pieces: dict[tuple[Series, Tags, int], list[int]] = {}
-    for series, by_time in firsts.items():
-        for index in sorted(by_time.values()):
-            reading = readings[index]
-            key = (series, Tags(reading.unit, reading.protocol, reading.kind), bucket_of(reading.time_ms))
-            pieces.setdefault(key, []).append(index)
-    segments = []
-    for (series, tags, _), indexes in pieces.items():
-        for chunk in _chunks(tags.kind, readings, indexes):
-            segments.append(_segment(series, tags, readings, positions, chunk, partition, arrived_ms))
-    return segments
-
-
-def _chunks(kind: str, readings: Sequence[Measurement], indexes: list[int]) -> list[list[int]]:
-    """``indexes`` cut, in order, before MAX_READINGS or MAX_BYTES."""
-    numeric = kind in NUMBER_KINDS or kind in BOOL_KINDS
-    chunks: list[list[int]] = [[]]
-    size = 0
-    for index in indexes:
-        cost = 16 if numeric else 16 + len(str(readings[index].value).encode())
-        if chunks[-1] and (len(chunks[-1]) >= MAX_READINGS or size + cost > MAX_BYTES):
-            chunks.append([])
-            size = 0
-        chunks[-1].append(index)
-        size += cost
-    return chunks
-
-
-def _segment(
-    series: Series,
-    tags: Tags,
-    readings: Sequence[Measurement],
-    positions: Sequence[int],
-    chunk: list[int],
-    partition: int,
-    arrived_ms: int,
-) -> Segment:
-    chunk = sorted(chunk, key=lambda index: readings[index].time_ms)
-    where = np.fromiter((positions[index] for index in chunk), dtype=np.int64, count=len(chunk))
-    values: Values
-    raw = [readings[index].value for index in chunk]
-    if tags.kind in NUMBER_KINDS:
-        values = np.asarray(raw, dtype=np.float64)
-    elif tags.kind in BOOL_KINDS:
-        values = np.asarray(raw, dtype=np.bool_)
-    else:
-        values = [str(value) for value in raw]
-    first, last = int(where.min()), int(where.max())
-    return Segment(
-        id=segment_id(series, tags, partition, first),
-        series=series,
-        tags=tags,
-        times=np.fromiter((readings[index].time_ms for index in chunk), dtype=np.int64, count=len(chunk)),
-        values=values,
-        arrivals=np.full(len(chunk), arrived_ms, dtype=np.int64),
-        source=Source(partition, first, last),
-        positions=where,
     )
