@@ -48,18 +48,23 @@ class MeasurementRepository:
         boundaries: readings within the source span of a stored segment of their piece are left
         out first; a segment whose id is stored all the same (another consumer, a retry) leaves
         out the stored one's span, and so on until nothing clashes. A stored segment that a
-        compaction retired still counts as stored.
+        compaction retired still counts as stored. Segments that name no Kafka positions (seeded
+        by a test or a benchmark) are inserted as they are.
         """
-        stored = await self._stored_spans(segments)
-        pending = [rest for s in segments if (rest := outside(s, stored.get(piece_of(s), [])))]
-        added = Added(replayed=sum(s.count for s in segments) - sum(s.count for s in pending))
+        ingested = [s for s in segments if s.source is not None and s.positions is not None]
+        stored = await self._stored_spans(ingested)
+        pending = [rest for s in ingested if (rest := outside(s, stored.get(piece_of(s), [])))]
+        added = Added(replayed=sum(s.count for s in ingested) - sum(s.count for s in pending))
+        pending += [s for s in segments if s.source is None or s.positions is None]
         while pending:
             outcome = await bulk_write(self._collection, [InsertOne(to_document(s)) for s in pending])
             skipped = {*outcome.duplicates, *outcome.failures}
             added.readings += sum(s.count for i, s in enumerate(pending) if i not in skipped)
             added.segments += len(pending) - len(skipped)
             added.refused += [(pending[i], reason) for i, reason in outcome.failures.items()]
-            clashes = [pending[i] for i in outcome.duplicates]
+            duplicates = [pending[i] for i in outcome.duplicates]
+            clashes = [s for s in duplicates if s.positions is not None]
+            added.replayed += sum(s.count for s in duplicates if s.positions is None)
             spans = await self._spans_of([s.id for s in clashes]) if clashes else {}
             pending = []
             for segment in clashes:
