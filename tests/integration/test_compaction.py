@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
-from tests.compaction_cases import TAGS, ingested
+from tests.compaction_cases import SERIES, T0, TAGS, ingested
 from tests.integration.notifier_support import eventually
 
 from exporter.adapters.mongo import merging
@@ -25,6 +25,7 @@ from exporter.adapters.mongo.segments import (
     frame_of,
     from_document,
 )
+from exporter.adapters.mongo.series_reader import SeriesRead, SeriesReader
 from exporter.runtime import Runtime
 from exporter.settings import CompactionSettings
 from ingestor.app import create_app as ingestor_app
@@ -198,3 +199,55 @@ async def test_a_merge_left_small_takes_in_what_arrives_later(runtime: Runtime) 
     [merged] = await live(runtime)
     assert (report.groups, report.merged, report.fresh, merged["count"]) == (1, 2, 1, 3)
     assert merged["arrived"] == datetime.fromtimestamp((noon - 600_000) / 1000, UTC)
+
+
+async def csv_bytes(frames: list[pl.DataFrame]) -> bytes:
+    return pl.concat(frames).write_csv().encode()
+
+
+async def export(runtime: Runtime, pause: tuple[asyncio.Event, asyncio.Event] | None = None) -> bytes:
+    """The series as an export reads it: small frames in time order, as CSV.
+
+    Given ``pause`` (read, resume), the read sets ``read`` after its first frame and waits for
+    ``resume``."""
+    frames = []
+    window_start = datetime.fromtimestamp(T0 / 1000, UTC)
+    read = SeriesRead("t1", SERIES.publisher, (SERIES.name,), window_start, window_start + timedelta(days=1))
+    # A segment a fetch: most of the plan is still to be fetched when the compaction commits.
+    reader = SeriesReader(runtime.db[MEASUREMENTS], read, fetch_readings=30)
+    async for frame in reader.frames(64):
+        frames.append(frame)
+        if pause is not None and len(frames) == 1:
+            pause[0].set()
+            await pause[1].wait()
+    return await csv_bytes(frames)
+
+
+async def test_a_compaction_during_an_export_changes_no_byte_of_it(runtime: Runtime) -> None:
+    # 40 flushes of one series, arriving a second apart, overlapping in time (late readings and
+    # second values for the same millisecond, which the first arrival keeps).
+    segments = [
+        ingested(
+            [(flush * 7 + k * 13) % 2_000 * 1000 for k in range(30)],
+            [float(flush * 100 + k) for k in range(30)],
+            ARRIVED + flush * 1000,
+        )
+        for flush in range(40)
+    ]
+    await runtime.measurements.add(segments)
+    without = await export(runtime)
+    rows = without.count(b"\n") - 1
+    assert 500 < rows < 40 * 30  # many times stored twice or more: the first arrival decides
+
+    first_frame, resume = asyncio.Event(), asyncio.Event()
+    reading = asyncio.create_task(export(runtime, (first_frame, resume)))
+    await first_frame.wait()  # planned, and read a frame: now merge everything under it
+    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once()
+    assert report.merged == len(segments), report
+    resume.set()
+    during = await reading
+    after = await export(runtime)  # plans the merged segments beside their retired originals
+
+    assert during == without
+    assert after == without
+    assert await runtime.db[MEASUREMENTS].count_documents({"retiredBy": {"$exists": True}}) == len(segments)
