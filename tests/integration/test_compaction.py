@@ -64,7 +64,7 @@ async def test_merging_keeps_every_reading_and_the_first_arrived_rule(runtime: R
     await runtime.measurements.add(segments)
     before = await readings(runtime)
 
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once()
+    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
 
     assert (report.groups, report.merged, report.failed) == (3, 6, 0)
     assert (await readings(runtime)).equals(before)
@@ -88,7 +88,7 @@ async def test_two_compactors_at_once_merge_once(runtime: Runtime) -> None:
     before = await readings(runtime)
     store = CompactionStore(runtime.db)
 
-    reports = await asyncio.gather(*(Compactor(store, SETTINGS).once() for _ in range(3)))
+    reports = await asyncio.gather(*(Compactor(store, SETTINGS).once(NOW) for _ in range(3)))
     outcomes = await asyncio.gather(
         *(store.replace([s.id for s in segments[:2]], merge(segments[:2]), NOW) for _ in range(2)),
         return_exceptions=True,
@@ -136,7 +136,7 @@ async def test_a_group_that_fails_is_skipped_and_the_rest_compact(runtime: Runti
     collection = runtime.db[MEASUREMENTS]
     await collection.update_one({"_id": bad[0].id}, {"$set": {"times": b"\x01"}})  # damaged
 
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once()
+    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
 
     assert (report.groups, report.failed) == (1, 1)
     assert {d["_id"] for d in await live(runtime) if d["publisher"] == "dev-1"} == {s.id for s in bad}
@@ -151,7 +151,7 @@ async def test_a_merge_beyond_max_readings_is_split(
     await runtime.measurements.add(segments)
     before = await readings(runtime)
 
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once()
+    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
 
     stored = await live(runtime)
     assert (report.groups, report.merged) == (1, 3)
@@ -165,9 +165,9 @@ async def test_a_merge_beyond_max_readings_is_split(
 async def test_nothing_is_merged_twice(runtime: Runtime) -> None:
     await runtime.measurements.add([ingested([0], [1.0], ARRIVED), ingested([1000], [2.0], ARRIVED)])
     compactor = Compactor(CompactionStore(runtime.db), SETTINGS)
-    first = await compactor.once()
+    first = await compactor.once(NOW)
     fresh = Compactor(CompactionStore(runtime.db), SETTINGS)  # a restarted ingestor: no watermark
-    again = await fresh.once()
+    again = await fresh.once(NOW)
     assert (first.groups, again.groups) == (1, 0)
 
 
@@ -242,7 +242,7 @@ async def test_a_compaction_during_an_export_changes_no_byte_of_it(runtime: Runt
     first_frame, resume = asyncio.Event(), asyncio.Event()
     reading = asyncio.create_task(export(runtime, (first_frame, resume)))
     await first_frame.wait()  # planned, and read a frame: now merge everything under it
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once()
+    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
     assert report.merged == len(segments), report
     resume.set()
     during = await reading

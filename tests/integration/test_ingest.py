@@ -480,7 +480,10 @@ async def test_a_flush_beyond_the_document_limit_is_split(runtime: Runtime) -> N
     async with ingestor(runtime, Topic.MEASUREMENTS, flush_readings=540, flush_seconds=10):
         assert await stored(runtime, MEASUREMENTS, {"tenant": tenant}, 540) == 540
     pieces = await segments(runtime, {"tenant": tenant})
-    assert len(pieces) == 2  # 5.4 MB of text in one flush of one series
+    # 5.4 MB of text of one series: in two pieces when it came as one flush (a loaded machine may
+    # cut it into more flushes, and so more pieces), never one above the limit.
+    assert len(pieces) >= 2
+    assert sum(piece.count for piece in pieces) == 540
     assert all(sum(map(len, piece.values)) <= MAX_BYTES for piece in pieces)
 
 
