@@ -182,16 +182,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
-        await runtime.prepare()
-        await runtime.broker.start()
-        await runtime.start_relay()
+        await runtime.start(relay=True)
         app.state.runtime = runtime
         freeze_startup_heap()
         try:
             yield
         finally:
-            await runtime.close()
-            await runtime.broker.stop()
+            await runtime.stop()
 
     app = FastAPI(
         title="Exporter request-api",
