@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from exporter.settings import Settings
 from request_api.app import create_app
@@ -55,9 +55,10 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         ("GET", "/jobs/j1/cancel", "POST"),
     ],
 )
-def test_a_405_lists_every_method_served_at_the_path_whichever_router_serves_it(
+async def test_a_405_lists_every_method_served_at_the_path_whichever_router_serves_it(
     method: str, path: str, allowed: str
 ) -> None:
-    answer = TestClient(APP).request(method, path)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=APP), base_url="http://api") as client:
+        answer = await client.request(method, path)
     assert answer.status_code == 405
     assert answer.headers["Allow"] == allowed
