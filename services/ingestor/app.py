@@ -6,7 +6,7 @@ offsets only after the handler returned, i.e. after the batch is stored and its 
 are published; when the handler raises, it rewinds the partitions to the batch's first offsets
 and the same records come again (at least once; the writes are idempotent). Measurements are
 stored many batches at a time, and committed by the ``Flusher`` after each flush is stored.
-Grants: see ``ingestor.grants``.
+Grants: see ``ingestor.grant_events``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ingestor.batches import Lane, SourceRecord, ingest_batch
 from ingestor.compaction import compact_in_background
 from ingestor.decoding import Limits, decode_entity, decode_thing
 from ingestor.flushing import Committer, Flusher
-from ingestor.grants import follow_grants
+from ingestor.grant_events import follow_grants
 
 log = logging.getLogger(__name__)
 # How long the measurements' consumer waits for records before it looks again.
