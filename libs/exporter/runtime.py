@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
 from exporter.adapters.mongo.admissions import AdmissionRepository
 from exporter.adapters.mongo.client import Document, connect, connect_blocking, database, ensure_indexes
+from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.grants import GrantRepository
 from exporter.adapters.mongo.group_commit import GroupCommit
@@ -49,6 +50,7 @@ class Runtime:
     requests: RequestRepository
     jobs: JobRepository
     measurements: MeasurementRepository
+    compaction: CompactionStore
     things: ThingRepository
     entities: EntityRepository
     outbox: OutboxRepository
@@ -80,6 +82,7 @@ class Runtime:
             requests=RequestRepository(db),
             jobs=JobRepository(db),
             measurements=MeasurementRepository(db),
+            compaction=CompactionStore(db),
             things=ThingRepository(db),
             entities=EntityRepository(db),
             outbox=outbox,
