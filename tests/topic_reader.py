@@ -47,3 +47,17 @@ def json_field(value: bytes | None, *path: str) -> Any:
     for name in path:
         node = node.get(name) if isinstance(node, dict) else None
     return node
+
+
+async def all_values(settings: Settings, topic: str) -> list[bytes | None]:
+    """Every record value on ``topic`` so far. The embedded broker's end offsets are unreliable,
+    so it reads until the topic has been quiet for a few polls."""
+    values: list[bytes | None] = []
+    async with topic_reader(settings, topic) as consumer:
+        quiet = 0
+        while quiet < 5:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            records = [record for records in batch.values() for record in records]
+            quiet = 0 if records else quiet + 1
+            values.extend(record.value for record in records)
+    return values

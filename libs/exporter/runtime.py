@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
 from exporter.adapters.mongo.admissions import AdmissionRepository
 from exporter.adapters.mongo.client import Document, connect, connect_blocking, database, ensure_indexes
+from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.grants import GrantRepository
 from exporter.adapters.mongo.group_commit import GroupCommit
@@ -49,6 +50,7 @@ class Runtime:
     requests: RequestRepository
     jobs: JobRepository
     measurements: MeasurementRepository
+    compaction: CompactionStore
     things: ThingRepository
     entities: EntityRepository
     outbox: OutboxRepository
@@ -58,7 +60,10 @@ class Runtime:
     group_commit: GroupCommit
     publisher: KafkaPublisher
     relay: OutboxRelay
+    # Set when the process begins to stop: background work spawned with a grace finishes its pass.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _graced: list[tuple[asyncio.Task[None], float]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, broker: KafkaBroker | None = None) -> Runtime:
@@ -77,6 +82,7 @@ class Runtime:
             requests=RequestRepository(db),
             jobs=JobRepository(db),
             measurements=MeasurementRepository(db),
+            compaction=CompactionStore(db),
             things=ThingRepository(db),
             entities=EntityRepository(db),
             outbox=outbox,
@@ -96,15 +102,36 @@ class Runtime:
         await ensure_topics(self.settings)
         await self.storage.ensure_bucket()
 
+    async def start(self, *, relay: bool) -> None:
+        """What a process not run by FastStream does before it serves (FastStream's own apps do the
+        same through ``stream_service``). ``relay``: this process writes the outbox."""
+        await self.prepare()
+        await self.broker.start()
+        if relay:
+            await self.start_relay()
+
+    async def stop(self) -> None:
+        """The counterpart of ``start``: the broker stops last, once the relay sent what it had."""
+        await self.close()
+        await self.broker.stop()
+
     async def start_relay(self) -> None:
         """Publishes this process's outbox writes; needs a connected broker."""
         self.spawn(self.relay.run())
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Runs ``work`` in the background until ``close``."""
-        self._tasks.append(asyncio.create_task(work))
+    def spawn(self, work: Coroutine[Any, Any, None], *, grace: float = 0.0) -> None:
+        """Runs ``work`` in the background until ``close``. With a ``grace``, ``close`` sets
+        ``stopping`` and lets it end by itself for that long before cancelling it: a pass in
+        hand may finish, yet a stop never hangs."""
+        task = asyncio.create_task(work)
+        self._tasks.append(task)
+        if grace > 0:
+            self._graced.append((task, grace))
 
     async def close(self) -> None:
+        self.stopping.set()
+        if self._graced:
+            await asyncio.wait([task for task, _ in self._graced], timeout=max(g for _, g in self._graced))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

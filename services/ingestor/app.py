@@ -6,7 +6,7 @@ offsets only after the handler returned, i.e. after the batch is stored and its 
 are published; when the handler raises, it rewinds the partitions to the batch's first offsets
 and the same records come again (at least once; the writes are idempotent). Measurements are
 stored many batches at a time, and committed by the ``Flusher`` after each flush is stored.
-Grants: see ``ingestor.grants``.
+Grants: see ``ingestor.grant_events``.
 """
 
 from __future__ import annotations
@@ -19,40 +19,36 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
-from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.kafka import publish_dead_letter, subscriber_options, undecoded
-from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
-from exporter.adapters.mongo.things import ThingRepository
-from exporter.runtime import stream_service
+from exporter.runtime import Runtime, stream_service
 from exporter.settings import IngestorSettings, Settings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
 from ingestor.compaction import compact_in_background
 from ingestor.decoding import Limits, decode_entity, decode_thing
 from ingestor.flushing import Committer, Flusher
-from ingestor.grants import follow_grants
+from ingestor.grant_events import follow_grants
 
 log = logging.getLogger(__name__)
 # How long the measurements' consumer waits for records before it looks again.
 POLL_MS = 10
 
 
-def lanes(db: AsyncDatabase[Document], settings: IngestorSettings) -> list[Lane[Any]]:
+def lanes(runtime: Runtime, settings: IngestorSettings) -> list[Lane[Any]]:
     """The topics of upstream facts stored a batch at a time, each with its decoder and repository."""
     limits = Limits.from_settings(settings)
     return [
         Lane(
             Topic.THINGS,
             lambda value, headers: decode_thing(value, headers, limits),
-            ThingRepository(db).upsert_many,
+            runtime.things.upsert_many,
         ),
         Lane(
             Topic.ENTITIES,
             lambda value, headers: decode_entity(value, headers, limits),
-            EntityRepository(db).upsert_many,
+            runtime.entities.upsert_many,
         ),
     ]
 
@@ -112,9 +108,9 @@ def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) 
 
 def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter ingestor", relay=False)
-    for lane in lanes(runtime.db, settings.ingestor):
+    for lane in lanes(runtime, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
-    flusher = measurement_flusher(runtime.broker, MeasurementRepository(runtime.db), settings.ingestor)
+    flusher = measurement_flusher(runtime.broker, runtime.measurements, settings.ingestor)
     subscribe_measurements(runtime.broker, flusher, settings.ingestor)
     app.on_shutdown(flusher.close)
     follow_grants(runtime.broker, runtime.grants, grants_group(settings.ingestor))

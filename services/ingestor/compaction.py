@@ -171,7 +171,7 @@ def compact_in_background(app: FastStream, runtime: Runtime, settings: Compactio
     """Runs a compactor in ``app`` from its start until the runtime closes (when enabled)."""
     if not settings.enabled:
         return
-    compactor = Compactor(CompactionStore(runtime.db), settings)
+    compactor = Compactor(runtime.compaction, settings)
 
     @app.after_startup
     async def start_compacting() -> None:  # async: FastStream runs a plain function in a thread

@@ -85,7 +85,7 @@ async def ingestor(
         flusher = measurement_flusher(broker, repository or MeasurementRepository(runtime.db), settings)
         subscribe_measurements(broker, flusher, settings)
     else:
-        subscribe(broker, next(lane for lane in lanes(runtime.db, settings) if lane.topic is topic), settings)
+        subscribe(broker, next(lane for lane in lanes(runtime, settings) if lane.topic is topic), settings)
     async with broker:
         await broker.start()
         try:

@@ -49,7 +49,7 @@ async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:
     assert await published_ids(settings, request_id) == []
 
     restarted = Runtime.build(settings)
-    await restarted.broker.connect()
+    await restarted.start(relay=False)
     try:
         assert await restarted.outbox.pending_count() == 1
         await asyncio.sleep(1.0)  # the dead process's lease runs out
@@ -58,8 +58,7 @@ async def test_event_survives_a_crash_after_commit(servers: Settings) -> None:
         assert await published_ids(settings, request_id) == [f"{request_id}:v1:create"]
     finally:
         await restarted.mongo.drop_database(settings.mongo.database)
-        await restarted.close()
-        await restarted.broker.stop()
+        await restarted.stop()
 
 
 async def test_creates_committed_together_share_one_outbox_entry_and_each_event_goes_out_once(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pymongo import AsyncMongoClient
 from tests.benchmarks.harness import launch
 from tests.own_database import own_database
-from tests.topic_reader import json_field, topic_reader
+from tests.topic_reader import all_values, json_field
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, Document, ensure_indexes
 from exporter.adapters.mongo.requests import request_document
@@ -48,17 +48,11 @@ def recurring(tenant: str, index: int, created: datetime) -> ExportRequest:
 
 
 async def published_job_ids(settings: Settings, tenant: str) -> Counter[str]:
-    seen: Counter[str] = Counter()
-    async with topic_reader(settings, Topic.EXPORT_REQUESTED) as consumer:
-        quiet = 0
-        while quiet < 5:  # the embedded broker's end offsets are unreliable: read until it is quiet
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            records = [record for records in batch.values() for record in records]
-            quiet = 0 if records else quiet + 1
-            for record in records:
-                if json_field(record.value, "tenant") == tenant:
-                    seen[json_field(record.value, "data", "jobId")] += 1
-        return seen
+    return Counter(
+        json_field(value, "data", "jobId")
+        for value in await all_values(settings, Topic.EXPORT_REQUESTED)
+        if json_field(value, "tenant") == tenant
+    )
 
 
 async def check_replicas(servers: Settings) -> int:
@@ -104,12 +98,11 @@ async def check_replicas(servers: Settings) -> int:
     # Both died without a word: any relay publishes what they committed once their leases end.
     await asyncio.sleep(LEASE_SECONDS)
     relay = Runtime.build(settings)
-    await relay.broker.connect()
+    await relay.start(relay=False)
     try:
         await relay.relay.publish_pending()
     finally:
-        await relay.close()
-        await relay.broker.stop()
+        await relay.stop()
 
     jobs = [job async for job in db[JOBS].find({"tenant": tenant}, {"requestId": 1, "scheduledAt": 1})]
     fired: dict[str, list[datetime]] = {request.id: [] for request in requests}

@@ -26,7 +26,7 @@ from exporter.dispatch import queued_job
 from exporter.domain.schedule import first_run_at
 from exporter.runtime import Runtime
 from exporter.settings import Settings
-from scheduler import __main__ as scheduler_main
+from scheduler import app as scheduler_app
 from scheduler import firing
 from scheduler.firing import fire_due, shard_order
 from scheduler.sweeping import sweep
@@ -170,7 +170,7 @@ async def test_the_sweeps_run_on_their_own_while_firing_fails(
     async def failing_pass(*_: object) -> int:
         raise RuntimeError("a firing pass that always fails")
 
-    monkeypatch.setattr(scheduler_main, "fire_due", failing_pass)
+    monkeypatch.setattr(scheduler_app, "fire_due", failing_pass)
     settings = runtime.settings.model_copy(
         update={
             "scheduler": runtime.settings.scheduler.model_copy(
@@ -179,7 +179,7 @@ async def test_the_sweeps_run_on_their_own_while_firing_fails(
         }
     )
     stopping = asyncio.Event()
-    serving = asyncio.create_task(scheduler_main.serve(runtime, settings, stopping))
+    serving = asyncio.create_task(scheduler_app.serve(runtime, settings, stopping))
     try:
         async with asyncio.timeout(20):
             while (job := await runtime.jobs.get(healthy)) and job["status"] != JobStatus.NOT_PROCESSED.value:

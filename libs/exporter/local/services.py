@@ -27,7 +27,7 @@ from exporter.settings import Settings
 API = "request_api"
 # What each consumer logs once it is subscribed and working.
 READY_LINES = {
-    "scheduler": "scheduler started",
+    "scheduler": "FastStream app started successfully",
     "renderer": "FastStream app started successfully",
     "notifier": "FastStream app started successfully",
     "ingestor": "FastStream app started successfully",

@@ -1,5 +1,5 @@
 """The grants collection: access to other users' export requests, kept in step with the IAM
-service's ``iam.grant.changed`` events by ``ingestor.grants``; the request-api reads it."""
+service's ``iam.grant.changed`` events by ``ingestor.grant_events``; the request-api reads it."""
 
 from __future__ import annotations
 

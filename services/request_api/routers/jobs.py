@@ -1,0 +1,48 @@
+"""``/jobs``: one run of an export, its cancel and its files."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import RedirectResponse
+
+from request_api import commands, queries
+from request_api.http import ERRORS, IDENTIFIED, JOB_LINKS, Caller, JsonBody, RuntimeDep, errors
+
+router = APIRouter()
+
+
+@router.get("/jobs/{job_id}", responses=ERRORS | {200: JOB_LINKS}, openapi_extra=IDENTIFIED)
+async def get_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
+    return JsonBody(await queries.get_job(runtime, caller, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", responses=errors(409), openapi_extra=IDENTIFIED)
+async def cancel_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
+    return JsonBody(await commands.cancel_job(runtime, caller, job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/download",
+    responses=errors(409, 410) | {307: {"description": "Redirect to the presigned URL"}},
+    openapi_extra=IDENTIFIED,
+)
+async def download(
+    job_id: str,
+    caller: Caller,
+    runtime: RuntimeDep,
+    file: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """A presigned link that expires soon (seed 004: 30 s): JSON for API clients, else a 307."""
+    link = await commands.download_link(runtime, caller, job_id, file)
+    if accept and "application/json" in accept:
+        return JsonBody(
+            {
+                "url": link.url,
+                "expiresAt": link.expires_at.isoformat().replace("+00:00", "Z"),
+                "file": link.file,
+            }
+        )
+    return RedirectResponse(link.url, status_code=307)
