@@ -36,7 +36,7 @@ from datetime import timedelta
 from typing import Any
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.jobs import DeliveryClaim, DeliveryResults, delivery_result, stored_result
+from exporter.adapters.mongo.jobs import DeliveryClaim, delivery_result, stored_result
 from exporter.adapters.storage import ObjectStore
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
@@ -54,7 +54,9 @@ from exporter.notifications.sending import (
     transient,
 )
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import UnitOfWork
 from exporter.settings import TenantDestinations
+from notifier.results import DeliveryResults
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,8 @@ class Notifier:
         self._settings = runtime.settings.notifier
         self._senders = senders
         self._redact = redact
-        self._results = DeliveryResults(runtime.mongo, runtime.db)
+        self._unit_of_work = UnitOfWork(runtime)
+        self._results = DeliveryResults(self._unit_of_work, runtime.jobs)
         # Sends at once; deliveries admitted (sending, or recording what they sent) at once.
         self._slots = asyncio.Semaphore(self._settings.concurrency)
         self._admission = asyncio.Semaphore(ADMITTED_PER_SLOT * self._settings.concurrency)
@@ -232,7 +235,9 @@ class Notifier:
         others. The indexes claimed.
         """
         lease = timedelta(seconds=self._settings.sending_lease_seconds)
-        if len(wanted) > 1 and await self._jobs.claim_many([due.claim() for due in wanted], lease):
+        if len(wanted) > 1 and await self._unit_of_work.run(
+            lambda t: t.jobs.claim_many([due.claim() for due in wanted], lease, t.session)
+        ):
             return [(due, list(due.progress)) for due in wanted]
         return [(due, await self._claim_job(due.claim(), lease)) for due in wanted]
 

@@ -17,19 +17,17 @@ over until the next sweep; the detail goes to the log under the job's id.
 
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import datetime, timedelta
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-
-from exporter.adapters.mongo.client import Document, in_transaction
+from exporter.adapters.mongo.client import Document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobResult, JobSpec, JobStatus
 from exporter.dispatch import completed_event
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -59,7 +57,7 @@ async def _give_up(runtime: Runtime, job: Document, now: datetime) -> None:
     started_at = job.get("startedAt")
     result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=started_at, completed_at=now)
     try:
-        await in_transaction(runtime.mongo, functools.partial(runtime.jobs.fail_stuck, job, result))
+        await UnitOfWork(runtime).run(lambda t: t.jobs.fail_stuck(job, result, t.session))
     except Exception:
         log.exception("job %s: could not be failed either; left for the next sweep", job["_id"])
 
@@ -76,10 +74,11 @@ async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
     )
     retry = settings.stuck_jobs == "requeue" and attempt < settings.max_job_attempts
 
-    async def write(session: AsyncClientSession) -> Document | None:
+    async def write(transaction: Transaction) -> bool:
+        jobs, session = transaction.jobs, transaction.session
         if retry:
-            if not await runtime.jobs.requeue(job, session):
-                return None
+            if not await jobs.requeue(job, session):
+                return False
             event = ExportRequested(
                 id=f"{spec.job_id}:attempt-{attempt + 1}",
                 source=SOURCE,
@@ -88,22 +87,21 @@ async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
                 actor=spec.owner,
                 data=spec,
             )
-            return await runtime.relay.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session)
+            transaction.raise_event(Topic.EXPORT_REQUESTED, spec.job_id, event)
+            return True
         result = JobResult(
             status=JobStatus.FAILED,
             error=f"Job {reason} (attempt {attempt} of {settings.max_job_attempts})",
             started_at=job["startedAt"],
             completed_at=now,
         )
-        if not await runtime.jobs.fail_stuck(job, result, session):
-            return None
-        return await runtime.relay.add(
-            Topic.EXPORT_COMPLETED, spec.job_id, completed_event(spec, result, SOURCE), session
-        )
+        if not await jobs.fail_stuck(job, result, session):
+            return False
+        transaction.raise_event(Topic.EXPORT_COMPLETED, spec.job_id, completed_event(spec, result, SOURCE))
+        return True
 
-    if (queued := await in_transaction(runtime.mongo, write)) is None:
+    if not await UnitOfWork(runtime).run(write):
         return False
-    runtime.relay.publish_soon([queued])
     log.warning("job %s %s: %s", spec.job_id, "re-queued" if retry else "failed", reason)
     return True
 

@@ -6,19 +6,17 @@ so concurrent or redelivered work can never move a job twice.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import JOBS, Document, in_transaction, multi_document_write
+from exporter.adapters.mongo.client import JOBS, Document
 from exporter.contracts.base import utcnow
 from exporter.contracts.job import ACTIVE_STATUSES, JobResult, JobSpec, JobStatus
 from exporter.notifications.policy import DeliveryStatus
@@ -220,24 +218,34 @@ class JobRepository:
         result = await self._collection.update_one(*claim.update(utcnow(), lease))
         return result.modified_count == 1
 
-    async def claim_many(self, claims: list[DeliveryClaim], lease: timedelta) -> bool:
-        """``claim_deliveries`` for many jobs in one transaction: all of them, or none (False).
+    async def claim_many(
+        self, claims: list[DeliveryClaim], lease: timedelta, session: AsyncClientSession
+    ) -> bool:
+        """``claim_deliveries`` for many jobs in ``session``'s transaction: all of them, or none
+        (False, and the transaction aborted).
 
         One commit for them all: the store pays per commit (it waits for the disk), not per job.
         """
         now = utcnow()
+        written = await self._collection.bulk_write(
+            [UpdateOne(*claim.update(now, lease)) for claim in claims], ordered=False, session=session
+        )
+        if written.modified_count < len(claims):
+            # Another notifier holds some of them, or recorded something meanwhile.
+            await session.abort_transaction()
+            return False
+        return True
 
-        async def write(session: AsyncClientSession) -> bool:
-            written = await self._collection.bulk_write(
-                [UpdateOne(*claim.update(now, lease)) for claim in claims], ordered=False, session=session
-            )
-            if written.modified_count < len(claims):
-                # Another notifier holds some of them, or recorded something meanwhile.
-                await session.abort_transaction()
-                return False
-            return True
-
-        return await multi_document_write(self._collection, write)
+    async def record_results(
+        self, results: list[DeliveryResult], session: AsyncClientSession | None = None
+    ) -> None:
+        """Writes delivery results, one update per job (see ``delivery_result``)."""
+        updates = _per_job(results)
+        written = await self._collection.bulk_write(updates, ordered=False, session=session)
+        if written.modified_count < len(updates):
+            # Every result for some job came after its claim was cut off (see delivery_result).
+            # One of several for a job goes unnoticed here: its entry already says it was cut off.
+            log.warning("delivery results came after their claims were cut off, and were not recorded")
 
     async def get_many(self, job_ids: list[str]) -> list[Document]:
         """The jobs among ``job_ids`` that exist, in one query."""
@@ -546,61 +554,3 @@ def _per_job(results: list[DeliveryResult]) -> list[UpdateOne]:
             filters.append(array_filter)
         updates.append(UpdateOne({"_id": job_id}, {"$set": fields}, array_filters=filters))
     return updates
-
-
-@dataclass
-class _Waiting:
-    result: DeliveryResult
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-class DeliveryResults:
-    """Delivery results written together: those that arrive while a write runs go in the next.
-
-    A batch is one transaction (the store makes each commit durable on disk before it answers,
-    which costs more than a write) with one update per job (it pays again per document). At low
-    load each result goes alone, at once. When a batch fails, its results are written one by
-    one, so only the faulty one sees the error. ``record`` returns once its result is written.
-    """
-
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
-        self._client = client
-        self._collection = db[JOBS]
-        self._waiting: list[_Waiting] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def record(self, result: DeliveryResult) -> None:
-        waiting = _Waiting(result)
-        self._waiting.append(waiting)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        await waiting.done
-
-    async def _write(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            results = [waiting.result for waiting in batch]
-            try:
-                await in_transaction(self._client, functools.partial(self._apply, results))
-            except Exception:
-                for waiting in batch:
-                    await self._alone(waiting)
-            else:
-                for waiting in batch:
-                    waiting.done.set_result(None)
-
-    async def _alone(self, waiting: _Waiting) -> None:
-        try:
-            await self._apply([waiting.result], None)
-        except Exception as error:
-            waiting.done.set_exception(error)
-        else:
-            waiting.done.set_result(None)
-
-    async def _apply(self, results: list[DeliveryResult], session: AsyncClientSession | None) -> None:
-        updates = _per_job(results)
-        written = await self._collection.bulk_write(updates, ordered=False, session=session)
-        if written.modified_count < len(updates):
-            # Every result for some job came after its claim was cut off (see delivery_result).
-            # One of several for a job goes unnoticed here: its entry already says it was cut off.
-            log.warning("delivery results came after their claims were cut off, and were not recorded")
