@@ -36,15 +36,17 @@ from datetime import timedelta
 from typing import Any
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.jobs import DeliveryClaim, delivery_result, stored_result
+from exporter.adapters.mongo.deliveries import DeliveryClaim, delivery_result
+from exporter.adapters.mongo.jobs import stored_result
 from exporter.adapters.storage import ObjectStore
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
-from exporter.contracts.job import JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobResult, JobSpec
 from exporter.contracts.request import NotificationMedium, NotificationMessage
+from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.domain.retry import backoff_seconds
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
-from exporter.notifications.policy import NOTIFIED_OUTCOMES, DeliveryStatus, policy_applies, skip_reason
+from exporter.notifications.policy import NOTIFIED_OUTCOMES, policy_applies, skip_reason
 from exporter.notifications.recipients import destination_problem, destinations_of, recipients_for
 from exporter.notifications.sending import (
     Attachment,

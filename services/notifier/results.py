@@ -13,7 +13,8 @@ import asyncio
 import functools
 from dataclasses import dataclass, field
 
-from exporter.adapters.mongo.jobs import DeliveryResult, JobRepository
+from exporter.adapters.mongo.deliveries import DeliveryResult
+from exporter.adapters.mongo.jobs import JobRepository
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 
 

@@ -21,8 +21,9 @@ from exporter.adapters.errors import is_transient
 from exporter.adapters.mongo.jobs import new_job_document, stored_result
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobFile, JobResult, JobSpec
 from exporter.dispatch import completed_event
+from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.domain.retry import backoff_seconds
 from exporter.rendering.decimation import DecimationError

@@ -20,7 +20,7 @@ from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempot
 from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
-from exporter.contracts.job import JobStatus, job_id_for
+from exporter.contracts.job import job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType, parse_iso_duration
 from exporter.dispatch import enqueue_job
 from exporter.domain.access import (
@@ -33,6 +33,7 @@ from exporter.domain.access import (
     subjects_of,
     update_actions,
 )
+from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at, next_run_after
 from exporter.iam import policy_event
 from exporter.notifications.recipients import recipient_problems

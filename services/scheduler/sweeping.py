@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from exporter.adapters.mongo.client import Document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobResult, JobSpec
 from exporter.dispatch import completed_event
+from exporter.domain.job_life import JobStatus
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork

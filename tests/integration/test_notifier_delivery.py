@@ -18,9 +18,8 @@ from tests.integration.notifier_support import (
     notifier_settings,
 )
 
-from exporter.adapters.mongo.jobs import DeliveryResult, delivery_result
-from exporter.contracts.job import JobStatus
-from exporter.notifications.policy import DeliveryStatus
+from exporter.adapters.mongo.deliveries import DeliveryResult, delivery_result
+from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
 from notifier.delivery import CUT_OFF, delivery_key

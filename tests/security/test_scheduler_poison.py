@@ -20,9 +20,9 @@ from pymongo import AsyncMongoClient
 from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
 from exporter.adapters.mongo.requests import request_document, schedule_shard
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequest
 from exporter.dispatch import queued_job
+from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at
 from exporter.runtime import Runtime
 from exporter.service_layer import unit_of_work
