@@ -16,7 +16,7 @@ from exporter.contracts.events import ExportCompleted, ExportCompletedData, Expo
 from exporter.contracts.job import JobResult, JobSpec
 from exporter.contracts.request import ExportRequest
 from exporter.domain.jobs import job_for, pending_deliveries
-from exporter.service_layer.unit_of_work import Transaction
+from exporter.service_layer.unit_of_work import Queueing
 from exporter.topics import Topic
 
 
@@ -33,7 +33,7 @@ def queued_job(
 
 
 async def enqueue_job(
-    transaction: Transaction,
+    transaction: Queueing,
     request: ExportRequest,
     scheduled_at: datetime,
     source: str,

@@ -126,7 +126,7 @@ async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at:
         if await jobs.finish(spec.job_id, result, session=session, started_at=started_at):
             transaction.raise_event(Topic.EXPORT_COMPLETED, spec.job_id, event)
 
-    await UnitOfWork(runtime).run(write)
+    await UnitOfWork.of(runtime).run(write)
 
 
 async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> None:

@@ -38,7 +38,8 @@ from exporter.domain.schedule import first_run_at, next_run_after
 from exporter.iam import policy_event
 from exporter.notifications.recipients import recipient_problems
 from exporter.runtime import Runtime
-from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
+from exporter.service_layer.unit_of_work import Queueing, Transaction, UnitOfWork
+from exporter.settings import ApiSettings
 from exporter.topics import Topic
 from request_api.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unprocessable
 from request_api.views import job_view, request_view
@@ -140,7 +141,7 @@ def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
 
 
 async def admit_job(
-    runtime: Runtime, request: ExportRequest, scheduled_at: datetime, transaction: Transaction
+    settings: ApiSettings, request: ExportRequest, scheduled_at: datetime, transaction: Queueing
 ) -> None:
     """Queues a job of ``request`` in ``transaction``, unless it would exceed its owner's quota
     or join a job in flight on one of its targets. The quota is the owner's whoever asks: the
@@ -148,7 +149,7 @@ async def admit_job(
 
     The admission documents are written first (see adapters/mongo/admissions.py): concurrent
     admissions then conflict, so they cannot both squeeze under the limit."""
-    settings, jobs, session = runtime.settings.api, transaction.jobs, transaction.session
+    jobs, session = transaction.jobs, transaction.session
     tenant, owner = request.tenant, request.owner
     rule_targets = request.targets if settings.one_active_job_per_target else []
     await transaction.admissions.serialize(tenant, owner, rule_targets, session)
@@ -181,7 +182,7 @@ async def _write_with_event(
         transaction.raise_event(Topic.IAM_POLICY_UPDATED, request.id, event)
         return True
 
-    return await UnitOfWork(runtime).run(work)
+    return await UnitOfWork.of(runtime).run(work)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +291,7 @@ async def _create_queued(
     quota holds however many such creates arrive at once."""
 
     async def write(transaction: Transaction) -> bool:
-        await admit_job(runtime, request, request.created_at, transaction)
+        await admit_job(runtime.settings.api, request, request.created_at, transaction)
         await transaction.requests.add(document, session=transaction.session)
         if remembered is not None:
             await transaction.idempotency.add(remembered, session=transaction.session)
@@ -366,7 +367,7 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
     job_id = job_id_for(request.id, scheduled_at)
 
     async def write(transaction: Transaction) -> bool:
-        await admit_job(runtime, request, scheduled_at, transaction)
+        await admit_job(runtime.settings.api, request, scheduled_at, transaction)
         return True
 
     try:

@@ -47,6 +47,7 @@ from exporter.domain.schedule import due_runs, window_start_before_first_run
 from exporter.iam import request_event
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
+from exporter.settings import SchedulerSettings
 from exporter.topics import Topic
 from scheduler.admission import Admission
 
@@ -75,11 +76,11 @@ def shard_order() -> list[int]:
     return random.sample(range(SCHEDULE_SHARDS), SCHEDULE_SHARDS)
 
 
-def plan(runtime: Runtime, record: RequestRecord, now: datetime) -> Firing:
+def plan(settings: SchedulerSettings, record: RequestRecord, now: datetime) -> Firing:
     request = record.request
     due_at = record.next_run_at
     assert due_at is not None  # read because it was due
-    due = due_runs(request, due_at, now, runtime.settings.scheduler.max_catch_up_runs)
+    due = due_runs(request, due_at, now, settings.max_catch_up_runs)
     if due.skipped:
         log.warning(
             "request %s: %d missed runs skipped (catchUp=%s)", request.id, due.skipped, request.catch_up
@@ -103,13 +104,13 @@ def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: d
     return Firing(Advance(identity.request_id, None, last_run_at, now, reason), [], [message])
 
 
-def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
+def plan_or_pause(settings: SchedulerSettings, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
     """``plan``, or, for a request that cannot be planned, its pause: never an exception."""
     if isinstance(entry, Unreadable):
         log.error("request %s: paused: %s", entry.identity.request_id, entry.problem)
         return paused(entry.identity, entry.last_run_at, f"paused: {entry.problem}; {RESUME}", now)
     try:
-        return plan(runtime, entry, now)
+        return plan(settings, entry, now)
     except Exception as error:
         due_at = entry.next_run_at.isoformat() if entry.next_run_at else "?"
         log.exception("request %s: its run at %s could not be planned; paused", entry.request.id, due_at)
@@ -158,7 +159,7 @@ async def _fire_batch(
     due = await transaction.requests.due(shard, now, batch_size, session, only)
     if not due:
         return 0
-    firings = [plan_or_pause(runtime, entry, now) for entry in due]
+    firings = [plan_or_pause(runtime.settings.scheduler, entry, now) for entry in due]
     runs = [run for firing in firings for run in firing.runs]
     if skip_existing:
         existing = await transaction.jobs.existing([job["_id"] for job, _ in runs], session)
@@ -203,12 +204,12 @@ async def _pause_alone(runtime: Runtime, shard: int, now: datetime, request_id: 
         await transaction.requests.advance_many([firing.advance for firing in firings], transaction.session)
         transaction.raise_messages([notice for firing in firings for notice in firing.notices])
 
-    await UnitOfWork(runtime).run(write)
+    await UnitOfWork.of(runtime).run(write)
 
 
 async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = None) -> int:
     """One transaction over ``shard``'s due requests (``only`` that one); the runs it fired."""
-    uow = UnitOfWork(runtime)
+    uow = UnitOfWork.of(runtime)
     batch = functools.partial(_fire_batch, runtime, shard, now, only)
     try:
         return await uow.run(functools.partial(batch, skip_existing=False), retry=False)

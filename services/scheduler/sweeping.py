@@ -58,7 +58,7 @@ async def _give_up(runtime: Runtime, job: Document, now: datetime) -> None:
     started_at = job.get("startedAt")
     result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=started_at, completed_at=now)
     try:
-        await UnitOfWork(runtime).run(lambda t: t.jobs.fail_stuck(job, result, t.session))
+        await UnitOfWork.of(runtime).run(lambda t: t.jobs.fail_stuck(job, result, t.session))
     except Exception:
         log.exception("job %s: could not be failed either; left for the next sweep", job["_id"])
 
@@ -101,7 +101,7 @@ async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
         transaction.raise_event(Topic.EXPORT_COMPLETED, spec.job_id, completed_event(spec, result, SOURCE))
         return True
 
-    if not await UnitOfWork(runtime).run(write):
+    if not await UnitOfWork.of(runtime).run(write):
         return False
     log.warning("job %s %s: %s", spec.job_id, "re-queued" if retry else "failed", reason)
     return True

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import bson
 from pymongo import AsyncMongoClient
@@ -75,16 +75,64 @@ class Transaction:
         return [message for entry in self.entries for message in entry["messages"]]
 
 
-class UnitOfWork:
-    """Opens the transactions of the use cases of one process (built from its ``Runtime``)."""
+class QueuedJobs(Protocol):
+    """The jobs as queuing and admitting one sees them."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._mongo: AsyncMongoClient[Document] = runtime.mongo
-        self._relay = runtime.relay
-        self._jobs = runtime.jobs
-        self._requests = runtime.requests
-        self._admissions = runtime.admissions
-        self._idempotency = runtime.idempotency
+    async def add(self, document: Document, session: AsyncClientSession | None = None) -> None: ...
+
+    async def count_active(self, tenant: str, owner: str, session: AsyncClientSession) -> int: ...
+
+    async def active_for_targets(
+        self, tenant: str, targets: list[str], session: AsyncClientSession
+    ) -> Document | None: ...
+
+
+class Admissions(Protocol):
+    async def serialize(
+        self, tenant: str, user: str, targets: list[str], session: AsyncClientSession
+    ) -> None: ...
+
+
+class Queueing(Protocol):
+    """A ``Transaction`` as queuing a job sees it: what a fake stands in for in the service
+    layer's tests."""
+
+    @property
+    def session(self) -> AsyncClientSession: ...
+
+    @property
+    def jobs(self) -> QueuedJobs: ...
+
+    @property
+    def admissions(self) -> Admissions: ...
+
+    def raise_messages(self, messages: list[Document]) -> None: ...
+
+
+class UnitOfWork:
+    """Opens the transactions of the use cases of one process."""
+
+    def __init__(
+        self,
+        mongo: AsyncMongoClient[Document],
+        relay: OutboxRelay,
+        jobs: JobRepository,
+        requests: RequestRepository,
+        admissions: AdmissionRepository,
+        idempotency: IdempotencyRepository,
+    ) -> None:
+        self._mongo = mongo
+        self._relay = relay
+        self._jobs = jobs
+        self._requests = requests
+        self._admissions = admissions
+        self._idempotency = idempotency
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> UnitOfWork:
+        """The unit of work over the process's own client, relay and repositories."""
+        repositories = (runtime.jobs, runtime.requests, runtime.admissions, runtime.idempotency)
+        return cls(runtime.mongo, runtime.relay, *repositories)
 
     async def run(self, work: Callable[[Transaction], Awaitable[T]], *, retry: bool = True) -> T:
         """``work`` in one transaction, and its events after it committed; returns what it returns.
