@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from exporter.adapters.mongo.client import Document
+from exporter.adapters.mongo.job_queue import RunningJob
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobResult, JobSpec
@@ -44,7 +44,7 @@ async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
         try:
             recovered += await _recover(runtime, job, now)
         except Exception:
-            log.exception("job %s: could not be recovered; failed", job["_id"])
+            log.exception("job %s: could not be recovered; failed", job.job_id)
             await _give_up(runtime, job, now)
     return recovered
 
@@ -52,22 +52,23 @@ async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
 DAMAGED = "Job could not be recovered: its stored record is damaged"
 
 
-async def _give_up(runtime: Runtime, job: Document, now: datetime) -> None:
+async def _give_up(runtime: Runtime, job: RunningJob, now: datetime) -> None:
     """Fails a stuck job that cannot be recovered. No ``export.completed``: what it would say
     is what could not be read; its history says why."""
-    started_at = job.get("startedAt")
-    result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=started_at, completed_at=now)
+    result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=job.started_at, completed_at=now)
     try:
         await UnitOfWork.of(runtime).run(lambda t: t.jobs.fail_stuck(job, result, t.session))
     except Exception:
-        log.exception("job %s: could not be failed either; left for the next sweep", job["_id"])
+        log.exception("job %s: could not be failed either; left for the next sweep", job.job_id)
 
 
-async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
+async def _recover(runtime: Runtime, job: RunningJob, now: datetime) -> bool:
     settings = runtime.settings.scheduler
-    spec = JobSpec.model_validate(job["spec"])
-    attempt = job.get("attempts", 0) + 1
-    timed_out = job["startedAt"] < now - timedelta(seconds=settings.working_timeout_seconds)
+    spec = JobSpec.model_validate(job.spec)
+    if job.started_at is None:
+        raise ValueError("a running job without startedAt")  # damaged: the caller gives up on it
+    attempt = job.attempts + 1
+    timed_out = job.started_at < now - timedelta(seconds=settings.working_timeout_seconds)
     reason = (
         f"ran longer than the working timeout of {settings.working_timeout_seconds:.0f} s"
         if timed_out
@@ -93,7 +94,7 @@ async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
         result = JobResult(
             status=JobStatus.FAILED,
             error=f"Job {reason} (attempt {attempt} of {settings.max_job_attempts})",
-            started_at=job["startedAt"],
+            started_at=job.started_at,
             completed_at=now,
         )
         if not await jobs.fail_stuck(job, result, session):

@@ -8,7 +8,9 @@ concurrent or redelivered work can never move a job twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -27,6 +29,22 @@ from exporter.domain.job_life import (
     JobStatus,
     Transition,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job in ``inProgress`` as its recovery sees it. ``spec`` stays the stored document until
+    the recovery validates it: a damaged job must still be read, to be failed."""
+
+    job_id: str
+    started_at: datetime | None
+    attempts: Any
+    spec: Any
+
+    @classmethod
+    def of(cls, document: Document) -> RunningJob:
+        started_at, attempts = document.get("startedAt"), document.get("attempts", 0)
+        return cls(document["_id"], started_at, attempts, document.get("spec"))
 
 
 class JobQueue(JobStore):
@@ -167,7 +185,7 @@ class JobQueue(JobStore):
             busy += [job async for job in await self._collection.aggregate(pipeline, session=session)]
         return busy
 
-    async def stuck(self, now: datetime, working_timeout: timedelta, limit: int) -> list[Document]:
+    async def stuck(self, now: datetime, working_timeout: timedelta, limit: int) -> list[RunningJob]:
         """Running jobs whose renderer stopped heartbeating, or that ran past the working timeout."""
         cursor = self._collection.find(
             {
@@ -175,12 +193,12 @@ class JobQueue(JobStore):
                 "$or": [{"leaseUntil": {"$lt": now}}, {"startedAt": {"$lt": now - working_timeout}}],
             }
         ).limit(limit)
-        return [document async for document in cursor]
+        return [RunningJob.of(document) async for document in cursor]
 
-    async def requeue(self, job: Document, session: AsyncClientSession) -> bool:
+    async def requeue(self, job: RunningJob, session: AsyncClientSession) -> bool:
         """inProgress → notProcessed for another attempt; guarded by the run it saw."""
         result = await self._collection.update_one(
-            running(REQUEUE, job["_id"], job["startedAt"]),
+            running(REQUEUE, job.job_id, job.started_at),
             {
                 "$set": {
                     "status": JobStatus.NOT_PROCESSED.value,
@@ -195,12 +213,12 @@ class JobQueue(JobStore):
         )
         return result.modified_count == 1
 
-    async def fail_stuck(self, job: Document, result: JobResult, session: AsyncClientSession) -> bool:
+    async def fail_stuck(self, job: RunningJob, result: JobResult, session: AsyncClientSession) -> bool:
         """inProgress → failed; guarded by the run it saw, so a renderer that finished wins."""
         update = result.to_document()
         update.update({"updatedAt": utcnow(), "leaseUntil": None})
         outcome = await self._collection.update_one(
-            running(FAIL_STUCK, job["_id"], job.get("startedAt")),
+            running(FAIL_STUCK, job.job_id, job.started_at),
             {"$set": update},
             session=session,
         )
