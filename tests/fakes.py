@@ -14,7 +14,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from exporter.adapters.mongo.client import Document
-from exporter.domain.job_life import ACTIVE_STATUSES
+from exporter.adapters.mongo.job_queue import ActiveJob
+from exporter.domain.job_life import ACTIVE_STATUSES, JobStatus
 
 T = TypeVar("T")
 # The fakes hold no transaction: the session is passed along and never read.
@@ -41,9 +42,9 @@ class FakeJobs:
 
     async def active_for_targets(
         self, tenant: str, targets: list[str], session: AsyncClientSession
-    ) -> Document | None:
+    ) -> ActiveJob | None:
         busy = [job for job in self._active(tenant) if set(job["targets"]) & set(targets)]
-        return {"_id": busy[0]["_id"], "status": busy[0]["status"]} if busy else None
+        return ActiveJob(busy[0]["_id"], JobStatus(busy[0]["status"])) if busy else None
 
 
 @dataclass

@@ -158,8 +158,8 @@ async def admit_job(
     busy = await jobs.active_for_targets(tenant, rule_targets, session) if rule_targets else None
     if busy is not None:
         raise Conflict(
-            f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",
-            jobId=busy["_id"],
+            f"An export of the same target is already {busy.status}: job '{busy.job_id}'",
+            jobId=busy.job_id,
         )
     await enqueue_job(transaction, request, scheduled_at, SOURCE)
 

@@ -5,15 +5,15 @@ The jobs repository (``adapters/mongo/jobs.py`` and its parts) only carries thes
 out: each is one guarded write whose filter names the transition's ``sources``, so concurrent or
 redelivered work can never move a job twice.
 
-::
+A job is created ``notProcessed`` (or ``skipped``: a run the scheduler did not queue), then::
 
-    created ──► notProcessed ──start──► inProgress ──finish──► done / failed / cancelled
-       │             ▲  │                  │  │ ▲
-       │             │  └──cancel (API)────┼──┘ └─start (take-over: its lease ran out)
-       │             └──────requeue────────┤
-       │                                   └──fail_stuck──► failed
-       └──► skipped (quota full or target busy)
-    any but expired ──expire──► expired
+    notProcessed ──start──────► inProgress ──finish──► done | failed | cancelled   (renderer)
+    inProgress ────start──────► inProgress    a take-over: its renderer's lease ran out
+    notProcessed | inProgress ──cancel──► cancelled                                (API)
+    notProcessed ──cancel_queued──► cancelled     its request was deleted          (API)
+    inProgress ────requeue────► notProcessed   stuck: tried again              (scheduler)
+    inProgress ────fail_stuck─► failed         stuck: given up on              (scheduler)
+    any but expired ──expire──► expired                                      (scheduler)
 """
 
 from __future__ import annotations

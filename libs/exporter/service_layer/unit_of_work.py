@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from exporter.adapters.mongo.admissions import AdmissionRepository
 from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
+from exporter.adapters.mongo.job_queue import ActiveJob
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.outbox import outbox_message
 from exporter.adapters.mongo.requests import RequestRepository
@@ -69,11 +70,6 @@ class Transaction:
             size += message_size
         self.entries += [self.relay.held_many(chunk) for chunk in chunks if chunk]
 
-    @property
-    def raised(self) -> list[Document]:
-        """Every message raised so far, in order."""
-        return [message for entry in self.entries for message in entry["messages"]]
-
 
 class QueuedJobs(Protocol):
     """The jobs as queuing and admitting one sees them."""
@@ -84,7 +80,7 @@ class QueuedJobs(Protocol):
 
     async def active_for_targets(
         self, tenant: str, targets: list[str], session: AsyncClientSession
-    ) -> Document | None: ...
+    ) -> ActiveJob | None: ...
 
 
 class Admissions(Protocol):
@@ -143,11 +139,11 @@ class UnitOfWork:
         committed: list[Document] = []
 
         async def attempt(session: AsyncClientSession) -> T:
+            committed.clear()  # an attempt that was rolled back raised nothing
             transaction = Transaction(
                 session, self._jobs, self._requests, self._admissions, self._idempotency, self._relay
             )
             result = await work(transaction)
-            committed.clear()
             if transaction.entries and session.in_transaction:  # the work may have aborted it
                 await _insert(self._relay, transaction.entries, session)
                 committed[:] = transaction.entries

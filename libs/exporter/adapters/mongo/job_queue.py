@@ -32,6 +32,14 @@ from exporter.domain.job_life import (
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveJob:
+    """A queued or running job, as a conflict names it."""
+
+    job_id: str
+    status: JobStatus
+
+
+@dataclass(frozen=True, slots=True)
 class RunningJob:
     """A job in ``inProgress`` as its recovery sees it. ``spec`` stays the stored document until
     the recovery validates it: a damaged job must still be read, to be failed."""
@@ -139,9 +147,9 @@ class JobQueue(JobStore):
 
     async def active_for_targets(
         self, tenant: str, targets: list[str], session: AsyncClientSession
-    ) -> Document | None:
+    ) -> ActiveJob | None:
         """A queued or running job of the tenant on any of ``targets``, if there is one."""
-        return await self._collection.find_one(
+        found = await self._collection.find_one(
             {
                 "tenant": tenant,
                 "targets": {"$in": targets},
@@ -150,6 +158,7 @@ class JobQueue(JobStore):
             {"_id": 1, "status": 1},
             session=session,
         )
+        return None if found is None else ActiveJob(found["_id"], JobStatus(found["status"]))
 
     async def active_counts(
         self, owners: set[tuple[str, str]], session: AsyncClientSession
