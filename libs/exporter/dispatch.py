@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.jobs import JobRepository, new_job_document
+from exporter.adapters.mongo.jobs import new_job_document
 from exporter.adapters.mongo.outbox import outbox_message
 from exporter.contracts.events import ExportCompleted, ExportCompletedData, ExportRequested
 from exporter.contracts.job import JobResult, JobSpec
 from exporter.contracts.request import ExportRequest
 from exporter.domain.jobs import job_for, pending_deliveries
-from exporter.outbox import OutboxRelay
+from exporter.service_layer.unit_of_work import Queueing
 from exporter.topics import Topic
 
 
@@ -35,21 +33,16 @@ def queued_job(
 
 
 async def enqueue_job(
-    jobs: JobRepository,
-    relay: OutboxRelay,
+    transaction: Queueing,
     request: ExportRequest,
     scheduled_at: datetime,
     source: str,
-    session: AsyncClientSession,
     previous_end: datetime | None = None,
-) -> Document:
-    """Queues one job in the caller's transaction; returns its event, for ``relay.publish_soon``
-    once the caller has committed."""
+) -> None:
+    """Queues one job in ``transaction``; its event goes out once that has committed."""
     job, message = queued_job(request, scheduled_at, source, previous_end)
-    entry = relay.held_many([message])
-    await jobs.add(job, session=session)
-    await relay.outbox.add(entry, session=session)
-    return entry
+    await transaction.jobs.add(job, session=transaction.session)
+    transaction.raise_messages([message])
 
 
 def completed_event(spec: JobSpec, result: JobResult, source: str) -> ExportCompleted:

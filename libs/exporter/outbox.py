@@ -6,10 +6,10 @@ in the outbox and is published on the next pass. Event ids are stable, so a publ
 after a crash between publish and mark is recognisable downstream.
 
 Two paths lead out. The fast one: the writer inserts its events already leased to its own
-relay (``add``) and, once committed, hands them over (``publish_soon``); they are published
-from memory and deleted, without a claim round trip. The safe one: every poll interval the
-relay claims whatever nobody holds (events whose writer died, whose lease ran out, or whose
-publish failed and was handed back) and publishes those.
+relay (``held``; the unit of work does so) and, once committed, hands them over
+(``publish_soon``); they are published from memory and deleted, without a claim round trip.
+The safe one: every poll interval the relay claims whatever nobody holds (events whose writer
+died, whose lease ran out, or whose publish failed and was handed back) and publishes those.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import logging
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Protocol
-
-from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.outbox import OutboxRepository, outbox_document, outbox_message
@@ -59,14 +57,6 @@ class OutboxRelay:
     @property
     def outbox(self) -> OutboxRepository:
         return self._outbox
-
-    async def add(
-        self, topic: Topic, key: str, event: Envelope[Any], session: AsyncClientSession
-    ) -> Document:
-        """Inserts ``held(...)`` in the caller's transaction and returns it."""
-        document = self.held(topic, key, event)
-        await self._outbox.add(document, session=session)
-        return document
 
     def publish_soon(self, documents: Iterable[Document]) -> None:
         """Publishes committed events from memory, right away (called after the commit)."""

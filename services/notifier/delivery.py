@@ -31,20 +31,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.jobs import DeliveryClaim, DeliveryResults, delivery_result, stored_result
-from exporter.adapters.storage import ObjectStore
+from exporter.adapters.mongo.deliveries import DeliveryClaim, delivery_result
+from exporter.adapters.mongo.jobs import stored_result
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
-from exporter.contracts.job import JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobSpec
 from exporter.contracts.request import NotificationMedium, NotificationMessage
-from exporter.domain.retry import backoff_seconds
+from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
-from exporter.notifications.policy import NOTIFIED_OUTCOMES, DeliveryStatus, policy_applies, skip_reason
+from exporter.notifications.policy import NOTIFIED_OUTCOMES, policy_applies, skip_reason
 from exporter.notifications.recipients import destination_problem, destinations_of, recipients_for
 from exporter.notifications.sending import (
     Attachment,
@@ -54,7 +53,9 @@ from exporter.notifications.sending import (
     transient,
 )
 from exporter.runtime import Runtime
-from exporter.settings import TenantDestinations
+from exporter.service_layer.unit_of_work import UnitOfWork
+from notifier.attempts import Attempt, Due, JobContext, Progress, after_attempt, delivery_key
+from notifier.results import DeliveryResults
 
 log = logging.getLogger(__name__)
 
@@ -71,85 +72,6 @@ ADMITTED_PER_SLOT = 4
 INTAKE_BATCHES = 1
 
 
-def delivery_key(job_id: str, index: int) -> str:
-    """The idempotency key of a message's delivery: stable for the job's life."""
-    return f"{job_id}.{index}"
-
-
-@dataclass
-class JobContext:
-    """One finished job as the notifier needs it; each file is read at most once for it."""
-
-    job_id: str
-    owner: str
-    spec: JobSpec
-    result: JobResult
-    links: tuple[FileLink, ...]
-    storage: ObjectStore
-    # What the job's tenant may reach, as the settings say now (they may have changed since the
-    # request was accepted).
-    destinations: TenantDestinations
-    _reads: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
-
-    def message(self, index: int) -> NotificationMessage:
-        return self.spec.request.notification.messages[index]
-
-    async def file(self, key: str) -> bytes:
-        read = self._reads.get(key)
-        if read is None:
-            read = self._reads[key] = asyncio.ensure_future(self.storage.read(key))
-        try:
-            return await asyncio.shield(read)
-        except Exception:
-            self._reads.pop(key, None)  # the next attempt reads again
-            raise
-
-
-@dataclass
-class Progress:
-    """How far a message's delivery got, across attempts: kept on the job between them."""
-
-    attempts: int
-    sent: list[str]
-    refused: dict[str, str]
-
-    @classmethod
-    def of(cls, entry: Document) -> Progress:
-        refused = {item["recipient"]: item["reason"] for item in entry.get("refused") or []}
-        return cls(attempts=entry["attempts"], sent=list(entry.get("sentTo") or []), refused=refused)
-
-
-@dataclass
-class Attempt:
-    """What one attempt could not finish: recipients to try again, and remarks for the reader."""
-
-    deferred: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    retry_after: float | None = None
-
-
-@dataclass
-class Due:
-    """What is due of one job, from its delivery entries as read (``seen``): deliveries to claim
-    and send (index → progress), skips to record.
-    """
-
-    context: JobContext
-    seen: list[Document]
-    progress: dict[int, Progress] = field(default_factory=dict)
-    skips: dict[int, str] = field(default_factory=dict)
-
-    def claim(self) -> DeliveryClaim:
-        """Holds only while no entry has changed since they were read."""
-        job_id = self.context.job_id
-        claims = {index: (delivery_key(job_id, index), p.attempts) for index, p in self.progress.items()}
-        return DeliveryClaim(job_id, claims, self.skips, self.seen)
-
-
-def _describe(problems: Mapping[str, str]) -> str | None:
-    return "; ".join(f"{recipient}: {reason}" for recipient, reason in problems.items()) or None
-
-
 class Notifier:
     def __init__(
         self, runtime: Runtime, senders: Mapping[str, Sender], redact: Callable[[str], str] = str
@@ -159,7 +81,8 @@ class Notifier:
         self._settings = runtime.settings.notifier
         self._senders = senders
         self._redact = redact
-        self._results = DeliveryResults(runtime.mongo, runtime.db)
+        self._unit_of_work = UnitOfWork.of(runtime)
+        self._results = DeliveryResults(self._unit_of_work, runtime.jobs)
         # Sends at once; deliveries admitted (sending, or recording what they sent) at once.
         self._slots = asyncio.Semaphore(self._settings.concurrency)
         self._admission = asyncio.Semaphore(ADMITTED_PER_SLOT * self._settings.concurrency)
@@ -232,7 +155,9 @@ class Notifier:
         others. The indexes claimed.
         """
         lease = timedelta(seconds=self._settings.sending_lease_seconds)
-        if len(wanted) > 1 and await self._jobs.claim_many([due.claim() for due in wanted], lease):
+        if len(wanted) > 1 and await self._unit_of_work.run(
+            lambda t: t.jobs.claim_many([due.claim() for due in wanted], lease, t.session)
+        ):
             return [(due, list(due.progress)) for due in wanted]
         return [(due, await self._claim_job(due.claim(), lease)) for due in wanted]
 
@@ -345,21 +270,8 @@ class Notifier:
             log.exception("delivery %s failed unexpectedly", key)
             error = f"an internal error occurred (reference {key})"
             attempt.deferred.clear()
-        delay: float | None = None
-        if attempt.deferred and progress.attempts < self._settings.max_attempts:
-            delay = backoff_seconds(
-                progress.attempts,
-                self._settings.backoff_initial_seconds,
-                self._settings.backoff_max_seconds,
-                attempt.retry_after,
-            )
-            status, next_attempt_at = DeliveryStatus.RETRYING, utcnow() + timedelta(seconds=delay)
-            error = _describe({**attempt.deferred, **progress.refused})
-        else:
-            for recipient, reason in attempt.deferred.items():
-                progress.refused[recipient] = f"{reason} (gave up after {progress.attempts} attempts)"
-            status = DeliveryStatus.SENT if progress.sent else DeliveryStatus.FAILED
-            error, next_attempt_at = error or _describe(progress.refused), None
+        status, delay, error = after_attempt(attempt, progress, error, self._settings)
+        next_attempt_at = None if delay is None else utcnow() + timedelta(seconds=delay)
         await self._results.record(
             delivery_result(
                 context.job_id,

@@ -13,7 +13,8 @@ from typing import TypeVar
 
 import polars as pl
 
-from exporter.contracts.job import JobFile, JobSpec, JobStatus, Window
+from exporter.contracts.job import JobFile, JobSpec, Window
+from exporter.domain.job_life import JobStatus
 from exporter.rendering.bundle import JobFiles
 from exporter.rendering.names import FileNamer, object_key
 from exporter.rendering.output import FileFormat, RenderedFile, SplitLimits

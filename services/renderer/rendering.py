@@ -15,22 +15,22 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from exporter.adapters.errors import is_transient
-from exporter.adapters.mongo.client import Document, in_transaction
 from exporter.adapters.mongo.jobs import new_job_document, stored_result
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobFile, JobResult, JobSpec
 from exporter.dispatch import completed_event
+from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.domain.retry import backoff_seconds
 from exporter.rendering.decimation import DecimationError
 from exporter.rendering.names import MaskError, job_prefix
 from exporter.rendering.writers import RowLimitExceeded
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.signing import Refused
 from exporter.topics import Topic
 from renderer.items import ITEM_WRITERS
@@ -121,13 +121,12 @@ async def run(runtime: Runtime, spec: JobSpec, started_at: datetime) -> JobResul
 async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at: datetime) -> None:
     event = completed_event(spec, result, SOURCE)
 
-    async def write(session: AsyncClientSession) -> Document | None:
-        if not await runtime.jobs.finish(spec.job_id, result, session=session, started_at=started_at):
-            return None
-        return await runtime.relay.add(Topic.EXPORT_COMPLETED, spec.job_id, event, session)
+    async def write(transaction: Transaction) -> None:
+        jobs, session = transaction.jobs, transaction.session
+        if await jobs.finish(spec.job_id, result, session=session, started_at=started_at):
+            transaction.raise_event(Topic.EXPORT_COMPLETED, spec.job_id, event)
 
-    if queued := await in_transaction(runtime.mongo, write):
-        runtime.relay.publish_soon([queued])
+    await UnitOfWork.of(runtime).run(write)
 
 
 async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> None:

@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, Document, in_transaction
+from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, Document
 from exporter.adapters.mongo.group_commit import Cap, CapReached
 from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempotency_document, scope
 from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
-from exporter.contracts.job import JobStatus, job_id_for
+from exporter.contracts.job import job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType, parse_iso_duration
 from exporter.dispatch import enqueue_job
 from exporter.domain.access import (
@@ -34,10 +33,13 @@ from exporter.domain.access import (
     subjects_of,
     update_actions,
 )
+from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at, next_run_after
 from exporter.iam import policy_event
 from exporter.notifications.recipients import recipient_problems
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import Queueing, Transaction, UnitOfWork
+from exporter.settings import ApiSettings
 from exporter.topics import Topic
 from request_api.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unprocessable
 from request_api.views import job_view, request_view
@@ -139,31 +141,27 @@ def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
 
 
 async def admit_job(
-    runtime: Runtime,
-    request: ExportRequest,
-    scheduled_at: datetime,
-    session: AsyncClientSession,
-) -> Document:
-    """Queues a job of ``request`` in the caller's transaction, unless it would exceed its owner's
-    quota or join a job in flight on one of its targets; returns the job's outbox entry, for
-    ``relay.publish_soon`` once committed. The quota is the owner's whoever asks: the job is
-    theirs, so a grantee's runs count where the scheduler's do, and cannot pass the limit.
+    settings: ApiSettings, request: ExportRequest, scheduled_at: datetime, transaction: Queueing
+) -> None:
+    """Queues a job of ``request`` in ``transaction``, unless it would exceed its owner's quota
+    or join a job in flight on one of its targets. The quota is the owner's whoever asks: the
+    job is theirs, so a grantee's runs count where the scheduler's do, and cannot pass the limit.
 
     The admission documents are written first (see adapters/mongo/admissions.py): concurrent
     admissions then conflict, so they cannot both squeeze under the limit."""
-    settings, jobs = runtime.settings.api, runtime.jobs
+    jobs, session = transaction.jobs, transaction.session
     tenant, owner = request.tenant, request.owner
     rule_targets = request.targets if settings.one_active_job_per_target else []
-    await runtime.admissions.serialize(tenant, owner, rule_targets, session)
+    await transaction.admissions.serialize(tenant, owner, rule_targets, session)
     if await jobs.count_active(tenant, owner, session) >= settings.max_active_jobs_per_user:
         raise TooManyRequests(QUOTA_MESSAGE, headers={"Retry-After": str(settings.quota_retry_after_seconds)})
     busy = await jobs.active_for_targets(tenant, rule_targets, session) if rule_targets else None
     if busy is not None:
         raise Conflict(
-            f"An export of the same target is already {busy['status']}: job '{busy['_id']}'",
-            jobId=busy["_id"],
+            f"An export of the same target is already {busy.status}: job '{busy.job_id}'",
+            jobId=busy.job_id,
         )
-    return await enqueue_job(jobs, runtime.relay, request, scheduled_at, SOURCE, session)
+    await enqueue_job(transaction, request, scheduled_at, SOURCE)
 
 
 async def _write_with_event(
@@ -171,22 +169,20 @@ async def _write_with_event(
     request: ExportRequest,
     action: IamAction,
     actor: str,
-    write: Callable[[AsyncClientSession], Awaitable[bool]],
+    write: Callable[[Transaction], Awaitable[bool]],
     job_id: str | None = None,
 ) -> bool:
-    """Runs ``write(session)`` and, if it changed something, queues the IAM event for ``action``
-    in the same transaction. Returns whether it changed something."""
+    """Runs ``write`` in a unit of work and, if it changed something, raises the IAM event for
+    ``action`` in the same transaction. Returns whether it changed something."""
     event = policy_event(request, action, actor, job_id)
 
-    async def work(session: AsyncClientSession) -> Document | None:
-        if not await write(session):
-            return None
-        return await runtime.relay.add(Topic.IAM_POLICY_UPDATED, request.id, event, session)
+    async def work(transaction: Transaction) -> bool:
+        if not await write(transaction):
+            return False
+        transaction.raise_event(Topic.IAM_POLICY_UPDATED, request.id, event)
+        return True
 
-    if (queued := await in_transaction(runtime.mongo, work)) is None:
-        return False
-    runtime.relay.publish_soon([queued])
-    return True
+    return await UnitOfWork.of(runtime).run(work)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,18 +289,15 @@ async def _create_queued(
 ) -> None:
     """A one-time request due now: admitted and queued in the create's own transaction, so the
     quota holds however many such creates arrive at once."""
-    requested: list[Document] = []
 
-    async def write(session: AsyncClientSession) -> bool:
-        # Assigned, not appended: a retried transaction runs this again.
-        requested[:] = [await admit_job(runtime, request, request.created_at, session)]
-        await runtime.requests.add(document, session=session)
+    async def write(transaction: Transaction) -> bool:
+        await admit_job(runtime.settings.api, request, request.created_at, transaction)
+        await transaction.requests.add(document, session=transaction.session)
         if remembered is not None:
-            await runtime.idempotency.add(remembered, session=session)
+            await transaction.idempotency.add(remembered, session=transaction.session)
         return True
 
     await _write_with_event(runtime, request, "create", principal.user, write)
-    runtime.relay.publish_soon(requested)
 
 
 def _replay(stored: StoredAnswer, fingerprint: str) -> Answer:
@@ -335,8 +328,10 @@ async def update_export(
     else:
         next_run = None  # a one-time request that already ran does not run again on an edit; /run does
 
-    async def write(session: AsyncClientSession) -> bool:
-        return await runtime.requests.replace(updated, current.version, next_run, session=session)
+    async def write(transaction: Transaction) -> bool:
+        return await transaction.requests.replace(
+            updated, current.version, next_run, session=transaction.session
+        )
 
     if not await _write_with_event(runtime, updated, "update", principal.user, write):
         raise Conflict(f"Export request '{request_id}' changed meanwhile; read it again and retry")
@@ -352,10 +347,11 @@ async def delete_export(runtime: Runtime, principal: Principal, request_id: str)
         update={"version": current.version + 1, "updated_at": now, "deleted_at": now}
     )
 
-    async def write(session: AsyncClientSession) -> bool:
-        if not await runtime.requests.replace(deleted, current.version, None, session=session):
+    async def write(transaction: Transaction) -> bool:
+        session = transaction.session
+        if not await transaction.requests.replace(deleted, current.version, None, session=session):
             return False
-        await runtime.jobs.cancel_queued(request_id, session=session)
+        await transaction.jobs.cancel_queued(request_id, session=session)
         return True
 
     if not await _write_with_event(runtime, deleted, "delete", principal.user, write):
@@ -370,18 +366,14 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
     scheduled_at = utcnow()
     job_id = job_id_for(request.id, scheduled_at)
 
-    requested: list[Document] = []
-
-    async def write(session: AsyncClientSession) -> bool:
-        # Assigned, not appended: a retried transaction runs this again.
-        requested[:] = [await admit_job(runtime, request, scheduled_at, session)]
+    async def write(transaction: Transaction) -> bool:
+        await admit_job(runtime.settings.api, request, scheduled_at, transaction)
         return True
 
     try:
         await _write_with_event(runtime, request, "run", principal.user, write, job_id=job_id)
     except DuplicateKeyError as error:
         raise Conflict(f"A run of export request '{request_id}' was queued at this very moment") from error
-    runtime.relay.publish_soon(requested)
     job = await runtime.jobs.get(job_id)
     assert job is not None
     return job_view(job)
@@ -403,8 +395,8 @@ async def authorized_job(
 async def cancel_job(runtime: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
     job, record = await authorized_job(runtime, principal, job_id, Action.CANCEL)
 
-    async def write(session: AsyncClientSession) -> bool:
-        return await runtime.jobs.cancel(job_id, session=session)
+    async def write(transaction: Transaction) -> bool:
+        return await transaction.jobs.cancel(job_id, session=transaction.session)
 
     if not await _write_with_event(runtime, record.request, "cancel", principal.user, write, job_id=job_id):
         raise Conflict(f"Job '{job_id}' is already {job['status']} and cannot be cancelled")

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from exporter.adapters.mongo.client import Document
+from exporter.domain.job_life import JobStatus
 
 Key = tuple[str, str]  # (tenant, owner) or (tenant, target)
 
@@ -23,7 +24,7 @@ Key = tuple[str, str]  # (tenant, owner) or (tenant, target)
 @dataclass(frozen=True, slots=True)
 class InFlight:
     job_id: str
-    status: str
+    status: JobStatus
     request_id: str
 
 
@@ -48,8 +49,9 @@ class Admission:
 
     def note_busy(self, jobs: Iterable[Document]) -> None:
         for job in jobs:
+            in_flight = InFlight(job["_id"], JobStatus(job["status"]), job["requestId"])
             for target in job["targets"]:
-                self.busy[job["tenant"], target] = InFlight(job["_id"], job["status"], job["requestId"])
+                self.busy[job["tenant"], target] = in_flight
 
     def refusal(self, job: Document) -> str | None:
         """Why ``job`` may not be queued, or None; a job admitted counts against later ones."""

@@ -34,12 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import bson
 from pydantic import ValidationError
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once, is_conflict
+from exporter.adapters.mongo.client import Document, is_conflict
 from exporter.adapters.mongo.jobs import skipped_job_document
 from exporter.adapters.mongo.outbox import outbox_message
 from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, Identity, RequestRecord, Unreadable
@@ -48,6 +46,8 @@ from exporter.dispatch import queued_job
 from exporter.domain.schedule import due_runs, window_start_before_first_run
 from exporter.iam import request_event
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
+from exporter.settings import SchedulerSettings
 from exporter.topics import Topic
 from scheduler.admission import Admission
 
@@ -76,11 +76,11 @@ def shard_order() -> list[int]:
     return random.sample(range(SCHEDULE_SHARDS), SCHEDULE_SHARDS)
 
 
-def plan(runtime: Runtime, record: RequestRecord, now: datetime) -> Firing:
+def plan(settings: SchedulerSettings, record: RequestRecord, now: datetime) -> Firing:
     request = record.request
     due_at = record.next_run_at
     assert due_at is not None  # read because it was due
-    due = due_runs(request, due_at, now, runtime.settings.scheduler.max_catch_up_runs)
+    due = due_runs(request, due_at, now, settings.max_catch_up_runs)
     if due.skipped:
         log.warning(
             "request %s: %d missed runs skipped (catchUp=%s)", request.id, due.skipped, request.catch_up
@@ -104,13 +104,13 @@ def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: d
     return Firing(Advance(identity.request_id, None, last_run_at, now, reason), [], [message])
 
 
-def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
+def plan_or_pause(settings: SchedulerSettings, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
     """``plan``, or, for a request that cannot be planned, its pause: never an exception."""
     if isinstance(entry, Unreadable):
         log.error("request %s: paused: %s", entry.identity.request_id, entry.problem)
         return paused(entry.identity, entry.last_run_at, f"paused: {entry.problem}; {RESUME}", now)
     try:
-        return plan(runtime, entry, now)
+        return plan(settings, entry, now)
     except Exception as error:
         due_at = entry.next_run_at.isoformat() if entry.next_run_at else "?"
         log.exception("request %s: its run at %s could not be planned; paused", entry.request.id, due_at)
@@ -121,19 +121,19 @@ def plan_or_pause(runtime: Runtime, entry: RequestRecord | Unreadable, now: date
 
 
 async def admitted(
-    runtime: Runtime, runs: list[tuple[Document, Document]], now: datetime, session: AsyncClientSession
+    runtime: Runtime, runs: list[tuple[Document, Document]], now: datetime, transaction: Transaction
 ) -> tuple[list[Document], list[Document]]:
     """The jobs to insert and the ``export.requested`` to queue: a run that would pass its
     owner's queued-jobs quota or join a job in flight on its target becomes a ``skipped`` job
     with the reason, and queues nothing (see ``scheduler.admission``)."""
     if not runs:
         return [], []
-    settings = runtime.settings.api
+    settings, store, session = runtime.settings.api, transaction.jobs, transaction.session
     jobs = [job for job, _ in runs]
     admission = Admission(settings.max_active_jobs_per_user, settings.one_active_job_per_target)
-    admission.active = await runtime.jobs.active_counts(admission.owners(jobs), session)
+    admission.active = await store.active_counts(admission.owners(jobs), session)
     if admission.one_per_target:
-        admission.note_busy(await runtime.jobs.active_on_targets(admission.targets(jobs), session))
+        admission.note_busy(await store.active_on_targets(admission.targets(jobs), session))
     inserts, messages = [], []
     for job, message in runs:
         if (reason := admission.refusal(job)) is None:
@@ -145,60 +145,32 @@ async def admitted(
     return inserts, messages
 
 
-# An outbox entry is one document, which the store takes up to 16 MiB; a batch of large requests
-# (each up to the API's body limit, copied into its job's event) is split into entries this big.
-ENTRY_BYTES = 8 * 1024 * 1024
-
-
-def outbox_entries(runtime: Runtime, messages: list[Document]) -> list[Document]:
-    """``messages`` as few outbox entries as fit, in order."""
-    chunks: list[list[Document]] = [[]]
-    size = 0
-    for message in messages:
-        message_size = len(bson.encode(message))
-        if chunks[-1] and size + message_size > ENTRY_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(message)
-        size += message_size
-    return [runtime.relay.held_many(chunk) for chunk in chunks if chunk]
-
-
-async def queue_events(
-    runtime: Runtime, messages: list[Document], session: AsyncClientSession
-) -> list[Document]:
-    """``messages`` into the outbox in the caller's transaction; the entries, for ``publish_soon``."""
-    entries = outbox_entries(runtime, messages)
-    if entries:
-        await runtime.relay.outbox.add_many(entries, session)
-    return entries
-
-
 async def _fire_batch(
     runtime: Runtime,
     shard: int,
     now: datetime,
     only: str | None,
-    session: AsyncClientSession,
+    transaction: Transaction,
     *,
     skip_existing: bool,
-) -> list[Document]:
-    """The transaction's work; returns the outbox entries it queued."""
-    due = await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, session, only)
+) -> int:
+    """The transaction's work; returns how many runs it queued."""
+    session, batch_size = transaction.session, runtime.settings.scheduler.batch_size
+    due = await transaction.requests.due(shard, now, batch_size, session, only)
     if not due:
-        return []
-    firings = [plan_or_pause(runtime, entry, now) for entry in due]
+        return 0
+    firings = [plan_or_pause(runtime.settings.scheduler, entry, now) for entry in due]
     runs = [run for firing in firings for run in firing.runs]
     if skip_existing:
-        existing = await runtime.jobs.existing([job["_id"] for job, _ in runs], session)
+        existing = await transaction.jobs.existing([job["_id"] for job, _ in runs], session)
         log.warning("shard %d: %d runs had been fired already; not again", shard, len(existing))
         runs = [(job, message) for job, message in runs if job["_id"] not in existing]
-    jobs, messages = await admitted(runtime, runs, now, session)
-    messages += [notice for firing in firings for notice in firing.notices]
-    await runtime.requests.advance_many([firing.advance for firing in firings], session)
+    jobs, messages = await admitted(runtime, runs, now, transaction)
+    await transaction.requests.advance_many([firing.advance for firing in firings], session)
     if jobs:
-        await runtime.jobs.add_many(jobs, session)
-    return await queue_events(runtime, messages, session)
+        await transaction.jobs.add_many(jobs, session)
+    transaction.raise_messages(messages + [notice for firing in firings for notice in firing.notices])
+    return len(messages)
 
 
 async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
@@ -225,25 +197,24 @@ async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
 
 
 async def _pause_alone(runtime: Runtime, shard: int, now: datetime, request_id: str) -> None:
-    async def write(session: AsyncClientSession) -> list[Document]:
-        due = await runtime.requests.due(shard, now, 1, session, request_id)
+    async def write(transaction: Transaction) -> None:
+        due = await transaction.requests.due(shard, now, 1, transaction.session, request_id)
         reason = f"paused: it could not be fired because of an internal error; {RESUME}"
         firings = [paused(entry.identity, entry.last_run_at, reason, now) for entry in due]
-        await runtime.requests.advance_many([firing.advance for firing in firings], session)
-        return await queue_events(
-            runtime, [notice for firing in firings for notice in firing.notices], session
-        )
+        await transaction.requests.advance_many([firing.advance for firing in firings], transaction.session)
+        transaction.raise_messages([notice for firing in firings for notice in firing.notices])
 
-    runtime.relay.publish_soon(await in_transaction(runtime.mongo, write))
+    await UnitOfWork.of(runtime).run(write)
 
 
 async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = None) -> int:
     """One transaction over ``shard``'s due requests (``only`` that one); the runs it fired."""
+    uow = UnitOfWork.of(runtime)
     batch = functools.partial(_fire_batch, runtime, shard, now, only)
     try:
-        entries = await in_transaction_once(runtime.mongo, functools.partial(batch, skip_existing=False))
+        return await uow.run(functools.partial(batch, skip_existing=False), retry=False)
     except (BulkWriteError, DuplicateKeyError):
-        entries = await in_transaction(runtime.mongo, functools.partial(batch, skip_existing=True))
+        return await uow.run(functools.partial(batch, skip_existing=True))
     except PyMongoError as error:
         if not is_conflict(error):
             raise
@@ -251,9 +222,6 @@ async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = 
         # and is not reaped yet) holds one: the other shards go on, this one is read again next.
         log.info("shard %d: batch lost to another writer (%s); read again next pass", shard, error)
         return 0
-    runtime.relay.publish_soon(entries)
-    messages = [message for entry in entries for message in entry["messages"]]
-    return sum(message["topic"] == Topic.EXPORT_REQUESTED.value for message in messages)
 
 
 async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:

@@ -17,19 +17,18 @@ over until the next sweep; the detail goes to the log under the job's id.
 
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import datetime, timedelta
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-
-from exporter.adapters.mongo.client import Document, in_transaction
+from exporter.adapters.mongo.job_queue import RunningJob
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobResult, JobSpec
 from exporter.dispatch import completed_event
+from exporter.domain.job_life import JobStatus
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
         try:
             recovered += await _recover(runtime, job, now)
         except Exception:
-            log.exception("job %s: could not be recovered; failed", job["_id"])
+            log.exception("job %s: could not be recovered; failed", job.job_id)
             await _give_up(runtime, job, now)
     return recovered
 
@@ -53,22 +52,23 @@ async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
 DAMAGED = "Job could not be recovered: its stored record is damaged"
 
 
-async def _give_up(runtime: Runtime, job: Document, now: datetime) -> None:
+async def _give_up(runtime: Runtime, job: RunningJob, now: datetime) -> None:
     """Fails a stuck job that cannot be recovered. No ``export.completed``: what it would say
     is what could not be read; its history says why."""
-    started_at = job.get("startedAt")
-    result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=started_at, completed_at=now)
+    result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=job.started_at, completed_at=now)
     try:
-        await in_transaction(runtime.mongo, functools.partial(runtime.jobs.fail_stuck, job, result))
+        await UnitOfWork.of(runtime).run(lambda t: t.jobs.fail_stuck(job, result, t.session))
     except Exception:
-        log.exception("job %s: could not be failed either; left for the next sweep", job["_id"])
+        log.exception("job %s: could not be failed either; left for the next sweep", job.job_id)
 
 
-async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
+async def _recover(runtime: Runtime, job: RunningJob, now: datetime) -> bool:
     settings = runtime.settings.scheduler
-    spec = JobSpec.model_validate(job["spec"])
-    attempt = job.get("attempts", 0) + 1
-    timed_out = job["startedAt"] < now - timedelta(seconds=settings.working_timeout_seconds)
+    spec = JobSpec.model_validate(job.spec)
+    if job.started_at is None:
+        raise ValueError("a running job without startedAt")  # damaged: the caller gives up on it
+    attempt = job.attempts + 1
+    timed_out = job.started_at < now - timedelta(seconds=settings.working_timeout_seconds)
     reason = (
         f"ran longer than the working timeout of {settings.working_timeout_seconds:.0f} s"
         if timed_out
@@ -76,10 +76,11 @@ async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
     )
     retry = settings.stuck_jobs == "requeue" and attempt < settings.max_job_attempts
 
-    async def write(session: AsyncClientSession) -> Document | None:
+    async def write(transaction: Transaction) -> bool:
+        jobs, session = transaction.jobs, transaction.session
         if retry:
-            if not await runtime.jobs.requeue(job, session):
-                return None
+            if not await jobs.requeue(job, session):
+                return False
             event = ExportRequested(
                 id=f"{spec.job_id}:attempt-{attempt + 1}",
                 source=SOURCE,
@@ -88,22 +89,21 @@ async def _recover(runtime: Runtime, job: Document, now: datetime) -> bool:
                 actor=spec.owner,
                 data=spec,
             )
-            return await runtime.relay.add(Topic.EXPORT_REQUESTED, spec.job_id, event, session)
+            transaction.raise_event(Topic.EXPORT_REQUESTED, spec.job_id, event)
+            return True
         result = JobResult(
             status=JobStatus.FAILED,
             error=f"Job {reason} (attempt {attempt} of {settings.max_job_attempts})",
-            started_at=job["startedAt"],
+            started_at=job.started_at,
             completed_at=now,
         )
-        if not await runtime.jobs.fail_stuck(job, result, session):
-            return None
-        return await runtime.relay.add(
-            Topic.EXPORT_COMPLETED, spec.job_id, completed_event(spec, result, SOURCE), session
-        )
+        if not await jobs.fail_stuck(job, result, session):
+            return False
+        transaction.raise_event(Topic.EXPORT_COMPLETED, spec.job_id, completed_event(spec, result, SOURCE))
+        return True
 
-    if (queued := await in_transaction(runtime.mongo, write)) is None:
+    if not await UnitOfWork.of(runtime).run(write):
         return False
-    runtime.relay.publish_soon([queued])
     log.warning("job %s %s: %s", spec.job_id, "re-queued" if retry else "failed", reason)
     return True
 

@@ -32,7 +32,8 @@ from exporter.adapters.kafka import client_options
 from exporter.adapters.mongo.client import JOBS
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobFile, JobResult, JobSpec
+from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.local.servers import LocalServers
 from exporter.runtime import Runtime

@@ -14,8 +14,9 @@ from aiokafka import AIOKafkaProducer
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobSpec, JobStatus, Window
+from exporter.contracts.job import JobSpec, Window
 from exporter.contracts.request import ExportRequestSpec, Extension
+from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 from exporter.signing import own_producer
 from exporter.topics import Topic

@@ -22,7 +22,7 @@ from exporter.adapters.mongo.client import GRANTS, MEASUREMENTS, connect, databa
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.things import ThingRepository
-from exporter.contracts.job import JobStatus
+from exporter.domain.job_life import JobStatus
 from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic

@@ -34,8 +34,8 @@ from exporter.contracts.events import (
     ThingUpdated,
 )
 from exporter.contracts.ingest import Entity, MeasurementPack, MeasurementRecord, Thing
-from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequestSpec
+from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import job_for
 from exporter.settings import Settings
 from exporter.signing import Producer, Refused, Verifier

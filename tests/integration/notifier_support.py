@@ -41,7 +41,8 @@ from werkzeug import Request, Response
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted, ExportCompletedData
-from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobFile, JobResult, JobSpec
+from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.local.smtp_sink import PasswordFile
 from exporter.runtime import Runtime

@@ -18,11 +18,13 @@ from tests.integration.notifier_support import (
     notifier_settings,
 )
 
-from exporter.adapters.mongo.jobs import DeliveryResult, DeliveryResults, delivery_result
-from exporter.contracts.job import JobStatus
-from exporter.notifications.policy import DeliveryStatus
+from exporter.adapters.mongo.deliveries import DeliveryResult, delivery_result
+from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.runtime import Runtime
-from notifier.delivery import CUT_OFF, delivery_key
+from exporter.service_layer.unit_of_work import UnitOfWork
+from notifier.attempts import delivery_key
+from notifier.delivery import CUT_OFF
+from notifier.results import DeliveryResults
 
 chat = pytest.fixture(scope="module")(chat_receiver)
 POLICIES = [
@@ -172,7 +174,7 @@ async def test_a_result_after_its_claim_was_cut_off_changes_nothing_and_the_othe
     assert await runtime.jobs.claim_deliveries(job_id, claims, timedelta(seconds=0.2))
     await asyncio.sleep(0.3)  # past the claims' lease: a sweep cuts the first one off
     assert await runtime.jobs.cut_off_delivery(job_id, 0, 1, CUT_OFF)
-    results = DeliveryResults(runtime.mongo, runtime.db)
+    results = DeliveryResults(UnitOfWork.of(runtime), runtime.jobs)
 
     def sent(index: int) -> DeliveryResult:
         outcome = DeliveryStatus.SENT

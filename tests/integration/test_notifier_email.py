@@ -31,7 +31,8 @@ from tests.notify_cases import job_spec
 
 from exporter.adapters.email import SmtpMailer
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobResult, JobStatus
+from exporter.contracts.job import JobResult
+from exporter.domain.job_life import JobStatus
 from exporter.notifications.messages import compose
 from exporter.notifications.sending import Outgoing
 from exporter.runtime import Runtime

@@ -34,7 +34,7 @@ from tests.integration.renderer_support import (
     store,
 )
 
-from exporter.contracts.job import JobStatus
+from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 
 pytestmark = pytest.mark.servers

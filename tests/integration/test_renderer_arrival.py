@@ -22,7 +22,8 @@ from tests.integration.renderer_support import (
 )
 
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobSpec, JobStatus
+from exporter.contracts.job import JobSpec
+from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 
 pytestmark = pytest.mark.servers

@@ -25,7 +25,8 @@ from tests.topic_reader import json_field, json_object, topic_reader
 from exporter.adapters.mongo.client import JOBS
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.adapters.storage import ObjectStore
-from exporter.contracts.job import JobResult, JobStatus
+from exporter.contracts.job import JobResult
+from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime

@@ -20,7 +20,7 @@ from tests.integration.renderer_support import body, configure, job_spec, measur
 from tests.request_cases import SEED_000
 
 from exporter.contracts.ingest import Entity, Thing
-from exporter.contracts.job import JobStatus
+from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 

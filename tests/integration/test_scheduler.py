@@ -14,9 +14,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
 from exporter.adapters.mongo.requests import RequestRecord, Unreadable, request_document
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequest
 from exporter.dispatch import queued_job
+from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime

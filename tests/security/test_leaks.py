@@ -18,7 +18,7 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from exporter.adapters.mongo.requests import RequestRepository
-from exporter.contracts.job import JobStatus
+from exporter.domain.job_life import JobStatus
 from exporter.rendering.writers import CsvWriter, Document
 from exporter.rendering.xlsx import XlsxWriter
 from exporter.runtime import Runtime

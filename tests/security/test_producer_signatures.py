@@ -21,7 +21,8 @@ import renderer.app
 from exporter.adapters.mongo.client import GRANTS
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobSpec, JobStatus
+from exporter.contracts.job import JobSpec
+from exporter.domain.job_life import JobStatus
 from exporter.local.demo import publish, send_record
 from exporter.runtime import Runtime
 from exporter.settings import Settings

@@ -20,11 +20,12 @@ from pymongo import AsyncMongoClient
 from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
 from exporter.adapters.mongo.requests import request_document, schedule_shard
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobStatus
 from exporter.contracts.request import ExportRequest
 from exporter.dispatch import queued_job
+from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at
 from exporter.runtime import Runtime
+from exporter.service_layer import unit_of_work
 from exporter.settings import Settings
 from scheduler import app as scheduler_app
 from scheduler import firing
@@ -243,7 +244,7 @@ async def test_a_batch_of_large_requests_still_fires(
     """Runs whose events together pass what one document may hold are queued in several outbox
     entries, not one that the store refuses batch after batch. The store's 16 MiB is scaled down
     to 1 MiB here (the split is the same; the suite's store need not take 20 MB transactions)."""
-    monkeypatch.setattr(firing, "ENTRY_BYTES", 1024 * 1024)
+    monkeypatch.setattr(unit_of_work, "ENTRY_BYTES", 1024 * 1024)
     now = utcnow()
     # 20 messages of 10,000 characters: about 200 kB, the largest request the API takes.
     message = {"medium": "email", "text": "L" * 10_000, "recipients": ["ops@localhost"]}

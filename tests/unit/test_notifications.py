@@ -12,8 +12,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from tests.notify_cases import job_spec, link
 
-from exporter.contracts.job import JobResult, JobStatus
+from exporter.contracts.job import JobResult
 from exporter.contracts.request import ExportRequestSpec, NotificationMessage
+from exporter.domain.job_life import JobStatus
 from exporter.domain.retry import backoff_seconds
 from exporter.notifications.layout import discord_payload, html_text, plain_text, slack_text
 from exporter.notifications.messages import base64_size, compose, human_size, plan_files

@@ -12,7 +12,8 @@ from pydantic import Field, model_validator
 
 from exporter.contracts.base import UtcDatetime, WireModel, utcnow
 from exporter.contracts.ingest import Entity, MeasurementPack, Thing
-from exporter.contracts.job import JobFile, JobResult, JobSpec, JobStatus
+from exporter.contracts.job import JobFile, JobResult, JobSpec
+from exporter.domain.job_life import JobStatus
 
 DataT = TypeVar("DataT", bound=WireModel)
 Tenant = Annotated[str, Field(min_length=1, max_length=100)]

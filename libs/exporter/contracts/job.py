@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from exporter.contracts.base import UtcDatetime, WireModel
 from exporter.contracts.request import ExportRequestSpec
-
-
-class JobStatus(StrEnum):
-    """The Connhex job statuses, plus ``cancelled`` and ``skipped`` (a scheduled run the
-    scheduler did not queue: its owner's quota was full or its target busy; the job's ``error``
-    says which)."""
-
-    NOT_PROCESSED = "notProcessed"
-    IN_PROGRESS = "inProgress"
-    DONE = "done"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
-
-FINAL_STATUSES = frozenset(
-    {JobStatus.DONE, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELLED, JobStatus.SKIPPED}
-)
-ACTIVE_STATUSES = frozenset({JobStatus.NOT_PROCESSED, JobStatus.IN_PROGRESS})
+from exporter.domain.job_life import JobStatus
 
 
 class Window(WireModel):

@@ -7,6 +7,7 @@ from typing import Any
 
 from exporter.contracts.job import JobSpec, job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec
+from exporter.domain.job_life import DeliveryStatus
 from exporter.domain.windows import resolve_windows
 
 
@@ -33,7 +34,7 @@ def pending_deliveries(spec: ExportRequestSpec) -> list[dict[str, Any]]:
             "index": index,
             "medium": message.medium,
             "policy": message.policy,
-            "status": "pending",
+            "status": DeliveryStatus.PENDING.value,
             "attempts": 0,
             "lastError": None,
             "updatedAt": None,

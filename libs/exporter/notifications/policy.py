@@ -1,30 +1,12 @@
-"""Which notification messages apply to a job's outcome, and the states a delivery goes through."""
+"""Which notification messages apply to a job's outcome (a delivery's states: ``domain.job_life``)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-from exporter.contracts.job import JobStatus
 from exporter.contracts.request import NotificationPolicy
+from exporter.domain.job_life import JobStatus
 
 # The outcomes a notification can be about; a cancelled or expired job notifies no one.
 NOTIFIED_OUTCOMES = frozenset({JobStatus.DONE, JobStatus.FAILED})
-
-
-class DeliveryStatus(StrEnum):
-    """A message's delivery, as kept on the job (``notifications[i].status``).
-
-    ``pending`` → ``skipped`` (policy does not match), or ``pending`` → ``sending`` (claimed, in
-    flight) → ``sent``/``failed``, or → ``retrying`` (a transient failure, tried again at
-    ``nextAttemptAt``) → ``sending`` …
-    """
-
-    PENDING = "pending"
-    SENDING = "sending"
-    RETRYING = "retrying"
-    SENT = "sent"
-    SKIPPED = "skipped"
-    FAILED = "failed"
 
 
 def policy_applies(policy: NotificationPolicy, status: JobStatus) -> bool:

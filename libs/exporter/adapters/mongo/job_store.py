@@ -1,0 +1,45 @@
+"""What every part of the jobs repository shares: the collection and the filters of a transition.
+
+The transitions themselves (which statuses each leaves and reaches, and who makes it) are stated
+in ``exporter.domain.job_life``; the repository's parts only carry them out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from exporter.adapters.mongo.client import JOBS, Document
+from exporter.domain.job_life import JobStatus, Transition
+
+
+class JobStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._collection = db[JOBS]
+
+
+def status_in(statuses: frozenset[JobStatus]) -> str | Document:
+    """A filter on ``status``: the value itself when there is one (the embedded store plans that
+    best), else ``$in``, or ``$ne`` for every status but one."""
+    if len(statuses) == 1:
+        return next(iter(statuses)).value
+    others = set(JobStatus) - statuses
+    if len(others) == 1:
+        return {"$ne": others.pop().value}
+    return {"$in": [status.value for status in JobStatus if status in statuses]}
+
+
+def leaving(transition: Transition, job_id: str) -> Document:
+    """The guard of ``transition`` for one job: it applies only to a job in one of its sources."""
+    return {"_id": job_id, "status": status_in(transition.sources)}
+
+
+def running(transition: Transition, job_id: str, started_at: datetime | None) -> Document:
+    """The guard of ``transition`` out of ``inProgress`` (or of a heartbeat, which holds while
+    the run may still finish): given the run's ``started_at``, only that run's."""
+    assert transition.sources == {JobStatus.IN_PROGRESS}, transition
+    query = leaving(transition, job_id)
+    if started_at is not None:
+        query["startedAt"] = started_at
+    return query
