@@ -9,7 +9,7 @@ from exporter.contracts.events import ExportRequested
 from exporter.runtime import stream_service
 from exporter.settings import Settings
 from exporter.topics import Topic
-from renderer.rendering import handle_export_requested
+from renderer.export_job import handle_export_requested
 
 GROUP = "renderer"
 

@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, Document
 from exporter.adapters.mongo.group_commit import Cap, CapReached
 from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempotency_document, scope
-from exporter.adapters.mongo.requests import RequestFilter, RequestRecord, new_request_id, request_document
+from exporter.adapters.mongo.requests import RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
 from exporter.contracts.job import job_id_for
@@ -25,12 +25,7 @@ from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportT
 from exporter.dispatch import enqueue_job
 from exporter.domain.access import (
     Action,
-    Decision,
-    Grant,
     Principal,
-    Resource,
-    decide,
-    subjects_of,
     update_actions,
 )
 from exporter.domain.job_life import JobStatus
@@ -41,76 +36,13 @@ from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import Queueing, Transaction, UnitOfWork
 from exporter.settings import ApiSettings
 from exporter.topics import Topic
-from request_api.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unprocessable
+from request_api.authorization import allow, authorize_create, authorized, authorized_job, found
+from request_api.errors import BadRequest, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
 from request_api.views import job_view, request_view
 
 SOURCE = "exporter/request-api"
 T = TypeVar("T")
 QUOTA_MESSAGE = "Maximum number of queued exports reached"
-
-
-async def grants_of(runtime: Runtime, tenant: str) -> list[Grant]:
-    """Standing grants from settings plus those the IAM side keeps in the grants collection."""
-    configured = [
-        Grant(
-            tenant=g.tenant,
-            subjects=frozenset(g.subjects),
-            actions=frozenset(g.actions),
-            resource=g.resource,
-        )
-        for g in runtime.settings.api.grants
-        if g.tenant == tenant
-    ]
-    return configured + await runtime.grants.for_tenant(tenant)
-
-
-async def authorized(
-    runtime: Runtime, principal: Principal, request_id: str, action: Action
-) -> RequestRecord:
-    """The request, if the caller may do ``action`` to it: 404 across tenants, 403 within."""
-    record = await found(runtime, principal, request_id)
-    await allow(runtime, principal, record, action)
-    return record
-
-
-async def found(runtime: Runtime, principal: Principal, request_id: str) -> RequestRecord:
-    """The request of the caller's tenant, or 404: another tenant's requests do not exist for them."""
-    record = await runtime.requests.get(principal.tenant, request_id)
-    if record is None:
-        raise NotFound(f"Export request '{request_id}' not found")
-    return record
-
-
-async def allow(runtime: Runtime, principal: Principal, record: RequestRecord, *actions: Action) -> None:
-    """Refuses unless the caller may do every one of ``actions`` to the request."""
-    grants = await grants_of(runtime, record.request.tenant)
-    for action in actions:
-        verdict = decision(principal, action, record, grants)
-        if not verdict.visible:
-            raise NotFound(f"Export request '{record.request.id}' not found")
-        if not verdict.allowed:
-            raise Forbidden(f"User not authorized: {verdict.reason}")
-
-
-def decision(principal: Principal, action: Action, record: RequestRecord, grants: list[Grant]) -> Decision:
-    request = record.request
-    return decide(principal, action, Resource(request.tenant, request.owner, request.id), grants)
-
-
-EVERYONE_CREATES = frozenset({Action.CREATE})
-
-
-async def authorize_create(runtime: Runtime, principal: Principal) -> None:
-    """The create policy: ``any_user`` lets every user create in their own tenant (and reads no
-    grants, which keeps the hot path at one write); ``grant`` needs a grant on ``*``."""
-    if runtime.settings.api.create_policy == "any_user":
-        everyone, grants = EVERYONE_CREATES, []
-    else:
-        everyone, grants = frozenset(), await grants_of(runtime, principal.tenant)
-    new = Resource(principal.tenant, owner=None)
-    verdict = decide(principal, Action.CREATE, new, grants, everyone)
-    if not verdict.allowed:
-        raise Forbidden(f"User not authorized: {verdict.reason}")
 
 
 def _live(record: RequestRecord) -> ExportRequest:
@@ -379,19 +311,6 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
     return job_view(job)
 
 
-async def authorized_job(
-    runtime: Runtime, principal: Principal, job_id: str, action: Action
-) -> tuple[dict[str, Any], RequestRecord]:
-    """The job and its request, if the caller may do ``action`` to the request; a job of another
-    tenant's, or of a request that is gone, is 404 like the request itself."""
-    job = await runtime.jobs.get(job_id, tenant=principal.tenant)
-    record = None if job is None else await runtime.requests.get(principal.tenant, job["requestId"])
-    if job is None or record is None:
-        raise NotFound(f"Job '{job_id}' not found")
-    await allow(runtime, principal, record, action)
-    return job, record
-
-
 async def cancel_job(runtime: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
     job, record = await authorized_job(runtime, principal, job_id, Action.CANCEL)
 
@@ -427,17 +346,3 @@ async def download_link(runtime: Runtime, principal: Principal, job_id: str, fil
     ttl = timedelta(seconds=runtime.settings.api.download_link_ttl_seconds)
     url = runtime.storage.presigned_url(file["key"], ttl, file["name"])
     return Download(url=url, expires_at=utcnow() + ttl, file=file)
-
-
-async def visible_filter(runtime: Runtime, principal: Principal, **filters: Any) -> RequestFilter:
-    """The caller's own requests, plus those a grant lets them read (all of the tenant's, or some)."""
-    subjects = subjects_of(principal)
-    readable = [
-        g
-        for g in await grants_of(runtime, principal.tenant)
-        if Action.READ in g.actions and subjects & g.subjects
-    ]
-    if any(g.resource == "*" for g in readable):
-        return RequestFilter(tenant=principal.tenant, **filters)
-    ids = frozenset(g.resource for g in readable)
-    return RequestFilter(tenant=principal.tenant, owners=frozenset({principal.user}), ids=ids, **filters)

@@ -1,5 +1,5 @@
-"""The request-api's reads: what a caller may see, in the API's shapes. The writes, and the
-access checks both share, are in ``commands``."""
+"""The request-api's reads: what a caller may see, in the API's shapes. The writes are in
+``commands``; the access checks both share, in ``authorization``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from exporter.domain.access import Action, Principal
 from exporter.runtime import Runtime
-from request_api import commands
+from request_api import authorization
 from request_api.views import job_view, request_view
 
 
@@ -42,7 +42,7 @@ async def list_exports(
     runtime: Runtime, caller: Principal, pagination: Pagination, **filters: Any
 ) -> dict[str, Any]:
     """A page of the requests ``caller`` may read, filtered by ``filters``."""
-    where = await commands.visible_filter(runtime, caller, **filters)
+    where = await authorization.visible_filter(runtime, caller, **filters)
     records = await runtime.requests.page(where, pagination.skip, pagination.page_size)
     total = None if pagination.exclude_total_count else await runtime.requests.count(where)
     return paged([request_view(record) for record in records], pagination, total)
@@ -52,11 +52,11 @@ async def batch_get(runtime: Runtime, caller: Principal, ids: list[str]) -> dict
     """The requests among ``ids`` that ``caller`` may read; the others listed in ``notFound``."""
     wanted = list(dict.fromkeys(ids))
     records = {record.request.id: record for record in await runtime.requests.get_many(caller.tenant, wanted)}
-    grants = await commands.grants_of(runtime, caller.tenant)
+    grants = await authorization.grants_of(runtime, caller.tenant)
     readable = {
         request_id
         for request_id, record in records.items()
-        if commands.decision(caller, Action.READ, record, grants).allowed
+        if authorization.decision(caller, Action.READ, record, grants).allowed
     }
     return {
         "items": [request_view(records[request_id]) for request_id in wanted if request_id in readable],
@@ -65,14 +65,14 @@ async def batch_get(runtime: Runtime, caller: Principal, ids: list[str]) -> dict
 
 
 async def get_export(runtime: Runtime, caller: Principal, export_id: str) -> dict[str, Any]:
-    return request_view(await commands.authorized(runtime, caller, export_id, Action.READ))
+    return request_view(await authorization.authorized(runtime, caller, export_id, Action.READ))
 
 
 async def list_jobs(
     runtime: Runtime, caller: Principal, export_id: str, pagination: Pagination
 ) -> dict[str, Any]:
     """A page of an export's jobs, for a caller who may read the export."""
-    await commands.authorized(runtime, caller, export_id, Action.READ)
+    await authorization.authorized(runtime, caller, export_id, Action.READ)
     jobs = await runtime.jobs.page_for_request(
         caller.tenant, export_id, pagination.skip, pagination.page_size
     )
@@ -85,5 +85,5 @@ async def list_jobs(
 
 
 async def get_job(runtime: Runtime, caller: Principal, job_id: str) -> dict[str, Any]:
-    job, _ = await commands.authorized_job(runtime, caller, job_id, Action.READ)
+    job, _ = await authorization.authorized_job(runtime, caller, job_id, Action.READ)
     return job_view(job)

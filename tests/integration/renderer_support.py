@@ -17,7 +17,7 @@ from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.windows import resolve_windows
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
-from renderer.rendering import handle_export_requested
+from renderer.export_job import handle_export_requested
 
 ROME = "Europe/Rome"
 DEVICE = "D0CF5EFFFE26FDAB1"

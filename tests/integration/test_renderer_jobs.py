@@ -31,7 +31,7 @@ from exporter.domain.jobs import pending_deliveries
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.topics import Topic
-from renderer.rendering import handle_export_requested
+from renderer.export_job import handle_export_requested
 
 pytestmark = pytest.mark.servers
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -23,7 +23,7 @@ from exporter.rendering.writers import CsvWriter, Document
 from exporter.rendering.xlsx import XlsxWriter
 from exporter.runtime import Runtime
 from exporter.settings import Settings
-from renderer.rendering import handle_export_requested
+from renderer.export_job import handle_export_requested
 from tests.integration import conftest as integration
 from tests.integration.api_server import isolated, serving
 from tests.integration.notifier_support import (
