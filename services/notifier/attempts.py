@@ -14,7 +14,7 @@ from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.deliveries import DeliveryClaim
 from exporter.adapters.storage import ObjectStore
 from exporter.contracts.job import JobResult, JobSpec
-from exporter.contracts.request import NotificationMessage
+from exporter.contracts.notification import NotificationMessage
 from exporter.domain.job_life import DeliveryStatus
 from exporter.domain.retry import backoff_seconds
 from exporter.notifications.messages import FileLink

@@ -40,7 +40,7 @@ from exporter.adapters.mongo.jobs import stored_result
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
 from exporter.contracts.job import JobSpec
-from exporter.contracts.request import NotificationMedium, NotificationMessage
+from exporter.contracts.notification import NotificationMedium, NotificationMessage
 from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
 from exporter.notifications.policy import NOTIFIED_OUTCOMES, policy_applies, skip_reason

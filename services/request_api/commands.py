@@ -21,7 +21,8 @@ from exporter.adapters.mongo.requests import RequestRecord, new_request_id, requ
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
 from exporter.contracts.job import job_id_for
-from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType, parse_iso_duration
+from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType
+from exporter.contracts.time_bounds import parse_iso_duration
 from exporter.dispatch import enqueue_job
 from exporter.domain.access import (
     Action,

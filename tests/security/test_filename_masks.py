@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from exporter.contracts.filename_masks import MAX_FILENAME_LENGTH
 from exporter.contracts.ingest import Thing
 from exporter.contracts.job import JobSpec
-from exporter.contracts.request import MAX_FILENAME_LENGTH
 from exporter.domain.job_life import JobStatus
 from exporter.rendering.names import MAX_STEM_LENGTH, FileNamer, MaskError, naming_context, render_mask
 from exporter.runtime import Runtime

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.contracts.request import LATEST_EPOCH_MS, LATEST_TIME
+from exporter.contracts.time_bounds import LATEST_EPOCH_MS, LATEST_TIME
 from exporter.settings import Settings
 from tests.integration.api_server import isolated, serving
 from tests.request_cases import BOUND_FIELDS, bad_body, with_fields

@@ -13,7 +13,8 @@ from pydantic import SecretStr, ValidationError
 from tests.notify_cases import job_spec, link
 
 from exporter.contracts.job import JobResult
-from exporter.contracts.request import ExportRequestSpec, NotificationMessage
+from exporter.contracts.notification import NotificationMessage
+from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.job_life import JobStatus
 from exporter.domain.retry import backoff_seconds
 from exporter.notifications.layout import discord_payload, html_text, plain_text, slack_text

@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 import pytest
 from tests.request_cases import SEED_000
 
-from exporter.contracts.ingest import Thing
-from exporter.contracts.job import JobSpec, Window
-from exporter.contracts.request import (
+from exporter.contracts.filename_masks import (
     FILENAME_MASK_ROOTS,
     MASK_PLACEHOLDERS,
     MAX_FILENAME_LENGTH,
-    ExportRequestSpec,
     PlaceholderKind,
 )
+from exporter.contracts.ingest import Thing
+from exporter.contracts.job import JobSpec, Window
+from exporter.contracts.request import ExportRequestSpec
 from exporter.rendering.names import FileNamer, MaskError, naming_context, object_key, render_mask, safe_stem
 
 CONTEXT = {

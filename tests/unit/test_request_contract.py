@@ -9,15 +9,8 @@ import pytest
 from pydantic import ValidationError
 from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field, with_fields
 
-from exporter.contracts.request import (
-    EARLIEST_TIME,
-    EXAMPLE_REQUEST,
-    LATEST_EPOCH_MS,
-    LATEST_TIME,
-    ExportRequestSpec,
-    ExportType,
-    Item,
-)
+from exporter.contracts.request import EXAMPLE_REQUEST, ExportRequestSpec, ExportType, Item
+from exporter.contracts.time_bounds import EARLIEST_TIME, LATEST_EPOCH_MS, LATEST_TIME
 
 
 def test_seed_000_body_is_accepted_with_utc_for_empty_timezone() -> None:

@@ -6,7 +6,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from exporter.contracts.request import EARLIEST_TIME, LATEST_TIME, ExportRequest
+from exporter.contracts.request import ExportRequest
+from exporter.contracts.time_bounds import EARLIEST_TIME, LATEST_TIME
 from exporter.domain.jobs import job_for
 from exporter.domain.schedule import (
     due_runs,

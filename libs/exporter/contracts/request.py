@@ -5,20 +5,27 @@ Every rule names the field it concerns, so the API can answer 400 with a precise
 
 from __future__ import annotations
 
-import functools
 import re
-import unicodedata
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
-import isodate
-from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from exporter.contracts.base import UtcDatetime, WireModel
+from exporter.contracts.filename_masks import (
+    filename_mask,
+)
 from exporter.contracts.ingest import EntityTypeName
+from exporter.contracts.notification import Notification
+from exporter.contracts.time_bounds import (
+    DOWNSAMPLE_RE,
+    LATEST_EPOCH_MS,
+    BoundedInstant,
+    known_timezones,
+    parse_downsample,
+    parse_iso_duration,
+)
 
 
 class ExportType(StrEnum):
@@ -29,209 +36,12 @@ class ExportType(StrEnum):
 ColumnId = Literal["publisher", "channel", "subtopic", "name", "unit", "time", "value", "created"]
 Extension = Literal["csv", "xls", "xlsx", "pdf", "json", "jsonl"]
 DownsampleFunction = Literal["avg", "min", "max", "sum", "count", "first", "last"]
-NotificationPolicy = Literal["onSuccess", "onFailure", "always"]
 CatchUp = Literal["latest", "all"]
-NotificationMedium = Literal["email", "slack", "telegram", "discord"]
 TimestampFormat = Literal["ISO_8601", "EPOCH_MILLIS"]
 Compression = Literal["gzip", "zstd"]
 
-MAX_FILENAME_LENGTH = 120
-# Every instant a request names (`startAt`, `from`/`to`, the list filters) lies in this range, and
-# every period is at most MAX_PERIOD: wide for any real schedule or data, narrow enough that no
-# run time, window start or look-up computed from them leaves the years datetime can hold.
-EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
-LATEST_EPOCH_MS = int(LATEST_TIME.timestamp()) * 1000
-MAX_PERIOD = "P10Y"
-_PERIOD_REFERENCE = datetime(2000, 1, 1)
-_LONGEST_PERIOD_END = _PERIOD_REFERENCE + isodate.parse_duration(MAX_PERIOD)
-MAX_BUCKET = timedelta(days=366)
-# Unnamed groups: the pattern also goes into the OpenAPI schema, whose regex dialect lacks (?P<…>).
-_DOWNSAMPLE_RE = re.compile(r"^([1-9][0-9]{0,3})(s|m|h|d)$")
 # urn:<namespace…>:<publisher>:<metric>, the last two non-empty.
 _URN_RE = re.compile(r"^urn:(?:[^:]*:)*[^:]+:[^:]+$")
-_DOWNSAMPLE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-# `${path}` or `${path:format}`; a path is dotted names, a format one its kind allows.
-_PLACEHOLDER_RE = re.compile(r"\$\{(?P<path>[^}:]*)(?::(?P<spec>[^}]*))?\}")
-_PLACEHOLDER_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
-class PlaceholderKind(StrEnum):
-    """What a placeholder's value is, and so which formats it takes (see ``placeholder_problem``)."""
-
-    NUMBER = "number"
-    TEXT = "text"
-    TIME = "time"
-
-
-# What a file name mask may refer to, checked at create; the renderer's `naming_context` offers
-# exactly these for every item (empty text where an item's kind has no such value).
-MASK_PLACEHOLDERS: Mapping[str, PlaceholderKind] = {
-    **dict.fromkeys(("export.id", "export.name", "export.type"), PlaceholderKind.TEXT),
-    **dict.fromkeys(("job.id", "job.tenant"), PlaceholderKind.TEXT),
-    "job.scheduledAt": PlaceholderKind.TIME,
-    "item.index": PlaceholderKind.NUMBER,
-    **dict.fromkeys(("item.channelId", "item.subtopic"), PlaceholderKind.TEXT),
-    **dict.fromkeys(
-        ("target.value", "target.label", "target.publisher", "target.metric"), PlaceholderKind.TEXT
-    ),
-    **dict.fromkeys(
-        ("thing.id", "thing.serialNumber", "thing.name", "thing.customerId", "thing.locationId"),
-        PlaceholderKind.TEXT,
-    ),
-    **dict.fromkeys(("thingDefinition.id", "thingDefinition.name"), PlaceholderKind.TEXT),
-    "entity.type": PlaceholderKind.TEXT,
-    **dict.fromkeys(("window.from", "window.to"), PlaceholderKind.TIME),
-}
-FILENAME_MASK_ROOTS = tuple(sorted({path.split(".")[0] for path in MASK_PLACEHOLDERS}))
-# The formats each kind takes, so that no format can build a long string: numbers zero-padded to
-# at most MAX_NUMBER_WIDTH, text only cut short (`.8`), times a strftime subset of bounded length.
-MAX_NUMBER_WIDTH = 12
-MAX_PIECE_LENGTH = MAX_FILENAME_LENGTH - 32
-MAX_TIME_FORMAT_LENGTH = 32
-TIME_DIRECTIVES = "YmdHMSjyb"
-_NUMBER_SPEC_RE = re.compile(r"^0?([1-9][0-9]?)?d?$")
-_TEXT_SPEC_RE = re.compile(r"^\.([0-9]{1,2})$")
-_TIME_SPEC_RE = re.compile(rf"^(?:%[{TIME_DIRECTIVES}]|[A-Za-z0-9 _.-])+$")
-_SPEC_FORMS = {
-    PlaceholderKind.NUMBER: (
-        f"a number takes no format but zero-padding such as :03d (width at most {MAX_NUMBER_WIDTH})"
-    ),
-    PlaceholderKind.TEXT: f"a text takes no format but a truncation such as :.8 (at most {MAX_PIECE_LENGTH})",
-    PlaceholderKind.TIME: (
-        f"a time takes a format of at most {MAX_TIME_FORMAT_LENGTH} characters made of "
-        + " ".join(f"%{directive}" for directive in TIME_DIRECTIVES)
-        + ", letters, digits, spaces and '-', '_', '.'"
-    ),
-}
-
-
-def placeholder_problem(kind: PlaceholderKind, spec: str) -> str | None:
-    """Why ``spec`` is not a format a ``kind`` placeholder takes, or None when it is one."""
-    if kind is PlaceholderKind.NUMBER:
-        match = _NUMBER_SPEC_RE.match(spec)
-        allowed = match is not None and int(match[1] or 0) <= MAX_NUMBER_WIDTH
-    elif kind is PlaceholderKind.TEXT:
-        match = _TEXT_SPEC_RE.match(spec)
-        allowed = match is not None and int(match[1]) <= MAX_PIECE_LENGTH
-    else:
-        allowed = len(spec) <= MAX_TIME_FORMAT_LENGTH and _TIME_SPEC_RE.match(spec) is not None
-    return None if allowed else _SPEC_FORMS[kind]
-
-
-_ISO_EARLIEST, _ISO_LATEST = (f"{moment:%Y-%m-%dT%H:%M:%SZ}" for moment in (EARLIEST_TIME, LATEST_TIME))
-
-
-def bounded_instant(value: datetime) -> datetime:
-    """An instant inside [EARLIEST_TIME, LATEST_TIME], in UTC (a naive one is taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    # Compared before converting: converting 0001-01-01T00:00+01:00 to UTC overflows.
-    if not EARLIEST_TIME <= value <= LATEST_TIME:
-        raise ValueError(f"must be between {_ISO_EARLIEST} and {_ISO_LATEST}")
-    return value.astimezone(UTC)
-
-
-BoundedInstant = Annotated[datetime, AfterValidator(bounded_instant)]
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_iso_duration(text: str) -> timedelta | isodate.Duration:
-    """An ISO 8601 duration (``P1Y6M4DT12H30M5S``) of at most MAX_PERIOD; years and months stay
-    calendar units.
-
-    Cached: schedules re-parse the same few periodicities on every run-time computation."""
-    too_long = f"'{text}' must be at most {MAX_PERIOD} (10 years)"
-    try:
-        duration = isodate.parse_duration(text)
-    except OverflowError as error:  # more days than a timedelta holds
-        raise ValueError(too_long) from error
-    except (isodate.ISO8601Error, ValueError) as error:
-        raise ValueError(f"'{text}' is not an ISO 8601 duration such as P1D or PT15M") from error
-    if not isinstance(duration, isodate.Duration | timedelta):
-        raise ValueError(f"'{text}' is not an ISO 8601 duration")
-    if _is_zero_or_negative(duration):
-        raise ValueError(f"'{text}' must be a positive duration")
-    if isinstance(duration, isodate.Duration) and (duration.years % 1 or duration.months % 1):
-        raise ValueError(f"'{text}': years and months must be whole numbers")
-    try:
-        fits = _PERIOD_REFERENCE + duration <= _LONGEST_PERIOD_END
-    except (OverflowError, ValueError):  # beyond the year 9999
-        fits = False
-    if not fits:
-        raise ValueError(too_long)
-    return duration
-
-
-def _is_zero_or_negative(duration: timedelta | isodate.Duration) -> bool:
-    if isinstance(duration, isodate.Duration):
-        months = duration.years * 12 + duration.months
-        return bool(months < 0 or (months == 0 and duration.tdelta <= timedelta(0)))
-    return duration <= timedelta(0)
-
-
-@functools.cache
-def known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def parse_downsample(text: str) -> timedelta:
-    """A decimation bucket such as ``15m``, ``1h`` or ``1d``."""
-    match = _DOWNSAMPLE_RE.match(text)
-    if match is None:
-        raise ValueError(f"'{text}' is not a bucket size such as 1m, 15m, 1h or 1d")
-    count, unit = match.groups()
-    bucket = timedelta(**{_DOWNSAMPLE_UNITS[unit]: int(count)})
-    if bucket > MAX_BUCKET:
-        raise ValueError(f"'{text}' is longer than the longest bucket, {MAX_BUCKET.days}d")
-    return bucket
-
-
-def safe_filename(name: str) -> str:
-    """Refuses names that could escape a folder or confuse a shell, a browser or a spreadsheet."""
-    if not name or not name.strip():
-        raise ValueError("must not be empty")
-    if len(name) > MAX_FILENAME_LENGTH:
-        raise ValueError(f"must be at most {MAX_FILENAME_LENGTH} characters")
-    if "/" in name or "\\" in name:
-        raise ValueError("must not contain path separators")
-    if name in {".", ".."} or name.startswith("."):
-        raise ValueError("must not start with a dot")
-    if any(unicodedata.category(char).startswith("C") for char in name):
-        raise ValueError("must not contain control characters")
-    return name
-
-
-def mask_placeholders(mask: str) -> list[tuple[re.Match[str], PlaceholderKind]]:
-    """The ``${path[:format]}`` placeholders of a file name mask with their kinds, each path one of
-    MASK_PLACEHOLDERS and each format one its kind takes."""
-    placeholders = list(_PLACEHOLDER_RE.finditer(mask))
-    if "${" in _PLACEHOLDER_RE.sub("", mask):
-        raise ValueError("has a '${' without its closing '}'")
-    kinds = []
-    for placeholder in placeholders:
-        path, text = placeholder["path"], placeholder[0]
-        if not _PLACEHOLDER_PATH_RE.match(path):
-            raise ValueError(f"'{text}' is not a placeholder such as ${{thing.serialNumber}}")
-        root = path.split(".")[0]
-        if root not in FILENAME_MASK_ROOTS:
-            roots = ", ".join(FILENAME_MASK_ROOTS)
-            raise ValueError(f"'{text}' refers to an unknown object; use one of: {roots}")
-        kind = MASK_PLACEHOLDERS.get(path)
-        if kind is None:
-            known = ", ".join(known for known in MASK_PLACEHOLDERS if known.split(".")[0] == root)
-            raise ValueError(f"'{text}' is not a placeholder of {root}; use one of: {known}")
-        if placeholder["spec"] and (problem := placeholder_problem(kind, placeholder["spec"])):
-            raise ValueError(f"'{text}': {problem}")
-        kinds.append((placeholder, kind))
-    return kinds
-
-
-def filename_mask(mask: str) -> str:
-    """A file name (without extension) that may hold placeholders; its fixed parts must be safe."""
-    safe_filename(mask)
-    mask_placeholders(mask)
-    return mask
 
 
 class Column(WireModel):
@@ -337,7 +147,7 @@ class Target(WireModel):
 
 
 class Decimation(WireModel):
-    ds: Annotated[str, Field(json_schema_extra={"pattern": _DOWNSAMPLE_RE.pattern})]
+    ds: Annotated[str, Field(json_schema_extra={"pattern": DOWNSAMPLE_RE.pattern})]
     dsf: DownsampleFunction = "avg"
 
     @field_validator("ds")
@@ -483,83 +293,6 @@ class Item(WireModel):
             return self.things.target_key
         assert self.entities is not None  # exactly one kind, validated
         return f"entities:{self.entities.entity_type}"
-
-
-_EMAIL_RE = re.compile(
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-_SLACK_CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{6,20}$")
-_TELEGRAM_CHAT_RE = re.compile(r"^(?:-?[1-9][0-9]{0,19}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
-_WEBHOOK_RE = re.compile(r"^webhook:[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-WEBHOOK_PREFIX = "webhook:"
-_RECIPIENT_FORMS: dict[str, tuple[list[re.Pattern[str]], str]] = {
-    "email": ([_EMAIL_RE], "an email address such as ops@example.com"),
-    "slack": (
-        [_SLACK_CHANNEL_RE, _WEBHOOK_RE],
-        "a Slack channel id such as C0123456789 or a configured webhook as webhook:NAME",
-    ),
-    "telegram": ([_TELEGRAM_CHAT_RE], "a Telegram chat id such as -1001234567890 or @channelname"),
-    "discord": ([_WEBHOOK_RE], "a configured Discord webhook as webhook:NAME"),
-}
-
-
-def recipient_problem(medium: NotificationMedium, recipient: str) -> str | None:
-    """Why ``recipient`` cannot receive ``medium`` messages, or None when its form is right.
-
-    Webhooks are named, never given as URLs: a webhook URL is a credential, and requests are
-    returned by the API, so the URLs live in settings only.
-    """
-    patterns, form = _RECIPIENT_FORMS[medium]
-    if len(recipient) > 254 or not any(pattern.match(recipient) for pattern in patterns):
-        return f"'{recipient[:80]}' is not {form}"
-    return None
-
-
-def webhook_name(recipient: str) -> str | None:
-    """``ops`` for ``webhook:ops`` (names are case-blind), None for any other recipient."""
-    return recipient[len(WEBHOOK_PREFIX) :].lower() if recipient.startswith(WEBHOOK_PREFIX) else None
-
-
-class NotificationMessage(WireModel):
-    """One notification of a job's outcome.
-
-    ``recipients`` (optional; none: the owner's contact configured in settings) by medium:
-    ``email`` addresses; ``slack`` channel ids (``C0123456789``) or ``webhook:NAME``; ``telegram``
-    chat ids (``-1001234567890``) or ``@channelname``; ``discord`` ``webhook:NAME``. ``NAME``
-    refers to a webhook in the settings.
-    """
-
-    policy: NotificationPolicy = "always"
-    medium: NotificationMedium
-    title: Annotated[str, Field(max_length=500)] = ""
-    text: Annotated[str, Field(max_length=10_000)] = ""
-    recipients: Annotated[list[str], Field(max_length=50)] = Field(default_factory=list)
-
-    @field_validator("recipients")
-    @classmethod
-    def _recipients_fit_medium(cls, recipients: list[str], info: ValidationInfo) -> list[str]:
-        medium = info.data.get("medium")
-        if medium is None:  # the medium itself is wrong and reported on its own
-            return recipients
-        for index, recipient in enumerate(recipients):
-            if problem := recipient_problem(medium, recipient):
-                raise ValueError(f"entry {index}: {problem}")
-        if len(set(recipients)) != len(recipients):
-            raise ValueError("recipients must be unique")
-        return recipients
-
-
-class Notification(WireModel):
-    messages: Annotated[list[NotificationMessage], Field(max_length=20)] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _single_message_form(cls, value: Any) -> Any:
-        # Seed 002 sends one message as a bare object: {medium, title, text}.
-        if isinstance(value, dict) and "messages" not in value and "medium" in value:
-            return {"messages": [value]}
-        return value
 
 
 EXAMPLE_REQUEST: dict[str, Any] = {

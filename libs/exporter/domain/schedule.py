@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 import isodate
 
-from exporter.contracts.request import ExportRequest, ExportType, parse_iso_duration
+from exporter.contracts.request import ExportRequest, ExportType
+from exporter.contracts.time_bounds import parse_iso_duration
 
 # `PT15M`, also spelled `P0DT15M`: no calendar part.
 _ELAPSED_RE = re.compile(r"^P(?:0+[YMWD])*T")

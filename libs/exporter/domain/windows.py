@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from exporter.contracts.job import Window
-from exporter.contracts.request import ExportRequestSpec, parse_iso_duration
+from exporter.contracts.request import ExportRequestSpec
+from exporter.contracts.time_bounds import parse_iso_duration
 
 
 def _from_epoch_ms(value: int) -> datetime | None:

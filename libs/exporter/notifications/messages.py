@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from exporter.contracts.job import JobResult, JobSpec
-from exporter.contracts.request import NotificationMessage
+from exporter.contracts.notification import NotificationMessage
 from exporter.domain.job_life import JobStatus
 from exporter.notifications.templates import render, unknown_placeholders
 

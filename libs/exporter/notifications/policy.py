@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.contracts.request import NotificationPolicy
+from exporter.contracts.notification import NotificationPolicy
 from exporter.domain.job_life import JobStatus
 
 # The outcomes a notification can be about; a cancelled or expired job notifies no one.

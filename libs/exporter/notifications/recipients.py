@@ -8,13 +8,13 @@ request, and the notifier checks again before each send, since settings may have
 
 from __future__ import annotations
 
-from exporter.contracts.request import (
-    ExportRequestSpec,
+from exporter.contracts.notification import (
     NotificationMedium,
     NotificationMessage,
     recipient_problem,
     webhook_name,
 )
+from exporter.contracts.request import ExportRequestSpec
 from exporter.settings import ANY_TENANT, ContactSettings, NotifierSettings, TenantDestinations
 
 ANYONE = "*"  # the owner of a contact for everyone without one of their own

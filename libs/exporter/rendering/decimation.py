@@ -15,7 +15,8 @@ from typing import Protocol
 
 import polars as pl
 
-from exporter.contracts.request import Decimation, DownsampleFunction, parse_downsample
+from exporter.contracts.request import Decimation, DownsampleFunction
+from exporter.contracts.time_bounds import parse_downsample
 from exporter.rendering.table import UTC_TIMES
 
 TIME = "time"

@@ -9,15 +9,15 @@ from collections.abc import Mapping
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from exporter.contracts.ingest import Thing, ThingDefinition
-from exporter.contracts.job import JobSpec
-from exporter.contracts.request import (
+from exporter.contracts.filename_masks import (
     MAX_PIECE_LENGTH,
-    ItemParams,
     PlaceholderKind,
     mask_placeholders,
     safe_filename,
 )
+from exporter.contracts.ingest import Thing, ThingDefinition
+from exporter.contracts.job import JobSpec
+from exporter.contracts.request import ItemParams
 
 # Room left in a name for `-part-001`, a `-2` that makes it unique, and `.jsonl.zst`; also the
 # longest a rendered mask, or any piece of one, may be.

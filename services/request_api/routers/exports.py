@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, BeforeValidator, Field
 
-from exporter.contracts.request import BoundedInstant, ExportRequestSpec, ExportType
+from exporter.contracts.request import ExportRequestSpec, ExportType
+from exporter.contracts.time_bounds import BoundedInstant
 from request_api import commands, queries
 from request_api.errors import BadRequest
 from request_api.http import (

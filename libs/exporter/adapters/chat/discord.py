@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 
 from exporter.adapters.chat.http import HttpSender, json_body, post, response_failure
-from exporter.contracts.request import webhook_name
+from exporter.contracts.notification import webhook_name
 from exporter.notifications.layout import discord_payload
 from exporter.notifications.sending import Delivered, Outgoing, permanent
 from exporter.settings import DiscordSettings

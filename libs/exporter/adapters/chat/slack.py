@@ -22,7 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from exporter.contracts.request import webhook_name
+from exporter.contracts.notification import webhook_name
 from exporter.notifications.layout import slack_text
 from exporter.notifications.sending import (
     Delivered,
