@@ -36,7 +36,7 @@ from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
 from exporter.adapters.storage import ObjectStore
-from exporter.outbox import OutboxRelay
+from exporter.service_layer.outbox import OutboxRelay
 from exporter.settings import Settings, get_settings
 
 

@@ -18,7 +18,7 @@ from exporter.contracts.notification import NotificationMessage
 from exporter.domain.job_life import DeliveryStatus
 from exporter.domain.retry import backoff_seconds
 from exporter.notifications.messages import FileLink
-from exporter.settings import NotifierSettings, TenantDestinations
+from exporter.settings.notifier import NotifierSettings, TenantDestinations
 
 
 def delivery_key(job_id: str, index: int) -> str:

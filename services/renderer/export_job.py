@@ -22,7 +22,6 @@ from exporter.adapters.mongo.jobs import new_job_document, stored_result
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobFile, JobResult, JobSpec
-from exporter.dispatch import completed_event
 from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.domain.retry import backoff_seconds
@@ -30,6 +29,7 @@ from exporter.rendering.decimation import DecimationError
 from exporter.rendering.names import MaskError, job_prefix
 from exporter.rendering.writers import RowLimitExceeded
 from exporter.runtime import Runtime
+from exporter.service_layer.dispatch import completed_event
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.signing import Refused
 from exporter.topics import Topic

@@ -23,7 +23,6 @@ from exporter.contracts.events import IamAction
 from exporter.contracts.job import job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType
 from exporter.contracts.time_bounds import parse_iso_duration
-from exporter.dispatch import enqueue_job
 from exporter.domain.access import (
     Action,
     Principal,
@@ -31,9 +30,10 @@ from exporter.domain.access import (
 )
 from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at, next_run_after
-from exporter.iam import policy_event
 from exporter.notifications.recipients import recipient_problems
 from exporter.runtime import Runtime
+from exporter.service_layer.dispatch import enqueue_job
+from exporter.service_layer.iam import policy_event
 from exporter.service_layer.unit_of_work import Queueing, Transaction, UnitOfWork
 from exporter.settings import ApiSettings
 from exporter.topics import Topic

@@ -42,10 +42,10 @@ from exporter.adapters.mongo.jobs import skipped_job_document
 from exporter.adapters.mongo.outbox import outbox_message
 from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, Identity, RequestRecord, Unreadable
 from exporter.contracts.base import utcnow
-from exporter.dispatch import queued_job
 from exporter.domain.schedule import due_runs, window_start_before_first_run
-from exporter.iam import request_event
 from exporter.runtime import Runtime
+from exporter.service_layer.dispatch import queued_job
+from exporter.service_layer.iam import request_event
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.settings import SchedulerSettings
 from exporter.topics import Topic

@@ -24,10 +24,10 @@ from exporter.adapters.mongo.job_queue import RunningJob
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobResult, JobSpec
-from exporter.dispatch import completed_event
 from exporter.domain.job_life import JobStatus
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
+from exporter.service_layer.dispatch import completed_event
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.topics import Topic
 

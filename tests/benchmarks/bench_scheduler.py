@@ -28,9 +28,9 @@ from exporter.adapters.mongo.client import JOBS, REQUESTS, connect, database, en
 from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, RequestRecord, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
-from exporter.dispatch import queued_job
 from exporter.domain.schedule import first_run_at
 from exporter.runtime import Runtime
+from exporter.service_layer.dispatch import queued_job
 from exporter.settings import Settings
 from exporter.topics import Topic
 from tests.benchmarks.harness import launch, local_servers, percentile

@@ -17,8 +17,8 @@ from exporter.adapters.mongo.outbox import outbox_document, outbox_message
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamPolicyUpdated, IamPolicyUpdatedData, MeasurementsPublished
 from exporter.local.demo import demo_measurements, publish
-from exporter.outbox import OutboxRelay
 from exporter.runtime import Runtime
+from exporter.service_layer.outbox import OutboxRelay
 from exporter.settings import Settings
 from exporter.signing import own_producer
 from exporter.topics import Topic

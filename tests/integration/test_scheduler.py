@@ -15,11 +15,11 @@ from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
 from exporter.adapters.mongo.requests import RequestRecord, Unreadable, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
-from exporter.dispatch import queued_job
 from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
+from exporter.service_layer.dispatch import queued_job
 from scheduler.firing import fire_due, fire_shard, shard_order
 from scheduler.sweeping import sweep
 

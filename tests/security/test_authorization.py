@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from exporter.domain.access import Action
-from exporter.settings import GrantSettings, Settings, TelegramSettings, TenantDestinations
+from exporter.settings import GrantSettings, Settings
+from exporter.settings.notifier import TelegramSettings, TenantDestinations
 from tests.integration.api_server import isolated, serving
 from tests.integration.test_request_api import body_for, client, recurring_body
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from exporter.runtime import Runtime
-from exporter.settings import NotifierSettings, Settings
+from exporter.settings import Settings
+from exporter.settings.notifier import NotifierSettings
 from tests.integration import conftest as integration
 from tests.integration.api_server import isolated, serving
 from tests.integration.notifier_support import (

@@ -21,11 +21,11 @@ from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
 from exporter.adapters.mongo.requests import request_document, schedule_shard
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequest
-from exporter.dispatch import queued_job
 from exporter.domain.job_life import JobStatus
 from exporter.domain.schedule import first_run_at
 from exporter.runtime import Runtime
 from exporter.service_layer import unit_of_work
+from exporter.service_layer.dispatch import queued_job
 from exporter.settings import Settings
 from scheduler import app as scheduler_app
 from scheduler import firing

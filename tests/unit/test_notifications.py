@@ -23,7 +23,8 @@ from exporter.notifications.policy import policy_applies
 from exporter.notifications.recipients import destinations_of, recipient_problems, recipients_for
 from exporter.notifications.sending import http_failure, parse_retry_after
 from exporter.notifications.templates import render, unknown_placeholders
-from exporter.settings import ContactSettings, NotifierSettings, Settings, TenantDestinations
+from exporter.settings import Settings
+from exporter.settings.notifier import ContactSettings, NotifierSettings, TenantDestinations
 from notifier.redaction import Redactor, notifier_secrets
 
 DONE = JobResult(

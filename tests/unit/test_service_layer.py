@@ -20,9 +20,10 @@ from exporter.adapters.mongo.requests import Identity, RequestRecord, Unreadable
 from exporter.contracts.job import job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec
 from exporter.domain.job_life import DeliveryStatus, JobStatus
-from exporter.outbox import OutboxRelay
+from exporter.service_layer.outbox import OutboxRelay
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
-from exporter.settings import ApiSettings, NotifierSettings, OutboxSettings, SchedulerSettings
+from exporter.settings import ApiSettings, OutboxSettings, SchedulerSettings
+from exporter.settings.notifier import NotifierSettings
 from exporter.topics import Topic
 from notifier.attempts import Attempt, Progress, after_attempt
 from request_api.commands import admit_job

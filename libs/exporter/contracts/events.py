@@ -84,7 +84,9 @@ class IamPolicyUpdatedData(WireModel):
 
 
 class IamPolicyUpdated(Envelope[IamPolicyUpdatedData]):
-    type: Literal["exporter.iam.policy-updated.v1"] = "exporter.iam.policy-updated.v1"
+    type: Literal["exporter.service_layer.iam.policy-updated.v1"] = (
+        "exporter.service_layer.iam.policy-updated.v1"
+    )
 
 
 Subject = Annotated[str, Field(pattern=r"^(user|role):\S{1,200}$")]

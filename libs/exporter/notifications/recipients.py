@@ -15,7 +15,7 @@ from exporter.contracts.notification import (
     webhook_name,
 )
 from exporter.contracts.request import ExportRequestSpec
-from exporter.settings import ANY_TENANT, ContactSettings, NotifierSettings, TenantDestinations
+from exporter.settings.notifier import ANY_TENANT, ContactSettings, NotifierSettings, TenantDestinations
 
 ANYONE = "*"  # the owner of a contact for everyone without one of their own
 ANY_DOMAIN = "*"

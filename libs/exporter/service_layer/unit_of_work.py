@@ -28,8 +28,8 @@ from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.outbox import outbox_message
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.contracts.events import Envelope
-from exporter.outbox import OutboxRelay
 from exporter.runtime import Runtime
+from exporter.service_layer.outbox import OutboxRelay
 from exporter.topics import Topic
 
 T = TypeVar("T")

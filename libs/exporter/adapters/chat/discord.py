@@ -12,7 +12,7 @@ from exporter.adapters.chat.http import HttpSender, json_body, post, response_fa
 from exporter.contracts.notification import webhook_name
 from exporter.notifications.layout import discord_payload
 from exporter.notifications.sending import Delivered, Outgoing, permanent
-from exporter.settings import DiscordSettings
+from exporter.settings.notifier import DiscordSettings
 
 
 class DiscordSender(HttpSender):

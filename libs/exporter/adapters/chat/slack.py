@@ -33,7 +33,7 @@ from exporter.notifications.sending import (
     permanent,
     transient,
 )
-from exporter.settings import SlackSettings
+from exporter.settings.notifier import SlackSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from typing import Any
 from exporter.adapters.chat.http import HttpSender, json_body, post, response_failure
 from exporter.notifications.layout import plain_text
 from exporter.notifications.sending import Delivered, DeliveryFailure, Outgoing, permanent
-from exporter.settings import TelegramSettings
+from exporter.settings.notifier import TelegramSettings
 
 MESSAGE_LIMIT = 4_096
 
