@@ -20,5 +20,9 @@ async def runtime(servers: Settings) -> AsyncIterator[Runtime]:
     try:
         yield wired
     finally:
-        await wired.mongo.drop_database(settings.mongo.database)
+        # The database is left to the session's servers, which start empty and go with it.
+        # Dropping it here deadlocked the embedded store when a service the test ran in process
+        # had been stopped inside a transaction: the drop retries against the transaction's
+        # uncommitted writes while holding the store's lock, which the store's reaper of
+        # abandoned transactions needs.
         await wired.stop()
