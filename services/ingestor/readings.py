@@ -72,6 +72,7 @@ def _mirrored(
         more = (m for e in extra for m in getattr(e, "metadata", [e]))
         return _mirrored(inner, [*metadata, *more], structs)
     if get_origin(annotation) in (Union, UnionType):
+        # A union built from a tuple of members: only ``Union[...]`` takes one (``|`` takes two).
         return Union[tuple(_mirrored(member, (), structs) for member in get_args(annotation))]  # noqa: UP007
     if get_origin(annotation) is list:
         [item] = get_args(annotation)

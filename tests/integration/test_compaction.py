@@ -12,7 +12,7 @@ import pytest
 from tests.compaction_cases import SERIES, T0, TAGS, ingested
 from tests.integration.notifier_support import eventually
 
-from exporter.adapters.mongo import merging
+from exporter.adapters.mongo import segments as layout
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
 from exporter.adapters.mongo.compaction import CompactionStore, Lost
 from exporter.adapters.mongo.merging import merge
@@ -146,7 +146,7 @@ async def test_a_group_that_fails_is_skipped_and_the_rest_compact(runtime: Runti
 async def test_a_merge_beyond_max_readings_is_split(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(merging, "MAX_READINGS", 10)
+    monkeypatch.setattr(layout, "MAX_READINGS", 10)
     segments = [ingested(range(k * 8000, k * 8000 + 8000, 1000), [float(k)] * 8, ARRIVED) for k in range(3)]
     await runtime.measurements.add(segments)
     before = await readings(runtime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.adapters.mongo import ingested
+from exporter.adapters.mongo import segments as layout
 from exporter.adapters.mongo.ingested import outside, piece_of, segments_of
 from exporter.adapters.mongo.segments import SPAN_MS, Segment, position
 from exporter.contracts.ingest import Measurement
@@ -51,14 +51,14 @@ def test_late_readings_go_to_the_segment_of_their_day_and_kinds_apart() -> None:
 def test_a_piece_is_cut_before_the_reading_or_byte_limit_in_partition_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ingested, "MAX_READINGS", 3)
+    monkeypatch.setattr(layout, "MAX_READINGS", 3)
     segments = flush([reading(10_000 - index * 1000) for index in range(7)])  # arriving newest first
     assert [s.count for s in segments] == [3, 3, 1]
     assert [s.positions.tolist() for s in segments] == [  # type: ignore[union-attr]
         [position(offset, 0) for offset in offsets] for offsets in ([2, 1, 0], [5, 4, 3], [6])
     ]
-    monkeypatch.setattr(ingested, "MAX_READINGS", 100)
-    monkeypatch.setattr(ingested, "MAX_BYTES", 100)
+    monkeypatch.setattr(layout, "MAX_READINGS", 100)
+    monkeypatch.setattr(layout, "MAX_BYTES", 100)
     texts = flush([reading(index, "x" * 30, kind="stringValue") for index in range(5)])
     assert [s.count for s in texts] == [2, 2, 1]  # 46 bytes a reading
     assert [text for s in texts for text in s.values] == ["x" * 30] * 5

@@ -8,6 +8,7 @@ import pytest
 from tests.compaction_cases import SERIES, T0, ingested
 
 from exporter.adapters.mongo import merging
+from exporter.adapters.mongo import segments as layout
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.merging import merge, piece_id
 from exporter.adapters.mongo.segments import (
@@ -40,7 +41,7 @@ def test_a_tie_goes_to_the_lower_rank_as_the_reader_decides() -> None:
 
 
 def test_text_is_split_before_max_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(merging, "MAX_BYTES", 3 * (merging.READING_BYTES + 10))
+    monkeypatch.setattr(layout, "MAX_BYTES", 3 * (merging.READING_BYTES + 10))
     texts = ["x" * 10] * 5
     segments = [ingested(range(k * 5000, k * 5000 + 5000, 1000), texts, T0, tags=TEXT) for k in (0, 1)]
     merged = merge(segments)

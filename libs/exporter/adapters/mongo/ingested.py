@@ -17,8 +17,6 @@ import polars as pl
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.segments import (
     BOOL_KINDS,
-    MAX_BYTES,
-    MAX_READINGS,
     NUMBER_KINDS,
     SPAN_MS,
     Segment,
@@ -28,6 +26,7 @@ from exporter.adapters.mongo.segments import (
     Times,
     Values,
     bucket_of,
+    cuts,
     segment_id,
 )
 from exporter.contracts.ingest import Measurement
@@ -91,14 +90,14 @@ def segments_from(readings: pl.DataFrame, arrived_ms: int) -> list[Segment]:
     costs = frame["text"].str.len_bytes().fill_null(0).cast(pl.Int64).to_numpy()[rows] + _READING_BYTES
     spent = np.cumsum(costs)
     ends = np.cumsum(lengths).tolist()
-    cuts = [
+    spans = [
         (piece, start, stop)
         for piece, (end, length) in enumerate(zip(ends, lengths.tolist(), strict=True))
-        for start, stop in _cuts(spent, end - length, end)
+        for start, stop in cuts(spent, end - length, end)
     ]
     # Time order within each cut, with one sort for all of them (none when sent in order).
     times = frame["time"].to_numpy()[rows]
-    cut_of = np.repeat(np.arange(len(cuts)), [stop - start for _, start, stop in cuts])
+    cut_of = np.repeat(np.arange(len(spans)), [stop - start for _, start, stop in spans])
     if not ((np.diff(times) > 0) | (np.diff(cut_of) != 0)).all():
         rows = rows[np.lexsort((times, cut_of))]
         times = frame["time"].to_numpy()[rows]
@@ -107,7 +106,7 @@ def segments_from(readings: pl.DataFrame, arrived_ms: int) -> list[Segment]:
     texts = frame["text"]
     keys = pieces.select(_PIECE).rows()
     segments = []
-    for piece, start, end in cuts:
+    for piece, start, end in spans:
         row = keys[piece]
         tags = Tags(*row[6:9])
         values: Values
@@ -145,21 +144,6 @@ def _first_of_each_time(
     keep = np.ones(len(rows), dtype=np.bool_)
     keep[order[1:][again]] = False
     return rows[keep], np.bincount(piece[keep], minlength=len(lengths)).astype(np.int64)
-
-
-def _cuts(spent: npt.NDArray[np.int64], start: int, end: int) -> list[tuple[int, int]]:
-    """``[start, end)`` cut, in order, before MAX_READINGS or MAX_BYTES (``spent``: running cost)."""
-    before = int(spent[start - 1]) if start else 0
-    if end - start <= MAX_READINGS and int(spent[end - 1]) - before <= MAX_BYTES:
-        return [(start, end)]  # the usual: a piece fits one segment
-    cuts = []
-    while start < end:
-        before = int(spent[start - 1]) if start else 0
-        fits = int(np.searchsorted(spent, before + MAX_BYTES, side="right"))
-        stop = max(start + 1, min(end, start + MAX_READINGS, fits))
-        cuts.append((start, stop))
-        start = stop
-    return cuts
 
 
 def _ingested(

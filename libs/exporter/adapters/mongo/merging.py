@@ -12,13 +12,12 @@ import numpy as np
 
 from exporter.adapters.mongo.segments import (
     BOOL_KINDS,
-    MAX_BYTES,
-    MAX_READINGS,
     NUMBER_KINDS,
     Segment,
     Tags,
     Times,
     Values,
+    cuts,
     merged_id,
     rank,
 )
@@ -59,7 +58,7 @@ def merge(segments: Sequence[Segment]) -> list[Segment]:
         offsets[members] = np.cumsum(counts[members]) - counts[members]
         local = offsets[owners[chosen]] + within[chosen]
         values = _gathered(tags.kind, [segments[i] for i in members.tolist()], local)
-        for start, end in _cuts(tags.kind, values):
+        for start, end in _cuts(values):
             pieces.append((tags, times[chosen[start:end]], values[start:end], arrivals[chosen[start:end]]))
     base = merged_id([s.id for s in segments])
     series = segments[0].series
@@ -85,24 +84,16 @@ def _gathered(kind: str, members: list[Segment], local: np.ndarray) -> Values:
     """The values at ``local``, indexes into the values of ``members`` one after the other."""
     if kind in NUMBER_KINDS or kind in BOOL_KINDS:
         joined: np.ndarray = np.concatenate([np.asarray(m.values) for m in members])
-        return joined[local]  # type: ignore[no-any-return]
+        gathered: Values = joined[local]
+        return gathered
     texts = [text for m in members for text in m.values]
     return [texts[index] for index in local.tolist()]
 
 
-def _cuts(kind: str, values: Values) -> list[tuple[int, int]]:
+def _cuts(values: Values) -> list[tuple[int, int]]:
     """Consecutive ``[start, end)`` pieces of at most MAX_READINGS readings and MAX_BYTES bytes."""
     if isinstance(values, list):
         sizes = np.fromiter((len(text.encode()) for text in values), dtype=np.int64, count=len(values))
     else:
         sizes = np.zeros(len(values), dtype=np.int64)
-    totals = np.cumsum(sizes + READING_BYTES)
-    cuts = []
-    start = 0
-    while start < len(totals):
-        before = int(totals[start - 1]) if start else 0
-        fits = int(np.searchsorted(totals, before + MAX_BYTES, side="right"))
-        end = max(start + 1, min(start + MAX_READINGS, fits))
-        cuts.append((start, end))
-        start = end
-    return cuts
+    return cuts(np.cumsum(sizes + READING_BYTES), 0, len(sizes))

@@ -138,19 +138,30 @@ def _datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def value_bytes(kind: str, values: Values) -> int:
-    """What ``values`` take in a document, for splitting before the document limit."""
-    if isinstance(values, list):
-        return sum(len(text.encode()) + 16 for text in values)
-    return values.nbytes
-
-
 def _packed_values(kind: str, values: Values) -> Binary | list[str]:
     if kind in NUMBER_KINDS:
         return Binary(np.asarray(values, dtype="<f8").tobytes())
     if kind in BOOL_KINDS:
         return Binary(np.asarray(values, dtype=np.bool_).astype("u1").tobytes())
     return list(values)
+
+
+def cuts(spent: npt.NDArray[np.int64], start: int, end: int) -> list[tuple[int, int]]:
+    """Readings ``[start, end)`` cut, in order, into pieces of at most MAX_READINGS readings and
+    MAX_BYTES bytes; ``spent`` is the running total of what the readings cost a document."""
+    if start >= end:
+        return []
+    before = int(spent[start - 1]) if start else 0
+    if end - start <= MAX_READINGS and int(spent[end - 1]) - before <= MAX_BYTES:
+        return [(start, end)]  # the usual: everything fits one segment
+    pieces = []
+    while start < end:
+        before = int(spent[start - 1]) if start else 0
+        fits = int(np.searchsorted(spent, before + MAX_BYTES, side="right"))
+        stop = max(start + 1, min(end, start + MAX_READINGS, fits))
+        pieces.append((start, stop))
+        start = stop
+    return pieces
 
 
 def to_document(segment: Segment) -> Document:
