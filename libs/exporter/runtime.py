@@ -28,7 +28,6 @@ from exporter.adapters.mongo.client import Document, connect, connect_blocking, 
 from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.grants import GrantRepository
-from exporter.adapters.mongo.group_commit import GroupCommit
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
@@ -36,6 +35,7 @@ from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
 from exporter.adapters.storage import ObjectStore
+from exporter.service_layer.group_commit import GroupCommit
 from exporter.service_layer.outbox import OutboxRelay
 from exporter.settings import Settings, get_settings
 

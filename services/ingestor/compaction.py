@@ -33,6 +33,7 @@ from exporter.adapters.mongo.compaction import CompactionStore, Lost
 from exporter.adapters.mongo.merging import merge
 from exporter.adapters.mongo.segments import Series, bucket_of, from_document
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.settings import CompactionSettings
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,16 @@ class PassReport:
 
 @dataclass
 class Compactor:
-    store: CompactionStore
+    unit_of_work: UnitOfWork  # its ``compaction`` store, and each merge's transaction
     settings: CompactionSettings
     # Arrival time read up to: segments that settled before it were looked at.
     watermark: datetime | None = None
     # Since the start, as they happen (a pass's own report comes at its end).
     totals: PassReport = field(default_factory=PassReport)
+
+    @property
+    def store(self) -> CompactionStore:
+        return self.unit_of_work.compaction
 
     async def run(self) -> None:
         """Passes until cancelled; a pass that did not catch up is followed by the next at once."""
@@ -144,7 +149,12 @@ class Compactor:
             if not taken:
                 return
             merged = merge([from_document(document) for document in taken])
-            await self.store.replace([document["_id"] for document in taken], merged, now)
+            originals = [document["_id"] for document in taken]
+
+            async def replace(transaction: Transaction) -> None:
+                await transaction.compaction.replace(originals, merged, now, transaction.session)
+
+            await self.unit_of_work.run(replace)
         except Lost:
             self._count(report, lost=1)
             return
@@ -171,7 +181,7 @@ def compact_in_background(app: FastStream, runtime: Runtime, settings: Compactio
     """Runs a compactor in ``app`` from its start until the runtime closes (when enabled)."""
     if not settings.enabled:
         return
-    compactor = Compactor(runtime.compaction, settings)
+    compactor = Compactor(UnitOfWork.of(runtime), settings)
 
     @app.after_startup
     async def start_compacting() -> None:  # async: FastStream runs a plain function in a thread

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
-from exporter.adapters.mongo.client import IDEMPOTENCY, OUTBOX, REQUESTS, Document
-from exporter.adapters.mongo.group_commit import Cap, CapReached
+from exporter.adapters.mongo.caps import Cap, CapReached
+from exporter.adapters.mongo.client import IDEMPOTENCY, REQUESTS, Document
 from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempotency_document, scope
 from exporter.adapters.mongo.requests import RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
@@ -172,12 +172,12 @@ async def _create_scheduled(
     event = runtime.relay.held(
         Topic.IAM_POLICY_UPDATED, request.id, policy_event(request, "create", request.owner)
     )
-    inserts = [(REQUESTS, document), (OUTBOX, event)]
+    inserts = [(REQUESTS, document)]
     if remembered is not None:
         inserts.append((IDEMPOTENCY, remembered))
     try:
         # which also hands the event to the relay
-        await runtime.group_commit.insert(inserts, request_caps(runtime, request))
+        await runtime.group_commit.insert(inserts, request_caps(runtime, request), [event])
     except CapReached as refused:
         retry_after = str(runtime.settings.api.quota_retry_after_seconds)
         raise TooManyRequests(str(refused), headers={"Retry-After": retry_after}) from refused
@@ -185,7 +185,7 @@ async def _create_scheduled(
 
 def request_caps(runtime: Runtime, request: ExportRequest) -> list[Cap]:
     """The quotas on active (scheduled) requests, per user and per tenant, that a create of
-    ``request`` must stay within (see adapters/mongo/group_commit.py for how they hold)."""
+    ``request`` must stay within (see adapters/mongo/caps.py for how they hold)."""
     settings, tenant = runtime.settings.api, request.tenant
     active = {"tenant": tenant, "schedule.nextRunAt": {"$ne": None}}
     per_user = settings.max_active_requests_per_user

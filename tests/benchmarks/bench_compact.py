@@ -28,7 +28,6 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from exporter.adapters.mongo.client import connect, database, ensure_indexes
-from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.adapters.mongo.merging import merge
 from exporter.adapters.mongo.segments import (
@@ -41,6 +40,8 @@ from exporter.adapters.mongo.segments import (
     segment_id,
     to_document,
 )
+from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import UnitOfWork
 from exporter.settings import CompactionSettings, Settings
 from ingestor.compaction import Compactor
 from tests.benchmarks.harness import CpuMeter, local_servers, server_pid
@@ -128,14 +129,14 @@ def compact(settings: Settings, pipe: Connection) -> None:
     """The compaction loop in a process of its own; sends its totals twice a second."""
 
     async def run() -> None:
-        client = connect(settings)
-        compactor = Compactor(CompactionStore(database(client, settings)), COMPACTION)
+        runtime = Runtime.build(settings)  # its store and unit of work; no broker is started
+        compactor = Compactor(UnitOfWork.of(runtime), COMPACTION)
         loop = asyncio.create_task(compactor.run())
         while not pipe.poll():
             pipe.send(asdict(compactor.totals))
             await asyncio.sleep(0.5)
         loop.cancel()
-        await client.close()
+        await runtime.mongo.close()
 
     asyncio.run(run())
 

@@ -14,10 +14,11 @@ from tests.integration.notifier_support import eventually
 
 from exporter.adapters.mongo import segments as layout
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
-from exporter.adapters.mongo.compaction import CompactionStore, Lost
+from exporter.adapters.mongo.compaction import Lost
 from exporter.adapters.mongo.merging import merge
 from exporter.adapters.mongo.segments import (
     SPAN_MS,
+    Segment,
     Series,
     Tags,
     bucket_of,
@@ -27,6 +28,7 @@ from exporter.adapters.mongo.segments import (
 )
 from exporter.adapters.mongo.series_reader import SeriesRead, SeriesReader
 from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.settings import CompactionSettings
 from ingestor.app import create_app as ingestor_app
 from ingestor.compaction import Compactor
@@ -49,6 +51,16 @@ async def readings(runtime: Runtime) -> pl.DataFrame:
     return frame.drop("rank").sort("publisher", "name", "time")
 
 
+async def replace(runtime: Runtime, segments: list[Segment]) -> None:
+    """One merge of ``segments`` as the compactor commits it, without the compactor's choice."""
+
+    async def work(transaction: Transaction) -> None:
+        merged = merge(segments)
+        await transaction.compaction.replace([s.id for s in segments], merged, NOW, transaction.session)
+
+    await UnitOfWork.of(runtime).run(work)
+
+
 async def test_merging_keeps_every_reading_and_the_first_arrived_rule(runtime: Runtime) -> None:
     kelvin = Tags("K", "mqtt", "value")
     other = Series("t1", "ch", "events", "dev-2", "temp")
@@ -64,7 +76,7 @@ async def test_merging_keeps_every_reading_and_the_first_arrived_rule(runtime: R
     await runtime.measurements.add(segments)
     before = await readings(runtime)
 
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
+    report = await Compactor(UnitOfWork.of(runtime), SETTINGS).once(NOW)
 
     assert (report.groups, report.merged, report.failed) == (3, 6, 0)
     assert (await readings(runtime)).equals(before)
@@ -86,11 +98,11 @@ async def test_two_compactors_at_once_merge_once(runtime: Runtime) -> None:
     segments = [ingested([second * 1000], [float(second)], ARRIVED + second) for second in range(20)]
     await runtime.measurements.add(segments)
     before = await readings(runtime)
-    store = CompactionStore(runtime.db)
+    unit_of_work = UnitOfWork.of(runtime)
 
-    reports = await asyncio.gather(*(Compactor(store, SETTINGS).once(NOW) for _ in range(3)))
+    reports = await asyncio.gather(*(Compactor(unit_of_work, SETTINGS).once(NOW) for _ in range(3)))
     outcomes = await asyncio.gather(
-        *(store.replace([s.id for s in segments[:2]], merge(segments[:2]), NOW) for _ in range(2)),
+        *(replace(runtime, segments[:2]) for _ in range(2)),
         return_exceptions=True,
     )
 
@@ -103,11 +115,10 @@ async def test_two_compactors_at_once_merge_once(runtime: Runtime) -> None:
 async def test_of_two_racing_merges_one_commits(runtime: Runtime) -> None:
     segments = [ingested([second * 1000], [float(second)], ARRIVED) for second in range(4)]
     await runtime.measurements.add(segments)
-    store = CompactionStore(runtime.db)
 
     outcomes = await asyncio.gather(
-        store.replace([s.id for s in segments], merge(segments), NOW),
-        store.replace([s.id for s in segments[1:]], merge(segments[1:]), NOW),
+        replace(runtime, segments),
+        replace(runtime, segments[1:]),
         return_exceptions=True,
     )
 
@@ -118,7 +129,7 @@ async def test_of_two_racing_merges_one_commits(runtime: Runtime) -> None:
 
 async def test_retired_originals_are_deleted_after_the_retention_and_not_before(runtime: Runtime) -> None:
     await runtime.measurements.add([ingested([0], [1.0], ARRIVED), ingested([1000], [2.0], ARRIVED)])
-    compactor = Compactor(CompactionStore(runtime.db), SETTINGS)
+    compactor = Compactor(UnitOfWork.of(runtime), SETTINGS)
     collection = runtime.db[MEASUREMENTS]
 
     await compactor.once(NOW)
@@ -136,7 +147,7 @@ async def test_a_group_that_fails_is_skipped_and_the_rest_compact(runtime: Runti
     collection = runtime.db[MEASUREMENTS]
     await collection.update_one({"_id": bad[0].id}, {"$set": {"times": b"\x01"}})  # damaged
 
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
+    report = await Compactor(UnitOfWork.of(runtime), SETTINGS).once(NOW)
 
     assert (report.groups, report.failed) == (1, 1)
     assert {d["_id"] for d in await live(runtime) if d["publisher"] == "dev-1"} == {s.id for s in bad}
@@ -151,7 +162,7 @@ async def test_a_merge_beyond_max_readings_is_split(
     await runtime.measurements.add(segments)
     before = await readings(runtime)
 
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
+    report = await Compactor(UnitOfWork.of(runtime), SETTINGS).once(NOW)
 
     stored = await live(runtime)
     assert (report.groups, report.merged) == (1, 3)
@@ -164,9 +175,9 @@ async def test_a_merge_beyond_max_readings_is_split(
 
 async def test_nothing_is_merged_twice(runtime: Runtime) -> None:
     await runtime.measurements.add([ingested([0], [1.0], ARRIVED), ingested([1000], [2.0], ARRIVED)])
-    compactor = Compactor(CompactionStore(runtime.db), SETTINGS)
+    compactor = Compactor(UnitOfWork.of(runtime), SETTINGS)
     first = await compactor.once(NOW)
-    fresh = Compactor(CompactionStore(runtime.db), SETTINGS)  # a restarted ingestor: no watermark
+    fresh = Compactor(UnitOfWork.of(runtime), SETTINGS)  # a restarted ingestor: no watermark
     again = await fresh.once(NOW)
     assert (first.groups, again.groups) == (1, 0)
 
@@ -189,7 +200,7 @@ async def test_a_merge_left_small_takes_in_what_arrives_later(runtime: Runtime) 
     noon = bucket_of(NOW_MS) - SPAN_MS // 2  # yesterday noon: all arrivals on one day
     first = [ingested([0], [1.0], noon - 600_000), ingested([1000], [2.0], noon - 600_000)]
     await runtime.measurements.add(first)
-    compactor = Compactor(CompactionStore(runtime.db), SETTINGS)
+    compactor = Compactor(UnitOfWork.of(runtime), SETTINGS)
     at_noon = datetime.fromtimestamp(noon / 1000, UTC)
     await compactor.once(at_noon)
     await runtime.measurements.add([ingested([2000], [3.0], noon + 60_000)])
@@ -242,7 +253,7 @@ async def test_a_compaction_during_an_export_changes_no_byte_of_it(runtime: Runt
     first_frame, resume = asyncio.Event(), asyncio.Event()
     reading = asyncio.create_task(export(runtime, (first_frame, resume)))
     await first_frame.wait()  # planned, and read a frame: now merge everything under it
-    report = await Compactor(CompactionStore(runtime.db), SETTINGS).once(NOW)
+    report = await Compactor(UnitOfWork.of(runtime), SETTINGS).once(NOW)
     assert report.merged == len(segments), report
     resume.set()
     during = await reading

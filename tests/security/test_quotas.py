@@ -12,11 +12,12 @@ from typing import Any
 
 import httpx
 
+from exporter.adapters.mongo.caps import Cap, CapReached
 from exporter.adapters.mongo.client import REQUESTS, connect_blocking
-from exporter.adapters.mongo.group_commit import Cap, CapReached, GroupCommit
 from exporter.contracts.base import utcnow
 from exporter.domain.access import Action
 from exporter.runtime import Runtime
+from exporter.service_layer.group_commit import GroupCommit
 from exporter.settings import GrantSettings, Settings
 from scheduler.admission import Admission
 from scheduler.firing import fire_due, shard_order

@@ -223,7 +223,7 @@ def unit_of_work(
     relay = OutboxRelay(cast("OutboxRepository", outbox), publisher, OutboxSettings())
     unused: Any = None  # the works below use no repository
     client = cast("AsyncMongoClient[Document]", FakeClient(session))
-    return UnitOfWork(client, relay, unused, unused, unused, unused), relay
+    return UnitOfWork(client, relay, unused, unused, unused, unused, unused), relay
 
 
 def message(event_id: str) -> Document:

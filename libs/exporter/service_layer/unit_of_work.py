@@ -8,29 +8,37 @@ through the transaction's repositories and raises events on it; they go to the o
 transaction, and to the relay once it has committed. PyMongo runs the work again when the
 transaction meets a transient error: each attempt gets a fresh ``Transaction``, so the events of
 an attempt that was rolled back are never published.
+
+``BlockingUnitOfWork`` keeps the same promise for a thread with a blocking client of its own (the
+request-api's group commit, see ``group_commit``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import bson
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
 
 from exporter.adapters.mongo.admissions import AdmissionRepository
-from exporter.adapters.mongo.client import Document, in_transaction, in_transaction_once
+from exporter.adapters.mongo.client import OUTBOX, Document, in_transaction, in_transaction_once
+from exporter.adapters.mongo.compaction import CompactionStore
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
 from exporter.adapters.mongo.job_queue import ActiveJob
 from exporter.adapters.mongo.jobs import JobRepository
-from exporter.adapters.mongo.outbox import outbox_message
+from exporter.adapters.mongo.outbox import merged_entry, outbox_message
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.contracts.events import Envelope
-from exporter.runtime import Runtime
 from exporter.service_layer.outbox import OutboxRelay
 from exporter.topics import Topic
+
+if TYPE_CHECKING:  # the runtime builds the group commit, which runs a unit of work
+    from exporter.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -49,6 +57,7 @@ class Transaction:
     requests: RequestRepository
     admissions: AdmissionRepository
     idempotency: IdempotencyRepository
+    compaction: CompactionStore
     relay: OutboxRelay
     entries: list[Document] = field(default_factory=list)
 
@@ -116,6 +125,7 @@ class UnitOfWork:
         requests: RequestRepository,
         admissions: AdmissionRepository,
         idempotency: IdempotencyRepository,
+        compaction: CompactionStore,
     ) -> None:
         self._mongo = mongo
         self._relay = relay
@@ -123,12 +133,13 @@ class UnitOfWork:
         self._requests = requests
         self._admissions = admissions
         self._idempotency = idempotency
+        self.compaction = compaction  # also read outside a transaction (what to merge)
 
     @classmethod
     def of(cls, runtime: Runtime) -> UnitOfWork:
         """The unit of work over the process's own client, relay and repositories."""
         repositories = (runtime.jobs, runtime.requests, runtime.admissions, runtime.idempotency)
-        return cls(runtime.mongo, runtime.relay, *repositories)
+        return cls(runtime.mongo, runtime.relay, *repositories, runtime.compaction)
 
     async def run(self, work: Callable[[Transaction], Awaitable[T]], *, retry: bool = True) -> T:
         """``work`` in one transaction, and its events after it committed; returns what it returns.
@@ -141,7 +152,13 @@ class UnitOfWork:
         async def attempt(session: AsyncClientSession) -> T:
             committed.clear()  # an attempt that was rolled back raised nothing
             transaction = Transaction(
-                session, self._jobs, self._requests, self._admissions, self._idempotency, self._relay
+                session,
+                self._jobs,
+                self._requests,
+                self._admissions,
+                self._idempotency,
+                self.compaction,
+                self._relay,
             )
             result = await work(transaction)
             if transaction.entries and session.in_transaction:  # the work may have aborted it
@@ -160,3 +177,43 @@ async def _insert(relay: OutboxRelay, entries: list[Document], session: AsyncCli
         await relay.outbox.add(entries[0], session=session)
     else:
         await relay.outbox.add_many(entries, session)
+
+
+@dataclass
+class BlockingTransaction:
+    """One attempt of a ``BlockingUnitOfWork``: its session and database, and the outbox entries
+    (``OutboxRelay.held``) raised in it."""
+
+    session: ClientSession
+    db: Database[Document]
+    entries: list[Document] = field(default_factory=list)
+
+    def raise_entries(self, entries: list[Document]) -> None:
+        self.entries += entries
+
+
+class BlockingUnitOfWork:
+    """``UnitOfWork`` for a thread with a blocking client: the entries a committed attempt raised
+    go to the outbox in it, merged into one (one insert, and later one delete, for all of them)."""
+
+    def __init__(self, client: MongoClient[Document], database: str) -> None:
+        self._client = client
+        self._database = database
+
+    def run(self, work: Callable[[BlockingTransaction], None]) -> list[Document]:
+        """``work`` in one transaction, retried on transient errors; returns the outbox entry it
+        committed (none or one), for the caller to hand to its relay on the event loop."""
+        committed: list[Document] = []
+
+        def attempt(session: ClientSession) -> None:
+            committed.clear()  # an attempt that was rolled back raised nothing
+            transaction = BlockingTransaction(session, self._client[self._database])
+            work(transaction)
+            if transaction.entries:
+                entry = merged_entry(transaction.entries)
+                transaction.db[OUTBOX].insert_one(entry, session=session)
+                committed.append(entry)
+
+        with self._client.start_session() as session:
+            session.with_transaction(attempt)
+        return committed

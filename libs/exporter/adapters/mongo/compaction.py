@@ -1,4 +1,4 @@
-"""The store side of compaction: which segments are live, and one merge as one transaction.
+"""The store side of compaction: which segments are live, and one merge (in the caller's transaction).
 
 Every find here names only the fields of one index (``INDEXES[MEASUREMENTS]``): given any
 other field, the embedded store reads the whole collection. The rest is filtered here.
@@ -12,7 +12,7 @@ from datetime import datetime
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from exporter.adapters.mongo.client import MEASUREMENTS, RETIRED_INDEX, Document, in_transaction
+from exporter.adapters.mongo.client import MEASUREMENTS, RETIRED_INDEX, Document
 from exporter.adapters.mongo.segments import Segment, Series, Tags, to_document
 
 # What finding candidates needs of a segment: not its readings.
@@ -56,9 +56,11 @@ class CompactionStore:
         }
         return await self._collection.find(query).to_list(None)
 
-    async def replace(self, originals: Sequence[str], merged: Sequence[Segment], now: datetime) -> None:
-        """Inserts ``merged`` and retires ``originals`` (``retiredBy`` the first merged id), all or
-        nothing; raises ``Lost`` when one of them was already retired.
+    async def replace(
+        self, originals: Sequence[str], merged: Sequence[Segment], now: datetime, session: AsyncClientSession
+    ) -> None:
+        """Inserts ``merged`` and retires ``originals`` (``retiredBy`` the first merged id), in
+        ``session``'s transaction; raises ``Lost`` when one of them was already retired.
 
         The retiring write names only live ones and must change them all: of two compactors
         racing, the later commit conflicts, runs again, finds fewer and gives up. (The store finds
@@ -68,13 +70,10 @@ class CompactionStore:
         retire = {"$set": {"retiredBy": merged[0].id, "retiredAt": now}}
         live = {"_id": {"$in": list(originals)}, "retiredAt": None}
 
-        async def work(session: AsyncClientSession) -> None:
-            retired = await self._collection.update_many(live, retire, session=session)
-            if retired.modified_count != len(originals):
-                raise Lost(f"segments of merge {merged[0].id} are gone or retired")
-            await self._collection.insert_many(documents, ordered=False, session=session)
-
-        await in_transaction(self._collection.database.client, work)
+        retired = await self._collection.update_many(live, retire, session=session)
+        if retired.modified_count != len(originals):
+            raise Lost(f"segments of merge {merged[0].id} are gone or retired")
+        await self._collection.insert_many(documents, ordered=False, session=session)
 
     async def sweep(self, before: datetime) -> int:
         """Deletes segments retired before ``before``; returns how many."""
