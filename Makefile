@@ -5,6 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
+KAFKAJS := tests/integration/kafkajs
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
@@ -14,9 +15,13 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 
-# The pinned environment from uv.lock: services, local servers and dev tools.
-install: $(UV)
+# The pinned environment from uv.lock: services, local servers and dev tools; KafkaJS from its lock.
+install: $(UV) $(KAFKAJS)/node_modules/.package-lock.json
 	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+# KafkaJS (Node.js) for the Kafka client compatibility test, tests/integration/test_kafka_clients.py.
+$(KAFKAJS)/node_modules/.package-lock.json: $(KAFKAJS)/package-lock.json
+	npm ci --prefix $(KAFKAJS) --no-audit --no-fund --silent
 
 # Local servers, all five services, one demo export end to end; Ctrl-C (or `make stop`) stops all.
 run: install
