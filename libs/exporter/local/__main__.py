@@ -85,7 +85,7 @@ def demo(settings: Settings, services: LocalServices) -> None:
     try:
         print(asyncio.run(run_demo(settings, services.api_url, services.maildir)), flush=True)
     except Exception as error:
-        print(f"demo: {error or type(error).__name__}. The servers and services stay up.", flush=True)
+        print(f"demo: {str(error) or type(error).__name__}. The servers and services stay up.", flush=True)
     print(f"\nThe API is at {services.api_url}/docs. Ctrl-C (or `make stop`) stops everything.", flush=True)
 
 
