@@ -178,12 +178,15 @@ async def until_answers(
     name: str, address: str, attempt: Callable[[], Awaitable[object]], settings: LivenessSettings
 ) -> None:
     """Repeats ``attempt`` with growing pauses until it succeeds, logging the wait once per reason;
-    gives up after ``settings.dependency_wait_seconds``."""
+    gives up after ``settings.dependency_wait_seconds``. Each attempt first connects to
+    ``address``: a refused connection is said at once, where a client library would retry
+    and time out without saying why."""
     loop = asyncio.get_running_loop()
     began, pause, said = loop.time(), WAIT_FIRST_SECONDS, ""
     while True:
         try:
             async with asyncio.timeout(settings.dependency_attempt_seconds):
+                await reachable(address)
                 await attempt()
         except Exception as error:
             reason = describe_failure(error, settings.dependency_attempt_seconds)
@@ -201,6 +204,25 @@ async def until_answers(
             if said:
                 log.info("%s at %s answers after %.1f s", name, address, loop.time() - began)
             return
+
+
+async def reachable(addresses: str) -> None:
+    """Returns once one of the ``host:port`` addresses accepts a TCP connection (at once for one
+    without a port, such as a DNS seed list's name); otherwise raises the last refusal."""
+    refusal: OSError | None = None
+    for address in addresses.split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit():
+            return
+        try:
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        except OSError as error:
+            refusal = error
+        else:
+            writer.close()
+            return
+    if refusal is not None:
+        raise refusal
 
 
 def describe_failure(error: Exception, timeout: float) -> str:

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from exporter.liveness import Liveness, read_report, write_reports
+from exporter.local.servers import free_ports
 from exporter.runtime import DependencyUnavailable, describe_failure, mongo_hosts, until_answers
 from exporter.settings import LivenessSettings, MongoSettings, Settings
 
@@ -107,16 +108,37 @@ async def test_a_dependency_is_waited_for_with_one_line_per_reason_then_given_up
 
     settings = LivenessSettings(dependency_wait_seconds=1, dependency_attempt_seconds=0.1)
     with caplog.at_level(logging.WARNING), pytest.raises(DependencyUnavailable) as refusal:
-        await until_answers("Kafka", "127.0.0.1:9", refused, settings)
+        # A name without a port (a DNS seed list) is not connected to first.
+        await until_answers("Kafka", "kafka-seeds", refused, settings)
 
     assert str(refusal.value) == (
-        "Kafka at 127.0.0.1:9 did not answer within 1 s: "
+        "Kafka at kafka-seeds did not answer within 1 s: "
         "ConnectionRefusedError: [Errno 111] Connection refused"
     )
     assert attempts == 2  # after pauses of 0.5 s, then 1 s would pass the wait
     assert [r.getMessage() for r in caplog.records] == [
-        "waiting for Kafka at 127.0.0.1:9: ConnectionRefusedError: [Errno 111] Connection refused"
+        "waiting for Kafka at kafka-seeds: ConnectionRefusedError: [Errno 111] Connection refused"
     ]
+
+
+async def test_an_address_that_refuses_connections_is_said_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    (closed,) = free_ports(1)
+    attempted = False
+
+    async def attempt() -> None:
+        nonlocal attempted
+        attempted = True
+
+    settings = LivenessSettings(dependency_wait_seconds=1, dependency_attempt_seconds=0.1)
+    with caplog.at_level(logging.WARNING), pytest.raises(DependencyUnavailable):
+        await until_answers("S3", f"127.0.0.1:{closed}", attempt, settings)
+
+    assert not attempted
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .startswith(f"waiting for S3 at 127.0.0.1:{closed}: ConnectionRefusedError: ")
+    )
 
 
 async def test_a_dependency_that_answers_late_is_waited_for() -> None:
@@ -129,7 +151,7 @@ async def test_a_dependency_that_answers_late_is_waited_for() -> None:
             await asyncio.sleep(1)  # hangs: the attempt's timeout ends it
 
     settings = LivenessSettings(dependency_attempt_seconds=0.1)
-    await until_answers("S3", "127.0.0.1:9", second_time_lucky, settings)
+    await until_answers("S3", "minio", second_time_lucky, settings)
     assert attempts == 2
 
 
