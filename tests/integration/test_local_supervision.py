@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,12 @@ class Clock:
         return self.now
 
 
+def later(supervisor: Supervisor, clock: Clock, seconds: float) -> list[str]:
+    """Lets ``seconds`` pass on the supervisor's clock, then has it check."""
+    clock.now += seconds
+    return supervisor.check()
+
+
 def killed(group: ProcessGroup, name: str) -> int:
     """SIGKILLs ``name`` and waits until the group sees it exited; returns its PID."""
     pid = group.status()[name]
@@ -62,8 +69,7 @@ def test_an_exited_service_is_restarted_with_a_doubling_pause_and_the_others_kee
         first = killed(group, "renderer")
         assert supervisor.check() == []  # noticed; its pause of 1 s has not passed
         assert group.status()["renderer"] is None
-        clock.now += 1
-        supervisor.check()
+        later(supervisor, clock, 1)
         second = group.status()["renderer"]
         assert second not in (None, first)
         assert "renderer service exited (killed by SIGKILL); restarted after 1 s" in lines[0]
@@ -71,19 +77,16 @@ def test_an_exited_service_is_restarted_with_a_doubling_pause_and_the_others_kee
 
         killed(group, "renderer")  # again at once: the pause doubles
         supervisor.check()
-        clock.now += 1
-        supervisor.check()
+        later(supervisor, clock, 1)
         assert group.status()["renderer"] is None
-        clock.now += 1
-        supervisor.check()
+        later(supervisor, clock, 1)
         assert group.status()["renderer"] is not None
         assert "(restart 2)" in lines[1]
 
         clock.now += 60  # a healthy minute: back to the first pause
         killed(group, "renderer")
         supervisor.check()
-        clock.now += 1
-        supervisor.check()
+        later(supervisor, clock, 1)
         assert group.status()["renderer"] is not None
         assert group.restarts() == {"renderer": 3, "notifier": 0}
         assert group.status()["notifier"] == notifier
@@ -102,12 +105,41 @@ def test_a_held_process_stays_down_until_released(tmp_path: Path) -> None:
         supervisor.hold("notifier")
         killed(group, "notifier")
         supervisor.check()
-        clock.now += 100
-        supervisor.check()
+        later(supervisor, clock, 100)
         assert group.status()["notifier"] is None
         supervisor.release("notifier")
         supervisor.check()
         assert group.status()["notifier"] is not None
+    finally:
+        group.stop()
+
+
+def test_a_restart_that_fails_is_said_and_tried_again_after_a_longer_pause(tmp_path: Path) -> None:
+    launches: Iterator[list[str] | Exception] = iter([SLEEPER, FileNotFoundError("weed not found"), SLEEPER])
+
+    def launch() -> list[str]:
+        command = next(launches)
+        if isinstance(command, Exception):
+            raise command
+        return command
+
+    class Flaky(ProcessGroup):
+        def _define(self) -> list[ProcessSpec]:
+            return [ProcessSpec(name="s3", port=None, launch=launch, probe=lambda: "up")]
+
+    group, clock, lines = Flaky(tmp_path), Clock(), list[str]()
+    group.start(timeout=30)
+    supervisor = Supervisor([group], clock=clock, say=lines.append)
+    try:
+        killed(group, "s3")
+        supervisor.check()
+        assert later(supervisor, clock, 1) == []  # the failed launch does not end supervision
+        assert lines[0].endswith("s3 process could not be restarted: weed not found")
+        later(supervisor, clock, 1)
+        assert group.status()["s3"] is None
+        later(supervisor, clock, 1)
+        assert group.status()["s3"] is not None
+        assert "(restart 1)" in lines[1]
     finally:
         group.stop()
 
@@ -119,8 +151,7 @@ def test_a_killed_server_is_restarted_and_answers_again(settings: object, tmp_pa
     try:
         killed(smtp, "smtp")
         supervisor.check()
-        clock.now += 1
-        supervisor.check()
+        later(supervisor, clock, 1)
         report = smtp.wait_ready("smtp", timeout=30)
         assert report.pid == smtp.status()["smtp"]
         assert "smtp server exited (killed by SIGKILL)" in lines[0]
