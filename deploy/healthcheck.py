@@ -3,9 +3,10 @@
     python /app/healthcheck.py http                 # request_api: GET /health answers 200
     python /app/healthcheck.py worker MODULE        # a Kafka worker: see below
 
-What ``worker`` proves, and no more: a live (not zombie, not stopped) ``python -m MODULE``
-process runs in this container, and every Kafka bootstrap server accepts a TCP connection
-from it. It does not prove that the consumer loop is making progress.
+What ``worker`` proves: a live (not zombie, not stopped) ``python -m MODULE`` process runs in
+this container, every Kafka bootstrap server accepts a TCP connection from it, and, when
+``EXPORTER_LIVENESS__FILE`` is set, the liveness report it writes there is fresh and ok (each
+of its loops is making progress; see ``exporter.liveness``).
 
 Only the standard library and the project's own settings object are used, so the check reads
 its configuration from the same EXPORTER_* variables as the service it checks.
@@ -71,13 +72,19 @@ def check_tcp(bootstrap_servers: str) -> str | None:
 
 
 def main(argv: list[str]) -> int:
+    from exporter.liveness import read_report
     from exporter.settings import Settings
 
     settings = Settings()
     if argv[:1] == ["http"] and len(argv) == 1:
         problem = check_http(settings.api.port)
     elif argv[:1] == ["worker"] and len(argv) == 2:
-        problem = find_module_process(argv[1]) or check_tcp(settings.kafka.bootstrap_servers)
+        liveness = settings.liveness
+        problem = (
+            find_module_process(argv[1])
+            or check_tcp(settings.kafka.bootstrap_servers)
+            or (read_report(liveness.file, liveness.stall_seconds) if liveness.file else None)
+        )
     else:
         print(__doc__, file=sys.stderr)
         return 2

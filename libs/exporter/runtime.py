@@ -1,7 +1,7 @@
 """The bootstrap: builds each adapter once per process and hands services what they need.
 
-Every service starts the same way (indexes, topics, bucket, outbox relay) and stops the same
-way, so the services themselves hold only their handlers.
+Every service starts the same way (waits for its dependencies; indexes, topics, bucket, outbox
+relay; liveness) and stops the same way, so the services themselves hold only their handlers.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 import uvloop
-from faststream import FastStream
+from faststream import BaseMiddleware, FastStream
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -35,9 +37,19 @@ from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
 from exporter.adapters.storage import ObjectStore
+from exporter.liveness import Liveness, write_reports
 from exporter.service_layer.group_commit import GroupCommit
 from exporter.service_layer.outbox import OutboxRelay
-from exporter.settings import Settings, get_settings
+from exporter.settings import LivenessSettings, Settings, get_settings
+
+log = logging.getLogger(__name__)
+# Pauses between start-up attempts at a dependency: doubling from the first up to the last.
+WAIT_FIRST_SECONDS, WAIT_MAX_SECONDS = 0.5, 5.0
+REASON_MAX_CHARS = 300
+
+
+class DependencyUnavailable(RuntimeError):
+    """MongoDB, Kafka or S3 did not answer within the start-up wait."""
 
 
 @dataclass
@@ -60,6 +72,7 @@ class Runtime:
     group_commit: GroupCommit
     publisher: KafkaPublisher
     relay: OutboxRelay
+    liveness: Liveness
     # Set when the process begins to stop: background work spawned with a grace finishes its pass.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -94,13 +107,24 @@ class Runtime:
             ),
             publisher=publisher,
             relay=relay,
+            liveness=Liveness(settings.liveness.stall_seconds, settings.liveness.busy_seconds),
         )
 
     async def prepare(self) -> None:
-        """Idempotent set-up every service may run at start, in any order."""
+        """Idempotent set-up every service may run at start, in any order. A dependency still
+        starting (or restarting) is waited for, saying so, rather than crashed on: a crash would
+        only be repeated by a supervisor until it answers."""
+        settings = self.settings
+        await until_answers("MongoDB", mongo_hosts(settings), self._ping_mongo, settings.liveness)
         await ensure_indexes(self.db)
-        await ensure_topics(self.settings)
-        await self.storage.ensure_bucket()
+        topics = functools.partial(ensure_topics, settings)
+        await until_answers("Kafka", settings.kafka.bootstrap_servers, topics, settings.liveness)
+        await until_answers("S3", settings.storage.endpoint, self.storage.ensure_bucket, settings.liveness)
+
+    async def _ping_mongo(self) -> None:
+        # The client's own server selection would wait 30 s before it said why.
+        with pymongo.timeout(self.settings.liveness.dependency_attempt_seconds):
+            await self.db.command("ping")
 
     async def start(self, *, relay: bool) -> None:
         """What a process not run by FastStream does before it serves (FastStream's own apps do the
@@ -117,7 +141,12 @@ class Runtime:
 
     async def start_relay(self) -> None:
         """Publishes this process's outbox writes; needs a connected broker."""
-        self.spawn(self.relay.run())
+        self.spawn(self.relay.run(self.liveness))
+
+    async def start_health_file(self) -> None:
+        """Writes the liveness report where ``liveness.file`` says, if anywhere."""
+        if (path := self.settings.liveness.file) is not None:
+            self.spawn(write_reports(self.liveness, path, self.settings.liveness.file_interval_seconds))
 
     def spawn(self, work: Coroutine[Any, Any, None], *, grace: float = 0.0) -> None:
         """Runs ``work`` in the background until ``close``. With a ``grace``, ``close`` sets
@@ -145,6 +174,85 @@ class Runtime:
         await self.mongo.close()
 
 
+async def until_answers(
+    name: str, address: str, attempt: Callable[[], Awaitable[object]], settings: LivenessSettings
+) -> None:
+    """Repeats ``attempt`` with growing pauses until it succeeds, logging the wait once per reason;
+    gives up after ``settings.dependency_wait_seconds``. Each attempt first connects to
+    ``address``: a refused connection is said at once, where a client library would retry
+    and time out without saying why."""
+    loop = asyncio.get_running_loop()
+    began, pause, said = loop.time(), WAIT_FIRST_SECONDS, ""
+    while True:
+        try:
+            async with asyncio.timeout(settings.dependency_attempt_seconds):
+                await reachable(address)
+                await attempt()
+        except Exception as error:
+            reason = describe_failure(error, settings.dependency_attempt_seconds)
+            if loop.time() + pause - began > settings.dependency_wait_seconds:
+                raise DependencyUnavailable(
+                    f"{name} at {address} did not answer within "
+                    f"{settings.dependency_wait_seconds:.0f} s: {reason}"
+                ) from error
+            if reason != said:
+                log.warning("waiting for %s at %s: %s", name, address, reason)
+                said = reason
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, WAIT_MAX_SECONDS)
+        else:
+            if said:
+                log.info("%s at %s answers after %.1f s", name, address, loop.time() - began)
+            return
+
+
+async def reachable(addresses: str) -> None:
+    """Returns once one of the ``host:port`` addresses accepts a TCP connection (at once for one
+    without a port, such as a DNS seed list's name); otherwise raises the last refusal."""
+    refusal: OSError | None = None
+    for address in addresses.split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit():
+            return
+        try:
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        except OSError as error:
+            refusal = error
+        else:
+            writer.close()
+            return
+    if refusal is not None:
+        raise refusal
+
+
+def describe_failure(error: Exception, timeout: float) -> str:
+    """The first line of an error, bounded: driver errors append whole topology descriptions."""
+    if isinstance(error, TimeoutError) and not str(error):
+        return f"no answer within {timeout:g} s"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:REASON_MAX_CHARS]
+
+
+def mongo_hosts(settings: Settings) -> str:
+    """The hosts of the MongoDB URI, without its credentials or options."""
+    rest = settings.mongo.uri.get_secret_value().partition("://")[2]
+    return rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+
+
+class TimedIntake(BaseMiddleware):
+    """Times each message or batch a consumer handles, so a handler stuck on one stalls liveness."""
+
+    def __init__(self, msg: Any, /, *, context: Any, liveness: Liveness) -> None:
+        super().__init__(msg, context=context)
+        self._liveness = liveness
+
+    async def consume_scope(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        topic = getattr(records[0], "topic", "?") if records else "?"
+        with self._liveness.working(f"consumer {topic}"):
+            return await call_next(msg)
+
+
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -166,9 +274,11 @@ def stream_service(settings: Settings, title: str, *, relay: bool) -> tuple[Fast
     """
     runtime = Runtime.build(settings)
     app = FastStream(runtime.broker, specification=AsyncAPI(title=title, version="1.0.0"))
+    runtime.broker.add_middleware(functools.partial(TimedIntake, liveness=runtime.liveness))
     app.on_startup(runtime.prepare)
     if relay:
         app.after_startup(runtime.start_relay)
+    app.after_startup(runtime.start_health_file)
     app.after_startup(freeze_startup_heap)
     app.on_shutdown(runtime.close)
     return app, runtime

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from faststream import FastStream
 
+from exporter.liveness import Liveness
 from exporter.runtime import Runtime, stream_service
 from exporter.settings import Settings
 from scheduler.firing import fire_due, shard_order
@@ -37,20 +38,32 @@ async def serve(runtime: Runtime, settings: Settings, stopping: asyncio.Event) -
 
     intervals = settings.scheduler
     await asyncio.gather(
-        every(intervals.poll_interval_seconds, fire, "firing", stopping),
-        every(intervals.sweep_interval_seconds, functools.partial(sweep, runtime), "sweep", stopping),
+        every(intervals.poll_interval_seconds, fire, "firing", stopping, runtime.liveness),
+        every(
+            intervals.sweep_interval_seconds,
+            functools.partial(sweep, runtime),
+            "sweep",
+            stopping,
+            runtime.liveness,
+        ),
     )
 
 
 async def every(
-    interval: float, work: Callable[[], Awaitable[object]], name: str, stopping: asyncio.Event
+    interval: float,
+    work: Callable[[], Awaitable[object]],
+    name: str,
+    stopping: asyncio.Event,
+    liveness: Liveness,
 ) -> None:
-    """``work`` until ``stopping``, ``interval`` seconds apart; a failed pass is logged and retried."""
+    """``work`` until ``stopping``, ``interval`` seconds apart; a failed pass is logged and
+    retried. Each pass is a heartbeat: a pass that hangs stalls the scheduler's liveness."""
     while not stopping.is_set():
         try:
             await work()
         except Exception:
             log.exception("scheduler %s pass failed; retrying", name)
+        liveness.beat(f"scheduler {name}", interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval)
 

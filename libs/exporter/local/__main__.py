@@ -1,7 +1,9 @@
 """``python -m exporter.local run|up|down|status|env``: the embedded servers and the five services.
 
-``run`` is ``make run``: servers, services and the demo export, then it waits for Ctrl-C, SIGTERM
-or ``down`` from another shell and stops everything. ``up`` starts only the servers in the
+``run`` is ``make run``: servers, services and the demo export, then it supervises them (a process
+that exits is restarted, see ``exporter.local.supervisor``) until Ctrl-C, SIGTERM or ``down`` from
+another shell, and stops everything. The demo runs beside the supervision: if it fails or times
+out it says which step and why, and the system stays up. ``up`` starts only the servers in the
 background; ``env`` prints ``export`` lines (``eval "$(python -m exporter.local env)"``) that point
 a shell's services at them. Settings come from the environment like everywhere else.
 """
@@ -13,12 +15,13 @@ import asyncio
 import shlex
 import signal
 import sys
-import time
+import threading
 from types import FrameType
 
 from exporter.local.demo import run_demo
 from exporter.local.servers import LocalServers, ProcessGroup, ServerNotReady, format_report
 from exporter.local.services import LocalServices
+from exporter.local.supervisor import Supervisor
 from exporter.settings import Settings, get_settings
 
 
@@ -45,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.stop()
         print(f"stopped (run dir {servers.run_dir})")
     elif args.command == "status":
-        status = {**servers.status(), **services.status()}
-        for name, pid in status.items():
-            print(f"{name:<11} {'running, pid ' + str(pid) if pid else 'stopped'}")
-        return 0 if all(status.values()) else 1
+        return status(servers, services)
     else:
         for name, value in servers.env().items():
             print(f"export {name}={shlex.quote(value)}")
@@ -62,17 +62,10 @@ def run(settings: Settings, servers: LocalServers, services: LocalServices, time
     try:
         for group in groups:
             print(format_report(group.start(timeout)), flush=True)
-        print(asyncio.run(run_demo(settings, services.api_url, services.maildir)))
-        print(
-            f"\nThe API is at {services.api_url}/docs. Ctrl-C (or `make stop`) stops everything.", flush=True
-        )
-        while all(pid for group in groups for pid in group.status().values()):
-            time.sleep(0.5)
-        if crashed := [(group, name) for group in groups for name in group.exited()]:
-            raise RuntimeError(
-                ", ".join(f"{name} exited; see {group.log_path(name)}" for group, name in crashed)
-            )
-        print("stopped from another shell")
+        supervisor = Supervisor(groups, say=lambda line: print(line, flush=True))
+        threading.Thread(target=demo, args=(settings, services), daemon=True).start()
+        stopped = supervisor.run()
+        print(f"stopped from another shell ({', '.join(stopped)} stopped)")
     except KeyboardInterrupt:
         print("\nstopping")
     except Exception as error:
@@ -85,6 +78,26 @@ def run(settings: Settings, servers: LocalServers, services: LocalServices, time
         services.stop()
         servers.stop()
     return 0
+
+
+def demo(settings: Settings, services: LocalServices) -> None:
+    """The demo export, then where the API is; a failed demo is reported and changes nothing else."""
+    try:
+        print(asyncio.run(run_demo(settings, services.api_url, services.maildir)), flush=True)
+    except Exception as error:
+        print(f"demo: {str(error) or type(error).__name__}. The servers and services stay up.", flush=True)
+    print(f"\nThe API is at {services.api_url}/docs. Ctrl-C (or `make stop`) stops everything.", flush=True)
+
+
+def status(servers: LocalServers, services: LocalServices) -> int:
+    """Each process with its PID, restarts and (for services) liveness; 1 unless all are well."""
+    pids = {**servers.status(), **services.status()}
+    restarts = {**servers.restarts(), **services.restarts()}
+    health = services.health()
+    for name, pid in pids.items():
+        line = f"running, pid {pid}, restarts {restarts[name]}" if pid else "stopped"
+        print(f"{name:<11} {line}{', ' + health[name] if name in health else ''}")
+    return 0 if all(pids.values()) and all(verdict == "ok" for verdict in health.values()) else 1
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -144,15 +144,26 @@ async def stored_readings(db: AsyncDatabase[Document], tenant: str) -> int:
     return int(totals[0]["readings"]) if totals else 0
 
 
+class DemoTimeout(TimeoutError):
+    """A step of the demo did not finish in time; the message names the step and the likely cause."""
+
+
 async def ingested(settings: Settings, tenant: str = "default", seconds: float = 60.0) -> None:
     """Waits until the ingestor has stored the demo readings: an export covers what is stored
     when it runs, and a one-time export runs at once."""
     client = connect(settings)
+    stored = 0
     try:
         async with asyncio.timeout(seconds):
             # Polled: the ingestor is another process and announces nothing.
-            while await stored_readings(database(client, settings), tenant) < POINTS:  # noqa: ASYNC110
+            while (stored := await stored_readings(database(client, settings), tenant)) < POINTS:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
+    except TimeoutError as error:
+        raise DemoTimeout(
+            f"storing the demo readings did not finish within {seconds:g} s ({stored} of {POINTS} "
+            f"stored): the ingestor is behind on {Topic.MEASUREMENTS.value} (other producers' "
+            "records first?) or not consuming; see its log"
+        ) from error
     finally:
         await client.close()
 
@@ -167,7 +178,7 @@ async def run_demo(settings: Settings, api_url: str, maildir: Path, seconds: flo
         created.raise_for_status()
         request_id = created.json()["id"]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
+        deadline, job = loop.time() + seconds, None
         while loop.time() < deadline:
             jobs = (await api.get(f"/exports/{request_id}/jobs")).json()["items"]
             job = jobs[0] if jobs else None
@@ -185,4 +196,8 @@ async def run_demo(settings: Settings, api_url: str, maildir: Path, seconds: flo
                     f"  curl -o {file['name']} '{first_link(message)}'"
                 )
             await asyncio.sleep(0.5)
-    raise TimeoutError(f"the demo export did not finish within {seconds:.0f} s")
+    status = f"job {job['id']} is {job['status']}" if job else "no job was created"
+    raise DemoTimeout(
+        f"the demo export did not finish within {seconds:g} s ({status}): see the scheduler's, "
+        "renderer's and notifier's logs"
+    )

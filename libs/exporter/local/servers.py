@@ -112,6 +112,7 @@ class ProcessGroup(ABC):
                             f"{name}: port {spec.port} is taken by a process not started here"
                         )
                     launched[name] = time.monotonic()
+                    self._restarts_file(name).unlink(missing_ok=True)
                     self._spawn(spec)
             self._reports = self._wait_ready(launched, timeout)
         except BaseException:
@@ -135,8 +136,49 @@ class ProcessGroup(ABC):
         """Version and seconds-to-ready of each process, as measured by the last ``start()``."""
         return list(self._reports)
 
+    def restart(self, name: str) -> int:
+        """Stops ``name`` if it runs and launches it again, without waiting for it to be ready;
+        returns how many times it was restarted since it was started."""
+        count = self.restarts()[name] + 1
+        if self._pid(name) is not None:
+            self._stop([name])
+        self._spawn(self._specs[name])
+        self._restarts_file(name).write_text(f"{count}\n")
+        return count
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> ServerReport:
+        """Waits until a running process (say, one just restarted) is ready for its clients."""
+        now = time.monotonic()
+        return self._wait_one(self._specs[name], now, now + timeout)
+
+    def restarts(self) -> dict[str, int]:
+        """Restarts of each process since its group was started (read by ``status`` in any shell)."""
+        counts = {}
+        for name in self._specs:
+            try:
+                counts[name] = int(self._restarts_file(name).read_text())
+            except (FileNotFoundError, ValueError):
+                counts[name] = 0
+        return counts
+
+    def exit_status(self, name: str) -> str:
+        """How a process that ``exited()`` ended, when this object started it."""
+        child = self._children.get(name)
+        if child is None or child.poll() is None:
+            return "exit status unknown"
+        return _exit_status(child.returncode)
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        """Sends ``sig`` to a running process and whatever it forked (SIGKILL, SIGSTOP, SIGCONT...)."""
+        if (pid := self._pid(name)) is None:
+            raise ProcessLookupError(f"{name} {self.kind} is not running")
+        _signal_group(pid, sig)
+
     def _pid_file(self, name: str) -> Path:
         return self.run_dir / "pids" / f"{name}.pid"
+
+    def _restarts_file(self, name: str) -> Path:
+        return self.run_dir / "restarts" / f"{name}.count"
 
     def _pid(self, name: str) -> int | None:
         """The PID from the PID file if that process lives and runs the recorded command.
@@ -170,8 +212,8 @@ class ProcessGroup(ABC):
         """Starts one process in its own session, output to its log file, and records its PID."""
         command = spec.launch()
         log = self.log_path(spec.name)
-        for directory in (log.parent, self._pid_file(spec.name).parent):
-            directory.mkdir(parents=True, exist_ok=True)
+        for file in (log, self._pid_file(spec.name), self._restarts_file(spec.name)):
+            file.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as output:
             output.write(f"{LAUNCH_MARK} {time.strftime('%F %T')}: {shlex.join(command)}\n".encode())
             output.flush()
@@ -240,6 +282,7 @@ class ProcessGroup(ABC):
         running = {name: pid for name in names if (pid := self._pid(name)) is not None}
         for name in names:
             self._pid_file(name).unlink(missing_ok=True)
+            self._restarts_file(name).unlink(missing_ok=True)
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             for pid in running.values():
                 _signal_group(pid, sig)

@@ -2,6 +2,7 @@
 
 They run exactly as in production (``python -m request_api`` etc.), configured only by the
 ``EXPORTER_*`` variables of the ``Settings`` given, with logs and PID files beside the servers'.
+The consumers write their liveness reports to ``health/<service>.json`` there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from exporter.liveness import read_report
 from exporter.local.servers import (
     LAUNCH_MARK,
     PROBE_TIMEOUT_SECONDS,
@@ -57,6 +59,22 @@ class LocalServices(ProcessGroup):
         inherited = {name: value for name, value in os.environ.items() if not name.startswith("EXPORTER_")}
         return {**inherited, **self.settings.to_env(), **self._servers.env()}
 
+    def health_path(self, name: str) -> Path:
+        return self.run_dir / "health" / f"{name}.json"
+
+    def health(self) -> dict[str, str]:
+        """Each running service's liveness: "ok", or what is wrong."""
+        verdicts = {}
+        for name, pid in self.status().items():
+            if pid is None:
+                continue
+            try:
+                problem = self._api_health() if name == API else self._file_health(name)
+            except Exception as error:  # an answer that is not ok, or none
+                problem = str(error)
+            verdicts[name] = problem or "ok"
+        return verdicts
+
     def start(self, timeout: float = 60.0) -> list[ServerReport]:
         """Starts the services not running and waits until the API answers and each consumer works.
 
@@ -70,20 +88,32 @@ class LocalServices(ProcessGroup):
         env = self.env()
         return [
             ProcessSpec(
-                name=API, port=self.settings.api.port, launch=_command(API), probe=self._health, env=env
+                name=API, port=self.settings.api.port, launch=_command(API), probe=self._ready, env=env
             ),
             *(
                 ProcessSpec(
-                    name=name, port=None, launch=_command(name), probe=self._logged(name, line), env=env
+                    name=name,
+                    port=None,
+                    launch=_command(name),
+                    probe=self._logged(name, line),
+                    env={**env, "EXPORTER_LIVENESS__FILE": str(self.health_path(name))},
                 )
                 for name, line in READY_LINES.items()
             ),
         ]
 
-    def _health(self) -> str:
-        with httpx.Client(timeout=PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
-            client.get(f"{self.api_url}/health").raise_for_status()
+    def _ready(self) -> str:
+        if problem := self._api_health():
+            raise ConnectionError(problem)
         return "GET /health: 200"
+
+    def _api_health(self) -> str | None:
+        with httpx.Client(timeout=PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
+            answer = client.get(f"{self.api_url}/health")
+        return None if answer.status_code == 200 else f"GET /health: {answer.status_code} {answer.text}"
+
+    def _file_health(self, name: str) -> str | None:
+        return read_report(self.health_path(name), self.settings.liveness.stall_seconds)
 
     def _logged(self, name: str, line: str) -> Callable[[], str]:
         """A probe that passes once the service's current run has logged ``line``."""

@@ -25,6 +25,7 @@ from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.outbox import OutboxRepository, outbox_document, outbox_message
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import Envelope
+from exporter.liveness import Liveness
 from exporter.settings import OutboxSettings
 from exporter.topics import Topic
 
@@ -132,7 +133,7 @@ class OutboxRelay:
                     published.add(message["id"])
         return published, first_error
 
-    async def run(self) -> None:
+    async def run(self, liveness: Liveness) -> None:
         """Forever: what was handed over as soon as it is, a claim pass every poll interval."""
         loop = asyncio.get_running_loop()
         next_pass = loop.time()
@@ -145,5 +146,6 @@ class OutboxRelay:
                     await self.publish_pending()
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
+            liveness.beat("outbox relay", self._settings.poll_interval_seconds)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_pass - loop.time()))

@@ -253,6 +253,22 @@ class CompactionSettings(BaseModel):
     lookback_seconds: float = Field(default=2 * 86400.0, gt=0)
 
 
+class LivenessSettings(BaseModel):
+    """Liveness by progress (``exporter.liveness``) and the wait for dependencies at start-up."""
+
+    # A loop whose next pass is this late past its own interval is stalled.
+    stall_seconds: float = Field(default=60.0, ge=1, le=3600)
+    # One message or batch in hand this long stalls its consumer (a render may last an hour).
+    busy_seconds: float = Field(default=7200.0, ge=1, le=86_400)
+    # Where a service without HTTP writes its liveness report (None: nowhere), and how often.
+    file: Path | None = None
+    file_interval_seconds: float = Field(default=5.0, ge=0.1, le=60)
+    # At start-up each of MongoDB, Kafka and S3 is tried for up to attempt_seconds at a time,
+    # with growing pauses, until it answers or wait_seconds have passed (then the process exits).
+    dependency_wait_seconds: float = Field(default=600.0, ge=1, le=86_400)
+    dependency_attempt_seconds: float = Field(default=10.0, ge=0.1, le=300)
+
+
 class LocalServersSettings(BaseModel):
     """Where ``exporter.local`` keeps the embedded servers' data, logs and PIDs."""
 
@@ -280,6 +296,7 @@ class Settings(BaseSettings):
     notifier: NotifierSettings = NotifierSettings()
     ingestor: IngestorSettings = IngestorSettings()
     local: LocalServersSettings = LocalServersSettings()
+    liveness: LivenessSettings = LivenessSettings()
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
