@@ -34,8 +34,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from exporter.adapters.mongo.deliveries import DeliveryClaim, delivery_result
 from exporter.adapters.mongo.job_store import UnreadableJob
+from exporter.adapters.mongo.unreadable import unreadable_because
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
 from exporter.contracts.job import Job, JobSpec
@@ -131,7 +134,11 @@ class Notifier:
             if status not in NOTIFIED_OUTCOMES:
                 log.info("job %s is %s: nothing to notify", job.id, status.value)
                 continue
-            context = self._context(job)
+            try:
+                context = self._context(job)
+            except ValidationError as error:  # its spec is damaged: it cannot stop the others
+                log.error("job %s cannot be notified: %s", job.id, unreadable_because(error))
+                continue
             due = Due(context, job.notifications)
             for index, entry in enumerate(due.seen):
                 if self._closing or delivery_key(context.job_id, index) in self._active:

@@ -18,7 +18,9 @@ from tests.integration.notifier_support import (
     notifier_settings,
 )
 
+from exporter.adapters.mongo.client import JOBS
 from exporter.adapters.mongo.deliveries import DeliveryResult, delivery_result
+from exporter.contracts.job import Delivery
 from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
@@ -107,6 +109,27 @@ async def test_a_sweep_delivers_what_no_event_announced(
     assert titles(chat, spec.job_id, before) == ["always done"]
 
 
+async def test_a_damaged_job_does_not_stop_a_sweep_from_notifying_the_others(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    messages = [{**POLICIES[2], "text": "${job.id}"}]
+    jobs = [(await finished_job(runtime, messages, tmp_path))[0].job_id for _ in range(3)]
+    bad_spec, bad_entry, healthy = jobs
+    await runtime.db[JOBS].update_one({"_id": bad_spec}, {"$set": {"spec": {"damaged": True}}})
+    await runtime.db[JOBS].update_one({"_id": bad_entry}, {"$set": {"notifications.0.attempts": "twice"}})
+    before = len(chat.calls("/webhooks/discord-ops"))
+    notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat, sweep_interval_seconds=0.1))
+
+    await asyncio.sleep(0.2)  # the jobs finished longer ago than the sweep's grace
+    assert await notifier.sweep() == 3
+    [entry] = await deliveries(runtime, healthy)
+
+    assert entry.status == "sent"
+    assert [title for job_id in jobs for title in titles(chat, job_id, before)] == ["always done"]
+    damaged = runtime.db[JOBS].find({"_id": {"$in": [bad_spec, bad_entry]}}).sort("_id")
+    assert [job["notifications"][0]["status"] async for job in damaged] == ["pending", "pending"]
+
+
 async def test_a_send_cut_off_by_a_crash_is_recorded_as_failed_and_never_resent(
     runtime: Runtime, chat: ChatReceiver, tmp_path: Path
 ) -> None:
@@ -190,3 +213,32 @@ async def test_a_result_after_its_claim_was_cut_off_changes_nothing_and_the_othe
 
     assert (first.status, first.last_error, "sent_to" in first.model_fields_set) == ("failed", CUT_OFF, False)
     assert (second.status, second.sent_to, second.lease_until) == ("sent", ["x"], None)
+
+
+async def test_a_claim_on_the_deliveries_as_read_matches_them_after_every_write(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """The typed deliveries give the stored entries back field for field, in their order: the
+    claim compares the whole array, and a mismatch would refuse every claim made on a read."""
+    spec, _ = await finished_job(runtime, [POLICIES[2]] * 3, tmp_path)
+    job_id = spec.job_id
+    lease = timedelta(seconds=30)
+
+    async def as_read() -> list[Delivery]:
+        job = await runtime.jobs.get(job_id)
+        assert job is not None
+        stored = await runtime.db[JOBS].find_one({"_id": job_id})
+        assert stored is not None
+        assert [list(d.to_stored().items()) for d in job.notifications] == [
+            list(entry.items()) for entry in stored["notifications"]
+        ]
+        return job.notifications
+
+    claim = {0: (delivery_key(job_id, 0), 0)}
+    assert await runtime.jobs.claim_deliveries(job_id, claim, lease, {1: "skipped"}, await as_read())
+    sent = delivery_result(job_id, 0, 1, DeliveryStatus.SENT, recipients=["x"], sent_to=["x"], refused={})
+    await runtime.jobs.record_results([sent])
+    claim = {2: (delivery_key(job_id, 2), 0)}
+    assert await runtime.jobs.claim_deliveries(job_id, claim, lease, seen=await as_read())
+    assert not await runtime.jobs.claim_deliveries(job_id, claim, lease, seen=[])  # it compares
+    assert [d.status for d in await as_read()] == ["sent", "skipped", "sending"]
