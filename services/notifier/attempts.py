@@ -10,10 +10,9 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.deliveries import DeliveryClaim
 from exporter.adapters.storage import ObjectStore
-from exporter.contracts.job import JobResult, JobSpec
+from exporter.contracts.job import Delivery, JobResult, JobSpec
 from exporter.contracts.notification import NotificationMessage
 from exporter.domain.job_life import DeliveryStatus
 from exporter.domain.retry import backoff_seconds
@@ -64,9 +63,9 @@ class Progress:
     refused: dict[str, str]
 
     @classmethod
-    def of(cls, entry: Document) -> Progress:
-        refused = {item["recipient"]: item["reason"] for item in entry.get("refused") or []}
-        return cls(attempts=entry["attempts"], sent=list(entry.get("sentTo") or []), refused=refused)
+    def of(cls, delivery: Delivery) -> Progress:
+        refused = {item.recipient: item.reason for item in delivery.refused}
+        return cls(attempts=delivery.attempts, sent=list(delivery.sent_to), refused=refused)
 
 
 @dataclass
@@ -85,7 +84,7 @@ class Due:
     """
 
     context: JobContext
-    seen: list[Document]
+    seen: list[Delivery]
     progress: dict[int, Progress] = field(default_factory=dict)
     skips: dict[int, str] = field(default_factory=dict)
 

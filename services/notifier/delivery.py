@@ -34,14 +34,16 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from exporter.adapters.mongo.client import Document
+from pydantic import ValidationError
+
 from exporter.adapters.mongo.deliveries import DeliveryClaim, delivery_result
-from exporter.adapters.mongo.jobs import stored_result
+from exporter.adapters.mongo.job_store import UnreadableJob
+from exporter.adapters.mongo.unreadable import unreadable_because
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
-from exporter.contracts.job import JobSpec
+from exporter.contracts.job import Job, JobSpec
 from exporter.contracts.notification import NotificationMedium, NotificationMessage
-from exporter.domain.job_life import DeliveryStatus, JobStatus
+from exporter.domain.job_life import DeliveryStatus
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
 from exporter.notifications.policy import NOTIFIED_OUTCOMES, policy_applies, skip_reason
 from exporter.notifications.recipients import destination_problem, destinations_of, recipients_for
@@ -107,7 +109,8 @@ class Notifier:
 
     async def _take_in(self, job_ids: list[str]) -> None:
         jobs = await self._jobs.get_many(job_ids)
-        for job_id in set(job_ids) - {job["_id"] for job in jobs}:
+        found = {job.job_id if isinstance(job, UnreadableJob) else job.id for job in jobs}
+        for job_id in set(job_ids) - found:
             log.warning("export.completed for unknown job %s; nothing to notify", job_id)
         await self.process(jobs)
 
@@ -117,32 +120,42 @@ class Notifier:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("taking in jobs failed; a sweep will come back to them", exc_info=error)
 
-    async def process(self, jobs: Sequence[Document]) -> None:
+    async def process(self, jobs: Sequence[Job | UnreadableJob]) -> None:
         """Records the skips and claims the due deliveries of ``jobs`` that no task here holds, then
         sends them in tasks; does not wait for the sends.
         """
         now = utcnow()
         wanted: list[Due] = []
         for job in jobs:
-            status = JobStatus(job["status"])
-            if status not in NOTIFIED_OUTCOMES:
-                log.info("job %s is %s: nothing to notify", job["_id"], status.value)
+            if isinstance(job, UnreadableJob):
+                log.error("job %s cannot be notified: %s", job.job_id, job.problem)
                 continue
-            context = self._context(job)
-            due = Due(context, job.get("notifications") or [])
+            status = job.status
+            if status not in NOTIFIED_OUTCOMES:
+                log.info("job %s is %s: nothing to notify", job.id, status.value)
+                continue
+            try:
+                context = self._context(job)
+            except ValidationError as error:  # its spec is damaged: it cannot stop the others
+                log.error("job %s cannot be notified: %s", job.id, unreadable_because(error))
+                continue
+            due = Due(context, job.notifications)
             for index, entry in enumerate(due.seen):
                 if self._closing or delivery_key(context.job_id, index) in self._active:
                     continue
-                state = DeliveryStatus(entry["status"])
+                state = entry.status
                 policy = context.message(index).policy
+                # A retry always writes its time, a claim its lease: a missing one is damage, and
+                # gives no reason to wait for a retry, nor a lease to cut off.
+                retry_at, lease_until = entry.next_attempt_at or now, entry.lease_until or now
                 if state is DeliveryStatus.PENDING and not policy_applies(policy, status):
                     due.skips[index] = skip_reason(policy, status)
                 elif state is DeliveryStatus.PENDING or (
-                    state is DeliveryStatus.RETRYING and entry["nextAttemptAt"] <= now
+                    state is DeliveryStatus.RETRYING and retry_at <= now
                 ):
                     due.progress[index] = Progress.of(entry)
-                elif state is DeliveryStatus.SENDING and entry["leaseUntil"] < now:
-                    await self._cut_off(context.job_id, index, entry["attempts"])
+                elif state is DeliveryStatus.SENDING and lease_until < now:
+                    await self._cut_off(context.job_id, index, entry.attempts)
             if due.progress or due.skips:
                 wanted.append(due)
         for due, claimed in await self._claim(wanted):
@@ -175,8 +188,8 @@ class Notifier:
             if await self._jobs.claim_deliveries(claim.job_id, {i: item}, lease)
         ]
 
-    def _context(self, job: Document) -> JobContext:
-        result = stored_result(job)
+    def _context(self, job: Job) -> JobContext:
+        result = job.result
         ttl = timedelta(seconds=self._settings.link_ttl_seconds)
         expires_at = utcnow() + ttl
         storage = self._runtime.storage
@@ -191,9 +204,9 @@ class Notifier:
             )
             for file in result.files
         )
-        spec = JobSpec.model_validate(job["spec"])
+        spec = JobSpec.model_validate(job.spec)
         destinations = destinations_of(self._settings, spec.tenant)
-        return JobContext(job["_id"], job["owner"], spec, result, links, storage, destinations)
+        return JobContext(job.id, job.owner, spec, result, links, storage, destinations)
 
     async def _cut_off(self, job_id: str, index: int, attempts: int) -> None:
         if await self._jobs.cut_off_delivery(job_id, index, attempts, CUT_OFF):

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from exporter.adapters.errors import is_transient
-from exporter.adapters.mongo.jobs import new_job_document, stored_result
+from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobFile, JobResult, JobSpec
+from exporter.contracts.job import Job, JobFile, JobResult, JobSpec
 from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.domain.retry import backoff_seconds
@@ -129,9 +129,9 @@ async def finish(runtime: Runtime, spec: JobSpec, result: JobResult, started_at:
     await UnitOfWork.of(runtime).run(write)
 
 
-async def republish(runtime: Runtime, spec: JobSpec, job: dict[str, object]) -> None:
+async def republish(runtime: Runtime, spec: JobSpec, job: Job) -> None:
     """A redelivered job that already finished: announce its existing result again, write nothing."""
-    event = completed_event(spec, stored_result(job), SOURCE)
+    event = completed_event(spec, job.result, SOURCE)
     await runtime.publisher.publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
 
 
@@ -144,10 +144,10 @@ async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> N
             await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
         job = await runtime.jobs.get(spec.job_id)
         assert job is not None
-    if job["tenant"] != spec.tenant:
+    if job.tenant != spec.tenant:
         # A producer may act for its tenants only: another tenant's job is neither run nor announced.
         raise Refused(f"tenant not allowed: job {spec.job_id!r} belongs to another tenant")
-    if JobStatus(job["status"]).is_final:
+    if job.status.is_final:
         await republish(runtime, spec, job)
         return
     lease = timedelta(seconds=runtime.settings.renderer.lease_seconds)

@@ -55,7 +55,7 @@ class Progress:
             self._last = time.monotonic()
             if not await self._jobs.heartbeat(self._job_id, self.rows + rows, self.lease, self.started_at):
                 job = await self._jobs.get(self._job_id)
-                raise Cancelled if job is None or job["status"] == JobStatus.CANCELLED.value else Superseded
+                raise Cancelled if job is None or job.status is JobStatus.CANCELLED else Superseded
 
 
 async def ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:

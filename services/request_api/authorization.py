@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.adapters.mongo.requests import RequestFilter, RequestRecord
+from exporter.contracts.job import Job
 from exporter.domain.access import (
     Action,
     Decision,
@@ -86,11 +87,11 @@ async def authorize_create(runtime: Runtime, principal: Principal) -> None:
 
 async def authorized_job(
     runtime: Runtime, principal: Principal, job_id: str, action: Action
-) -> tuple[dict[str, Any], RequestRecord]:
+) -> tuple[Job, RequestRecord]:
     """The job and its request, if the caller may do ``action`` to the request; a job of another
     tenant's, or of a request that is gone, is 404 like the request itself."""
     job = await runtime.jobs.get(job_id, tenant=principal.tenant)
-    record = None if job is None else await runtime.requests.get(principal.tenant, job["requestId"])
+    record = None if job is None else await runtime.requests.get(principal.tenant, job.request_id)
     if job is None or record is None:
         raise NotFound(f"Job '{job_id}' not found")
     await allow(runtime, principal, record, action)

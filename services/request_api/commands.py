@@ -20,7 +20,7 @@ from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempot
 from exporter.adapters.mongo.requests import RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
-from exporter.contracts.job import job_id_for
+from exporter.contracts.job import JobFile, job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType
 from exporter.contracts.time_bounds import parse_iso_duration
 from exporter.domain.access import (
@@ -319,7 +319,7 @@ async def cancel_job(runtime: Runtime, principal: Principal, job_id: str) -> dic
         return await transaction.jobs.cancel(job_id, session=transaction.session)
 
     if not await _write_with_event(runtime, record.request, "cancel", principal.user, write, job_id=job_id):
-        raise Conflict(f"Job '{job_id}' is already {job['status']} and cannot be cancelled")
+        raise Conflict(f"Job '{job_id}' is already {job.status.value} and cannot be cancelled")
     cancelled = await runtime.jobs.get(job_id)
     assert cancelled is not None
     return job_view(cancelled)
@@ -329,21 +329,21 @@ async def cancel_job(runtime: Runtime, principal: Principal, job_id: str) -> dic
 class Download:
     url: str
     expires_at: datetime
-    file: dict[str, Any]
+    file: JobFile
 
 
 async def download_link(runtime: Runtime, principal: Principal, job_id: str, file_index: int) -> Download:
     job, record = await authorized_job(runtime, principal, job_id, Action.DOWNLOAD)
-    if job["status"] == JobStatus.EXPIRED.value:
+    if job.status is JobStatus.EXPIRED:
         raise Gone(f"Job '{job_id}' has expired and its files were deleted")
     if record.request.deleted_at is not None:
         raise Gone(f"The export request of job '{job_id}' was deleted")
-    if job["status"] != JobStatus.DONE.value:
-        raise Conflict(f"Job '{job_id}' is {job['status']}; only a done job has files")
-    files = job["files"]
+    if job.status is not JobStatus.DONE:
+        raise Conflict(f"Job '{job_id}' is {job.status.value}; only a done job has files")
+    files = job.files
     if not 0 <= file_index < len(files):
         raise NotFound(f"Job '{job_id}' has {len(files)} file(s); file={file_index} does not exist")
     file = files[file_index]
     ttl = timedelta(seconds=runtime.settings.api.download_link_ttl_seconds)
-    url = runtime.storage.presigned_url(file["key"], ttl, file["name"])
+    url = runtime.storage.presigned_url(file.key, ttl, file.name)
     return Download(url=url, expires_at=utcnow() + ttl, file=file)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
+from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.adapters.mongo.requests import RequestRecord
+from exporter.contracts.job import Job
 from exporter.domain.schedule import upcoming_runs
 
-HIDDEN_JOB_FIELDS = {"_id", "leaseUntil", "spec", "targets"}
+HIDDEN_JOB_FIELDS = {"id", "leaseUntil", "spec", "targets"}
 # Per delivery, the notifier's own bookkeeping: its claim and idempotency key.
 HIDDEN_DELIVERY_FIELDS = {"leaseUntil", "key"}
 UPCOMING_RUNS = 5
@@ -17,6 +20,8 @@ UPCOMING_RUNS = 5
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, dict):
         return {k: _json(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -24,14 +29,18 @@ def _json(value: Any) -> Any:
     return value
 
 
-def job_view(job: dict[str, Any]) -> dict[str, Any]:
-    view = {k: _json(v) for k, v in job.items() if k not in HIDDEN_JOB_FIELDS}
-    view["id"] = job["_id"]
+def job_view(job: Job | UnreadableJob) -> dict[str, Any]:
+    """The stored job, but for what only the services use, plus its id and parameters; one that
+    no longer validates, by its id and what is wrong with it."""
+    if isinstance(job, UnreadableJob):
+        return {"id": job.job_id, "problem": job.problem}
+    view = {k: _json(v) for k, v in job.to_stored().items() if k not in HIDDEN_JOB_FIELDS}
+    view["id"] = job.id
     view["notifications"] = [
         {k: v for k, v in delivery.items() if k not in HIDDEN_DELIVERY_FIELDS}
         for delivery in view.get("notifications", [])
     ]
-    spec = job.get("spec") or {}
+    spec = job.spec or {}
     view["parameters"] = _json({"request": spec.get("request"), "windows": spec.get("windows")})
     return view
 

@@ -21,6 +21,7 @@ import logging
 from datetime import datetime, timedelta
 
 from exporter.adapters.mongo.job_queue import RunningJob
+from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobResult, JobSpec
@@ -112,11 +113,14 @@ async def expire_old_jobs(runtime: Runtime, now: datetime) -> int:
     retention = timedelta(days=runtime.settings.scheduler.retention_days)
     expired = 0
     for job in await runtime.jobs.expirable(now - retention, BATCH):
+        if isinstance(job, UnreadableJob):
+            log.error("job %s: could not be expired, %s", job.job_id, job.problem)
+            continue
         try:
-            await runtime.storage.delete_prefix(job_prefix(job["tenant"], job["requestId"], job["_id"]))
-            expired += await runtime.jobs.expire(job["_id"])
+            await runtime.storage.delete_prefix(job_prefix(job.tenant, job.request_id, job.id))
+            expired += await runtime.jobs.expire(job.id)
         except Exception:
-            log.exception("job %s: could not be expired; tried again next sweep", job["_id"])
+            log.exception("job %s: could not be expired; tried again next sweep", job.id)
     if expired:
         log.info("expired %d jobs older than %s", expired, retention)
     return expired

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
-from exporter.contracts.job import JobSpec, Window
+from exporter.contracts.job import Job, JobSpec, Window
 from exporter.contracts.request import ExportRequestSpec, Extension
 from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
@@ -123,14 +123,15 @@ class Renderer:
             job = await self._finished(job_id)
         cpu = cpu_per_row(meter.stop(), rows, "renderer")
         expected = rows if decimation is None else None
-        if job["status"] != JobStatus.DONE or expected not in (None, job["rowCount"]):
-            raise RuntimeError(f"{job_id}: {job['status']}, {job['rowCount']} of {rows} rows: {job['error']}")
-        seconds = (job["completedAt"] - published).total_seconds()
+        if job.status is not JobStatus.DONE or expected not in (None, job.row_count):
+            raise RuntimeError(f"{job_id}: {job.status}, {job.row_count} of {rows} rows: {job.error}")
+        assert job.completed_at is not None  # a done job's
+        seconds = (job.completed_at - published).total_seconds()
         return Export(rows / seconds, *cpu, idle_rss=idle, peak_rss=peak_rss(self.pid))
 
-    async def _finished(self, job_id: str) -> dict[str, Any]:
+    async def _finished(self, job_id: str) -> Job:
         while True:
             job = await self.runtime.jobs.get(job_id)
-            if job is not None and JobStatus(job["status"]).is_final:
+            if job is not None and job.status.is_final:
                 return job
             await asyncio.sleep(0.1)

@@ -22,7 +22,7 @@ from exporter.adapters.mongo.client import GRANTS, MEASUREMENTS, connect, databa
 from exporter.adapters.mongo.entities import EntityRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.things import ThingRepository
-from exporter.domain.job_life import JobStatus
+from exporter.domain.job_life import DeliveryStatus
 from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
@@ -137,9 +137,9 @@ async def _sentinels_handled(settings: Settings, tenant: str, seed: int, seconds
             return await db[GRANTS].find_one({"_id": data[topic]["grantId"]}) is not None
         job = await jobs.get(job_id)
         if topic is Topic.EXPORT_REQUESTED:
-            return job is not None and JobStatus(job["status"]).is_final
+            return job is not None and job.status.is_final
         # export.completed: the notifier recorded the outcome of the sentinel job's notification.
-        return job is not None and all(d["status"] != "pending" for d in job.get("notifications", []))
+        return job is not None and all(d.status is not DeliveryStatus.PENDING for d in job.notifications)
 
     pending = set(Topic)
     try:

@@ -41,7 +41,7 @@ from werkzeug import Request, Response
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted, ExportCompletedData
-from exporter.contracts.job import JobFile, JobResult, JobSpec
+from exporter.contracts.job import Delivery, JobFile, JobResult, JobSpec
 from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.local.smtp_sink import PasswordFile
@@ -458,23 +458,22 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, second
 
 
 async def entries_when(
-    runtime: Runtime, job_id: str, ready: Callable[[list[dict[str, Any]]], bool], what: str
-) -> list[dict[str, Any]]:
-    """The job's delivery entries once ``ready`` holds for them."""
+    runtime: Runtime, job_id: str, ready: Callable[[list[Delivery]], bool], what: str
+) -> list[Delivery]:
+    """The job's deliveries once ``ready`` holds for them."""
 
-    async def probe() -> list[dict[str, Any]] | None:
+    async def probe() -> list[Delivery] | None:
         job = await runtime.jobs.get(job_id)
         assert job is not None
-        entries: list[dict[str, Any]] = job["notifications"]
-        return entries if ready(entries) else None
+        return job.notifications if ready(job.notifications) else None
 
     return await eventually(probe, f"{what} of {job_id}")
 
 
-async def deliveries(runtime: Runtime, job_id: str) -> list[dict[str, Any]]:
-    """The job's delivery entries once every one is final."""
+async def deliveries(runtime: Runtime, job_id: str) -> list[Delivery]:
+    """The job's deliveries once every one is final."""
     return await entries_when(
-        runtime, job_id, lambda entries: all(e["status"] in FINAL for e in entries), "final deliveries"
+        runtime, job_id, lambda entries: all(e.status in FINAL for e in entries), "final deliveries"
     )
 
 

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.adapters.mongo.client import Document
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.ingest import Measurement
-from exporter.contracts.job import JobFile, JobResult, JobSpec
+from exporter.contracts.job import Job, JobFile, JobResult, JobSpec
 from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.windows import resolve_windows
 from exporter.rendering.names import job_prefix
@@ -79,7 +78,7 @@ def requested(spec: JobSpec) -> ExportRequested:
 
 @dataclass
 class Outcome:
-    job: Document
+    job: Job
     result: JobResult
     objects: dict[str, bytes]  # by file name
 
@@ -100,9 +99,7 @@ async def render(runtime: Runtime, spec: JobSpec) -> Outcome:
     await handle_export_requested(runtime, requested(spec))
     job = await runtime.jobs.get(spec.job_id)
     assert job is not None
-    aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
-    result = JobResult.model_validate({alias: job[alias] for alias in aliases if job.get(alias) is not None})
-    return Outcome(job, result, await objects_of(runtime, spec))
+    return Outcome(job, job.result, await objects_of(runtime, spec))
 
 
 def body(extension: str, items: list[dict[str, Any]], **format_fields: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tests.integration.notifier_support import (
     notifier_settings,
 )
 
+from exporter.contracts.job import Delivery
 from exporter.runtime import Runtime
 from notifier.redaction import Redactor, notifier_secrets
 
@@ -37,8 +38,8 @@ async def notify(
     messages: list[dict[str, Any]],
     files: dict[str, bytes] | None = None,
     **notifier: Any,
-) -> list[dict[str, Any]]:
-    """One finished job with ``messages``, notified; its delivery entries once all are final."""
+) -> list[Delivery]:
+    """One finished job with ``messages``, notified; its deliveries once all are final."""
     spec, result = await finished_job(runtime, messages, tmp_path, files=files)
     notifier_ = make_notifier(runtime, notifier_settings(runtime.settings, chat, **notifier))
     await notifier_.on_export_completed([completed_event(spec, result)])
@@ -59,7 +60,7 @@ async def test_slack_bot_posts_a_message_and_uploads_small_files_with_it(
 
     [entry] = await notify(runtime, chat, tmp_path, [message], files, slack=slack)
 
-    assert (entry["status"], entry["attempts"], entry["sentTo"]) == ("sent", 1, ["C0AAAAAAA1"])
+    assert (entry.status, entry.attempts, entry.sent_to) == ("sent", 1, ["C0AAAAAAA1"])
     # The three calls of files_upload_v2; the message is the upload's comment, in the same post.
     [get_url] = [
         c for c in chat.calls("/api/files.getUploadURLExternal") if form_text(c, "filename") == "small.csv"
@@ -84,7 +85,7 @@ async def test_slack_without_files_is_one_chat_post(
 
     [entry] = await notify(runtime, chat, tmp_path, [message])
 
-    assert entry["status"] == "sent"
+    assert entry.status == "sent"
     [post] = [c for c in chat.calls("/api/chat.postMessage") if c.json["channel"] == "C0BBBBBBB2"]
     assert post.headers["Authorization"] == f"Bearer {SLACK_TOKEN}"
     assert post.json["text"].startswith("*Export Plant temperatures: done*\nrows: 0\n")
@@ -100,7 +101,7 @@ async def test_a_slack_webhook_gets_the_link_never_the_file(
         runtime, chat, tmp_path, [{"medium": "slack", "recipients": ["webhook:ops"]}], {"small.csv": SMALL}
     )
 
-    assert entry["status"] == "sent"
+    assert entry.status == "sent"
     [hook] = chat.calls("/webhooks/slack-ops")[before:]
     assert hook.json["text"].startswith("*Export Plant temperatures: done*")
     assert "|small.csv> (37 B), download it with the link" in hook.json["text"]
@@ -119,8 +120,8 @@ async def test_telegram_sends_the_message_then_the_small_file(
 
     [entry] = await notify(runtime, chat, tmp_path, [message], {"small.csv": SMALL})
 
-    assert (entry["status"], entry["sentTo"]) == ("sent", ["-1001"])
-    assert entry["detail"] == "unknown placeholders left as written: ${nope.field}"
+    assert (entry.status, entry.sent_to) == ("sent", ["-1001"])
+    assert entry.detail == "unknown placeholders left as written: ${nope.field}"
     assert "unknown placeholders left as written: ${nope.field}" in caplog.text
     [sent] = [c for c in chat.calls(f"{TELEGRAM}/sendMessage") if c.json["chat_id"] == "-1001"]
     assert sent.json["text"].startswith("Window 2026-01-01T00:00:00Z ${nope.field}\n\nExport: Plant")
@@ -140,7 +141,7 @@ async def test_discord_posts_an_embed_with_the_file_in_the_same_request(
 
     [entry] = await notify(runtime, chat, tmp_path, messages, {"small.csv": SMALL})
 
-    assert (entry["status"], entry["attempts"]) == ("sent", 1)
+    assert (entry.status, entry.attempts) == ("sent", 1)
     [post] = chat.calls("/webhooks/discord-dev")[before:]
     assert post.query == {"wait": "true"}
     payload = json.loads(post.form["payload_json"])
@@ -189,7 +190,7 @@ async def test_a_429_is_retried_no_sooner_than_retry_after(
 
     [entry] = await notify(runtime, chat, tmp_path, [{"medium": medium, **recipients}])
 
-    assert (entry["status"], entry["attempts"], entry["lastError"]) == ("sent", 2, None)
+    assert (entry.status, entry.attempts, entry.last_error) == ("sent", 2, None)
     first, second = chat.calls(path)[before:]
     # Backoff alone would be 0.05 s; the server asked for a second.
     assert second.at - first.at >= 1.0
@@ -213,13 +214,13 @@ async def test_a_permanent_failure_fails_at_once_with_the_reason(
 
     telegram, discord, slack = await notify(runtime, chat, tmp_path, messages)
 
-    assert (telegram["status"], telegram["attempts"]) == ("failed", 1)
-    assert telegram["lastError"] == "-1004: HTTP 400: telegram sendMessage: Bad Request: chat not found"
-    assert (discord["status"], discord["lastError"]) == (
+    assert (telegram.status, telegram.attempts) == ("failed", 1)
+    assert telegram.last_error == "-1004: HTTP 400: telegram sendMessage: Bad Request: chat not found"
+    assert (discord.status, discord.last_error) == (
         "failed",
         "webhook:gone: no Discord webhook named 'gone' is configured for tenant default",
     )
-    assert (slack["status"], slack["lastError"]) == (
+    assert (slack.status, slack.last_error) == (
         "failed",
         "C0DDDDDDD4: slack chat.postMessage: channel_not_found",
     )
@@ -233,8 +234,8 @@ async def test_server_errors_are_retried_up_to_the_bound_then_recorded(
 
     [entry] = await notify(runtime, chat, tmp_path, [{"medium": "discord", "recipients": ["webhook:ops"]}])
 
-    assert (entry["status"], entry["attempts"]) == ("failed", 3)
-    assert entry["lastError"] == (
+    assert (entry.status, entry.attempts) == ("failed", 3)
+    assert entry.last_error == (
         "webhook:ops: HTTP 503: discord webhook: upstream down (gave up after 3 attempts)"
     )
 
@@ -247,8 +248,8 @@ async def test_one_unreachable_chat_does_not_keep_the_others_from_getting_it(
 
     [entry] = await notify(runtime, chat, tmp_path, [message])
 
-    assert (entry["status"], entry["attempts"]) == ("sent", 2)
-    assert sorted(entry["sentTo"]) == ["-1005", "-1006"]
+    assert (entry.status, entry.attempts) == ("sent", 2)
+    assert sorted(entry.sent_to) == ["-1005", "-1006"]
     sends = [
         c.json["chat_id"]
         for c in chat.calls(f"{TELEGRAM}/sendMessage")
@@ -271,7 +272,7 @@ async def test_bot_token_stays_out_of_logs_and_job(
     await make_notifier(runtime, settings).on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert entry["status"] == "failed"
+    assert entry.status == "failed"
     assert "HTTP Request: POST http://127.0.0.1" in caplog.text  # httpx logs each URL...
     assert "/bot***/sendMessage" in caplog.text
     assert TELEGRAM_TOKEN not in caplog.text  # ...never with the token

@@ -18,7 +18,9 @@ from tests.integration.notifier_support import (
     notifier_settings,
 )
 
+from exporter.adapters.mongo.client import JOBS
 from exporter.adapters.mongo.deliveries import DeliveryResult, delivery_result
+from exporter.contracts.job import Delivery
 from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
@@ -63,10 +65,10 @@ async def test_each_policy_sends_or_records_skipped(
     )
     entries = await deliveries(runtime, spec.job_id)
 
-    assert [e["status"] for e in entries] == outcomes
-    [skipped] = [e for e in entries if e["status"] == "skipped"]
-    assert skipped["detail"] == f"policy {skipped['policy']} does not apply to a {status.value} job"
-    assert skipped["attempts"] == 0
+    assert [e.status for e in entries] == outcomes
+    [skipped] = [e for e in entries if e.status == "skipped"]
+    assert skipped.detail == f"policy {skipped.policy} does not apply to a {status.value} job"
+    assert skipped.attempts == 0
     sent_policies = [m["policy"] for m, outcome in zip(POLICIES, outcomes, strict=True) if outcome == "sent"]
     assert titles(chat, spec.job_id, before) == sorted(f"{p} {status.value}" for p in sent_policies)
 
@@ -87,8 +89,8 @@ async def test_a_redelivered_export_completed_sends_nothing_twice(
     await second.on_export_completed([event])
     await second.sweep()
 
-    assert [e["status"] for e in entries] == ["sent", "skipped", "sent"]
-    assert [e["attempts"] for e in await deliveries(runtime, spec.job_id)] == [1, 0, 1]
+    assert [e.status for e in entries] == ["sent", "skipped", "sent"]
+    assert [e.attempts for e in await deliveries(runtime, spec.job_id)] == [1, 0, 1]
     assert titles(chat, spec.job_id, before) == ["always done", "onSuccess done"]
 
 
@@ -103,8 +105,29 @@ async def test_a_sweep_delivers_what_no_event_announced(
     assert await notifier.sweep() == 1
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert entry["status"] == "sent"
+    assert entry.status == "sent"
     assert titles(chat, spec.job_id, before) == ["always done"]
+
+
+async def test_a_damaged_job_does_not_stop_a_sweep_from_notifying_the_others(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    messages = [{**POLICIES[2], "text": "${job.id}"}]
+    jobs = [(await finished_job(runtime, messages, tmp_path))[0].job_id for _ in range(3)]
+    bad_spec, bad_entry, healthy = jobs
+    await runtime.db[JOBS].update_one({"_id": bad_spec}, {"$set": {"spec": {"damaged": True}}})
+    await runtime.db[JOBS].update_one({"_id": bad_entry}, {"$set": {"notifications.0.attempts": "twice"}})
+    before = len(chat.calls("/webhooks/discord-ops"))
+    notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat, sweep_interval_seconds=0.1))
+
+    await asyncio.sleep(0.2)  # the jobs finished longer ago than the sweep's grace
+    assert await notifier.sweep() == 3
+    [entry] = await deliveries(runtime, healthy)
+
+    assert entry.status == "sent"
+    assert [title for job_id in jobs for title in titles(chat, job_id, before)] == ["always done"]
+    damaged = runtime.db[JOBS].find({"_id": {"$in": [bad_spec, bad_entry]}}).sort("_id")
+    assert [job["notifications"][0]["status"] async for job in damaged] == ["pending", "pending"]
 
 
 async def test_a_send_cut_off_by_a_crash_is_recorded_as_failed_and_never_resent(
@@ -121,7 +144,7 @@ async def test_a_send_cut_off_by_a_crash_is_recorded_as_failed_and_never_resent(
     await notifier.sweep()
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert (entry["status"], entry["attempts"], entry["lastError"]) == ("failed", 1, CUT_OFF)
+    assert (entry.status, entry.attempts, entry.last_error) == ("failed", 1, CUT_OFF)
     assert titles(chat, spec.job_id, before) == []
 
 
@@ -133,7 +156,7 @@ async def test_shutdown_lets_a_send_in_flight_finish_and_be_recorded(
     notifier = make_notifier(runtime, notifier_settings(runtime.settings, chat))
     try:
         await notifier.on_export_completed([completed_event(spec, result)])
-        await entries_when(runtime, spec.job_id, lambda e: e[0]["status"] == "sending", "the send")
+        await entries_when(runtime, spec.job_id, lambda e: e[0].status == "sending", "the send")
         draining = asyncio.create_task(notifier.drain())
         await asyncio.sleep(0.2)
         assert not draining.done()  # waiting for the send, not cutting it off
@@ -141,7 +164,7 @@ async def test_shutdown_lets_a_send_in_flight_finish_and_be_recorded(
         gate.set()
     await draining
     [entry] = await deliveries(runtime, spec.job_id)
-    assert (entry["status"], entry["attempts"]) == ("sent", 1)
+    assert (entry.status, entry.attempts) == ("sent", 1)
 
 
 async def test_a_batch_claims_its_jobs_together_and_leaves_another_notifiers_claim_alone(
@@ -158,9 +181,11 @@ async def test_a_batch_claims_its_jobs_together_and_leaves_another_notifiers_cla
     sent = [(await deliveries(runtime, spec.job_id))[0] for spec, _ in jobs[:2]]
     await notifier.drain()
 
-    assert [(e["status"], e["attempts"]) for e in sent] == [("sent", 1), ("sent", 1)]
-    [entry] = (await runtime.jobs.get(held) or {})["notifications"]
-    assert (entry["status"], entry["attempts"]) == ("sending", 1)
+    assert [(e.status, e.attempts) for e in sent] == [("sent", 1), ("sent", 1)]
+    job = await runtime.jobs.get(held)
+    assert job is not None
+    [entry] = job.notifications
+    assert (entry.status, entry.attempts) == ("sending", 1)
     for spec, _ in jobs:
         assert titles(chat, spec.job_id, before) == ([] if spec.job_id == held else ["always done"])
 
@@ -182,7 +207,38 @@ async def test_a_result_after_its_claim_was_cut_off_changes_nothing_and_the_othe
 
     # Both results in one write, as when they arrive together.
     await asyncio.gather(results.record(sent(0)), results.record(sent(1)))
-    first, second = (await runtime.jobs.get(job_id) or {})["notifications"]
+    job = await runtime.jobs.get(job_id)
+    assert job is not None
+    first, second = job.notifications
 
-    assert (first["status"], first["lastError"], first.get("sentTo")) == ("failed", CUT_OFF, None)
-    assert (second["status"], second["sentTo"], second["leaseUntil"]) == ("sent", ["x"], None)
+    assert (first.status, first.last_error, "sent_to" in first.model_fields_set) == ("failed", CUT_OFF, False)
+    assert (second.status, second.sent_to, second.lease_until) == ("sent", ["x"], None)
+
+
+async def test_a_claim_on_the_deliveries_as_read_matches_them_after_every_write(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """The typed deliveries give the stored entries back field for field, in their order: the
+    claim compares the whole array, and a mismatch would refuse every claim made on a read."""
+    spec, _ = await finished_job(runtime, [POLICIES[2]] * 3, tmp_path)
+    job_id = spec.job_id
+    lease = timedelta(seconds=30)
+
+    async def as_read() -> list[Delivery]:
+        job = await runtime.jobs.get(job_id)
+        assert job is not None
+        stored = await runtime.db[JOBS].find_one({"_id": job_id})
+        assert stored is not None
+        assert [list(d.to_stored().items()) for d in job.notifications] == [
+            list(entry.items()) for entry in stored["notifications"]
+        ]
+        return job.notifications
+
+    claim = {0: (delivery_key(job_id, 0), 0)}
+    assert await runtime.jobs.claim_deliveries(job_id, claim, lease, {1: "skipped"}, await as_read())
+    sent = delivery_result(job_id, 0, 1, DeliveryStatus.SENT, recipients=["x"], sent_to=["x"], refused={})
+    await runtime.jobs.record_results([sent])
+    claim = {2: (delivery_key(job_id, 2), 0)}
+    assert await runtime.jobs.claim_deliveries(job_id, claim, lease, seen=await as_read())
+    assert not await runtime.jobs.claim_deliveries(job_id, claim, lease, seen=[])  # it compares
+    assert [d.status for d in await as_read()] == ["sent", "skipped", "sending"]

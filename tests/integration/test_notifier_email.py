@@ -31,7 +31,7 @@ from tests.notify_cases import job_spec
 
 from exporter.adapters.email import SmtpMailer
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobResult
+from exporter.contracts.job import JobResult, Refusal
 from exporter.domain.job_life import JobStatus
 from exporter.notifications.messages import compose
 from exporter.notifications.sending import Outgoing
@@ -110,8 +110,8 @@ async def test_email_over_tls_with_auth_has_both_parts_and_the_small_file_attach
     await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert entry["status"] == "sent", entry
-    assert (entry["attempts"], entry["sentTo"], entry["lastError"]) == (
+    assert entry.status == "sent", entry
+    assert (entry.attempts, entry.sent_to, entry.last_error) == (
         1,
         ["ops@example.com", "dev@example.com"],
         None,
@@ -155,7 +155,7 @@ async def test_emails_sent_at_once_share_the_few_connections_of_the_pool(
     await notifier.on_export_completed([completed_event(spec, result)])
     entries = await deliveries(runtime, spec.job_id)
 
-    assert [e["status"] for e in entries] == ["sent"] * 6
+    assert [e.status for e in entries] == ["sent"] * 6
     assert mailbox.secured == [(True, True)] * 6
     assert len(set(mailbox.peers)) <= 2  # TLS and AUTH at most twice, not six times
 
@@ -196,7 +196,7 @@ async def test_a_file_too_large_once_encoded_goes_as_a_link_and_the_email_says_s
     await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert entry["status"] == "sent", entry
+    assert entry.status == "sent", entry
     [message] = parsed(mailbox)
     assert message.get_content_type() == "multipart/alternative"
     assert list(message.iter_attachments()) == []
@@ -220,11 +220,11 @@ async def test_greylisted_recipient_is_retried_alone_and_a_refused_one_is_record
     await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert entry["status"] == "sent"
-    assert entry["attempts"] == 2
-    assert entry["sentTo"] == ["ops@example.com", "grey@example.com"]
-    assert entry["refused"] == [{"recipient": "nobody@example.com", "reason": "SMTP 550 5.1.1 No such user"}]
-    assert entry["lastError"] == "nobody@example.com: SMTP 550 5.1.1 No such user"
+    assert entry.status == "sent"
+    assert entry.attempts == 2
+    assert entry.sent_to == ["ops@example.com", "grey@example.com"]
+    assert entry.refused == [Refusal(recipient="nobody@example.com", reason="SMTP 550 5.1.1 No such user")]
+    assert entry.last_error == "nobody@example.com: SMTP 550 5.1.1 No such user"
     assert [envelope.rcpt_tos for envelope in mailbox.messages] == [["ops@example.com"], ["grey@example.com"]]
 
 
@@ -240,8 +240,8 @@ async def test_every_recipient_refused_for_good_fails_at_once(
     await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert (entry["status"], entry["attempts"]) == ("failed", 1)
-    assert entry["lastError"] == "nobody@example.com: SMTP 550 5.1.1 No such user"
+    assert (entry.status, entry.attempts) == ("failed", 1)
+    assert entry.last_error == "nobody@example.com: SMTP 550 5.1.1 No such user"
     assert mailbox.messages == []
 
 
@@ -255,7 +255,7 @@ async def test_a_wrong_password_fails_at_once_and_is_not_recorded(
     await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert (entry["status"], entry["attempts"], entry["recipients"]) == ("failed", 1, ["carol@example.com"])
-    assert entry["lastError"].startswith("carol@example.com: SMTP 535")
+    assert (entry.status, entry.attempts, entry.recipients) == ("failed", 1, ["carol@example.com"])
+    assert (entry.last_error or "").startswith("carol@example.com: SMTP 535")
     assert "wrong-password-123" not in str(await runtime.jobs.get(spec.job_id))
     assert mailbox.messages == []

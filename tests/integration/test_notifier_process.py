@@ -79,15 +79,15 @@ async def test_killed_between_two_deliveries_the_next_notifier_finishes_without_
     await entries_when(
         runtime,
         spec.job_id,
-        lambda e: [x["status"] for x in e] == ["sent", "retrying"],
+        lambda e: [x.status for x in e] == ["sent", "retrying"],
         "one sent, one retrying",
     )
     first.kill()
     await run_notifier(processes, settings, tmp_path / "notifier.log")
     discord, telegram = await deliveries(runtime, spec.job_id)
 
-    assert (discord["status"], discord["attempts"]) == ("sent", 1)
-    assert (telegram["status"], telegram["attempts"]) == ("sent", 2)
+    assert (discord.status, discord.attempts) == ("sent", 1)
+    assert (telegram.status, telegram.attempts) == ("sent", 2)
     assert posts_about(chat, "/webhooks/discord-ops", spec.job_id) == 1
     assert posts_about(chat, SEND_MESSAGE, spec.job_id) == 2  # the 503, then the one that arrived
 
@@ -116,7 +116,7 @@ async def test_killed_mid_send_the_message_is_recorded_as_failed_not_sent_again(
     first = await run_notifier(processes, settings, tmp_path / "notifier.log")
     try:
         await announce(settings, spec, result)
-        await entries_when(runtime, spec.job_id, lambda e: e[0]["status"] == "sending", "the send")
+        await entries_when(runtime, spec.job_id, lambda e: e[0].status == "sending", "the send")
         await eventually(reached_discord, "the post to reach Discord")
         first.kill()  # it reached Discord, and the notifier died before hearing back
     finally:
@@ -124,7 +124,7 @@ async def test_killed_mid_send_the_message_is_recorded_as_failed_not_sent_again(
     await run_notifier(processes, settings, tmp_path / "notifier.log")
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert (entry["status"], entry["attempts"], entry["lastError"]) == ("failed", 1, CUT_OFF)
+    assert (entry.status, entry.attempts, entry.last_error) == ("failed", 1, CUT_OFF)
     assert posts_about(chat, "/webhooks/discord-dev", spec.job_id) == 1
 
 
@@ -143,7 +143,7 @@ async def test_a_record_that_is_no_event_is_dead_lettered_and_its_batch_goes_on(
     [entry] = await deliveries(runtime, spec.job_id)
     [dead] = await read_topic(settings, Topic.EXPORT_COMPLETED.dead_letter, 1, f"{spec.job_id}-bad")
 
-    assert (entry["status"], posts_about(chat, "/webhooks/discord-ops", spec.job_id)) == ("sent", 1)
+    assert (entry.status, posts_about(chat, "/webhooks/discord-ops", spec.job_id)) == ("sent", 1)
     headers = {key: value.decode() for key, value in dead.headers}
     assert headers["x-dlq-source-topic"] == Topic.EXPORT_COMPLETED.value
     assert "data: Field required" in headers["x-dlq-reason"]

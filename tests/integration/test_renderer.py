@@ -97,7 +97,7 @@ async def test_csv_has_labels_unit_and_local_times(runtime: Runtime, tenant: str
     file = outcome.file(name)
     assert (file.rows, file.size_in_bytes) == (len(WEIGHTS), len(outcome.objects[name]))
     assert file.checksum == f"sha256:{hashlib.sha256(outcome.objects[name]).hexdigest()}"
-    assert outcome.job["progress"]["rows"] == outcome.result.row_count == len(WEIGHTS)
+    assert outcome.job.progress.rows == outcome.result.row_count == len(WEIGHTS)
 
 
 def status_item() -> dict[str, Any]:

@@ -80,9 +80,9 @@ async def test_a_run_right_after_its_window_waits_for_readings_still_being_store
     now = utcnow().replace(microsecond=0)
     spec = recurring(now, now - timedelta(hours=1))
     running = asyncio.create_task(render(runtime, spec))
-    while (job := await runtime.jobs.get(spec.job_id)) is None or job["status"] == JobStatus.NOT_PROCESSED:
+    while (job := await runtime.jobs.get(spec.job_id)) is None or job.status is JobStatus.NOT_PROCESSED:
         await asyncio.sleep(0.05)
-    assert job["status"] == JobStatus.IN_PROGRESS
+    assert job.status is JobStatus.IN_PROGRESS
     # A flush stamped just before the window's end, stored once the run has started.
     await stored(runtime, now - timedelta(days=2), 7.0, arrived=now - timedelta(milliseconds=1))
     assert not running.done()

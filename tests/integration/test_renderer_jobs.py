@@ -56,8 +56,8 @@ async def test_a_cancelled_export_stops_and_leaves_nothing(runtime: Runtime) -> 
     async def progressed() -> int:
         while True:
             job = await runtime.jobs.get(spec.job_id)
-            if job and job["progress"]["rows"] > 0:
-                return int(job["progress"]["rows"])
+            if job and job.progress.rows > 0:
+                return job.progress.rows
             await asyncio.sleep(0.05)
 
     async with asyncio.timeout(60):
@@ -68,8 +68,8 @@ async def test_a_cancelled_export_stops_and_leaves_nothing(runtime: Runtime) -> 
 
     job = await runtime.jobs.get(spec.job_id)
     assert job is not None
-    assert job["status"] == JobStatus.CANCELLED.value
-    assert 0 < job["progress"]["rows"] < rows
+    assert job.status is JobStatus.CANCELLED
+    assert 0 < job.progress.rows < rows
     prefix = job_prefix(spec.tenant, spec.request_id, spec.job_id)
     assert await runtime.storage.list_keys(prefix) == []
     assert await runtime.storage.unfinished_uploads(prefix) == []
@@ -156,7 +156,7 @@ async def test_a_job_whose_renderer_died_is_taken_over(runtime: Runtime) -> None
 
     assert taken.result.status is JobStatus.DONE
     assert taken.result.row_count == 10
-    assert untouched.job["status"] == JobStatus.IN_PROGRESS.value
+    assert untouched.job.status is JobStatus.IN_PROGRESS
     assert untouched.objects == {}
 
 
@@ -177,9 +177,9 @@ async def test_transient_storage_errors_are_retried_then_fail_the_job(runtime: R
 
     job = await runtime.jobs.get(spec.job_id)
     assert job is not None
-    assert job["status"] == JobStatus.FAILED.value
-    assert job["error"] == "the object store was unavailable; gave up after 2 attempts"
-    assert job["files"] == []
+    assert job.status is JobStatus.FAILED
+    assert job.error == "the object store was unavailable; gave up after 2 attempts"
+    assert job.files == []
 
 
 async def test_a_run_that_was_taken_over_can_neither_beat_nor_finish(runtime: Runtime) -> None:

@@ -312,6 +312,28 @@ async def test_idempotency_key(alice: httpx.AsyncClient, base_url: str) -> None:
         assert (await someone.post("/exports", json=SEED_000, headers=key)).json()["id"] != first.json()["id"]
 
 
+async def test_a_damaged_job_is_listed_by_its_id_and_problem_beside_the_others(
+    alice: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    path = f"/exports/{(await create(alice))['id']}"
+    [damaged] = (await alice.get(f"{path}/jobs")).json()["items"]
+    jobs = AsyncMongoClient[dict[str, Any]](api_settings.mongo.uri.get_secret_value())[
+        api_settings.mongo.database
+    ]
+    await jobs.jobs.update_one({"_id": damaged["id"]}, {"$set": {"status": "done", "rowCount": "many"}})
+    run = await alice.post(f"{path}/run")
+    assert run.status_code == 202
+
+    listed = await alice.get(f"{path}/jobs")
+
+    assert listed.status_code == 200
+    assert listed.json()["totalCount"] == 2
+    items = {item["id"]: item for item in listed.json()["items"]}
+    problem = "its stored fields no longer validate: rowCount"
+    assert items[damaged["id"]] == {"id": damaged["id"], "problem": problem}
+    assert items[run.json()["id"]] == run.json()
+
+
 # -- downloads ----------------------------------------------------------------------------------------
 
 

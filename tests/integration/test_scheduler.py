@@ -175,16 +175,16 @@ async def test_a_job_whose_renderer_died_is_requeued_then_failed_after_its_attem
         assert await sweep(runtime) == (1, 0)
         job = await runtime.jobs.get(running_job)
         assert job is not None
-        assert job["status"] == JobStatus.NOT_PROCESSED.value
-        assert job["attempts"] == attempt
+        assert job.status is JobStatus.NOT_PROCESSED
+        assert job.attempts == attempt
         assert [m["topic"] for m in await outbox_messages(runtime)] == ["export.requested"] * attempt
         assert await runtime.jobs.start(running_job, timedelta(seconds=-1))
 
     assert await sweep(runtime) == (1, 0)
     job = await runtime.jobs.get(running_job)
     assert job is not None
-    assert job["status"] == JobStatus.FAILED.value
-    assert f"attempt {attempts} of {attempts}" in job["error"]
+    assert job.status is JobStatus.FAILED
+    assert f"attempt {attempts} of {attempts}" in (job.error or "")
     assert (await outbox_messages(runtime))[-1]["topic"] == "export.completed"
     assert await sweep(runtime) == (0, 0)
 
@@ -209,5 +209,5 @@ async def test_jobs_past_retention_lose_their_files_and_become_expired(
     assert await runtime.storage.list_keys(prefix) == []
     expired = await runtime.jobs.get(job["_id"])
     assert expired is not None
-    assert expired["status"] == JobStatus.EXPIRED.value
+    assert expired.status is JobStatus.EXPIRED
     assert await sweep(runtime, later) == (0, 0)

@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
+from exporter.contracts.job import JobFile
 from exporter.domain.access import Action
 from exporter.settings import GrantSettings, Settings
 from exporter.settings.notifier import TelegramSettings, TenantDestinations
@@ -74,11 +75,12 @@ async def subject(owner: httpx.AsyncClient, settings: Settings) -> Subject:
         run = await owner.post(f"/exports/{request_id}/run")
         assert run.status_code == 202, run.text
         jobs.append(run.json()["id"])
-    file = {"key": f"acme/{request_id}/{jobs[1]}/data.csv", "name": "data.csv", "sizeInBytes": 1}
+    key = f"acme/{request_id}/{jobs[1]}/data.csv"
+    file = JobFile(key=key, name="data.csv", size_in_bytes=1, rows=1, checksum="-", content_type="text/csv")
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo.uri.get_secret_value())
     try:
         await mongo[settings.mongo.database].jobs.update_one(
-            {"_id": jobs[1]}, {"$set": {"status": "done", "files": [file]}}
+            {"_id": jobs[1]}, {"$set": {"status": "done", "files": [file.to_document()]}}
         )
     finally:
         await mongo.close()

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from exporter.contracts.job import Refusal
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.settings.notifier import NotifierSettings
@@ -156,7 +157,7 @@ async def test_the_notifier_sends_to_the_jobs_own_webhook_of_that_name(
     await notifier.on_export_completed([completed_event(spec, result)])
     [entry] = await deliveries(runtime, spec.job_id)
 
-    assert (entry["status"], entry["sentTo"]) == ("sent", ["webhook:ops"])
+    assert (entry.status, entry.sent_to) == ("sent", ["webhook:ops"])
     assert [c.path for c in chat.calls("/webhooks/beta-ops") if spec.job_id in c.data.decode()]
     assert not [c for c in chat.calls("/webhooks/acme-ops") if spec.job_id in c.data.decode()]
 
@@ -178,15 +179,15 @@ async def test_the_notifier_checks_again_and_records_a_refusal_without_sending(
     await notifier.on_export_completed([completed_event(spec, result)])
     mail, discord, slack, telegram = await deliveries(runtime, spec.job_id)
 
-    assert (mail["status"], mail["sentTo"]) == ("sent", ["ok@acme.com"])
-    assert mail["refused"] == [
-        {"recipient": "x@evil.com", "reason": "'x@evil.com' is not in an allowed domain of tenant acme"}
+    assert (mail.status, mail.sent_to) == ("sent", ["ok@acme.com"])
+    assert mail.refused == [
+        Refusal(recipient="x@evil.com", reason="'x@evil.com' is not in an allowed domain of tenant acme")
     ]
     for entry, recipient, reason in [
         (discord, "webhook:alerts", "no Discord webhook named 'alerts' is configured for tenant acme"),
         (slack, "C0BETA0001", "Slack channel 'C0BETA0001' is not allowed for tenant acme"),
         (telegram, "-2002", "Telegram chat '-2002' is not allowed for tenant acme"),
     ]:
-        assert (entry["status"], entry["sentTo"]) == ("failed", [])
-        assert entry["refused"] == [{"recipient": recipient, "reason": reason}]
+        assert (entry.status, entry.sent_to) == ("failed", [])
+        assert entry.refused == [Refusal(recipient=recipient, reason=reason)]
     assert chat.received[before:] == []

@@ -109,7 +109,7 @@ async def test_an_object_store_outage_names_no_host(runtime: Runtime) -> None:
 
     job = await runtime.jobs.get(spec.job_id)
     assert job is not None
-    assert job["error"] == "the object store was unavailable"
+    assert job.error == "the object store was unavailable"
 
 
 @pytest.fixture
@@ -139,13 +139,13 @@ async def test_delivery_errors_name_no_host_and_no_exception_text(
     mail, discord = await deliveries(runtime, spec.job_id)
 
     smtp_port = str(mail_unreachable.smtp.port)
-    assert mail["status"] == "failed"
-    [refused] = mail["refused"]
-    assert refused["reason"].startswith("SMTP: could not reach the mail server (")
-    assert smtp_port not in refused["reason"]
-    assert "127.0.0.1" not in refused["reason"]
-    assert discord["status"] == "failed"
-    assert discord["lastError"] == f"an internal error occurred (reference {spec.job_id}.1)"
+    assert mail.status == "failed"
+    [refused] = mail.refused
+    assert refused.reason.startswith("SMTP: could not reach the mail server (")
+    assert smtp_port not in refused.reason
+    assert "127.0.0.1" not in refused.reason
+    assert discord.status == "failed"
+    assert discord.last_error == f"an internal error occurred (reference {spec.job_id}.1)"
 
 
 # --- header cells --------------------------------------------------------------------------------

@@ -128,14 +128,17 @@ async def test_the_renderer_runs_only_ad_hoc_jobs_signed_by_a_producer_allowed_f
 
     async def finished() -> bool:
         job = await runtime.jobs.get(valid)
-        return job is not None and JobStatus(job["status"]).is_final
+        return job is not None and job.status.is_final
 
     async with renderer.app.create_app(settings):
         await eventually(finished)
 
     assert [job_id for job_id in refused if await runtime.jobs.get(job_id) is not None] == []
-    assert (await runtime.jobs.get(valid) or {})["status"] == JobStatus.DONE
-    assert (await runtime.jobs.get(others) or {})["status"] == JobStatus.NOT_PROCESSED
+    done, queued = await runtime.jobs.get(valid), await runtime.jobs.get(others)
+    assert done is not None
+    assert done.status is JobStatus.DONE
+    assert queued is not None
+    assert queued.status is JobStatus.NOT_PROCESSED
     reasons = await dead_letters(settings, Topic.EXPORT_REQUESTED, run, len(refused) + 1)
     for job_id, (_, reason) in refused.items():
         assert reason in reasons.get(job_id, "not dead-lettered"), job_id
@@ -240,7 +243,7 @@ async def test_the_notifier_takes_export_completed_only_from_allowed_producers(
     finally:
         process.stop()
 
-    assert entry["status"] == "sent"
+    assert entry.status == "sent"
     reasons = {
         **await dead_letters(settings, Topic.EXPORT_COMPLETED, unsigned.job_id, 1),
         **await dead_letters(settings, Topic.EXPORT_COMPLETED, foreign.job_id, 1),

@@ -156,11 +156,11 @@ async def test_a_damaged_job_does_not_stop_the_sweep_of_the_others(runtime: Runt
     assert recovered == 1
     requeued = await runtime.jobs.get(healthy)
     assert requeued is not None
-    assert requeued["status"] == JobStatus.NOT_PROCESSED.value
+    assert requeued.status is JobStatus.NOT_PROCESSED
     failed = await runtime.jobs.get(damaged)
     assert failed is not None
-    assert failed["status"] == JobStatus.FAILED.value
-    assert failed["error"] == "Job could not be recovered: its stored record is damaged"
+    assert failed.status is JobStatus.FAILED
+    assert failed.error == "Job could not be recovered: its stored record is damaged"
 
 
 async def test_the_sweeps_run_on_their_own_while_firing_fails(
@@ -183,7 +183,7 @@ async def test_the_sweeps_run_on_their_own_while_firing_fails(
     serving = asyncio.create_task(scheduler_app.serve(runtime, settings, stopping))
     try:
         async with asyncio.timeout(20):
-            while (job := await runtime.jobs.get(healthy)) and job["status"] != JobStatus.NOT_PROCESSED.value:
+            while (job := await runtime.jobs.get(healthy)) and job.status is not JobStatus.NOT_PROCESSED:
                 await asyncio.sleep(0.05)
     finally:
         stopping.set()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from exporter.contracts.base import UtcDatetime, WireModel
+from exporter.contracts.notification import NotificationMedium, NotificationPolicy
 from exporter.contracts.request import ExportRequestSpec
-from exporter.domain.job_life import JobStatus
+from exporter.domain.job_life import DeliveryStatus, JobStatus
 
 
 class Window(WireModel):
@@ -58,6 +59,101 @@ class JobResult(WireModel):
     error: str | None = None
     started_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
+
+
+Count = Annotated[int, Field(ge=0)]
+
+
+class Stored(WireModel):
+    """A part of a stored job, read back: a field this version does not know (another version
+    wrote it) is kept, so the API still shows it and a compare-and-set on the part still matches.
+
+    Its fields are declared in the order the writes add them to the document (``to_stored`` gives
+    that order back, and only the fields the document has).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    def to_stored(self) -> dict[str, Any]:
+        """The part as the document holds it: the same fields, in the same order."""
+        return self.model_dump(mode="python", by_alias=True, exclude_unset=True)
+
+
+class Refusal(Stored):
+    recipient: str
+    reason: str
+
+
+class Delivery(Stored):
+    """One notification message's delivery, kept on the job (see ``job_life.DeliveryStatus``)."""
+
+    index: Count
+    medium: NotificationMedium
+    policy: NotificationPolicy
+    status: DeliveryStatus
+    attempts: Count
+    last_error: str | None = None
+    updated_at: UtcDatetime | None = None
+    # The idempotency key of the claim, and when the claim counts as cut off.
+    key: str | None = None
+    lease_until: UtcDatetime | None = None
+    next_attempt_at: UtcDatetime | None = None
+    recipients: list[str] = Field(default_factory=list)
+    sent_to: list[str] = Field(default_factory=list)
+    refused: list[Refusal] = Field(default_factory=list)
+    detail: str | None = None
+    sent_at: UtcDatetime | None = None
+
+
+class JobProgress(Stored):
+    rows: Count = 0
+
+
+class Job(Stored):
+    """A stored job: one run of a request, its status, what it produced and its deliveries.
+
+    ``spec`` stays as stored (the ``JobSpec`` the job was published with): it is validated where
+    it is used, so a job whose spec is damaged can still be read, shown and failed.
+    """
+
+    id: str
+    request_id: str
+    request_version: int = 0
+    tenant: str
+    owner: str
+    created_by: str | None = None
+    scheduled_at: UtcDatetime
+    status: JobStatus
+    spec: dict[str, Any] | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime | None = None
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+    progress: JobProgress = Field(default_factory=JobProgress)
+    bucket: str | None = None
+    files: list[JobFile] = Field(default_factory=list)
+    row_count: Count = 0
+    size_in_bytes: Count = 0
+    error: str | None = None
+    notifications: list[Delivery] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+    lease_until: UtcDatetime | None = None
+    attempts: Count = 0
+    expired_at: UtcDatetime | None = None
+
+    @property
+    def result(self) -> JobResult:
+        """What the job's run produced, as ``export.completed`` tells it."""
+        return JobResult(
+            status=self.status,
+            bucket=self.bucket,
+            files=self.files,
+            row_count=self.row_count,
+            size_in_bytes=self.size_in_bytes,
+            error=self.error,
+            started_at=self.started_at,
+            completed_at=self.completed_at,
+        )
 
 
 def job_id_for(request_id: str, scheduled_at: UtcDatetime) -> str:

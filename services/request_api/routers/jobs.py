@@ -42,7 +42,7 @@ async def download(
             {
                 "url": link.url,
                 "expiresAt": link.expires_at.isoformat().replace("+00:00", "Z"),
-                "file": link.file,
+                "file": link.file.to_wire(),
             }
         )
     return RedirectResponse(link.url, status_code=307)

@@ -8,7 +8,7 @@ never both send one message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,8 +17,9 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.job_store import JobStore
+from exporter.adapters.mongo.job_store import JobStore, UnreadableJob, read_job
 from exporter.contracts.base import utcnow
+from exporter.contracts.job import Delivery, Job
 from exporter.domain.job_life import CLAIMABLE, DeliveryStatus, JobStatus
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class DeliveryClaim:
     """The deliveries of one job to claim (index → key, attempts made) and to record as skipped
     (index → reason); see ``JobRepository.claim_deliveries``.
 
-    ``seen``, the job's delivery entries as read, makes the claim hold only if none of them has
+    ``seen``, the job's deliveries as read, makes the claim hold only if none of them has
     changed since: stricter than a condition per claimed entry, and one condition instead of
     two per entry (the embedded store pays for each field of a filter).
     """
@@ -37,13 +38,13 @@ class DeliveryClaim:
     job_id: str
     claims: Mapping[int, tuple[str, int]]
     skips: Mapping[int, str] = field(default_factory=dict)
-    seen: list[Document] | None = None
+    seen: Sequence[Delivery] | None = None
 
     def update(self, now: datetime, lease: timedelta) -> tuple[Document, Document]:
         """The compare-and-set: the filter, and the update that applies when it matches."""
         query: Document = {"_id": self.job_id}
         if self.seen is not None:
-            query["notifications"] = self.seen
+            query["notifications"] = [delivery.to_stored() for delivery in self.seen]
         fields: Document = {}
         for index, (key, attempts) in self.claims.items():
             entry = f"notifications.{index}"
@@ -77,7 +78,7 @@ class JobDeliveries(JobStore):
         claims: Mapping[int, tuple[str, int]],
         lease: timedelta,
         skips: Mapping[int, str] | None = None,
-        seen: list[Document] | None = None,
+        seen: Sequence[Delivery] | None = None,
     ) -> bool:
         """In one write: each ``claims`` entry (index → key, attempts made) pending/retrying →
         sending, the intent recorded before sending; each ``skips`` entry pending → skipped.
@@ -140,7 +141,7 @@ class JobDeliveries(JobStore):
         )
         return result.modified_count == 1
 
-    async def with_open_deliveries(self, completed_before: datetime, limit: int) -> list[Document]:
+    async def with_open_deliveries(self, completed_before: datetime, limit: int) -> list[Job | UnreadableJob]:
         """Finished jobs with a delivery no one is known to be working on, oldest first.
 
         Pending ones only once ``completed_before`` has passed (their ``export.completed`` is
@@ -165,7 +166,7 @@ class JobDeliveries(JobStore):
             .sort([("completedAt", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        return [document async for document in cursor]
+        return [read_job(document, Job) async for document in cursor]
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from exporter.adapters.mongo.client import Document
-from exporter.adapters.mongo.job_store import JobStore, leaving, running, status_in
+from exporter.adapters.mongo.job_store import JobStore, UnreadableJob, leaving, read_job, running, status_in
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobResult
+from exporter.contracts.job import JobResult, Stored
 from exporter.domain.job_life import (
     ACTIVE_STATUSES,
     CANCEL,
@@ -53,6 +53,14 @@ class RunningJob:
     def of(cls, document: Document) -> RunningJob:
         started_at, attempts = document.get("startedAt"), document.get("attempts", 0)
         return cls(document["_id"], started_at, attempts, document.get("spec"))
+
+
+class ExpiringJob(Stored):
+    """An old job as its expiry reads it: where its files are."""
+
+    id: str
+    tenant: str
+    request_id: str
 
 
 class JobQueue(JobStore):
@@ -233,16 +241,16 @@ class JobQueue(JobStore):
         )
         return outcome.modified_count == 1
 
-    async def expirable(self, created_before: datetime, limit: int) -> list[Document]:
+    async def expirable(self, created_before: datetime, limit: int) -> list[ExpiringJob | UnreadableJob]:
         """Old jobs that may still have files: a skipped one never had any, and keeps its reason."""
         cursor = self._collection.find(
             {
                 "createdAt": {"$lt": created_before},
                 "status": {"$nin": [JobStatus.EXPIRED.value, JobStatus.SKIPPED.value]},
             },
-            {"_id": 1, "tenant": 1, "requestId": 1, "status": 1},
+            {"_id": 1, "tenant": 1, "requestId": 1},
         ).limit(limit)
-        return [document async for document in cursor]
+        return [read_job(document, ExpiringJob) async for document in cursor]
 
     async def expire(self, job_id: str) -> bool:
         return await self._end(EXPIRE, job_id, JobStatus.EXPIRED, "expiredAt")

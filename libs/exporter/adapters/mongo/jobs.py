@@ -3,7 +3,8 @@
 The repository is assembled from what each service asks of it: the queue's transitions and
 counts (``job_queue``: request-api, scheduler, renderer), the deliveries (``deliveries``:
 notifier), and here the documents and the reads (the request-api's views). Which transitions
-exist, and who makes each, is stated in ``exporter.domain.job_life``.
+exist, and who makes each, is stated in ``exporter.domain.job_life``. Every read returns typed
+jobs (``contracts.job.Job``); a read of many gives a damaged one as ``UnreadableJob``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pymongo import ASCENDING, DESCENDING
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.deliveries import JobDeliveries
 from exporter.adapters.mongo.job_queue import JobQueue
+from exporter.adapters.mongo.job_store import UnreadableJob, read_job, to_job
 from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobResult, JobSpec
+from exporter.contracts.job import Job, JobSpec
 from exporter.domain.job_life import JobStatus
 
 
@@ -62,31 +64,30 @@ def skipped_job_document(job: Document, reason: str, now: datetime) -> Document:
     }
 
 
-def stored_result(job: Document) -> JobResult:
-    """What a finished job's document says its run produced."""
-    aliases = [info.alias or name for name, info in JobResult.model_fields.items()]
-    return JobResult.model_validate({alias: job[alias] for alias in aliases if job.get(alias) is not None})
-
-
 class JobRepository(JobQueue, JobDeliveries):
-    async def get(self, job_id: str, tenant: str | None = None) -> Document | None:
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """Raises ``ValidationError`` when the stored job no longer validates."""
         query: Document = {"_id": job_id}
         if tenant is not None:
             query["tenant"] = tenant
-        return await self._collection.find_one(query)
+        document = await self._collection.find_one(query)
+        return None if document is None else to_job(document)
 
-    async def get_many(self, job_ids: list[str]) -> list[Document]:
+    async def get_many(self, job_ids: list[str]) -> list[Job | UnreadableJob]:
         """The jobs among ``job_ids`` that exist, in one query."""
-        return [job async for job in self._collection.find({"_id": {"$in": job_ids}})]
+        cursor = self._collection.find({"_id": {"$in": job_ids}})
+        return [read_job(document, Job) async for document in cursor]
 
-    async def page_for_request(self, tenant: str, request_id: str, skip: int, limit: int) -> list[Document]:
+    async def page_for_request(
+        self, tenant: str, request_id: str, skip: int, limit: int
+    ) -> list[Job | UnreadableJob]:
         cursor = (
             self._collection.find({"tenant": tenant, "requestId": request_id})
             .sort([("scheduledAt", DESCENDING), ("_id", ASCENDING)])
             .skip(skip)
             .limit(limit)
         )
-        return [document async for document in cursor]
+        return [read_job(document, Job) async for document in cursor]
 
     async def count_for_request(self, tenant: str, request_id: str) -> int:
         return await self._collection.count_documents({"tenant": tenant, "requestId": request_id})

@@ -14,6 +14,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter.adapters.mongo.client import REQUESTS, Document
+from exporter.adapters.mongo.unreadable import unreadable_because
 from exporter.contracts.request import ExportRequest, ExportType
 
 
@@ -108,9 +109,6 @@ class Unreadable:
     problem: str
 
 
-SHOWN_FIELDS = 5
-
-
 def _to_record(document: Document) -> RequestRecord:
     schedule = document.get("schedule") or {}
     return RequestRecord(
@@ -137,13 +135,8 @@ def _to_due(document: Document) -> RequestRecord | Unreadable:
             str(_raw(document, "owner", str, "")),
             int(_raw(document, "version", int, 0)),
         )
-        # The fields' paths only: the values are the owner's data, and go nowhere else.
-        fields = sorted({".".join(str(part) for part in e["loc"]) for e in error.errors()})
         schedule = document.get("schedule") or {}
-        # A few of them: the reason is shown, logged and stored, and a request has many fields.
-        more = f" and {len(fields) - SHOWN_FIELDS} more" if len(fields) > SHOWN_FIELDS else ""
-        problem = f"its stored fields no longer validate: {', '.join(fields[:SHOWN_FIELDS])}{more}"
-        return Unreadable(identity, schedule.get("lastRunAt"), problem)
+        return Unreadable(identity, schedule.get("lastRunAt"), unreadable_because(error))
 
 
 @dataclass(frozen=True, slots=True)
