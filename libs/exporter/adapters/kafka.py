@@ -98,13 +98,17 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
     return {"bootstrap_servers": settings.bootstrap_servers, **parse_security(broker_security(settings))}
 
 
-def subscriber_options(group_id: str) -> dict[str, Any]:
-    """One consumer policy for every service: commit after handling, redeliver on error."""
-    return {
+def subscriber_options(group_id: str, max_poll_interval_seconds: float | None = None) -> dict[str, Any]:
+    """One consumer policy for every service: commit after handling, redeliver on error.
+    ``max_poll_interval_seconds``: instead of the client's default (300 s)."""
+    options: dict[str, Any] = {
         "group_id": group_id,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
     }
+    if max_poll_interval_seconds is not None:
+        options["max_poll_interval_ms"] = round(max_poll_interval_seconds * 1000)
+    return options
 
 
 async def undecoded(message: StreamMessage[Any]) -> None:
