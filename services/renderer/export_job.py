@@ -165,11 +165,13 @@ async def take(runtime: Runtime, event: ExportRequested) -> datetime | None:
 
 
 async def render_job(runtime: Runtime, spec: JobSpec, started_at: datetime) -> None:
-    """The slow part: the render and its result, the lease kept beside them until the end."""
+    """The slow part: the render, its lease kept beside it until it ends, then its result (which
+    clears the lease; a transaction of its own, so no renewal races it)."""
     progress = Progress(runtime, spec.job_id, started_at)
     async with progress.kept():
-        if (result := await run(runtime, spec, progress)) is not None:
-            await finish(runtime, spec, result, started_at)
+        result = await run(runtime, spec, progress)
+    if result is not None:
+        await finish(runtime, spec, result, started_at)
 
 
 async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from tests.integration.notifier_support import eventually
@@ -45,10 +48,12 @@ async def done(runtime: Runtime, job_id: str) -> None:
     await eventually(probe, f"job {job_id} done", seconds=120)
 
 
-async def test_a_render_longer_than_the_max_poll_interval_runs_once(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    slow, after = one_hour("patient"), one_hour("patient")
+async def render_in_app(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, specs: list[JobSpec], slow: JobSpec, **renderer: Any
+) -> dict[str, int]:
+    """Runs the renderer's application on ``specs`` (all under ``slow``'s key: one partition, read
+    in order), ``slow`` rendering for ``SLOW_RENDER_SECONDS`` before its frames; once all are done
+    and announced, how many times each job was announced."""
     write_series = ITEM_WRITERS["params"]
 
     async def slow_series(runtime: Runtime, output: JobOutput, index: int, window: Window) -> None:
@@ -56,31 +61,50 @@ async def test_a_render_longer_than_the_max_poll_interval_runs_once(
             await asyncio.sleep(SLOW_RENDER_SECONDS)
         await write_series(runtime, output, index, window)
 
-    monkeypatch.setitem(ITEM_WRITERS, "params", slow_series)
-    renderer = runtime.settings.renderer.model_copy(update={"max_poll_interval_seconds": MAX_POLL_SECONDS})
-    settings = runtime.settings.model_copy(update={"renderer": renderer})
+    async def relayed() -> bool | None:
+        return True if await runtime.outbox.pending_count() == 0 else None
 
+    monkeypatch.setitem(ITEM_WRITERS, "params", slow_series)
+    renderer = {"max_poll_interval_seconds": MAX_POLL_SECONDS, **renderer}
+    settings = runtime.settings.model_copy(
+        update={"renderer": runtime.settings.renderer.model_copy(update=renderer)}
+    )
     async with create_app(settings):
-        # Same key: one partition, so ``after`` is read only once ``slow`` was handled for good.
-        for spec in (slow, after):
+        for spec in specs:
             event = requested(spec).to_wire()
             await runtime.publisher.publish_raw(Topic.EXPORT_REQUESTED, slow.job_id, event)
-        await done(runtime, slow.job_id)
-        await done(runtime, after.job_id)
-
-        async def relayed() -> bool | None:
-            return True if await runtime.outbox.pending_count() == 0 else None
-
+        for spec in specs:
+            await done(runtime, spec.job_id)
         await eventually(relayed, "the outbox relayed")
+    values = await all_values(runtime.settings, Topic.EXPORT_COMPLETED.value)
+    announced = Counter(json_field(value, "data", "jobId") for value in values)
+    return {spec.job_id: announced[spec.job_id] for spec in specs}
 
-    announced = [
-        value
-        for value in await all_values(runtime.settings, Topic.EXPORT_COMPLETED.value)
-        if json_field(value, "data", "jobId") == slow.job_id
-    ]
+
+async def test_a_render_longer_than_the_max_poll_interval_runs_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow, after = one_hour("patient"), one_hour("patient")
+
+    announced = await render_in_app(runtime, monkeypatch, [slow, after], slow)
+
     # A consumer put out of its group mid-render could not commit: the record came again, and the
     # finished job was announced a second time.
-    assert len(announced) == 1
+    assert announced == {slow.job_id: 1, after.job_id: 1}
+
+
+async def test_renders_beyond_the_limit_wait_in_kafka(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow, *others = (one_hour("queued") for _ in range(3))
+
+    announced = await render_in_app(runtime, monkeypatch, [slow, *others], slow, concurrent_renders=1)
+
+    assert announced == {spec.job_id: 1 for spec in (slow, *others)}
+    jobs = [await runtime.jobs.get(spec.job_id) for spec in (slow, *others)]
+    runs = sorted((job for job in jobs if job), key=lambda job: job["startedAt"])
+    assert len(runs) == 3
+    assert all(run["completedAt"] <= later["startedAt"] for run, later in itertools.pairwise(runs))
 
 
 class SlowClose(ObjectStore):
