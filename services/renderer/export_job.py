@@ -1,11 +1,14 @@
 """The renderer's use case: one ``export.requested`` in, files and one ``export.completed`` out.
 
-Frames are read from MongoDB on the event loop, one ahead, while the previous one is shaped and
-written in a worker thread; the bytes go to the object store as they are made (multipart parts,
-see ``ObjectStore.uploading``). Between frames the job's progress is recorded and its lease renewed
-every few seconds; a job that left ``inProgress`` meanwhile was cancelled, and everything it wrote
-is removed. Transient storage and database errors restart the job after a backoff, a bounded
-number of times; anything else fails it at once. Its ``error`` is a safe reason (see ``failure``).
+A delivery is taken in two parts: ``take``, quick, in the consumer (the job recorded, refused,
+announced again, or started: its lease taken), then ``render_job``, which may last an hour and
+runs beside the consumer (see ``renderer.renders``). Frames are read from MongoDB on the event
+loop, one ahead, while the previous one is shaped and written in a worker thread; the bytes go
+to the object store as they are made (multipart parts, see ``ObjectStore.uploading``). The job's
+lease is renewed beside the render for as long as it runs, its progress recorded with it; a job
+that left ``inProgress`` meanwhile was cancelled, and everything it wrote is removed. Transient
+storage and database errors restart the job after a backoff, a bounded number of times; anything
+else fails it at once. Its ``error`` is a safe reason (see ``failure``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ async def render(runtime: Runtime, spec: JobSpec, progress: Progress) -> list[Jo
     try:
         for index, (item, window) in enumerate(zip(spec.request.items, spec.windows, strict=True)):
             await ITEM_WRITERS[item.kind](runtime, output, index, window)
-        return await output.close()
+        files = await output.close()
+        progress.beat()  # cancelled while the last file or the zip was closing?
+        return files
     except BaseException as error:
         await asyncio.to_thread(output.files.discard, error)
         raise
@@ -69,17 +74,18 @@ def failure(error: BaseException, attempts: int, job_id: str) -> str:
     return f"{reason}; gave up after {attempts} attempts" if attempts > 1 else reason
 
 
-async def run(runtime: Runtime, spec: JobSpec, started_at: datetime) -> JobResult | None:
+async def run(runtime: Runtime, spec: JobSpec, progress: Progress) -> JobResult | None:
     """The job rendered, retried after transient errors; None when it was cancelled meanwhile, or
     taken over by another run (which then writes the same keys: nothing is deleted)."""
     settings = runtime.settings.renderer
     prefix = job_prefix(spec.tenant, spec.request_id, spec.job_id)
-    progress = Progress(runtime, spec.job_id, started_at)
+    started_at = progress.started_at
     attempt = 1
     while True:
         try:
             if attempt > 1:  # cancelled while waiting to try again?
-                await progress.beat(now=True)
+                await progress.renew()
+                progress.beat()
             files = await render(runtime, spec, progress)
         except Cancelled:
             await runtime.storage.delete_prefix(prefix)
@@ -96,7 +102,7 @@ async def run(runtime: Runtime, spec: JobSpec, started_at: datetime) -> JobResul
                 log.warning("job %s attempt %d: %s; retrying in %.1f s", spec.job_id, attempt, error, delay)
                 await asyncio.sleep(delay)
                 attempt += 1
-                progress.rows = 0
+                progress.restart()
                 continue
             log.exception("job %s failed", spec.job_id)
             with contextlib.suppress(Exception):  # the job fails either way; leave nothing half-made
@@ -135,7 +141,9 @@ async def republish(runtime: Runtime, spec: JobSpec, job: Job) -> None:
     await runtime.publisher.publish_raw(Topic.EXPORT_COMPLETED, spec.job_id, event.to_wire())
 
 
-async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> None:
+async def take(runtime: Runtime, event: ExportRequested) -> datetime | None:
+    """The quick part of a delivery: the run's ``startedAt`` when the job is now this caller's to
+    render (its lease taken), else None (announced again if finished, or running elsewhere)."""
     spec = event.data
     job = await runtime.jobs.get(spec.job_id)
     if job is None:
@@ -149,10 +157,24 @@ async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> N
         raise Refused(f"tenant not allowed: job {spec.job_id!r} belongs to another tenant")
     if job.status.is_final:
         await republish(runtime, spec, job)
-        return
+        return None
     lease = timedelta(seconds=runtime.settings.renderer.lease_seconds)
     if (started_at := await runtime.jobs.start(spec.job_id, lease)) is None:
         log.info("job %s is running elsewhere; skipping", spec.job_id)
-        return
-    if (result := await run(runtime, spec, started_at)) is not None:
+    return started_at
+
+
+async def render_job(runtime: Runtime, spec: JobSpec, started_at: datetime) -> None:
+    """The slow part: the render, its lease kept beside it until it ends, then its result (which
+    clears the lease; a transaction of its own, so no renewal races it)."""
+    progress = Progress(runtime, spec.job_id, started_at)
+    async with progress.kept():
+        result = await run(runtime, spec, progress)
+    if result is not None:
         await finish(runtime, spec, result, started_at)
+
+
+async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> None:
+    """A delivery taken and rendered in one go, for callers that wait for the render."""
+    if (started_at := await take(runtime, event)) is not None:
+        await render_job(runtime, event.data, started_at)

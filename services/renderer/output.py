@@ -1,11 +1,11 @@
 """Where a job's files go while it renders: frames read one ahead, shaped and written in a worker
-thread, streamed to the object store; progress and the lease kept up between frames."""
+thread, streamed to the object store; progress and the lease kept up beside the render."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -24,6 +24,7 @@ from exporter.runtime import Runtime
 from exporter.settings import RendererSettings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
@@ -36,7 +37,14 @@ class Superseded(Exception):
 
 
 class Progress:
-    """Records a running job's rows and renews its lease, at most every ``progress_interval``."""
+    """A running job's rows and lease.
+
+    The lease is renewed by ``kept``, a task beside the render, every ``progress_interval``
+    for as long as the render runs: a step that takes long without a frame (closing a large
+    writer, completing its upload, the zip) never lets it lapse, while a renderer that died or
+    froze stops renewing and is taken over. The render asks ``beat`` between frames whether the
+    job is still its own; once it is not, the keeper stops renewing for good.
+    """
 
     def __init__(self, runtime: Runtime, job_id: str, started_at: datetime) -> None:
         self._jobs = runtime.jobs
@@ -45,17 +53,52 @@ class Progress:
         settings = runtime.settings.renderer
         self._interval = settings.progress_interval_seconds
         self.lease = timedelta(seconds=settings.lease_seconds)
-        self._last = time.monotonic()
         self.rows = 0  # of the files already finished
+        self.current = 0  # of the file being written
+        self._lost: type[Cancelled | Superseded] | None = None
 
-    async def beat(self, rows: int = 0, *, now: bool = False) -> None:
+    def beat(self, rows: int = 0) -> None:
         """``rows``: those of the file being written. Raises ``Cancelled`` or ``Superseded`` once
-        the job is no longer this run's."""
-        if now or time.monotonic() - self._last >= self._interval:
-            self._last = time.monotonic()
-            if not await self._jobs.heartbeat(self._job_id, self.rows + rows, self.lease, self.started_at):
-                job = await self._jobs.get(self._job_id)
-                raise Cancelled if job is None or job.status is JobStatus.CANCELLED else Superseded
+        the keeper found the job no longer this run's."""
+        self.current = rows
+        if self._lost is not None:
+            raise self._lost
+
+    def file_done(self, rows: int) -> None:
+        self.rows += rows
+        self.current = 0
+
+    def restart(self) -> None:
+        """A new attempt begins: nothing of the last one counts."""
+        self.rows = self.current = 0
+
+    async def renew(self) -> None:
+        """One renewal now; from a lost job on, ``beat`` raises."""
+        if self._lost is None and not await self._jobs.heartbeat(
+            self._job_id, self.rows + self.current, self.lease, self.started_at
+        ):
+            job = await self._jobs.get(self._job_id)
+            cancelled = job is None or job.status is JobStatus.CANCELLED
+            self._lost = Cancelled if cancelled else Superseded
+
+    async def _keep(self) -> None:
+        while self._lost is None:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.renew()
+            except Exception as error:  # the store hiccuped: the lease outlasts a few intervals
+                log.warning("job %s: lease not renewed (%s); trying again", self._job_id, error)
+
+    @contextlib.asynccontextmanager
+    async def kept(self) -> AsyncIterator[None]:
+        """The lease renewed beside the block, until it ends (see the class's notes)."""
+        keeper = asyncio.create_task(self._keep(), name=f"lease {self._job_id}")
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
 
 
 async def ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:
@@ -146,13 +189,13 @@ class JobOutput:
         try:
             async for frame in ahead(frames):
                 await asyncio.to_thread(put, frame)
-                await self._progress.beat(writer.rows)
+                self._progress.beat(writer.rows)
             parts = await asyncio.to_thread(writer.close)
         except BaseException as error:
             await asyncio.to_thread(writer.discard, error)
             raise
         self.files.add(parts)
-        self._progress.rows += sum(part.rows for part in parts)
+        self._progress.file_done(sum(part.rows for part in parts))
 
     async def close(self) -> list[JobFile]:
         rendered = await asyncio.to_thread(self.files.close)

@@ -27,3 +27,8 @@ def is_transient(error: BaseException) -> bool:
         return bool(error.retriable)
     # A 5xx answer without an S3 error body, a garbled answer, or no answer at all.
     return isinstance(error, ServerError | InvalidResponseError | HTTPError | ConnectionError | TimeoutError)
+
+
+class Undeliverable(Exception):
+    """The broker refuses this message for good (larger than it takes): another try cannot help.
+    The publisher has parked it on the topic's dead-letter topic, with the reason."""

@@ -29,7 +29,7 @@ from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
 
-from exporter.adapters.errors import is_transient
+from exporter.adapters.errors import Undeliverable, is_transient
 from exporter.settings import KafkaSettings, Settings
 from exporter.signing import SIGNATURE_HEADER, Producer, Refused, Verifier, own_producer
 from exporter.topics import Topic, all_topic_names
@@ -98,13 +98,17 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
     return {"bootstrap_servers": settings.bootstrap_servers, **parse_security(broker_security(settings))}
 
 
-def subscriber_options(group_id: str) -> dict[str, Any]:
-    """One consumer policy for every service: commit after handling, redeliver on error."""
-    return {
+def subscriber_options(group_id: str, max_poll_interval_seconds: float | None = None) -> dict[str, Any]:
+    """One consumer policy for every service: commit after handling, redeliver on error.
+    ``max_poll_interval_seconds``: instead of the client's default (300 s)."""
+    options: dict[str, Any] = {
         "group_id": group_id,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
     }
+    if max_poll_interval_seconds is not None:
+        options["max_poll_interval_ms"] = round(max_poll_interval_seconds * 1000)
+    return options
 
 
 async def undecoded(message: StreamMessage[Any]) -> None:
@@ -146,13 +150,21 @@ class KafkaPublisher:
         return cls(broker, own_producer(settings))
 
     async def publish_raw(self, topic: str, key: str, payload: dict[str, object]) -> None:
+        """Raises ``Undeliverable`` for a message larger than the broker takes, once a letter
+        saying so (the event's id and the reason, not its bytes) is on ``<topic>.dlq``."""
         value = json.dumps(payload, separators=(",", ":")).encode()
-        await self._broker.publish(
-            value,
-            topic=topic,
-            key=key.encode(),
-            headers={"content-type": "application/json", **self._signer.headers(topic, value)},
-        )
+        try:
+            await self._broker.publish(
+                value,
+                topic=topic,
+                key=key.encode(),
+                headers={"content-type": "application/json", **self._signer.headers(topic, value)},
+            )
+        except MessageSizeTooLargeError as error:
+            reason = f"the event is {len(value)} bytes, more than the broker takes"
+            headers = {"x-dlq-reason": reason, "x-dlq-event-id": str(payload.get("id"))}
+            await self._broker.publish(b"", topic=Topic(topic).dead_letter, key=key.encode(), headers=headers)
+            raise Undeliverable(reason) from error
 
 
 def dead_letter_headers(record: Any, reason: str) -> dict[str, str]:

@@ -48,21 +48,49 @@ class ExportRequested(Envelope[JobSpec]):
         return self
 
 
+# Files an ``export.completed`` lists at most. About 300 bytes each, so the event stays far below
+# Kafka's 1 MiB message limit (which a list of every file passed at about 3,300); the job keeps
+# them all (``GET /jobs/{jobId}``), and the notifier reads them there.
+EVENT_FILES = 100
+
+
 class ExportCompletedData(WireModel):
+    """``files``: the first ``EVENT_FILES`` of the job's ``file_count``; ``files_truncated`` says
+    that the rest are on the job only. Events from before these two fields listed every file,
+    and still validate: their count is their list's length."""
+
     job_id: str
     request_id: str
     status: JobStatus
     bucket: str | None = None
     files: list[JobFile] = Field(default_factory=list)
+    file_count: Annotated[int, Field(ge=0)] = 0
+    files_truncated: bool = False
     row_count: int = 0
     size_in_bytes: int = 0
     error: str | None = None
     started_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _count_listed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "fileCount" not in data and "file_count" not in data:
+            return {**data, "fileCount": len(data.get("files") or ())}
+        return data
+
     @classmethod
     def from_result(cls, job_id: str, request_id: str, result: JobResult) -> ExportCompletedData:
-        return cls(job_id=job_id, request_id=request_id, **result.model_dump())
+        fields = result.model_dump()
+        files = fields.pop("files")
+        return cls(
+            job_id=job_id,
+            request_id=request_id,
+            files=files[:EVENT_FILES],
+            file_count=len(files),
+            files_truncated=len(files) > EVENT_FILES,
+            **fields,
+        )
 
 
 class ExportCompleted(Envelope[ExportCompletedData]):

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Protocol
 
+from exporter.adapters.errors import Undeliverable
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.outbox import OutboxRepository, outbox_document, outbox_message
 from exporter.contracts.base import utcnow
@@ -107,7 +108,8 @@ class OutboxRelay:
     async def _publish(self, messages: list[Document]) -> tuple[set[str], BaseException | None]:
         """Publishes concurrently (the producer batches the sends) yet each key's events in
         order: the n-th event of every key goes out in wave n, and a key whose event failed
-        sends nothing more in this pass."""
+        sends nothing more in this pass. An event the broker refuses for good (``Undeliverable``)
+        counts as gone: it is dead-lettered, logged and dropped, and its key goes on."""
         waves: list[list[Document]] = []
         depth: dict[str, int] = {}
         for message in messages:
@@ -126,7 +128,11 @@ class OutboxRelay:
                 return_exceptions=True,
             )
             for message, outcome in zip(ready, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
+                if isinstance(outcome, Undeliverable):
+                    # Refused for good: retried, it would block the relay (and its key) for ever.
+                    log.error("event %s dropped from the outbox: %s", message["id"], outcome)
+                    published.add(message["id"])
+                elif isinstance(outcome, BaseException):
                     failed_keys.add(message["key"])
                     first_error = first_error or outcome
                 else:

@@ -211,6 +211,12 @@ class RendererSettings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=20)
     backoff_initial_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=30.0, gt=0)
+    # Long renders: each runs beside the consumer, at most this many at once per process (then
+    # the consumer pauses its partitions, polling on, and the records wait in Kafka).
+    concurrent_renders: int = Field(default=2, ge=1, le=32)
+    # The consumer's longest wait between two polls before it is put out of its group; renders
+    # no longer hold its polls up, so this need not cover the longest render.
+    max_poll_interval_seconds: float = Field(default=300.0, ge=1.0, le=3600.0)
 
 
 class IngestorSettings(BaseModel):
