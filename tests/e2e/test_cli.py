@@ -17,6 +17,7 @@ import pytest
 
 from exporter.adapters.mongo.client import connect, database
 from exporter.cli import main
+from exporter.cli.replays import ReplayLog, letter_id
 from exporter.local.demo import (
     DEMO_EXPORT,
     DEVICE,
@@ -166,3 +167,21 @@ def test_doctor_outbox_and_stuck_jobs_pass_on_a_healthy_system(
     assert as_json(out)["pendingEvents"] >= 0
     code, out = cli(services, capsys, "jobs", "stuck")
     assert (code, as_json(out)) == (0, [])
+
+
+def test_an_unconfirmed_replay_is_refused_until_forced(servers: Settings) -> None:
+    async def claims() -> list[Any]:
+        client = connect(servers)
+        try:
+            log = ReplayLog(database(client, servers))
+            letter = letter_id("things.dlq", 0, int(uuid.uuid4().int % 10**9))
+            first = await log.claim(letter)
+            unconfirmed = await log.claim(letter)  # the first replay died before confirming
+            forced = await log.claim(letter, force=True)
+            await log.published(letter, "things", 1, 5)
+            after = await log.claim(letter, force=True)  # force never repeats a published replay
+            return [first, unconfirmed and unconfirmed["state"], forced, after and after["state"]]
+        finally:
+            await client.close()
+
+    assert asyncio.run(claims()) == [None, "publishing", None, "published"]
