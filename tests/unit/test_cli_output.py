@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.cli.jobs import Meter
 from exporter.cli.output import emit
 from exporter.cli.paths import MAX_NAME_CHARS, safe_name, target_path
 
@@ -76,3 +77,13 @@ def test_targets_stay_inside_the_directory(tmp_path: Path) -> None:
     (tmp_path / "adir").mkdir()
     with pytest.raises(ValueError, match="not a plain file"):
         target_path(tmp_path, "adir", "f")
+
+
+def test_watch_line_shows_rate_and_an_eta_only_when_a_total_is_known() -> None:
+    meter = Meter()
+    job = {"id": "j1", "status": "inProgress", "progress": {"rows": 1000}}
+    meter.line(job, now=10.0)
+    later = meter.line({**job, "progress": {"rows": 3000}}, now=12.0)
+    assert later == "job j1: inProgress · 3,000 rows · 1,000 rows/s"
+    with_total = meter.line({**job, "progress": {"rows": 5000, "totalRows": 65_000}}, now=14.0)
+    assert with_total.endswith("1,000 rows/s · ETA 0:01:00")

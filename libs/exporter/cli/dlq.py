@@ -112,37 +112,41 @@ def replay_letters(session: Session, args: argparse.Namespace) -> int:
 
 async def replay(
     settings: Settings, source: str, offsets: list[tuple[int, int]], fixed: bytes | None, *, force: bool
-) -> list[dict[str, Any]]:
-    """Each letter republished to ``source`` with its key and own headers (not the ``x-dlq-*``
-    ones), ``fixed`` as the value when given, ``x-replay-of`` naming the letter, signed anew."""
-    topic = f"{source}.dlq"
-    outcomes = []
+) -> list[dict[str, str]]:
+    """Each letter republished to ``source``, once (see ``ReplayLog``); ``fixed`` as the value
+    when given. One outcome per letter: replayed, skipped (replayed before) or refused."""
     async with replay_log(settings) as log:
-        for partition, offset in offsets:
-            record = await kafka_io.fetch(settings, topic, partition, offset)
-            letter = letter_id(topic, partition, offset)
-            value = fixed if fixed is not None else record.value or b""
-            if not value:
-                outcomes.append(
-                    {"letter": letter, "outcome": "refused", "to": "the letter kept no value: use --file"}
-                )
-                continue
-            if (earlier := await log.claim(letter, force=force)) is not None:
-                done = earlier["state"] == PUBLISHED
-                why = (
-                    f"already replayed to {earlier.get('to')}"
-                    if done
-                    else "a replay of it is unconfirmed: check, then --force"
-                )
-                outcomes.append({"letter": letter, "outcome": "skipped" if done else "refused", "to": why})
-                continue
-            headers = [(name, raw) for name, raw in record.headers or () if not name.startswith("x-dlq-")]
-            headers = [(name, raw) for name, raw in headers if name != REPLAY_HEADER] + [
-                (REPLAY_HEADER, letter.encode())
-            ]
-            sent = await kafka_io.publish(settings, source, value, record.key, headers)
-            await log.published(letter, source, sent.partition, sent.offset)
-            outcomes.append(
-                {"letter": letter, "outcome": "replayed", "to": f"{source}/{sent.partition}/{sent.offset}"}
-            )
-    return outcomes
+        return [await replay_one(settings, log, source, address, fixed, force=force) for address in offsets]
+
+
+async def replay_one(
+    settings: Settings,
+    log: ReplayLog,
+    source: str,
+    address: tuple[int, int],
+    fixed: bytes | None,
+    *,
+    force: bool,
+) -> dict[str, str]:
+    topic = f"{source}.dlq"
+    record = await kafka_io.fetch(settings, topic, *address)
+    letter = letter_id(topic, *address)
+    value = fixed if fixed is not None else record.value or b""
+    if not value:
+        return {"letter": letter, "outcome": "refused", "to": "the letter kept no value: use --file"}
+    if (earlier := await log.claim(letter, force=force)) is not None:
+        if earlier["state"] != PUBLISHED:
+            why = "an earlier replay is unconfirmed: check, then --force"
+            return {"letter": letter, "outcome": "refused", "to": why}
+        to = earlier.get("to") or {}
+        where = f"{to.get('topic')}/{to.get('partition')}/{to.get('offset')}"
+        return {"letter": letter, "outcome": "skipped", "to": f"already replayed to {where}"}
+    sent = await kafka_io.publish(settings, source, value, record.key, replay_headers(record.headers, letter))
+    await log.published(letter, source, sent.partition, sent.offset)
+    return {"letter": letter, "outcome": "replayed", "to": f"{source}/{sent.partition}/{sent.offset}"}
+
+
+def replay_headers(headers: list[tuple[str, bytes]] | None, letter: str) -> list[tuple[str, bytes]]:
+    """The record's own headers (not the dead letter's ``x-dlq-*``), and which letter it replays."""
+    own = [(name, raw) for name, raw in headers or () if not name.startswith(("x-dlq-", REPLAY_HEADER))]
+    return [*own, (REPLAY_HEADER, letter.encode())]
