@@ -23,7 +23,7 @@ def test_json_is_the_api_answer_unchanged() -> None:
 def test_a_page_shows_its_items_and_chosen_columns() -> None:
     out = io.StringIO()
     emit(
-        {"items": [{"id": "e1", "format": {"extension": "csv"}, "x": 1}], "totalCount": 7},
+        {"items": [{"id": "e1", "format": {"extension": "csv"}, "x": 1}], "pagination": {}, "totalCount": 7},
         "table",
         ("id", "format.extension"),
         out=out,
@@ -87,3 +87,9 @@ def test_watch_line_shows_rate_and_an_eta_only_when_a_total_is_known() -> None:
     assert later == "job j1: inProgress · 3,000 rows · 1,000 rows/s"
     with_total = meter.line({**job, "progress": {"rows": 5000, "totalRows": 65_000}}, now=14.0)
     assert with_total.endswith("1,000 rows/s · ETA 0:01:00")
+
+
+def test_an_export_request_is_shown_whole_not_as_a_page_of_its_items() -> None:
+    out = io.StringIO()
+    emit({"id": "e1", "name": "Plant", "items": [{"filename": "f"}]}, "table", ("id",), out=out)
+    assert "Plant" in out.getvalue()

@@ -18,13 +18,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def emit(data: Any, fmt: str, columns: Sequence[str] = (), out: TextIO | None = None) -> None:
-    """``data`` as JSON or as a table; a page (``{"items": [...]}``) shows its items."""
+    """``data`` as JSON or as a table; a page (``{"items": [...], "pagination": ...}``) shows its items."""
     stream = out or sys.stdout
     if fmt == "json":
         stream.write(json.dumps(data, ensure_ascii=False) + "\n")
         return
     console = Console(file=stream, width=200, soft_wrap=False)
-    rows = data.get("items") if isinstance(data, Mapping) and "items" in data else data
+    # A page has ``pagination`` beside its ``items``; an export request's ``items`` are its own.
+    rows = data["items"] if isinstance(data, Mapping) and "pagination" in data else data
     if isinstance(rows, list):
         console.print(table(rows, columns))
         if isinstance(data, Mapping) and data.get("totalCount") is not None:
