@@ -15,6 +15,7 @@ from exporter.adapters.kafka import client_options
 from exporter.adapters.mongo.client import INDEXES, OUTBOX, Document, connect, database
 from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.storage import ObjectStore
+from exporter.cli.client import ApiClient, ApiError
 from exporter.cli.session import Session
 from exporter.contracts.base import utcnow
 from exporter.settings import Settings
@@ -61,7 +62,7 @@ def doctor_command(session: Session, args: argparse.Namespace) -> int:
     """Each check in turn, bounded in time; exit 1 when any failed."""
     settings, api = session.settings, session.api
     checks: dict[str, Check] = {
-        "api": lambda: asyncio.to_thread(lambda: f"{session.config.api_url}: {api.call('GET', '/health')}"),
+        "api": lambda: asyncio.to_thread(api_check, api, session.config.api_url),
         "mongodb": lambda: mongo_check(settings),
         "kafka": lambda: kafka_check(settings),
         "consumer lag": lambda: lag_check(settings),
@@ -83,6 +84,18 @@ async def run_checks(checks: dict[str, Check]) -> list[dict[str, Any]]:
             detail = str(error) if isinstance(error, Unhealthy) else f"{type(error).__name__}: {error}"
             results.append({"check": name, "ok": False, "detail": detail or "timed out"})
     return results
+
+
+def api_check(api: ApiClient, url: str) -> str:
+    """Healthy, and its version where it serves ``/version`` (404: an API without it)."""
+    health = api.call("GET", "/health")
+    try:
+        version = api.call("GET", "/version")
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        version = "no /version"
+    return f"{url}: {health}; {version}"
 
 
 async def mongo_check(settings: Settings) -> str:
