@@ -20,6 +20,7 @@ from request_api.errors import ApiError
 from request_api.http import JsonBody
 from request_api.identity import Identity
 from request_api.limits import BodySizeLimit
+from request_api.request_ids import RequestIds
 from request_api.routers import exports, health, jobs
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: a refused body's lines carry the id too
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

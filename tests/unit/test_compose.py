@@ -293,13 +293,14 @@ def test_exporter_service_has_an_honest_healthcheck(
     assert not healthcheck.get("disable", False)
     test = healthcheck["test"]
     assert test[:3] == ["CMD", "python", "/app/healthcheck.py"]
+    # Readiness: what depends_on: service_healthy waits for.
     if module == "request_api":
-        assert test[3:] == ["http"]
+        assert test[3:] == ["http", "--ready"]
         assert environment_of(service)["EXPORTER_API__PORT"] == "8080"
         assert any(str(port).endswith(":8080") for port in service["ports"])
     else:
         # The worker check looks for its own module's process, not just any python.
-        assert test[3:] == ["worker", module]
+        assert test[3:] == ["worker", module, "--ready"]
 
 
 @pytest.mark.parametrize("name", INFRASTRUCTURE)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from exporter.liveness import Liveness, read_report, write_reports
+from exporter.liveness import Liveness, describe_failure, read_report, write_reports
 from exporter.local.servers import free_ports
-from exporter.runtime import DependencyUnavailable, describe_failure, mongo_hosts, until_answers
+from exporter.runtime import DependencyUnavailable, mongo_hosts, until_answers
 from exporter.settings import LivenessSettings, MongoSettings, Settings
 
 

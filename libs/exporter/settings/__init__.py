@@ -273,6 +273,10 @@ class LivenessSettings(BaseModel):
     # with growing pauses, until it answers or wait_seconds have passed (then the process exits).
     dependency_wait_seconds: float = Field(default=600.0, ge=1, le=86_400)
     dependency_attempt_seconds: float = Field(default=10.0, ge=0.1, le=300)
+    # Readiness: MongoDB, Kafka and S3 are each checked this often in the background (probes read
+    # the latest results), and a check without an answer within the timeout makes it not ready.
+    readiness_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    readiness_timeout_seconds: float = Field(default=2.0, ge=0.1, le=60)
 
 
 class LocalServersSettings(BaseModel):
@@ -291,6 +295,8 @@ class Settings(BaseSettings):
 
     environment: Literal["local", "test", "production"] = "local"
     log_level: str = "INFO"
+    # "json": one object per line with the ids of the job, request or message in hand.
+    log_format: Literal["json", "text"] = "text"
     kafka: KafkaSettings = KafkaSettings()
     mongo: MongoSettings = MongoSettings()
     storage: StorageSettings = StorageSettings()
