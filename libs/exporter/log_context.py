@@ -84,7 +84,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -124,7 +124,8 @@ class NoQueryString(logging.Filter):
 
 def logging_config(level: str, log_format: Literal["json", "text"]) -> dict[str, Any]:
     """The one ``dictConfig`` for every process, uvicorn's too (it applies it in each worker):
-    one handler on stderr, the root and uvicorn's loggers (the access log included) through it."""
+    one handler on stderr, the root, FastStream's and uvicorn's loggers (the access log included)
+    through it."""
     formatter = JsonFormatter if log_format == "json" else TextFormatter
     level = level.upper()
     return {
@@ -141,6 +142,8 @@ def logging_config(level: str, log_format: Literal["json", "text"]) -> dict[str,
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
+            # FastStream's own loggers come with handlers of their own, in their own format.
+            "faststream": {"level": level, "handlers": [], "propagate": True},
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
             ACCESS_LOGGER: {"level": level, "handlers": [], "propagate": True, "filters": ["no_query"]},

@@ -38,6 +38,7 @@ from exporter.topics import Topic, all_topic_names
 log = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 2_000
+BROKER_LOGGER = "faststream.broker"
 # Events (export.requested, ...) are small; a larger record is not read twice for its id.
 MAX_EVENT_ID_SCAN = 64 * 1024
 SASL = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}
@@ -51,6 +52,8 @@ def make_broker(settings: Settings) -> KafkaBroker:
         security=broker_security(settings.kafka),
         parser=lenient_headers,
         middlewares=[intake(Verifier.from_settings(settings.kafka))],
+        # Through the process's handler (see ``exporter.log_context``), not one of FastStream's own.
+        logger=logging.getLogger(BROKER_LOGGER),
     )
 
 
