@@ -142,6 +142,9 @@ def logging_config(level: str, log_format: Literal["json", "text"]) -> dict[str,
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
+            # httpx's INFO line per request carries the whole URL: a webhook's path, a bot's token,
+            # a signed link's signature. Its warnings and errors still come through.
+            "httpx": {"level": max(level, "WARNING", key=logging.getLevelName)},
             # FastStream's own loggers come with handlers of their own, in their own format.
             "faststream": {"level": level, "handlers": [], "propagate": True},
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
