@@ -15,8 +15,6 @@ import json
 import logging
 import logging.config
 import re
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,21 +42,29 @@ def _bounded(value: str | int | None) -> str | int | None:
     return value[:MAX_ID_CHARS] if isinstance(value, str) else value
 
 
-@contextmanager
-def log_context(**ids: str | int | None) -> Iterator[None]:
-    """Every line logged inside carries ``ids`` (None unsets one); the previous ids come back after."""
-    tokens: list[tuple[ContextVar[str | int | None], Token[str | int | None]]] = []
-    for name, value in ids.items():
-        var = _IDS[name]
-        tokens.append((var, var.set(_bounded(value))))
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
+class LogContext:
+    """``log_context``'s result: a class rather than a generator, as it runs on every request."""
+
+    __slots__ = ("_ids", "_tokens")
+
+    def __init__(self, ids: dict[str, str | int | None]) -> None:
+        self._ids = ids
+        self._tokens: list[tuple[ContextVar[str | int | None], Token[str | int | None]]] = []
+
+    def __enter__(self) -> None:
+        self._tokens = [(_IDS[name], _IDS[name].set(_bounded(value))) for name, value in self._ids.items()]
+
+    def __exit__(self, *_: object) -> None:
+        for var, token in reversed(self._tokens):
             var.reset(token)
 
 
-def job_context(spec: JobSpec) -> AbstractContextManager[None]:
+def log_context(**ids: str | int | None) -> LogContext:
+    """Every line logged inside carries ``ids`` (None unsets one); the previous ids come back after."""
+    return LogContext(ids)
+
+
+def job_context(spec: JobSpec) -> LogContext:
     """A job's ids (job, request, tenant) on every line logged about it."""
     return log_context(job_id=spec.job_id, request_id=spec.request_id, tenant=spec.tenant)
 

@@ -3,8 +3,8 @@ in its answer's ``X-Request-Id``: a caller quoting it finds the lines of its req
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +23,7 @@ def trace_id(headers: list[tuple[bytes, bytes]]) -> str:
     request_id = given.get(REQUEST_ID_HEADER)
     if request_id is not None and _REQUEST_ID.fullmatch(request_id):
         return request_id.decode()
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class RequestIds:
