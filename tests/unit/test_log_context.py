@@ -7,12 +7,13 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from exporter.adapters.kafka import message_ids
+from exporter.adapters.mongo.requests import Identity, Unreadable
 from exporter.log_context import (
     MAX_ID_CHARS,
     JsonFormatter,
@@ -23,8 +24,10 @@ from exporter.log_context import (
     log_context,
     trace_id_of,
 )
-from exporter.settings import Settings
+from exporter.settings import SchedulerSettings, Settings
 from request_api.request_ids import trace_id
+from scheduler import firing
+from scheduler.firing import plan_or_pause
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
@@ -174,3 +177,18 @@ def test_the_log_format_is_json_or_text() -> None:
     assert Settings(log_format="json").log_format == "json"
     with pytest.raises(ValidationError):
         Settings(log_format="xml")
+
+
+def test_the_scheduler_s_line_about_a_request_carries_its_request_and_tenant() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(firing.log.name)
+    logger.addHandler(handler)
+    try:
+        entry = Unreadable(Identity("r-9", "acme", "alice", 4), datetime.now(UTC), "items.0: field required")
+        plan_or_pause(SchedulerSettings(), entry, datetime.now(UTC))
+    finally:
+        logger.removeHandler(handler)
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert (line["request_id"], line["tenant"], line["level"]) == ("r-9", "acme", "ERROR")
