@@ -139,7 +139,7 @@ class Runtime:
         checks: dict[str, Callable[[], Awaitable[object]]] = {
             "mongodb": functools.partial(self._ping_mongo, timeout),
             "kafka": functools.partial(self._ping_kafka, timeout),
-            "s3": self.storage.ensure_bucket,
+            "s3": self.storage.check_bucket,
         }
         return Readiness(self.liveness, checks, settings.readiness_interval_seconds, timeout)
 

@@ -28,6 +28,7 @@ from tests.integration.test_startup_and_health import MongoOnly
 from tests.own_database import own_database
 from tests.request_cases import SEED_000
 
+from exporter.adapters.storage import ObjectStore
 from exporter.contracts.events import ExportRequested
 from exporter.local.demo import publish
 from exporter.local.servers import LOOPBACK, free_ports
@@ -84,6 +85,15 @@ async def test_readiness_turns_false_while_mongodb_is_stopped_and_true_again_aft
                 assert "/ready" not in json.dumps(app.openapi())
     finally:
         mongo.stop()
+
+
+async def test_the_s3_readiness_check_finds_a_missing_bucket_and_makes_none(servers: Settings) -> None:
+    missing = servers.storage.model_copy(update={"bucket": f"missing-{uuid.uuid4().hex[:8]}"})
+    with pytest.raises(LookupError):
+        await ObjectStore(missing).check_bucket()
+    with pytest.raises(LookupError):
+        await ObjectStore(missing).check_bucket()  # still missing: the check created nothing
+    await ObjectStore(servers.storage).check_bucket()
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
