@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,7 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
 Report = dict[str, Any]
+# The exit status of a process that ended itself for having stalled (EX_SOFTWARE).
+EXIT_STALLED = 70
 REASON_MAX_CHARS = 300
 
 
@@ -132,6 +136,24 @@ class Readiness:
             "ready": live["status"] == "ok" and all(reason is None for reason in dependencies.values()),
             "dependencies": {name: reason or "ok" for name, reason in dependencies.items()},
         }
+
+
+async def exit_when_stalled(
+    liveness: Liveness, after: float, interval: float, end: Callable[[int], object] = os._exit
+) -> None:
+    """Forever: ends the process once it has been stalled for ``after`` seconds, so a supervisor
+    that restarts what exits (Docker's restart policy, ``make run``) restarts it: liveness drives
+    restarts even where nothing probes it. A stalled process may not stop cleanly: it exits at once."""
+    since: float | None = None
+    while True:
+        stalled = liveness.stalled()
+        now = liveness.clock()
+        since = None if not stalled else now if since is None else since
+        if since is not None and now - since >= after:
+            log.critical("stalled for %.0f s (%s); exiting to be restarted", now - since, ", ".join(stalled))
+            end(EXIT_STALLED)
+            return
+        await asyncio.sleep(interval)
 
 
 def describe_failure(error: BaseException, timeout: float) -> str:

@@ -38,7 +38,7 @@ from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
 from exporter.adapters.storage import ObjectStore
-from exporter.liveness import Liveness, Readiness, describe_failure, write_reports
+from exporter.liveness import Liveness, Readiness, describe_failure, exit_when_stalled, write_reports
 from exporter.service_layer.group_commit import GroupCommit
 from exporter.service_layer.outbox import OutboxRelay
 from exporter.settings import LivenessSettings, Settings, get_settings
@@ -162,8 +162,14 @@ class Runtime:
         self.spawn(self.relay.run(self.liveness))
 
     async def start_readiness(self) -> None:
-        """Checks the dependencies in the background; needs a connected broker."""
+        """Checks the dependencies in the background (needs a connected broker); and, if so set,
+        ends the process once it has stalled for ``liveness.exit_after_seconds``."""
         self.spawn(self.readiness.run())
+        settings = self.settings.liveness
+        if settings.exit_after_seconds is not None:
+            self.spawn(
+                exit_when_stalled(self.liveness, settings.exit_after_seconds, settings.file_interval_seconds)
+            )
 
     async def start_health_file(self) -> None:
         """Writes the readiness report (liveness within) where ``liveness.file`` says, if anywhere."""

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from exporter.liveness import Liveness, Readiness, describe_failure, read_report, write_reports
+from exporter.liveness import (
+    EXIT_STALLED,
+    Liveness,
+    Readiness,
+    describe_failure,
+    exit_when_stalled,
+    read_report,
+    write_reports,
+)
 from exporter.local.servers import free_ports
 from exporter.runtime import DependencyUnavailable, mongo_hosts, until_answers
 from exporter.settings import LivenessSettings, MongoSettings, Settings
@@ -93,6 +101,8 @@ def test_a_health_file_that_stopped_changing_is_not_ok(tmp_path: Path) -> None:
         {"readiness_interval_seconds": 1e9},
         {"readiness_timeout_seconds": 0},
         {"readiness_timeout_seconds": 61},
+        {"exit_after_seconds": 0},
+        {"exit_after_seconds": 86_401},
     ],
 )
 def test_liveness_settings_refuse_values_out_of_bounds(worst: dict[str, float]) -> None:
@@ -240,3 +250,33 @@ def test_a_worker_is_ready_only_when_its_report_says_so(tmp_path: Path) -> None:
     )
     path.write_text(json.dumps({**report, "ready": True}))
     assert read_report(path, max_age=60, now=lambda: 101.0, ready=True) is None
+
+
+class Exited(Exception):
+    pass
+
+
+async def test_a_process_stalled_for_exit_after_seconds_ends_itself_to_be_restarted() -> None:
+    clock = Clock()
+    liveness = Liveness(stall_seconds=60, busy_seconds=100, clock=clock)
+    statuses: list[int] = []
+
+    def end(status: int) -> None:
+        statuses.append(status)
+        raise Exited
+
+    watch = asyncio.create_task(exit_when_stalled(liveness, after=30, interval=0.001, end=end))
+    liveness.beat("scheduler firing", 1)
+    clock.now += 62  # stalled by 1 s
+    await asyncio.sleep(0.05)
+    liveness.beat("scheduler firing", 1)  # moving again: the count starts over
+    await asyncio.sleep(0.05)
+    clock.now += 62
+    await asyncio.sleep(0.05)
+    clock.now += 29
+    await asyncio.sleep(0.05)
+    assert not watch.done()  # stalled for 29 s
+    clock.now += 1
+    with pytest.raises(Exited):
+        await asyncio.wait_for(watch, 10)
+    assert statuses == [EXIT_STALLED]

@@ -273,6 +273,8 @@ class LivenessSettings(BaseModel):
     # with growing pauses, until it answers or wait_seconds have passed (then the process exits).
     dependency_wait_seconds: float = Field(default=600.0, ge=1, le=86_400)
     dependency_attempt_seconds: float = Field(default=10.0, ge=0.1, le=300)
+    # A process stalled this long exits (status 70) for its supervisor to restart it; None: never.
+    exit_after_seconds: float | None = Field(default=None, ge=1, le=86_400)
     # Readiness: MongoDB, Kafka and S3 are each checked this often in the background (probes read
     # the latest results), and a check without an answer within the timeout makes it not ready.
     readiness_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
