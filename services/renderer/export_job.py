@@ -179,13 +179,10 @@ async def render_job(runtime: Runtime, spec: JobSpec, started_at: datetime) -> N
             result = await run(runtime, spec, progress)
         if result is not None:
             await finish(runtime, spec, result, started_at)
-            log.info(
-                "job %s %s: %d rows, %d bytes",
-                spec.job_id,
-                result.status.value,
-                result.row_count,
-                result.size_in_bytes,
-            )
+            if result.status is JobStatus.DONE:  # a failure was logged with its error
+                log.info(
+                    "job %s done: %d rows, %d bytes", spec.job_id, result.row_count, result.size_in_bytes
+                )
 
 
 async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> None:
