@@ -17,10 +17,10 @@ from starlette.types import Scope
 from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
 from request_api.errors import ApiError
-from request_api.http import JsonBody
+from request_api.http import JsonBody, describe_request_error
 from request_api.identity import Identity
 from request_api.limits import BodySizeLimit
-from request_api.routers import exports, health, jobs
+from request_api.routers import exports, health, jobs, mews
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,6 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
         if isinstance(route.original_route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
             methods |= route.methods or set()
     return sorted(methods)
-
-
-def describe_request_error(error: RequestValidationError) -> str:
-    """Names the field of each problem, without the transport's ``body`` prefix."""
-    problems = []
-    for issue in error.errors():
-        location = [str(part) for part in issue.get("loc", ()) if part != "body"]
-        message = str(issue.get("msg", "is invalid")).removeprefix("Value error, ")
-        problems.append(f"{'.'.join(location) or 'body'}: {message}")
-    return "; ".join(problems)
 
 
 async def _invalid(_: Request, error: RequestValidationError) -> JsonBody:
@@ -98,6 +88,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    for router in (health.router, exports.router, jobs.router):
+    for router in (health.router, exports.router, jobs.router, mews.router):
         app.include_router(router)
     return app

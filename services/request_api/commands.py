@@ -20,7 +20,7 @@ from exporter.adapters.mongo.idempotency import StoredAnswer, body_hash, idempot
 from exporter.adapters.mongo.requests import RequestRecord, new_request_id, request_document
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import IamAction
-from exporter.contracts.job import JobFile, job_id_for
+from exporter.contracts.job import Job, JobFile, job_id_for
 from exporter.contracts.request import ExportRequest, ExportRequestSpec, ExportType
 from exporter.contracts.time_bounds import parse_iso_duration
 from exporter.domain.access import (
@@ -38,7 +38,7 @@ from exporter.service_layer.unit_of_work import Queueing, Transaction, UnitOfWor
 from exporter.settings import ApiSettings
 from exporter.topics import Topic
 from request_api.authorization import allow, authorize_create, authorized, authorized_job, found
-from request_api.errors import BadRequest, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
+from request_api.errors import ApiError, BadRequest, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
 from request_api.views import job_view, request_view
 
 SOURCE = "exporter/request-api"
@@ -332,18 +332,29 @@ class Download:
     file: JobFile
 
 
+def download_refusal(job: Job, record: RequestRecord) -> ApiError | None:
+    """Why ``job``'s files cannot be downloaded, if they cannot: one rule for every API's links."""
+    if job.status is JobStatus.EXPIRED:
+        return Gone(f"Job '{job.id}' has expired and its files were deleted")
+    if record.request.deleted_at is not None:
+        return Gone(f"The export request of job '{job.id}' was deleted")
+    if job.status is not JobStatus.DONE:
+        return Conflict(f"Job '{job.id}' is {job.status.value}; only a done job has files")
+    return None
+
+
+def file_link(runtime: Runtime, file: JobFile, ttl: timedelta) -> Download:
+    """A presigned link to a file of a job that ``download_refusal`` lets through."""
+    url = runtime.storage.presigned_url(file.key, ttl, file.name)
+    return Download(url=url, expires_at=utcnow() + ttl, file=file)
+
+
 async def download_link(runtime: Runtime, principal: Principal, job_id: str, file_index: int) -> Download:
     job, record = await authorized_job(runtime, principal, job_id, Action.DOWNLOAD)
-    if job.status is JobStatus.EXPIRED:
-        raise Gone(f"Job '{job_id}' has expired and its files were deleted")
-    if record.request.deleted_at is not None:
-        raise Gone(f"The export request of job '{job_id}' was deleted")
-    if job.status is not JobStatus.DONE:
-        raise Conflict(f"Job '{job_id}' is {job.status.value}; only a done job has files")
+    if (refusal := download_refusal(job, record)) is not None:
+        raise refusal
     files = job.files
     if not 0 <= file_index < len(files):
         raise NotFound(f"Job '{job_id}' has {len(files)} file(s); file={file_index} does not exist")
-    file = files[file_index]
     ttl = timedelta(seconds=runtime.settings.api.download_link_ttl_seconds)
-    url = runtime.storage.presigned_url(file.key, ttl, file.name)
-    return Download(url=url, expires_at=utcnow() + ttl, file=file)
+    return file_link(runtime, files[file_index], ttl)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import pydantic_core
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -22,6 +23,16 @@ class JsonBody(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return pydantic_core.to_json(content)
+
+
+def describe_request_error(error: RequestValidationError) -> str:
+    """Names the field of each problem, without the transport's ``body`` prefix."""
+    problems = []
+    for issue in error.errors():
+        location = [str(part) for part in issue.get("loc", ()) if part != "body"]
+        message = str(issue.get("msg", "is invalid")).removeprefix("Value error, ")
+        problems.append(f"{'.'.join(location) or 'body'}: {message}")
+    return "; ".join(problems)
 
 
 class ErrorBody(BaseModel):
