@@ -6,6 +6,7 @@ shape, and an export rendered to completion whose file Url downloads the JSON Li
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -204,13 +205,24 @@ async def test_other_tenants_exports_are_absent(api: httpx.AsyncClient) -> None:
     assert [export["Id"] for export in await get_all(api, export_id, export_id)] == [export_id]
 
 
-async def test_bad_tokens_are_401_in_the_seeds_error_shape(api: httpx.AsyncClient) -> None:
-    assert "ClientToken or AccessToken" in mews_error(
-        await api.post(GET_ALL, json={**SEED_GET_ALL, "AccessToken": "x"}), 401
-    )
+async def test_bad_tokens_are_401_in_the_seeds_error_shape_and_no_token_is_logged_or_echoed(
+    api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-access-token-" + uuid.uuid4().hex
+    wrong_access = await api.post(GET_ALL, json={**SEED_GET_ALL, "AccessToken": wrong})
+    assert "ClientToken or AccessToken" in mews_error(wrong_access, 401)
     # The access token is right, but it is configured with another client token.
-    wrong_client = {**SEED_ADD, "ClientToken": "another-client"}
-    assert "ClientToken or AccessToken" in mews_error(await api.post(ADD, json=wrong_client), 401)
+    wrong_client = {**SEED_ADD, "ClientToken": "another-client-" + uuid.uuid4().hex}
+    other_client = await api.post(ADD, json=wrong_client)
+    assert "ClientToken or AccessToken" in mews_error(other_client, 401)
+    too_long = await api.post(ADD, json={**SEED_ADD, "AccessToken": wrong * 20})
+    assert "AccessToken" in mews_error(too_long, 400)
+
+    answers = wrong_access.text + other_client.text + too_long.text
+    for token in (wrong, wrong_client["ClientToken"], SEED_ADD["AccessToken"], SEED_ADD["ClientToken"]):
+        assert token not in caplog.text
+        assert token not in answers
 
 
 async def test_more_than_1000_ids_or_an_unknown_entity_type_are_400(api: httpx.AsyncClient) -> None:
