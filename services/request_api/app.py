@@ -20,7 +20,7 @@ from request_api.errors import ApiError
 from request_api.http import JsonBody
 from request_api.identity import Identity
 from request_api.limits import BodySizeLimit
-from request_api.routers import exports, health, jobs
+from request_api.routers import contracts, exports, health, jobs
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
+    app.include_router(contracts.router)
     for router in (health.router, exports.router, jobs.router):
         app.include_router(router)
     return app
