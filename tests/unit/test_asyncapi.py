@@ -132,3 +132,13 @@ def test_the_dead_letter_headers_are_the_documented_ones() -> None:
     assert "x-signature" not in headers
     del headers["x-dlq-reason"]
     assert list(component_validator(DOCUMENT, schema).iter_errors(headers))
+
+
+@pytest.mark.parametrize("attribute", ["specversion", "id", "source", "type"])
+def test_an_event_without_a_required_cloudevents_attribute_is_refused(attribute: str) -> None:
+    """The models default ``specversion`` and ``type`` (our consumers take events without them);
+    the contract says what a CloudEvent must carry."""
+    for message, event in events().items():
+        if "specversion" in event:
+            validator = component_validator(DOCUMENT, payload_of(DOCUMENT, message))
+            assert list(validator.iter_errors({k: v for k, v in event.items() if k != attribute})), message

@@ -26,6 +26,7 @@ from pydantic import TypeAdapter
 from exporter.contracts.events import (
     CLOUDEVENTS_CONTENT_TYPE,
     EntityUpdated,
+    Envelope,
     ExportCompleted,
     ExportRequested,
     GrantChanged,
@@ -49,6 +50,9 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     "x-dlq-event-id": "Only on a letter for an event too large to publish: the event's id.",
 }
 PRODUCTION_HOST = "kafka:9092"
+# An envelope is a CloudEvent: these are required, though the models default two of them, so that
+# our consumers still take an upstream event without them.
+CLOUDEVENT_REQUIRED = ("specversion", "id", "source", "type")
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,13 @@ def _payload_schemas() -> tuple[dict[str, Schema], dict[str, Schema]]:
         ref_template="#/components/schemas/{model}",
     )
     by_name = {name: _asyncapi_schema(schema) for (name, _), schema in payloads.items()}
-    return by_name, _asyncapi_schema(definitions.get("$defs", {}))
+    schemas = _asyncapi_schema(definitions.get("$defs", {}))
+    for message in messages:
+        if isinstance(message.payload, type) and issubclass(message.payload, Envelope):
+            schema = schemas[message.payload.__name__]
+            others = [name for name in schema["required"] if name not in CLOUDEVENT_REQUIRED]
+            schema["required"] = [*CLOUDEVENT_REQUIRED, *others]
+    return by_name, schemas
 
 
 def _asyncapi_schema(node: Any) -> Any:
