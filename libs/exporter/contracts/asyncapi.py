@@ -44,12 +44,16 @@ JSON = "application/json"
 # What a dead letter's headers add to the original record's (``exporter.adapters.kafka``).
 DEAD_LETTER_HEADERS: dict[str, str] = {
     "x-dlq-reason": "Why the record was refused, at most 2,000 characters.",
-    "x-dlq-source-topic": "The topic the record was consumed from.",
-    "x-dlq-source-partition": "Its partition there.",
-    "x-dlq-source-offset": "Its offset there: with the two above, where its original bytes stay.",
-    "x-dlq-event-id": "Only on a letter for an event too large to publish: the event's id.",
+    "x-dlq-source-topic": "On a refused record: the topic it was consumed from.",
+    "x-dlq-source-partition": "On a refused record: its partition there.",
+    "x-dlq-source-offset": "On a refused record: its offset there, where its original bytes stay.",
+    "x-dlq-event-id": "On a letter for an event too large to publish, instead: the event's id.",
 }
 PRODUCTION_HOST = "kafka:9092"
+# The header schemas: of our events, and of bare ingest payloads.
+OUR_HEADERS, BARE_HEADERS = "EventHeaders", "BareIngestHeaders"
+KAFKA_BINDING = {"bindingVersion": "0.5.0"}
+JOB_KEY = "The job id, so that a job's events stay in order."
 # An envelope is a CloudEvent: these are required, though the models default two of them, so that
 # our consumers still take an upstream event without them.
 CLOUDEVENT_REQUIRED = ("specversion", "id", "source", "type")
@@ -61,6 +65,8 @@ class Message:
     summary: str
     payload: Any
     headers: str
+    # What the record's key is.
+    key: str
     content_type: str = CLOUDEVENTS_CONTENT_TYPE
 
 
@@ -73,12 +79,12 @@ class Channel:
     receivers: tuple[str, ...]
 
 
-def _ingest(topic: Topic, description: str, event: type[Any], bare: Any, what: str) -> Channel:
+def _ingest(topic: Topic, description: str, event: type[Any], bare: Any, what: str, key: str) -> Channel:
     """An ingest topic: upstream producers send an event, or its data bare with the tenant in a header."""
     name, stem = event.__name__, event.__name__.removesuffix("Updated").removesuffix("Published")
     messages = (
-        Message(name, f"{what} as an event.", event, "IngestHeaders"),
-        Message(f"{stem}Bare", f"{what}, bare; the tenant in a header.", bare, "BareIngestHeaders", JSON),
+        Message(name, f"{what} as an event.", event, "IngestHeaders", key),
+        Message(f"{stem}Bare", f"{what}, bare: the tenant in a header.", bare, BARE_HEADERS, key, JSON),
     )
     return Channel(topic, description, messages, (), ("ingestor",))
 
@@ -88,14 +94,14 @@ CHANNELS = (
         Topic.EXPORT_REQUESTED,
         "A job to render: a due run from the scheduler, a run now from the request-api, or an "
         "ad hoc export from an upstream system.",
-        (Message("ExportRequested", "One job's specification.", ExportRequested, "EventHeaders"),),
+        (Message("ExportRequested", "One job's specification.", ExportRequested, OUR_HEADERS, JOB_KEY),),
         ("scheduler", "request-api"),
         ("renderer",),
     ),
     Channel(
         Topic.EXPORT_COMPLETED,
         "A job's outcome: its files, sizes and row count, or its error.",
-        (Message("ExportCompleted", "A job done, failed or expired.", ExportCompleted, "EventHeaders"),),
+        (Message("ExportCompleted", "A job done, failed, expired.", ExportCompleted, OUR_HEADERS, JOB_KEY),),
         ("renderer", "scheduler"),
         ("notifier",),
     ),
@@ -108,13 +114,15 @@ CHANNELS = (
                 "IamPolicyUpdated",
                 "An export request created, changed, run or removed.",
                 IamPolicyUpdated,
-                "EventHeaders",
+                OUR_HEADERS,
+                "The export request's id.",
             ),
             Message(
                 "GrantChanged",
                 "A grant as the IAM service holds it now.",
                 GrantChanged,
                 "UpstreamEventHeaders",
+                "Any: one key per stream of changes whose order matters.",
             ),
         ),
         ("request-api", "scheduler"),
@@ -126,14 +134,16 @@ CHANNELS = (
         MeasurementsPublished,
         MeasurementPack | list[MeasurementRecord] | MeasurementRecord,
         "Measurements",
+        "The publisher (device) id: its readings stay in order.",
     ),
-    _ingest(Topic.THINGS, "Thing metadata; a newer stored version wins.", ThingUpdated, Thing, "Things"),
+    _ingest(Topic.THINGS, "Thing metadata; a newer version wins.", ThingUpdated, Thing, "Things", "Its id."),
     _ingest(
         Topic.ENTITIES,
         "Business entities of any EntityType: upserted unless a newer version is stored.",
         EntityUpdated,
         Entity,
         "Entities",
+        "The entity's id.",
     ),
 )
 DEAD_LETTER = Message(
@@ -142,6 +152,7 @@ DEAD_LETTER = Message(
     "replays them).",
     None,
     "DeadLetterHeaders",
+    "The refused record's own key.",
     "application/octet-stream",
 )
 
@@ -160,17 +171,17 @@ def _header_schemas() -> dict[str, Schema]:
     ours = {"content-type": {"const": CLOUDEVENTS_CONTENT_TYPE}}
     letters = {name: {"type": "string", "description": text} for name, text in DEAD_LETTER_HEADERS.items()}
     return {
-        "EventHeaders": _object(ours | signed, required=["content-type", KEY_ID_HEADER, SIGNATURE_HEADER]),
+        OUR_HEADERS: _object(ours | signed, required=["content-type", KEY_ID_HEADER, SIGNATURE_HEADER]),
         "UpstreamEventHeaders": _object(content_type | signed, required=[KEY_ID_HEADER, SIGNATURE_HEADER]),
         "IngestHeaders": _object(
             content_type | signed | tenant,
             description="Signature headers are required on the topics of `EXPORTER_KAFKA__SIGNED_TOPICS`; "
             f"`{TENANT_HEADER}`, if given, must name the envelope's tenant.",
         ),
-        "BareIngestHeaders": _object(content_type | signed | tenant, required=[TENANT_HEADER]),
+        BARE_HEADERS: _object(content_type | signed | tenant, required=[TENANT_HEADER]),
         "DeadLetterHeaders": _object(
             letters,
-            required=[name for name in DEAD_LETTER_HEADERS if name != "x-dlq-event-id"],
+            required=["x-dlq-reason"],
             description=f"Also the original record's headers, but for `{SIGNATURE_HEADER}`.",
             others={"type": "string"},
         ),
@@ -267,7 +278,7 @@ def _servers(deployment: KafkaSettings | None) -> dict[str, Schema]:
 
 
 def _operations(
-    channel: Channel, address: str, messages: list[str], senders: tuple[str, ...], receivers: tuple[str, ...]
+    address: str, messages: list[str], senders: tuple[str, ...], receivers: tuple[str, ...]
 ) -> dict[str, Schema]:
     operations = {}
     for action, services in (("send", senders), ("receive", receivers)):
@@ -287,7 +298,7 @@ def _channel(address: str, description: str, messages: list[str]) -> Schema:
         "address": address,
         "description": description,
         "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
-        "bindings": {"kafka": {"topic": address, "bindingVersion": "0.5.0"}},
+        "bindings": {"kafka": {"topic": address, **KAFKA_BINDING}},
     }
 
 
@@ -299,6 +310,7 @@ def _message(message: Message, payload: Schema) -> Schema:
         "contentType": message.content_type,
         "headers": {"$ref": f"#/components/schemas/{message.headers}"},
         "payload": payload,
+        "bindings": {"kafka": {"key": {"type": "string", "description": message.key}, **KAFKA_BINDING}},
     }
 
 
@@ -320,10 +332,10 @@ def asyncapi_document(deployment: KafkaSettings | None = None) -> Schema:
             f"The records refused on `{address}`, and its events too large to publish.",
             [DEAD_LETTER.name],
         )
-        operations |= _operations(channel, address, names, channel.senders, channel.receivers)
+        operations |= _operations(address, names, channel.senders, channel.receivers)
         # Consumers park what they refuse; the outbox relay parks an event too large to publish.
         operations |= _operations(
-            channel, letters, [DEAD_LETTER.name], (*channel.senders, *channel.receivers), ("exporter-cli",)
+            letters, [DEAD_LETTER.name], (*channel.senders, *channel.receivers), ("exporter-cli",)
         )
     return {
         "asyncapi": "3.0.0",
