@@ -14,7 +14,7 @@ from typing import Any
 Schema = dict[str, Any]
 # An enum lists at most this many values in a table (a time zone has hundreds); its JSON has all.
 ENUM_SHOWN = 8
-CONSTRAINTS = ("minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems", "pattern", "format")
+CONSTRAINTS = ("minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems", "pattern")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:75rem;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.3rem .5rem;
@@ -129,7 +129,8 @@ def _type(spec: Any) -> str:
             return " | ".join(_type(option) for option in spec[union])
     if spec.get("type") == "array":
         return f"array of {_type(spec.get('items'))}"
-    return escape(str(spec.get("type", "any")))
+    kind = str(spec.get("type", "any"))
+    return escape(f"{kind} ({spec['format']})" if "format" in spec else kind)
 
 
 def _about(spec: Schema) -> str:
