@@ -142,3 +142,31 @@ def test_an_event_without_a_required_cloudevents_attribute_is_refused(attribute:
         if "specversion" in event:
             validator = component_validator(DOCUMENT, payload_of(DOCUMENT, message))
             assert list(validator.iter_errors({k: v for k, v in event.items() if k != attribute})), message
+
+
+def references(node: Any) -> list[str]:
+    """Every ``$ref`` in ``node``."""
+    if isinstance(node, dict) and "$ref" in node:
+        return [node["$ref"]]
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    return [ref for child in children for ref in references(child)]
+
+
+def resolve(document: dict[str, Any], pointer: str) -> Any:
+    node: Any = document
+    for part in pointer.removeprefix("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def test_every_reference_resolves_and_operations_send_only_their_channels_messages() -> None:
+    """What the AsyncAPI parser checks beyond the JSON schema."""
+    deployed = asyncapi_document(Settings().kafka)
+    pointers = references(deployed)
+    assert len(pointers) > 100
+    for pointer in pointers:
+        assert resolve(deployed, pointer) is not None, pointer
+    for name, operation in deployed["operations"].items():
+        channel = operation["channel"]["$ref"]
+        for message in operation["messages"]:
+            assert message["$ref"].startswith(f"{channel}/messages/"), name
