@@ -74,8 +74,8 @@ RETRY_AFTER = _header("Seconds to wait before trying again", pattern="^[0-9]+$")
 ETAG = _header("The export request's version, as a strong entity-tag (\"3\"); a job's, a digest")
 LOCATION = _header("The new export request: /exports/{id}")
 ERROR_DESCRIPTIONS = {
-    400: "Invalid request, or missing identity (header mode)",
-    401: "Missing or invalid bearer token (jwt mode), or wrong X-Gateway-Secret",
+    400: "Invalid request, or missing X-User-Id (header mode)",
+    401: "Missing or invalid bearer token (jwt mode), or missing or wrong X-Gateway-Secret",
     403: "Not authorized",
     404: "Not found (or another tenant's)",
     409: "Conflicting state (changed meanwhile, or a job on the same target in flight)",

@@ -114,9 +114,10 @@ class Identity:
         return Principal(user=user, tenant=tenant, roles=frozenset(roles))
 
     async def from_token(self, authorization: str | None) -> Principal:
-        """JWT mode: a bearer token signed by the configured key, or by one of the key set's."""
+        """JWT mode: a bearer token signed by the configured key, or by one of the key set's.
+        Without one, 401 and a challenge (RFC 6750 §3.1), as the bearer scheme documents it."""
         if not authorization:
-            raise HTTPException(status_code=400, detail=MISSING_IDENTITY)
+            raise _unauthorized(MISSING_IDENTITY)
         if not authorization.lower().startswith(BEARER):
             raise _unauthorized("Authorization must be 'Bearer <token>'")
         token = authorization[len(BEARER) :].strip()
