@@ -84,20 +84,22 @@ ERROR_DESCRIPTIONS = {
     413: "Body too large",
     422: "Idempotency-Key reused with another body",
     429: "Maximum number of queued exports or active requests reached",
+    503: "The identity provider's signing keys cannot be fetched (jwt mode with a JWKS URL)",
 }
 ERROR_HEADERS = {
     401: {"WWW-Authenticate": _header("Bearer")},
     429: {"Retry-After": RETRY_AFTER},
+    503: {"Retry-After": RETRY_AFTER},
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The refusals an operation answers, as ``responses=`` documents them: 400 and 401 (every
-    operation reads its caller) and the given ones, each a ``{"message": ...}``."""
+    """The refusals an operation answers, as ``responses=`` documents them: 400, 401 and 503
+    (every operation reads its caller) and the given ones, each a ``{"message": ...}``."""
     return {
         code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]}
         | ({"headers": ERROR_HEADERS[code]} if code in ERROR_HEADERS else {})
-        for code in (400, 401, *codes)
+        for code in (400, 401, *codes, 503)
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import re
 from typing import Any
 
@@ -139,7 +140,13 @@ class Identity:
                 leeway=5,
             )
         except jwt.PyJWKClientConnectionError as error:
-            raise HTTPException(status_code=503, detail="The token signing keys cannot be fetched") from error
+            # Worth a retry once the key set may be fetched again (a cooldown, at least a second).
+            retry_after = str(max(1, math.ceil(api.jwt_jwks_cooldown_seconds)))
+            raise HTTPException(
+                status_code=503,
+                detail="The token signing keys cannot be fetched",
+                headers={"Retry-After": retry_after},
+            ) from error
         except jwt.PyJWTError as error:
             raise _unauthorized(f"Invalid bearer token: {error}") from error
         roles = claims.get("roles") or []

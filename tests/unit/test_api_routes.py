@@ -48,7 +48,8 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
     assert targets <= set(found)
 
 
-# What each operation refuses beyond 400 and 401 (its input, its caller), as the handlers raise it.
+# What each operation refuses beyond 400, 401 and 503 (its input, its caller, the identity
+# provider's keys), as the handlers raise it.
 REFUSALS = {
     "get_version": set(),
     "create_export": {403, 409, 413, 422, 429},
@@ -77,7 +78,7 @@ def test_every_operation_documents_its_answer_model_its_refusals_and_its_securit
         [success] = [code for code in responses if code.startswith("2")]
         schema = responses[success]["content"]["application/json"]["schema"]
         assert schema["$ref"].removeprefix("#/components/schemas/") in document["components"]["schemas"], name
-        refusals = {int(code) for code in responses if code.startswith("4")}
+        refusals = {int(code) for code in responses if code[0] in "45"}
         error = {"$ref": "#/components/schemas/ErrorBody"}
         for code in refusals:
             assert responses[str(code)]["content"]["application/json"]["schema"] == error, (name, code)
@@ -86,7 +87,7 @@ def test_every_operation_documents_its_answer_model_its_refusals_and_its_securit
             assert refusals == set()
         else:
             assert operation["security"] == [{"bearer": []}, {"userHeader": []}], name
-            assert refusals == {400, 401} | REFUSALS[name], name
+            assert refusals == {400, 401, 503} | REFUSALS[name], name
 
 
 def test_no_operation_documents_fastapis_validation_error_this_api_answers_400_instead() -> None:
@@ -97,10 +98,10 @@ def test_no_operation_documents_fastapis_validation_error_this_api_answers_400_i
     assert unprocessable == {"create_export"}  # a reused Idempotency-Key, an ErrorBody
 
 
-def test_429_documents_retry_after_and_create_its_location_and_etag() -> None:
+def test_429_and_503_document_retry_after_and_create_its_location_and_etag() -> None:
     found = operations(APP.openapi())
-    for name in ("create_export", "run_export"):
-        assert "Retry-After" in found[name]["responses"]["429"]["headers"]
+    for name, code in [("create_export", "429"), ("run_export", "429"), ("get_job", "503")]:
+        assert "Retry-After" in found[name]["responses"][code]["headers"]
     assert {"ETag", "Location"} <= set(found["create_export"]["responses"]["201"]["headers"])
     for name in ("get_export", "update_export", "delete_export", "get_job"):
         [success] = [code for code in found[name]["responses"] if code.startswith("2")]
