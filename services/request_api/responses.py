@@ -5,7 +5,7 @@ less what ``views`` hides, so the two cannot drift apart; examples are real view
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -13,21 +13,25 @@ from pydantic.alias_generators import to_camel
 
 from exporter.adapters.mongo.requests import RequestRecord, RequestStatus
 from exporter.contracts.base import UtcDatetime, WireModel
-from exporter.contracts.job import Delivery, Job, JobFile, Window
+from exporter.contracts.job import Delivery, Job, JobFile, Window, job_id_for
 from exporter.contracts.request import EXAMPLE_REQUEST, ExportRequest, ExportRequestSpec
-from request_api.views import HIDDEN_DELIVERY_FIELDS, HIDDEN_JOB_FIELDS, request_view
+from exporter.domain.job_life import JobStatus
+from request_api.views import HIDDEN_DELIVERY_FIELDS, HIDDEN_JOB_FIELDS, job_view, request_view
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def shown(name: str, source: type[BaseModel], hidden: set[str], **fields: Any) -> type[BaseModel]:
+def shown(
+    name: str, source: type[BaseModel], hidden: set[str], examples: list[Any] | None = None, **fields: Any
+) -> type[BaseModel]:
     """``source`` less its ``hidden`` fields (by wire name), with ``fields`` added or replaced."""
     kept: dict[str, Any] = {
         field: (info.annotation, info)
         for field, info in source.model_fields.items()
         if (info.alias or field) not in hidden and field not in fields
     }
-    return create_model(name, __config__=source.model_config, **kept, **fields)
+    config = source.model_config | (ConfigDict(json_schema_extra={"examples": examples}) if examples else {})
+    return create_model(name, __config__=config, **kept, **fields)
 
 
 class View(BaseModel):
@@ -57,7 +61,9 @@ class ExportRequestView(ExportRequest):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_VIEW]})
 
     status: RequestStatus
-    last_run_at: UtcDatetime | None
+    # Always answered, null before the first run; not "required" only because FastAPI's document
+    # drops nulls from the examples.
+    last_run_at: UtcDatetime | None = None
     paused_at: UtcDatetime | None = Field(default=None, description="Only while paused")
     paused_reason: str | None = Field(default=None, description="Only while paused")
     next_run_times: list[UtcDatetime] = Field(description="The next runs, at most 5; none once deleted")
@@ -71,12 +77,52 @@ class JobParameters(WireModel):
     windows: list[Window] | None
 
 
+def _example_job() -> dict[str, Any]:
+    """A done run of the example request, with its file and its sent email (seed 004's history)."""
+    request, at = EXAMPLE_VIEW, datetime(2026, 2, 1, tzinfo=UTC)
+    window = Window.model_validate({"item": 0, "from": at - timedelta(days=1), "to": at, "by": "arrival"})
+    spec = {
+        "request": ExportRequestSpec.model_validate(EXAMPLE_REQUEST).to_wire(),
+        "windows": [window.to_wire()],
+    }
+    name = "daily-temperatures-20260201.csv"
+    file = JobFile(
+        key=f"acme/{request['id']}/{name}",
+        name=name,
+        size_in_bytes=5320,
+        rows=96,
+        checksum="sha256:5c9d4f1ad2b0e8e53bfb1e1f06c4bf5d1f8c9a7e3d2b6a4c8e0f1a2b3c4d5e6f",
+        content_type="text/csv",
+    )
+    delivery = Delivery(
+        index=0, medium="email", policy="always", status="sent", attempts=1, sent_to=["ops@example.com"]
+    )
+    job = Job(
+        id=job_id_for(request["id"], at),
+        request_id=request["id"],
+        request_version=1,
+        tenant="acme",
+        owner="alice",
+        scheduled_at=at,
+        status=JobStatus.DONE,
+        spec=spec,
+        created_at=at,
+        completed_at=at,
+        files=[file],
+        row_count=96,
+        size_in_bytes=5320,
+        notifications=[delivery],
+    )
+    return job_view(job)
+
+
 JobView = shown(
     "JobView",
     Job,
     HIDDEN_JOB_FIELDS - {"id"},
     notifications=(list[DeliveryView], Field(default_factory=list)),  # type: ignore[valid-type]
     parameters=(JobParameters, ...),
+    examples=[_example_job()],
 )
 JobView.__doc__ = "One run of an export request (seed 004's DataExportHistory): status, files, deliveries."
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from exporter.settings import Settings
 from request_api.app import create_app
@@ -106,6 +107,18 @@ def test_429_and_503_document_retry_after_and_create_its_location_and_etag() -> 
     for name in ("get_export", "update_export", "delete_export", "get_job"):
         [success] = [code for code in found[name]["responses"] if code.startswith("2")]
         assert "ETag" in found[name]["responses"][success]["headers"], name
+
+
+def test_every_example_fits_the_schema_it_illustrates() -> None:
+    document = APP.openapi()
+    schemas = document["components"]["schemas"]
+    illustrated = {name: schema for name, schema in schemas.items() if "examples" in schema}
+    expected = {"ExportRequestSpec", "ExportRequestView", "JobView", "RequestPage", "VersionInfo"}
+    assert expected <= set(illustrated)
+    for name, schema in illustrated.items():
+        validator = Draft202012Validator({**schema, "components": document["components"]})
+        for example in schema["examples"]:
+            assert [error.message for error in validator.iter_errors(example)] == [], name
 
 
 @pytest.mark.parametrize(
