@@ -109,11 +109,16 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 
 def tagged(request: Request, body: Any, etag: str | None = None, status_code: int = 200) -> Response:
-    """``body`` with its ETag (``etag``, else a digest of the body); 304 when If-None-Match names
-    it (the weak comparison RFC 9110 asks of If-None-Match)."""
+    """``body`` with its ETag (``etag``, else a digest of the body); to a read, 304 when
+    If-None-Match names it (RFC 9110 §13.1.2: weak comparison, and never for a write, which has
+    happened by now)."""
     answer = JsonBody(body, status_code=status_code)
     tag = etag or digest_tag(bytes(answer.body))
-    condition = preconditions.parse("If-None-Match", request.headers.get("if-none-match"))
+    condition = (
+        preconditions.parse("If-None-Match", request.headers.get("if-none-match"))
+        if request.method == "GET"
+        else None
+    )
     if condition is not None and condition.matches_weakly(tag):
         return Response(status_code=304, headers={"ETag": tag})
     answer.headers["ETag"] = tag
