@@ -66,13 +66,14 @@ CONDITIONAL_WRITE = identified_with(
 SECURITY: list[dict[str, list[str]]] = [{scheme: []} for scheme in SECURITY_SCHEMES]
 
 
-def _header(description: str, **schema: Any) -> dict[str, Any]:
+def header_doc(description: str, **schema: Any) -> dict[str, Any]:
+    """A string header of an answer, as OpenAPI describes it."""
     return {"description": description, "schema": {"type": "string", **schema}}
 
 
-RETRY_AFTER = _header("Seconds to wait before trying again", pattern="^[0-9]+$")
-ETAG = _header("The export request's version, as a strong entity-tag (\"3\"); a job's, a digest")
-LOCATION = _header("The new export request: /exports/{id}")
+RETRY_AFTER = header_doc("Seconds to wait before trying again", pattern="^[0-9]+$")
+ETAG = header_doc("The export request's version, as a strong entity-tag (\"3\"); a job's, a digest")
+LOCATION = header_doc("The new export request: /exports/{id}")
 ERROR_DESCRIPTIONS = {
     400: "Invalid request, or missing X-User-Id (header mode)",
     401: "Missing or invalid bearer token (jwt mode), or missing or wrong X-Gateway-Secret",
@@ -87,7 +88,7 @@ ERROR_DESCRIPTIONS = {
     503: "The identity provider's signing keys cannot be fetched (jwt mode with a JWKS URL)",
 }
 ERROR_HEADERS = {
-    401: {"WWW-Authenticate": _header("Bearer")},
+    401: {"WWW-Authenticate": header_doc("Bearer")},
     429: {"Retry-After": RETRY_AFTER},
     503: {"Retry-After": RETRY_AFTER},
 }

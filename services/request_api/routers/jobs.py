@@ -18,12 +18,13 @@ from request_api.http import (
     JsonBody,
     RuntimeDep,
     errors,
+    header_doc,
     tagged,
 )
 from request_api.responses import DownloadLink, JobView
 
 router = APIRouter()
-LINK = {"description": "The presigned URL", "schema": {"type": "string"}}
+LINK = header_doc("The presigned URL")
 
 
 @router.get(
