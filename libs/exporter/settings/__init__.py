@@ -170,6 +170,8 @@ class ApiSettings(BaseModel):
     # Active (scheduled, not deleted or finished) requests one user, and one tenant, may have; more → 429.
     max_active_requests_per_user: int = Field(default=1000, ge=1)
     max_active_requests_per_tenant: int = Field(default=100_000, ge=1)
+    # The git commit this build was made from, set by the build (never read from .git at run time).
+    build_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}$")
 
 
 class SchedulerSettings(BaseModel):
