@@ -90,7 +90,8 @@ def test_every_operation_documents_its_answer_model_its_refusals_and_its_securit
         if seed_operation(operation):
             # The seed's own error shape, one for all its refusals.
             shapes = {str(responses[str(code)]["content"]["application/json"]["schema"]) for code in refusals}
-            assert len(shapes) == 1 and "ErrorBody" not in shapes.pop(), name
+            [shape] = shapes
+            assert "ErrorBody" not in shape, name
             continue
         error = {"$ref": "#/components/schemas/ErrorBody"}
         for code in refusals:
