@@ -48,13 +48,7 @@ from exporter.log_context import job_context
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
 from exporter.notifications.policy import NOTIFIED_OUTCOMES, policy_applies, skip_reason
 from exporter.notifications.recipients import destination_problem, destinations_of, recipients_for
-from exporter.notifications.sending import (
-    Attachment,
-    DeliveryFailure,
-    Outgoing,
-    Sender,
-    transient,
-)
+from exporter.notifications.sending import Attachment, DeliveryFailure, Outgoing, Sender, transient
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
 from notifier.attempts import Attempt, Due, JobContext, Progress, after_attempt, delivery_key

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -17,11 +19,11 @@ from starlette.types import Scope
 from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
 from request_api.errors import ApiError
-from request_api.http import JsonBody
-from request_api.identity import Identity
+from request_api.http import SECURITY, JsonBody, describe_request_error
+from request_api.identity import SECURITY_SCHEMES, Identity
 from request_api.limits import BodySizeLimit
 from request_api.request_ids import RequestIds
-from request_api.routers import exports, health, jobs
+from request_api.routers import contracts, exports, health, jobs, meta, mews
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +35,6 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
         if isinstance(route.original_route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
             methods |= route.methods or set()
     return sorted(methods)
-
-
-def describe_request_error(error: RequestValidationError) -> str:
-    """Names the field of each problem, without the transport's ``body`` prefix."""
-    problems = []
-    for issue in error.errors():
-        location = [str(part) for part in issue.get("loc", ()) if part != "body"]
-        message = str(issue.get("msg", "is invalid")).removeprefix("Value error, ")
-        problems.append(f"{'.'.join(location) or 'body'}: {message}")
-    return "; ".join(problems)
 
 
 async def _invalid(_: Request, error: RequestValidationError) -> JsonBody:
@@ -70,6 +62,29 @@ async def _internal(request: Request, error: Exception) -> JsonBody:
     text names hosts and topology)."""
     log.error("%s %s failed", request.method, request.url.path, exc_info=error)
     return JsonBody(status_code=500, content={"message": "Internal server error"})
+
+
+# FastAPI's own, for routes with parameters: this API answers an invalid request 400 (``_invalid``).
+PHANTOM = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the security of every identified operation, and without the
+    422 FastAPI documents for validation errors (a 422 this API answers is an ``ErrorBody``)."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in document["paths"].values():
+            for operation in path.values():
+                unprocessable = operation["responses"].get("422", {})
+                if unprocessable.get("content", {}).get("application/json", {}).get("schema") == PHANTOM:
+                    del operation["responses"]["422"]
+                operation.setdefault("security", SECURITY)
+        schemas = document["components"]["schemas"]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        document["components"]["securitySchemes"] = SECURITY_SCHEMES
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -100,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    for router in (health.router, exports.router, jobs.router):
+    for router in (health.router, meta.router, contracts.router, exports.router, jobs.router, mews.router):
         app.include_router(router)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

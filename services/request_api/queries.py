@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from exporter.domain.access import Action, Principal
+from exporter.adapters.mongo.job_store import UnreadableJob
+from exporter.adapters.mongo.requests import RequestRecord
+from exporter.contracts.job import Job
+from exporter.contracts.request import ExportRequest
+from exporter.domain.access import Action, Grant, Principal
 from exporter.runtime import Runtime
-from request_api import authorization
+from request_api import authorization, commands
 from request_api.views import job_view, request_view
 
 
@@ -48,20 +55,74 @@ async def list_exports(
     return paged([request_view(record) for record in records], pagination, total)
 
 
-async def batch_get(runtime: Runtime, caller: Principal, ids: list[str]) -> dict[str, Any]:
-    """The requests among ``ids`` that ``caller`` may read; the others listed in ``notFound``."""
+@dataclass(frozen=True, slots=True)
+class Readable:
+    """Requests a caller may read, and the grants that said so (for their other actions)."""
+
+    records: list[RequestRecord]
+    grants: list[Grant]
+
+    def may(self, caller: Principal, action: Action, record: RequestRecord) -> bool:
+        return authorization.decision(caller, action, record, self.grants).allowed
+
+
+async def readable_requests(runtime: Runtime, caller: Principal, ids: list[str]) -> Readable:
+    """The requests among ``ids`` that ``caller`` may read, once each, in the order asked."""
     wanted = list(dict.fromkeys(ids))
     records = {record.request.id: record for record in await runtime.requests.get_many(caller.tenant, wanted)}
     grants = await authorization.grants_of(runtime, caller.tenant)
-    readable = {
-        request_id
-        for request_id, record in records.items()
-        if authorization.decision(caller, Action.READ, record, grants).allowed
-    }
+    readable = Readable([], grants)
+    for request_id in wanted:
+        if (record := records.get(request_id)) is not None and readable.may(caller, Action.READ, record):
+            readable.records.append(record)
+    return readable
+
+
+async def batch_get(runtime: Runtime, caller: Principal, ids: list[str]) -> dict[str, Any]:
+    """The requests among ``ids`` that ``caller`` may read; the others listed in ``notFound``."""
+    records = (await readable_requests(runtime, caller, ids)).records
+    found = {record.request.id for record in records}
     return {
-        "items": [request_view(records[request_id]) for request_id in wanted if request_id in readable],
-        "notFound": [request_id for request_id in wanted if request_id not in readable],
+        "items": [request_view(record) for record in records],
+        "notFound": [request_id for request_id in dict.fromkeys(ids) if request_id not in found],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class LatestRun:
+    """A request with its latest job (None before its first), and the caller's links to that
+    job's files: none where ``/jobs/{id}/download`` would refuse them."""
+
+    record: RequestRecord
+    job: Job | UnreadableJob | None
+    links: list[commands.Download]
+
+
+async def latest_runs(
+    runtime: Runtime,
+    caller: Principal,
+    ids: list[str],
+    link_ttl: timedelta,
+    wanted: Callable[[ExportRequest], bool],
+) -> list[LatestRun]:
+    """The ``wanted`` requests among ``ids`` that ``caller`` may read, in the order asked, each
+    with its latest run: meant for one-time requests, which have one job unless run again."""
+    readable = await readable_requests(runtime, caller, ids)
+    records = [record for record in readable.records if wanted(record.request)]
+    ids_wanted = [record.request.id for record in records]
+    jobs = await runtime.jobs.latest_for_requests(caller.tenant, ids_wanted) if records else {}
+    runs = []
+    for record in records:
+        job = jobs.get(record.request.id)
+        links = []
+        if (
+            isinstance(job, Job)
+            and readable.may(caller, Action.DOWNLOAD, record)
+            and commands.download_refusal(job, record) is None
+        ):
+            links = [commands.file_link(runtime, file, link_ttl) for file in job.files]
+        runs.append(LatestRun(record, job, links))
+    return runs
 
 
 async def get_export(runtime: Runtime, caller: Principal, export_id: str) -> dict[str, Any]:

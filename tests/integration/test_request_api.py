@@ -176,7 +176,10 @@ async def test_jwt_identity(servers: Settings) -> None:
             refused = await api.get("/exports", headers={"Authorization": f"Bearer {bad}"})
             assert refused.status_code == 401
             assert refused.json()["message"].startswith("Invalid bearer token")
-        assert (await api.get("/exports")).json() == {"message": "Missing user identity id"}
+        anonymous = await api.get("/exports")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+        assert anonymous.json() == {"message": "Missing user identity id"}
 
 
 # -- listing ------------------------------------------------------------------------------------------

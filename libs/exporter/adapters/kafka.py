@@ -30,6 +30,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import ValidationError
 
 from exporter.adapters.errors import Undeliverable, is_transient
+from exporter.contracts.events import CLOUDEVENTS_CONTENT_TYPE
 from exporter.log_context import log_context, trace_id_of
 from exporter.settings import KafkaSettings, Settings
 from exporter.signing import SIGNATURE_HEADER, Producer, Refused, Verifier, own_producer
@@ -51,6 +52,7 @@ def make_broker(settings: Settings) -> KafkaBroker:
         enable_idempotence=settings.kafka.enable_idempotence,
         security=broker_security(settings.kafka),
         parser=lenient_headers,
+        decoder=json_suffix,
         middlewares=[intake(Verifier.from_settings(settings.kafka))],
         # Through the process's handler (see ``exporter.log_context``), not one of FastStream's own.
         logger=logging.getLogger(BROKER_LOGGER),
@@ -77,6 +79,17 @@ async def lenient_headers(
         message = await original(copies if isinstance(msg, tuple) else copies[0])
         message.raw_message = msg
         return message
+
+
+async def json_suffix(
+    msg: StreamMessage[Any], original: Callable[[StreamMessage[Any]], Awaitable[Any]]
+) -> Any:
+    """Decodes a ``+json`` media type (our events' ``application/cloudevents+json``) as JSON:
+    FastStream does so only for ``application/json`` and would hand a handler the bytes."""
+    media_type = (msg.content_type or "").partition(";")[0].strip()
+    if media_type.endswith("+json"):
+        return json.loads(msg.body)
+    return await original(msg)
 
 
 def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
@@ -164,7 +177,7 @@ class KafkaPublisher:
                 value,
                 topic=topic,
                 key=key.encode(),
-                headers={"content-type": "application/json", **self._signer.headers(topic, value)},
+                headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, **self._signer.headers(topic, value)},
             )
         except MessageSizeTooLargeError as error:
             reason = f"the event is {len(value)} bytes, more than the broker takes"

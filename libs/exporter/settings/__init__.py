@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.domain.access import Action
+from exporter.settings.mews import MewsSettings
 from exporter.settings.notifier import NotifierSettings
 from exporter.topics import Topic
 
@@ -169,6 +170,8 @@ class ApiSettings(BaseModel):
     # Active (scheduled, not deleted or finished) requests one user, and one tenant, may have; more → 429.
     max_active_requests_per_user: int = Field(default=1000, ge=1)
     max_active_requests_per_tenant: int = Field(default=100_000, ge=1)
+    # The git commit this build was made from, set by the build (never read from .git at run time).
+    build_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}$")
 
 
 class SchedulerSettings(BaseModel):
@@ -311,6 +314,7 @@ class Settings(BaseSettings):
     ingestor: IngestorSettings = IngestorSettings()
     local: LocalServersSettings = LocalServersSettings()
     liveness: LivenessSettings = LivenessSettings()
+    mews: MewsSettings = MewsSettings()
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

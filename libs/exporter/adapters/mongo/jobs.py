@@ -89,5 +89,19 @@ class JobRepository(JobQueue, JobDeliveries):
         )
         return [read_job(document, Job) async for document in cursor]
 
+    async def latest_for_requests(
+        self, tenant: str, request_ids: list[str]
+    ) -> dict[str, Job | UnreadableJob]:
+        """The latest-scheduled job of each of ``request_ids`` that has one, by request id, in one
+        query: meant for one-time requests, which have one job each unless run again."""
+        cursor = self._collection.find({"tenant": tenant, "requestId": {"$in": request_ids}}).sort(
+            [("scheduledAt", DESCENDING), ("_id", ASCENDING)]
+        )
+        latest: dict[str, Job | UnreadableJob] = {}
+        async for document in cursor:
+            if document["requestId"] not in latest:
+                latest[document["requestId"]] = read_job(document, Job)
+        return latest
+
     async def count_for_request(self, tenant: str, request_id: str) -> int:
         return await self._collection.count_documents({"tenant": tenant, "requestId": request_id})
