@@ -36,6 +36,8 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "get_job",
         "cancel_job",
         "download",
+        "create_data_export",
+        "get_data_export",
     }
     targets = {
         link["operationId"]
