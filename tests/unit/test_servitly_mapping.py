@@ -52,6 +52,7 @@ def test_the_seed_body_is_a_one_time_csv_request_of_things() -> None:
         False,
     )
     assert fmt.filename_mask == "${thing.serialNumber}_${thingDefinition.name}"
+    assert fmt.archive  # the seed's url is an archive's, whatever the number of things
     [item] = request.items
     things = item.things
     assert things is not None

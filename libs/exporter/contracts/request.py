@@ -87,6 +87,8 @@ class Format(WireModel):
     filename_mask: str | None = None
     # Seed 001's `hashThingFileName`: names (without extension) anonymised as their MD5.
     hash_filenames: bool = False
+    # Seed 001's archive: the files zipped even when there is only one (or none).
+    archive: bool = False
 
     @field_validator("filename_mask")
     @classmethod

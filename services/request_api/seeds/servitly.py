@@ -167,6 +167,7 @@ def export_spec(body: DataExportBody, now: datetime) -> ExportRequestSpec:
             include_unit=body.include_unit,
             filename_mask=body.thing_file_name,
             hash_filenames=body.hash_thing_file_name,
+            archive=True,
         ),
         items=items,
     )
