@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from tests.servitly_cases import SEED_001_EXAMPLES, assert_data_export, seed_001_body
@@ -13,6 +14,8 @@ from exporter.contracts.job import Job, JobFile
 from exporter.contracts.request import ExportRequest, ExportType
 from exporter.contracts.time_bounds import LATEST_EPOCH_MS
 from exporter.domain.job_life import JobStatus
+from exporter.settings import Settings
+from request_api.app import create_app
 from request_api.identity import MISSING_IDENTITY
 from request_api.seeds.servitly import (
     MAX_QUALIFIED_METRICS,
@@ -229,3 +232,25 @@ def test_the_url_is_the_completed_runs_zip() -> None:
 )
 def test_refusals_in_the_seed_vocabulary(status: int, detail: str, expected: tuple[int, str]) -> None:
     assert seed_error(status, detail) == expected
+
+
+APP = create_app(Settings())  # no lifespan: no runtime, so a handler that gets that far fails
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({"X-Servitly-Tenant": "default"}, 401, "User not authenticated"),
+        # Authenticated, but the handler fails (no runtime here): the seed's 500, nothing of ours.
+        ({"X-User-Id": "u", "X-Servitly-Tenant": "default"}, 500, "Internal Server Error"),
+        ({"X-User-Id": "u", "X-Servitly-Tenant": "globex"}, 403, "User not authorized"),
+    ],
+)
+async def test_the_routes_answer_in_the_seed_vocabulary(
+    headers: dict[str, str], status: int, message: str
+) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=APP), base_url="http://api") as client:
+        answer = await client.post("/data/dataExports", json=seed_001_body(START, END), headers=headers)
+    assert answer.status_code == status
+    assert answer.json()["message"].startswith(message)
+    assert list(answer.json()) == ["message"]

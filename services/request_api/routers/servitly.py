@@ -4,10 +4,12 @@ the same commands and reads as ``/exports`` and ``/jobs``; the mapping is in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,6 +26,7 @@ from request_api.seeds import servitly
 from request_api.seeds.servitly import DataExportBody
 
 MAX_TENANT = 100
+log = logging.getLogger(__name__)
 
 
 def _refusal(status: int, detail: str, headers: Mapping[str, str] | None) -> JsonBody:
@@ -32,8 +35,8 @@ def _refusal(status: int, detail: str, headers: Mapping[str, str] | None) -> Jso
 
 
 class ServitlyRoute(APIRoute):
-    """Answers our refusals in the seed's statuses and texts (``seeds.servitly.seed_error``);
-    a body the model refuses keeps the app's 400 ``{message}``, which is the seed's shape."""
+    """Answers our refusals and failures in the seed's statuses and texts
+    (``seeds.servitly.seed_error``)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -41,10 +44,16 @@ class ServitlyRoute(APIRoute):
         async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
+            except RequestValidationError:
+                raise  # the app's 400 names the field, in the seed's shape already
             except ApiError as error:
                 return _refusal(error.status_code, error.message, error.headers)
             except StarletteHTTPException as error:
                 return _refusal(error.status_code, str(error.detail), error.headers)
+            except Exception:
+                # As the app's own 500: logged whole, answered with nothing of it.
+                log.exception("%s %s failed", request.method, request.url.path)
+                return _refusal(500, "", None)
 
         return answer
 
