@@ -108,19 +108,14 @@ async def test_product_model_part_and_thing_definition_pick_the_things(
         things_item(thingDefinitionId="td-2", metrics=["temperature"]),
         things_item(productModelId="pm-c1", productModelPartId="other"),
     ]
-    outcome = await render(runtime, job_spec(TENANT, body("csv", items, filenameMask="${thing.id}")))
+    mask = "${thing.id}_${thing.productModelId}_${thing.productModelPartId}"
+    outcome = await render(runtime, job_spec(TENANT, body("csv", items, filenameMask=mask)))
 
     assert outcome.result.status is JobStatus.DONE, outcome.result.error
-    assert [file.name for file in outcome.result.files] == [
-        "t-1.csv",
-        "t-2.csv",
-        "t-3.csv",
-        "Weights of March.zip",
-    ]
-    headers = {
-        name: outcome.objects[name].decode().splitlines()[0] for name in ("t-1.csv", "t-2.csv", "t-3.csv")
-    }
-    assert headers == {"t-1.csv": "time,weight", "t-2.csv": "time,weight", "t-3.csv": "time,temperature"}
+    names = ["t-1_pm-c1_scale.csv", "t-2_pm-c1_scale.csv", "t-3_pm-c2_scale.csv"]
+    assert [file.name for file in outcome.result.files] == [*names, "Weights of March.zip"]
+    headers = [outcome.objects[name].decode().splitlines()[0] for name in names]
+    assert headers == ["time,weight", "time,weight", "time,temperature"]
 
 
 async def test_a_thing_by_id_every_metric_hashed_names(runtime: Runtime, things: list[Thing]) -> None:

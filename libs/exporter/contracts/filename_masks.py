@@ -36,7 +36,15 @@ MASK_PLACEHOLDERS: Mapping[str, PlaceholderKind] = {
         ("target.value", "target.label", "target.publisher", "target.metric"), PlaceholderKind.TEXT
     ),
     **dict.fromkeys(
-        ("thing.id", "thing.serialNumber", "thing.name", "thing.customerId", "thing.locationId"),
+        (
+            "thing.id",
+            "thing.serialNumber",
+            "thing.name",
+            "thing.customerId",
+            "thing.locationId",
+            "thing.productModelId",
+            "thing.productModelPartId",
+        ),
         PlaceholderKind.TEXT,
     ),
     **dict.fromkeys(("thingDefinition.id", "thingDefinition.name"), PlaceholderKind.TEXT),
