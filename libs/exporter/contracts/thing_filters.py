@@ -11,6 +11,7 @@ from exporter.contracts.base import WireModel
 
 MetricName = Annotated[str, Field(min_length=1, max_length=200)]
 FilterId = Annotated[str, Field(min_length=1, max_length=200)]
+Qualifier = tuple[str | None, str | None, str | None]  # product model, part, thing definition
 
 
 class ThingQualifier(WireModel):
@@ -19,6 +20,10 @@ class ThingQualifier(WireModel):
     product_model_id: FilterId | None = None
     product_model_part_id: FilterId | None = None
     thing_definition_id: FilterId | None = None
+
+    @property
+    def qualifier(self) -> Qualifier:
+        return self.product_model_id, self.product_model_part_id, self.thing_definition_id
 
 
 class ThingFilters(ThingQualifier):

@@ -21,7 +21,7 @@ from exporter.runtime import Runtime
 from request_api import authorization, commands
 from request_api.errors import ApiError, BadRequest, Forbidden, NotFound
 from request_api.http import IDENTIFIED, Caller, ErrorBody, JsonBody, RuntimeDep, errors, links
-from request_api.routers.exports import idempotency_key
+from request_api.routers.exports import CREATE_EXTRA, idempotency_key
 from request_api.seeds import servitly
 from request_api.seeds.servitly import DataExportBody
 
@@ -97,7 +97,7 @@ async def _data_export(
     "/data/dataExports",
     status_code=201,
     responses=RESPONSES | {201: links("data_export_id", "/id", "get_data_export")},
-    openapi_extra=IDENTIFIED,
+    openapi_extra=CREATE_EXTRA,
 )
 async def create_data_export(
     body: DataExportBody, caller: ServitlyCaller, runtime: RuntimeDep, request: Request

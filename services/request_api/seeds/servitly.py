@@ -26,7 +26,7 @@ from exporter.contracts.request import (
     ThingSelection,
     TimestampFormat,
 )
-from exporter.contracts.thing_filters import MetricName, ThingFilters, ThingQualifier
+from exporter.contracts.thing_filters import MetricName, Qualifier, ThingFilters, ThingQualifier
 from exporter.contracts.time_bounds import LATEST_EPOCH_MS
 from exporter.domain.job_life import JobStatus
 from request_api.identity import MISSING_IDENTITY
@@ -36,7 +36,8 @@ MAX_QUALIFIED_METRICS = 100
 # How far ahead of our clock a client's ``dateTime`` may be and still mean "now".
 MAX_CLOCK_SKEW_MS = 60_000
 EpochMillis = Annotated[int, Field(ge=0, le=LATEST_EPOCH_MS, strict=True)]
-# A data-export whose latest run is in one of these is done; the archive may have expired since.
+# Each status of a data-export's run as the seed's state: an expired run did complete (its
+# archive is gone since, after the retention).
 STATES: dict[JobStatus, State] = {
     JobStatus.NOT_PROCESSED: "PENDING",
     JobStatus.IN_PROGRESS: "PENDING",
@@ -53,7 +54,6 @@ RATE_LIMITED = "API call rate limit exeeded"  # sic: the seed's spelling, which 
 INTERNAL = "Internal Server Error"
 ONE_AT_A_TIME = "only one bulk export can be scheduled at a time"
 
-Qualifier = tuple[str | None, str | None, str | None]  # product model, part, thing definition
 QUALIFIER_FIELDS = {
     "productModelId": "product_model_id",
     "productModelPartId": "product_model_part_id",
@@ -63,10 +63,6 @@ QUALIFIER_FIELDS = {
 
 class QualifiedMetricId(ThingQualifier):
     metric_id: MetricName
-
-    @property
-    def qualifier(self) -> Qualifier:
-        return self.product_model_id, self.product_model_part_id, self.thing_definition_id
 
 
 class DataExportBody(ThingFilters):
@@ -118,7 +114,7 @@ class DataExportBody(ThingFilters):
     def qualified(self) -> dict[Qualifier, list[str]]:
         """The metric names of each qualifier, the body's filters filling what a metric leaves
         out; in the order first named."""
-        outer = (self.product_model_id, self.product_model_part_id, self.thing_definition_id)
+        outer = self.qualifier
         groups: dict[Qualifier, list[str]] = {}
         for metric in self.qualified_metric_ids:
             own = metric.qualifier
