@@ -155,3 +155,14 @@ async def test_a_request_that_is_not_a_data_export_is_not_found(api: httpx.Async
     assert created.status_code == 201, created.text
     refused = await api.get(f"{PATH}/{created.json()['id']}", headers=headers(tenant))
     assert refused.status_code == 404
+
+
+async def test_a_retried_create_with_its_idempotency_key_is_the_same_data_export(
+    api: httpx.AsyncClient,
+) -> None:
+    tenant = new_tenant()
+    sent = headers(tenant) | {"Idempotency-Key": "servitly-retry-1"}
+    first = await api.post(PATH, json=seed_001_body(START, END), headers=sent)
+    again = await api.post(PATH, json=seed_001_body(START, END), headers=sent)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json() == first.json()  # not a second export, nor the one-at-a-time refusal
