@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Mapping
+from contextlib import suppress
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -121,8 +122,6 @@ async def get_data_export(data_export_id: str, caller: ServitlyCaller, runtime: 
     index = servitly.archive_index(job)
     url = None
     if job is not None and index is not None and export.deleted_at is None:
-        try:
+        with suppress(Forbidden):
             url = (await commands.download_link(runtime, caller, job.id, index)).url
-        except Forbidden:
-            url = None
     return JsonBody(view | {"url": url})
