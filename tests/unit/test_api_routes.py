@@ -45,6 +45,8 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "download",
         "mews_add_export",
         "mews_get_all_exports",
+        "create_data_export",
+        "get_data_export",
     }
     targets = {
         link["operationId"]
@@ -88,10 +90,9 @@ def test_every_operation_documents_its_answer_model_its_refusals_and_its_securit
         assert schema["$ref"].removeprefix("#/components/schemas/") in document["components"]["schemas"], name
         refusals = {int(code) for code in responses if code[0] in "45"}
         if seed_operation(operation):
-            # The seed's own error shape, one for all its refusals.
+            # The seed's own error shape (which may be ours), one for all its refusals.
             shapes = {str(responses[str(code)]["content"]["application/json"]["schema"]) for code in refusals}
-            [shape] = shapes
-            assert "ErrorBody" not in shape, name
+            assert len(shapes) == 1, name
             continue
         error = {"$ref": "#/components/schemas/ErrorBody"}
         for code in refusals:
