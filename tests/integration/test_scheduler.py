@@ -21,7 +21,7 @@ from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.service_layer.dispatch import queued_job
 from scheduler.firing import fire_due, fire_shard, shard_order
-from scheduler.sweeping import sweep
+from scheduler.sweeping import expire_old_jobs, sweep
 
 ALL_SHARDS = shard_order()
 
@@ -203,11 +203,11 @@ async def test_jobs_past_retention_lose_their_files_and_become_expired(
     await runtime.storage.ensure_bucket()
     await runtime.storage.upload_file(f"{prefix}a-{uuid.uuid4().hex}.csv", file, "text/csv")
 
-    assert await sweep(runtime, now) == (0, 0)  # within retention: kept
+    assert await expire_old_jobs(runtime, now) == 0  # within retention: kept
     later = now + timedelta(days=runtime.settings.scheduler.retention_days + 1)
-    assert await sweep(runtime, later) == (0, 1)
+    assert await expire_old_jobs(runtime, later) == 1
     assert await runtime.storage.list_keys(prefix) == []
     expired = await runtime.jobs.get(job["_id"])
     assert expired is not None
     assert expired["status"] == JobStatus.EXPIRED.value
-    assert await sweep(runtime, later) == (0, 0)
+    assert await expire_old_jobs(runtime, later) == 0

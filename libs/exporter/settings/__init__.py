@@ -49,6 +49,10 @@ class KafkaSettings(BaseModel):
     client_id: str = "exporter"
     # The embedded broker (Tansu) does not support the idempotent producer; a real cluster may.
     enable_idempotence: bool = False
+    # Producer acknowledgements: "all" waits for every in-sync replica, so an event the outbox
+    # deletes as published survives the loss of the partition's leader. The idempotent producer
+    # requires "all".
+    acks: Literal["all", 1, 0] = "all"
     # Partitions and replicas of each topic the project creates.
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
@@ -83,12 +87,20 @@ class KafkaSettings(BaseModel):
             raise ValueError("cert_file and key_file go together")
         if self.signing_key_id in self.producers:
             raise ValueError(f"producer key id {self.signing_key_id!r} is the services' own signing_key_id")
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError("enable_idempotence requires acks 'all'")
         return self
 
 
 class MongoSettings(BaseModel):
     uri: SecretStr = SecretStr("mongodb://127.0.0.1:27018/?directConnection=true")
     database: str = "exporter"
+    # Timeouts and lost servers: without them a call to a server that accepts and never answers
+    # waits for ever. ``connect_timeout_seconds`` bounds a connection's opening and the wait for a
+    # server to select (a restarting store is waited for that long); ``operation_timeout_seconds``
+    # each round trip on an open connection, so it must exceed the slowest single query.
+    connect_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    operation_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
 
 
 # Known to every checkout, so refused in production.
@@ -105,6 +117,11 @@ class StorageSettings(BaseModel):
     secure: bool = False
     # Host that clients see in presigned links, when it differs from the one services reach.
     public_endpoint: str | None = None
+    # A dead or hanging object store fails a call within about (connect + read) x (retries + 1)
+    # seconds; the SDK's own defaults (300 s, 5 retries) held a caller for half an hour.
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    retries: int = Field(default=2, ge=0, le=10)
 
 
 class SmtpSettings(BaseModel):
@@ -180,6 +197,14 @@ class SchedulerSettings(BaseModel):
     stuck_jobs: Literal["requeue", "fail"] = "requeue"
     max_job_attempts: int = Field(default=3, ge=1, le=100)
     retention_days: float = Field(default=30.0, gt=0)
+    # Lost jobs: one still ``notProcessed`` this long after it was (last) announced, its
+    # ``export.requested`` published, is announced again (a renderer's claim makes a duplicate
+    # harmless); after ``max_job_announcements`` it fails. Renderers take one job at a time, so a
+    # job may legitimately wait behind long renders: the product of both must exceed that.
+    lost_job_seconds: float = Field(default=900.0, ge=1, le=7 * 24 * 3600)
+    max_job_announcements: int = Field(default=8, ge=1, le=100)
+    # How often expiry runs, on a loop of its own (its deletions wait on the object store).
+    expiry_interval_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
 
 
 class OutboxSettings(BaseModel):
@@ -312,6 +337,16 @@ class Settings(BaseSettings):
                 problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} bytes")
         if problems:
             raise ValueError("unsafe in production: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _idempotent_producer_in_production(self) -> Settings:
+        """A real cluster supports the idempotent producer, so production uses it unless told
+        not to (a broker without it, or acks other than "all"); the embedded one does not, so
+        elsewhere it is off."""
+        chosen = "enable_idempotence" in self.kafka.model_fields_set
+        if self.environment == "production" and not chosen and self.kafka.acks == "all":
+            self.kafka = self.kafka.model_copy(update={"enable_idempotence": True})
         return self
 
     def to_env(self) -> dict[str, str]:
