@@ -282,6 +282,9 @@ class LocalServersSettings(BaseModel):
     """Where ``exporter.local`` keeps the embedded servers' data, logs and PIDs."""
 
     run_dir: Path = Path(".run")
+    # How long the embedded MongoDB-wire server keeps a transaction whose client died (see
+    # exporter.local.mongo_server): other writers run slowly until it is reaped.
+    mongo_transaction_lifetime_seconds: float = Field(default=20.0, ge=5, le=600)
 
 
 class Settings(BaseSettings):
