@@ -17,6 +17,12 @@ from renderer.export_job import handle_export_requested
 from scheduler.sweeping import sweep
 
 
+def lost_by(runtime: Runtime) -> datetime:
+    """When a sweep sees as lost a job announced until now (taken afresh after each
+    announcement: on a slow machine a fixed time would fall before the latest)."""
+    return utcnow() + timedelta(seconds=runtime.settings.scheduler.lost_job_seconds + 1)
+
+
 async def queued(runtime: Runtime) -> tuple[str, datetime]:
     """A fired job, its id, and the time a sweep sees it as lost."""
     now = utcnow()
@@ -24,7 +30,7 @@ async def queued(runtime: Runtime) -> tuple[str, datetime]:
     assert await fire_until_idle(runtime, now) == 1
     job = await runtime.db[JOBS].find_one()
     assert job is not None
-    return str(job["_id"]), now + timedelta(seconds=runtime.settings.scheduler.lost_job_seconds + 1)
+    return str(job["_id"]), lost_by(runtime)
 
 
 async def published(runtime: Runtime) -> list[dict[str, Any]]:
@@ -65,7 +71,7 @@ async def test_a_job_no_renderer_takes_fails_after_its_announcements_with_its_re
     announcements = runtime.settings.scheduler.max_job_announcements
     for _ in range(announcements):
         await published(runtime)
-        assert await sweep(runtime, later) == (0, 1)
+        assert await sweep(runtime, lost_by(runtime)) == (0, 1)
 
     failed = await runtime.jobs.get(job_id)
     assert failed is not None
