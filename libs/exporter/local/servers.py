@@ -32,7 +32,7 @@ from minio import Minio
 from pydantic import SecretStr
 from pymongo import MongoClient, uri_parser
 
-from exporter.settings import Settings
+from exporter.settings import Settings, StorageSettings
 
 LOOPBACK = "127.0.0.1"
 # SeaweedFS components assume gRPC port = HTTP port + 10000 (its built-in worker dials the admin
@@ -258,8 +258,11 @@ class LocalServers(ProcessGroup):
 
     kind = "server"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, kafka_bucket: str | None = None) -> None:
+        """``kafka_bucket``: the broker keeps its log in that bucket of the S3 server, so it survives
+        a restart (the chaos harness restarts it); None keeps it in memory, as ``make run`` does."""
         self.settings = settings
+        self.kafka_bucket = kafka_bucket
         super().__init__(settings.local.run_dir)
 
     def _define(self) -> list[ProcessSpec]:
@@ -311,10 +314,23 @@ class LocalServers(ProcessGroup):
         port = _loopback_port(self.settings.kafka.bootstrap_servers.split(",")[0], "kafka.bootstrap_servers")
         url = f"tcp://{LOOPBACK}:{port}"
 
+        bucket = self.kafka_bucket
+        storage = self.settings.storage
+
         def probe() -> str:
+            if bucket is not None:  # the broker starts without its bucket and writes there once asked
+                _ensure_bucket(storage, bucket)
             _kafka_metadata(port)
             return _output([str(_tansu()), "--version"]).replace("tansu", "Tansu")
 
+        # Tansu reads the S3 server's address and keys from the AWS variables of its environment.
+        s3_env = {
+            "AWS_ENDPOINT": f"http://{storage.endpoint}",
+            "AWS_ACCESS_KEY_ID": storage.access_key,
+            "AWS_SECRET_ACCESS_KEY": storage.secret_key.get_secret_value(),
+            "AWS_DEFAULT_REGION": storage.region,
+            "AWS_ALLOW_HTTP": "true",
+        }
         return ProcessSpec(
             name="kafka",
             port=port,
@@ -323,9 +339,10 @@ class LocalServers(ProcessGroup):
                 "broker",
                 f"--listener-url={url}",
                 f"--advertised-listener-url={url}",
-                "--storage-engine=memory://tansu/",
+                f"--storage-engine={'memory://tansu/' if bucket is None else f's3://{bucket}/'}",
             ],
             probe=probe,
+            env=None if bucket is None else {**os.environ, **s3_env},
         )
 
     def _s3(self) -> ProcessSpec:
@@ -380,16 +397,7 @@ class LocalServers(ProcessGroup):
             ]
 
         def probe() -> str:
-            client = Minio(
-                storage.endpoint,
-                access_key=storage.access_key,
-                secret_key=storage.secret_key.get_secret_value(),
-                region=storage.region,
-                secure=storage.secure,
-                http_client=urllib3.PoolManager(timeout=PROBE_TIMEOUT_SECONDS, retries=False),
-            )
-            if not client.bucket_exists(storage.bucket):
-                client.make_bucket(storage.bucket)
+            _ensure_bucket(storage, storage.bucket)
             # "version 8000GB 4.48 pypi linux amd64": the release is the first dotted number
             release = re.search(r"\d+\.\d+\S*", _output([str(_venv_tool("weed")), "version"]))
             return f"SeaweedFS {release.group() if release else '?'}"
@@ -520,6 +528,19 @@ def _kafka_metadata(port: int) -> None:
     (advertised_port,) = struct.unpack_from(">i", response, 18 + host_length)
     if brokers < 1 or (host, advertised_port) != (LOOPBACK, port):
         raise ConnectionError(f"broker advertises {host}:{advertised_port}, expected {LOOPBACK}:{port}")
+
+
+def _ensure_bucket(storage: StorageSettings, bucket: str) -> None:
+    client = Minio(
+        storage.endpoint,
+        access_key=storage.access_key,
+        secret_key=storage.secret_key.get_secret_value(),
+        region=storage.region,
+        secure=storage.secure,
+        http_client=urllib3.PoolManager(timeout=PROBE_TIMEOUT_SECONDS, retries=False),
+    )
+    if not client.bucket_exists(bucket):
+        client.make_bucket(bucket)
 
 
 def _listening(port: int) -> bool:

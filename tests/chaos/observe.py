@@ -1,0 +1,152 @@
+"""What the system holds at the end of a chaos run, read straight from the servers and sinks
+(not through the proxies), gathered for the checks in ``invariants.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from exporter.adapters.mongo.client import GRANTS, JOBS, MEASUREMENTS, REQUESTS, Document, connect, database
+from exporter.adapters.storage import ObjectStore
+from exporter.contracts.request import ExportRequest, ExportType
+from exporter.domain.job_life import FINAL_STATUSES
+from exporter.domain.schedule import first_run_at, next_run_after
+from exporter.settings import Settings
+from exporter.topics import Topic
+from tests.chaos.invariants import Grid, StoredObject
+from tests.chaos.workload import Done
+from tests.topic_reader import json_object, topic_reader
+
+READ_BACK_BYTES = 5 * 1024 * 1024  # larger objects are compared by size only
+# Only these IAM actions change a request (and its version); a cancel or run announces a job.
+CHANGES = {"create", "update", "delete", "pause"}
+
+
+@dataclass
+class Observed:
+    jobs: list[Document] = field(default_factory=list)
+    grids: dict[str, Grid] = field(default_factory=dict)
+    fired: Counter[str] = field(default_factory=Counter)  # distinct export.requested ids by job
+    completed: Counter[str] = field(default_factory=Counter)  # distinct export.completed ids by job
+    objects: dict[str, StoredObject] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    iam: Counter[tuple[str, int]] = field(default_factory=Counter)
+    readings: dict[str, int] = field(default_factory=dict)
+    grants: dict[str, int] = field(default_factory=dict)
+
+
+async def stored_readings(settings: Settings) -> dict[str, int]:
+    """Readings in live segments, by publisher."""
+    client = connect(settings)
+    try:
+        pipeline: list[Document] = [
+            {"$match": {"retiredBy": {"$exists": False}}},
+            {"$group": {"_id": "$publisher", "readings": {"$sum": "$count"}}},
+        ]
+        rows = await (await database(client, settings)[MEASUREMENTS].aggregate(pipeline)).to_list()
+        return {str(row["_id"]): int(row["readings"]) for row in rows}
+    finally:
+        await client.close()
+
+
+async def unfinished_jobs(settings: Settings) -> int:
+    """Jobs not yet terminal, or whose notifications are still in flight: the run settles first."""
+    client = connect(settings)
+    try:
+        jobs = database(client, settings)[JOBS]
+        active = {"status": {"$nin": [status.value for status in FINAL_STATUSES]}}
+        sending = {"notifications.status": {"$in": ["pending", "sending", "retrying"]}}
+        return await jobs.count_documents({"$or": [active, sending]})
+    finally:
+        await client.close()
+
+
+def grid(request: ExportRequest, until: datetime, judged: bool) -> Grid:
+    """The request's scheduled times up to ``until``."""
+    if request.type is ExportType.ONE_TIME:
+        return Grid(once=True)
+    times: set[datetime] = set()
+    at: datetime | None = first_run_at(request)
+    while at is not None and at <= until:
+        times.add(at)
+        at = next_run_after(request, at)
+    return Grid(frozenset(times), complete=judged)
+
+
+async def observe(settings: Settings, done: Done, settle_seconds: float = 10.0) -> Observed:
+    seen = Observed()
+    client = connect(settings)
+    try:
+        db = database(client, settings)
+        seen.jobs = await db[JOBS].find({}, {"spec": 0}).to_list()
+        until = datetime.now(UTC) - timedelta(seconds=settle_seconds)
+        for document in await db[REQUESTS].find({}).to_list():
+            request = ExportRequest.model_validate(
+                {"id": document["_id"], **{k: v for k, v in document.items() if k not in {"_id", "schedule"}}}
+            )
+            created = done.requests.get(request.id)
+            judged = created is not None and not (created.edited or created.deleted or request.deleted_at)
+            judged = judged and not document.get("schedule", {}).get("pausedAt")
+            seen.grids[request.id] = grid(request, until, judged)
+            seen.versions[request.id] = request.version
+        seen.grants = {str(g["_id"]): int(g.get("version", 0)) for g in await db[GRANTS].find({}).to_list()}
+    finally:
+        await client.close()
+    seen.readings = await stored_readings(settings)
+    seen.fired = await _distinct_events(settings, Topic.EXPORT_REQUESTED, ("data", "jobId"))
+    seen.completed = await _distinct_events(settings, Topic.EXPORT_COMPLETED, ("data", "jobId"))
+    seen.iam = await _iam_events(settings)
+    seen.objects = await _objects(settings)
+    return seen
+
+
+async def _records(settings: Settings, topic: Topic) -> list[dict[str, Any]]:
+    """Every JSON record on ``topic``, read until it has been quiet for a few polls."""
+    values: list[dict[str, Any]] = []
+    async with topic_reader(settings, topic.value) as consumer:
+        quiet = 0
+        while quiet < 6:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            records = [record for records in batch.values() for record in records]
+            quiet = 0 if records else quiet + 1
+            values.extend(json_object(record.value) for record in records)
+    return values
+
+
+async def _distinct_events(settings: Settings, topic: Topic, path: tuple[str, str]) -> Counter[str]:
+    """How many distinct event ids name each job: a re-published event (same id) counts once."""
+    ids: dict[str, set[str]] = {}
+    for event in await _records(settings, topic):
+        job_id = (event.get(path[0]) or {}).get(path[1])
+        if isinstance(job_id, str):
+            ids.setdefault(job_id, set()).add(str(event.get("id")))
+    return Counter({job_id: len(found) for job_id, found in ids.items()})
+
+
+async def _iam_events(settings: Settings) -> Counter[tuple[str, int]]:
+    ids: dict[tuple[str, int], set[str]] = {}
+    for event in await _records(settings, Topic.IAM_POLICY_UPDATED):
+        data = event.get("data") or {}
+        if event.get("type", "").endswith("policy-updated.v1") and data.get("action") in CHANGES:
+            request_id = str(data.get("resource", "")).rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+            ids.setdefault((request_id, int(data.get("version", 0))), set()).add(str(event.get("id")))
+    return Counter({change: len(found) for change, found in ids.items()})
+
+
+async def _objects(settings: Settings) -> dict[str, StoredObject]:
+    store = ObjectStore(settings.storage)
+    found: dict[str, StoredObject] = {}
+
+    async def one(key: str) -> None:
+        stat = await store.stat(key)
+        if stat is not None:
+            data = await store.read(key) if stat.size <= READ_BACK_BYTES else None
+            found[key] = StoredObject(stat.size, data)
+
+    keys = await store.list_keys("")
+    for start in range(0, len(keys), 16):
+        await asyncio.gather(*(one(key) for key in keys[start : start + 16]))
+    return found
