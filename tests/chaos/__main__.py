@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 import uuid
@@ -125,6 +126,7 @@ async def drive(system: System, outcome: Outcome, exports: int, recovery: float)
         await load
         await system.ensure_running()
         await asyncio.gather(*canaries)
+        await workload.close()
     print(f"workload done; recovery period (up to {recovery:.0f} s)", flush=True)
     deadline = time.monotonic() + recovery
     while time.monotonic() < deadline and await unfinished_jobs(system.direct):
@@ -201,4 +203,6 @@ if __name__ == "__main__":
         options = Options.model_validate(vars(parser.parse_args()))
     except ValidationError as error:
         parser.error(str(error))
+    # The harness's own producer reconnecting through broker restarts is expected, not news.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     sys.exit(0 if asyncio.run(main(options)).ok else 1)

@@ -20,6 +20,7 @@ from tests.chaos.invariants import Grid, StoredObject
 from tests.chaos.workload import Done
 from tests.topic_reader import json_object, topic_reader
 
+LAG = timedelta(seconds=5)  # how late a healthy scheduler may fire a run
 READ_BACK_BYTES = 5 * 1024 * 1024  # larger objects are compared by size only
 # Only these IAM actions change a request (and its version); a cancel or run announces a job.
 CHANGES = {"create", "update", "delete", "pause"}
@@ -78,6 +79,7 @@ def grid(request: ExportRequest, until: datetime, judged: bool) -> Grid:
 
 async def observe(settings: Settings, done: Done, settle_seconds: float = 10.0) -> Observed:
     seen = Observed()
+    seen.objects = await _objects(settings)  # before the jobs: every object listed has its job by then
     client = connect(settings)
     try:
         db = database(client, settings)
@@ -88,9 +90,12 @@ async def observe(settings: Settings, done: Done, settle_seconds: float = 10.0) 
                 {"id": document["_id"], **{k: v for k, v in document.items() if k not in {"_id", "schedule"}}}
             )
             created = done.requests.get(request.id)
-            judged = created is not None and not (created.edited or created.deleted or request.deleted_at)
+            judged = created is not None and not (created.edited or created.deleted)
             judged = judged and not document.get("schedule", {}).get("pausedAt")
-            seen.grids[request.id] = grid(request, until, judged)
+            # A request closed at the end ran until then, less the scheduler's lag.
+            end = until if request.deleted_at is None else min(until, request.deleted_at - LAG)
+            judged = judged and (request.deleted_at is None or bool(created and created.closed))
+            seen.grids[request.id] = grid(request, end, judged)
             seen.versions[request.id] = request.version
         seen.grants = {str(g["_id"]): int(g.get("version", 0)) for g in await db[GRANTS].find({}).to_list()}
     finally:
@@ -99,7 +104,6 @@ async def observe(settings: Settings, done: Done, settle_seconds: float = 10.0) 
     seen.fired = await _distinct_events(settings, Topic.EXPORT_REQUESTED, ("data", "jobId"))
     seen.completed = await _distinct_events(settings, Topic.EXPORT_COMPLETED, ("data", "jobId"))
     seen.iam = await _iam_events(settings)
-    seen.objects = await _objects(settings)
     return seen
 
 

@@ -50,7 +50,8 @@ class Created:
     body: dict[str, Any]
     expected_rows: int | None  # rows of each done job, known from the history data; None: not known
     edited: bool = False
-    deleted: bool = False
+    deleted: bool = False  # by the workload, as a user would
+    closed: bool = False  # deleted by ``close`` at the end: its schedule ran until then
 
 
 @dataclass
@@ -177,6 +178,13 @@ class Workload:
                 tasks.append(self.grant())
             await asyncio.gather(*tasks)
             await asyncio.sleep(max(0.0, min(gap, 1.0) - (loop.time() - now)))
+
+    async def close(self) -> None:
+        """Deletes the recurring requests still live, so nothing fires while the checks read."""
+        for created in self.done.requests.values():
+            if created.body["type"] == "recurring" and not created.deleted:
+                response = await self.call("DELETE", f"/exports/{created.id}")
+                created.closed = response is not None and response.status_code == 200
 
     async def publish_history(self) -> None:
         """The readings every export reads: published before the exports, so their rows are known."""
