@@ -26,7 +26,7 @@ from exporter.local.demo import DEMO_RECIPIENT
 from tests.benchmarks.harness import percentile
 from tests.chaos import invariants as check
 from tests.chaos.faults import Injected, inject, plan
-from tests.chaos.observe import Observed, observe, stored_readings, unfinished_jobs
+from tests.chaos.observe import Observed, fired_until, observe, stored_readings, unfinished_jobs
 from tests.chaos.system import System, running_system
 from tests.chaos.workload import HISTORY_DEVICE, HISTORY_POINTS, Created, Done, Workload, history_pack
 
@@ -119,13 +119,17 @@ async def drive(system: System, outcome: Outcome, exports: int, recovery: float)
             injected = await inject(system, fault)
             outcome.injected.append(injected)
             print(
-                f"{time.monotonic() - began:7.1f} s  {fault.describe()}  {' '.join(injected.notes)}",
+                f"{injected.began - began:7.1f} s  {fault.describe()}  {' '.join(injected.notes)}",
                 flush=True,
             )
             canaries.append(asyncio.create_task(canary(workload, injected)))
         await load
         await system.ensure_running()
         await asyncio.gather(*canaries)
+        workload.done.fired_until, behind = await fired_until(system.direct, recovery)
+        if behind >= recovery:
+            outcome.problems.append(f"the schedulers were still behind after {behind:.0f} s")
+        print(f"schedulers caught up with every due run in {behind:.1f} s; closing the recurring requests")
         await workload.close()
     print(f"workload done; recovery period (up to {recovery:.0f} s)", flush=True)
     deadline = time.monotonic() + recovery
@@ -177,7 +181,7 @@ async def main(options: Options) -> Outcome:
             await system.resume_all()
         outcome.jobs = len(seen.jobs)
         outcome.verdicts = verdicts(seen, outcome.done, system, outcome.injected)
-        outcome.problems = list(outcome.done.refused)
+        outcome.problems += outcome.done.refused
     for verdict in outcome.verdicts:
         print("\n".join(verdict.lines()))
     for problem in outcome.problems[:10]:

@@ -50,7 +50,7 @@ class Fault:
         return f"{self.kind.value} {self.target}{extra} for {self.seconds:.0f} s"
 
 
-def plan(seed: int, seconds: float, warmup: float = 20.0, mean_gap: float = 20.0) -> list[Fault]:
+def plan(seed: int, seconds: float, warmup: float = 20.0, mean_gap: float = 12.0) -> list[Fault]:
     """Faults from ``warmup`` to the end, one after another, every kind drawn alike."""
     rng = random.Random(seed)
     faults: list[Fault] = []

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from exporter.domain.job_life import DeliveryStatus, JobStatus
+from exporter.notifications.policy import NOTIFIED_OUTCOMES
 
 Job = Mapping[str, Any]  # a job document as stored: _id, status, error, files, rowCount, notifications
 FINAL_DELIVERIES = frozenset({DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.FAILED})
@@ -174,26 +175,29 @@ def rows_match(jobs: Iterable[Job], expected_rows: Mapping[str, int]) -> Verdict
 
 def notified_once(jobs: Iterable[Job], received: Mapping[str, Counter[str]]) -> Verdict:
     """Each of a finished job's messages is final: sent and received (at least once, and at most
-    once for each recipient), skipped, or failed with the reason. ``received``: by medium, how
-    many times each delivery key (``<job id>.<index>``, per recipient when it has several) arrived.
+    once for each recipient), skipped, or failed with the reason; a job with nothing to notify
+    (cancelled, expired, skipped) leaves none pending. ``received``: by medium, how many times
+    each delivery key (``<job id>.<index>``, ``|recipient`` after it for mail) arrived.
     """
     verdict = Verdict("notifications")
     arrivals = {
         medium: Counter(key.split("|")[0] for key in counts.elements()) for medium, counts in received.items()
     }
     for job in jobs:
-        if not JobStatus(job["status"]).is_final:
+        status = JobStatus(job["status"])
+        if not status.is_final:
             continue
         for entry in job.get("notifications") or []:
             verdict.checked += 1
             key = f"{job['_id']}.{entry['index']}"
-            status = DeliveryStatus(entry["status"])
-            arrived = arrivals.get(str(entry["medium"]), Counter())[key]
-            if status not in FINAL_DELIVERIES:
-                verdict.stuck.append(f"{key} ({entry['medium']}): {status.value}")
-            elif status is DeliveryStatus.FAILED and not str(entry.get("lastError") or "").strip():
+            delivery = DeliveryStatus(entry["status"])
+            if status not in NOTIFIED_OUTCOMES and delivery not in FINAL_DELIVERIES:
+                verdict.wrong.append(f"{key}: its job is {status.value}, the message stays {delivery.value}")
+            elif delivery not in FINAL_DELIVERIES:
+                verdict.stuck.append(f"{key} ({entry['medium']}): {delivery.value}")
+            elif delivery is DeliveryStatus.FAILED and not str(entry.get("lastError") or "").strip():
                 verdict.wrong.append(f"{key}: failed without a reason")
-            elif status is DeliveryStatus.SENT and not arrived:
+            elif delivery is DeliveryStatus.SENT and not arrivals.get(str(entry["medium"]), Counter())[key]:
                 verdict.lost.append(f"{key} ({entry['medium']}): sent, never received")
     for medium, counts in received.items():
         verdict.duplicated += [f"{key} ({medium}): received {n} times" for key, n in counts.items() if n > 1]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,13 +15,13 @@ from exporter.adapters.storage import ObjectStore
 from exporter.contracts.request import ExportRequest, ExportType
 from exporter.domain.job_life import FINAL_STATUSES
 from exporter.domain.schedule import first_run_at, next_run_after
+from exporter.notifications.policy import NOTIFIED_OUTCOMES
 from exporter.settings import Settings
 from exporter.topics import Topic
 from tests.chaos.invariants import Grid, StoredObject
 from tests.chaos.workload import Done
 from tests.topic_reader import json_object, topic_reader
 
-LAG = timedelta(seconds=5)  # how late a healthy scheduler may fire a run
 READ_BACK_BYTES = 5 * 1024 * 1024  # larger objects are compared by size only
 # Only these IAM actions change a request (and its version); a cancel or run announces a job.
 CHANGES = {"create", "update", "delete", "pause"}
@@ -54,13 +55,37 @@ async def stored_readings(settings: Settings) -> dict[str, int]:
 
 
 async def unfinished_jobs(settings: Settings) -> int:
-    """Jobs not yet terminal, or whose notifications are still in flight: the run settles first."""
+    """Jobs not yet terminal, or done or failed with notifications still in flight: the run settles
+    first (a cancelled job has nothing to notify)."""
     client = connect(settings)
     try:
         jobs = database(client, settings)[JOBS]
         active = {"status": {"$nin": [status.value for status in FINAL_STATUSES]}}
-        sending = {"notifications.status": {"$in": ["pending", "sending", "retrying"]}}
+        notified = [status.value for status in NOTIFIED_OUTCOMES]
+        sending = {
+            "status": {"$in": notified},
+            "notifications.status": {"$in": ["pending", "sending", "retrying"]},
+        }
         return await jobs.count_documents({"$or": [active, sending]})
+    finally:
+        await client.close()
+
+
+async def fired_until(settings: Settings, seconds: float = 120.0) -> tuple[datetime, float]:
+    """An instant up to which every live request's due runs have fired (the schedulers moved
+    every next run past it), and how many seconds the schedulers were behind before they got there.
+    Runs after it may be due unfired when the requests are closed: they are not judged.
+    """
+    client = connect(settings)
+    began = time.monotonic()
+    try:
+        requests = database(client, settings)[REQUESTS]
+        while True:
+            probe = datetime.now(UTC) - timedelta(seconds=1)
+            behind = {"deletedAt": None, "schedule.nextRunAt": {"$lte": probe}}
+            if await requests.count_documents(behind) == 0 or time.monotonic() - began > seconds:
+                return probe, time.monotonic() - began
+            await asyncio.sleep(0.5)
     finally:
         await client.close()
 
@@ -92,8 +117,8 @@ async def observe(settings: Settings, done: Done, settle_seconds: float = 10.0) 
             created = done.requests.get(request.id)
             judged = created is not None and not (created.edited or created.deleted)
             judged = judged and not document.get("schedule", {}).get("pausedAt")
-            # A request closed at the end ran until then, less the scheduler's lag.
-            end = until if request.deleted_at is None else min(until, request.deleted_at - LAG)
+            # A request closed at the end is judged up to the instant all due runs had fired.
+            end = until if request.deleted_at is None else min(until, done.fired_until or request.deleted_at)
             judged = judged and (request.deleted_at is None or bool(created and created.closed))
             seen.grids[request.id] = grid(request, end, judged)
             seen.versions[request.id] = request.version

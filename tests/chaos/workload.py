@@ -63,6 +63,7 @@ class Done:
     readings: dict[str, int] = field(default_factory=dict)
     grants: dict[str, int] = field(default_factory=dict)
     cancels: int = 0
+    fired_until: datetime | None = None  # before ``close``: every run due up to here had fired
     refused: list[str] = field(default_factory=list)  # calls that failed for good, with why
 
 

@@ -124,6 +124,15 @@ def test_a_lost_a_doubled_a_stuck_and_an_unexplained_message_fail() -> None:
     )
 
 
+def test_a_cancelled_jobs_message_left_pending_is_wrong() -> None:
+    entries = [{"index": 0, "medium": "email", "status": "pending"}]
+    assert check.notified_once(
+        [job(status="cancelled", notifications=[{**entries[0], "status": "skipped"}])], {}
+    ).ok
+    verdict = check.notified_once([job(status="cancelled", notifications=entries)], {})
+    assert verdict.wrong == ["r1-a.0: its job is cancelled, the message stays pending"]
+
+
 def test_each_render_announced_once() -> None:
     assert check.rendered_once([job(), job("r1-b", "cancelled")], {"r1-a": 1}).ok
     verdict = check.rendered_once([job(), job("r1-b")], {"r1-a": 2})
