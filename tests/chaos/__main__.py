@@ -51,6 +51,14 @@ class Outcome:
         seconds = sorted(s for i in self.injected if (s := i.recovery_seconds) is not None)
         return (percentile(seconds, 0.5), percentile(seconds, 0.99)) if seconds else (None, None)
 
+    def recovery_by_kind(self) -> dict[str, list[float]]:
+        """Seconds from each fault to the end of the canary after it, by kind of fault."""
+        found: dict[str, list[float]] = {}
+        for injected in self.injected:
+            if (seconds := injected.recovery_seconds) is not None:
+                found.setdefault(injected.fault.kind.value, []).append(seconds)
+        return found
+
     def last_line(self) -> str:
         kinds = Counter(i.fault.kind.value for i in self.injected)
         p50, p99 = self.recovery()
@@ -186,8 +194,8 @@ async def main(options: Options) -> Outcome:
         print("\n".join(verdict.lines()))
     for problem in outcome.problems[:10]:
         print(f"FAIL workload: {problem}")
-    p50, p99 = outcome.recovery()
-    print(f"recovery after each fault: p50 {p50} s, p99 {p99} s over {len(outcome.injected)} faults")
+    for kind, seconds in sorted(outcome.recovery_by_kind().items()):
+        print(f"recovery after {kind}: {', '.join(f'{s:.1f}' for s in seconds)} s")
     print(outcome.last_line(), flush=True)
     return outcome
 

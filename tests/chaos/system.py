@@ -1,5 +1,6 @@
-"""The system under test: the local servers (the broker's log kept in the S3 server, so it
-survives a restart), a proxy in front of the MongoDB-wire and S3 servers, the SMTP and chat sinks,
+"""The system under test: the local servers (the broker's log kept in an S3 server of its own,
+so it survives a restart; Tansu's S3 engine wedges its consumer groups when that server restarts,
+so it is not the exports' one), a proxy in front of the MongoDB-wire and S3 servers, the SMTP and chat sinks,
 and the five services with two replicas of the scheduler, the renderer and the notifier.
 
 The services reach MongoDB and S3 through the proxies; the harness itself reads them directly.
@@ -20,7 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from exporter.local.servers import LOOPBACK, LocalServers
+from exporter.local.servers import LOOPBACK, LocalS3, LocalServers
 from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from tests.chaos.proxy import Proxy
@@ -118,7 +119,11 @@ async def running_system(run_dir: Path | None = None) -> AsyncIterator[System]:
         if run_dir is None:
             run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exporter-chaos-")))
         direct = LocalServers.test_settings(run_dir)
-        servers = LocalServers(direct, kafka_bucket=KAFKA_BUCKET)
+        broker_store = LocalS3(LocalServers.test_settings(run_dir / "broker-store"))
+        stack.callback(broker_store.stop)
+        await asyncio.to_thread(broker_store.start, 120.0)
+        kafka_store = broker_store.settings.storage.model_copy(update={"bucket": KAFKA_BUCKET})
+        servers = LocalServers(direct, kafka_store=kafka_store)
         stack.callback(servers.stop)
         await asyncio.to_thread(servers.start, 120.0)
         proxies = {

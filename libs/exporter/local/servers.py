@@ -258,11 +258,11 @@ class LocalServers(ProcessGroup):
 
     kind = "server"
 
-    def __init__(self, settings: Settings, *, kafka_bucket: str | None = None) -> None:
-        """``kafka_bucket``: the broker keeps its log in that bucket of the S3 server, so it survives
-        a restart (the chaos harness restarts it); None keeps it in memory, as ``make run`` does."""
+    def __init__(self, settings: Settings, *, kafka_store: StorageSettings | None = None) -> None:
+        """``kafka_store``: the broker keeps its log in that S3 server's bucket, so it survives a
+        restart (the chaos harness restarts it); None keeps it in memory, as ``make run`` does."""
         self.settings = settings
-        self.kafka_bucket = kafka_bucket
+        self.kafka_store = kafka_store
         super().__init__(settings.local.run_dir)
 
     def _define(self) -> list[ProcessSpec]:
@@ -314,23 +314,14 @@ class LocalServers(ProcessGroup):
         port = _loopback_port(self.settings.kafka.bootstrap_servers.split(",")[0], "kafka.bootstrap_servers")
         url = f"tcp://{LOOPBACK}:{port}"
 
-        bucket = self.kafka_bucket
-        storage = self.settings.storage
+        store = self.kafka_store
 
         def probe() -> str:
-            if bucket is not None:  # the broker starts without its bucket and writes there once asked
-                _ensure_bucket(storage, bucket)
+            if store is not None:  # the broker starts without its bucket and writes there once asked
+                _ensure_bucket(store, store.bucket)
             _kafka_metadata(port)
             return _output([str(_tansu()), "--version"]).replace("tansu", "Tansu")
 
-        # Tansu reads the S3 server's address and keys from the AWS variables of its environment.
-        s3_env = {
-            "AWS_ENDPOINT": f"http://{storage.endpoint}",
-            "AWS_ACCESS_KEY_ID": storage.access_key,
-            "AWS_SECRET_ACCESS_KEY": storage.secret_key.get_secret_value(),
-            "AWS_DEFAULT_REGION": storage.region,
-            "AWS_ALLOW_HTTP": "true",
-        }
         return ProcessSpec(
             name="kafka",
             port=port,
@@ -339,10 +330,10 @@ class LocalServers(ProcessGroup):
                 "broker",
                 f"--listener-url={url}",
                 f"--advertised-listener-url={url}",
-                f"--storage-engine={'memory://tansu/' if bucket is None else f's3://{bucket}/'}",
+                f"--storage-engine={'memory://tansu/' if store is None else f's3://{store.bucket}/'}",
             ],
             probe=probe,
-            env=None if bucket is None else {**os.environ, **s3_env},
+            env=None if store is None else {**os.environ, **_aws_env(store)},
         )
 
     def _s3(self) -> ProcessSpec:
@@ -462,6 +453,14 @@ class LocalServers(ProcessGroup):
         )
 
 
+class LocalS3(LocalServers):
+    """The S3 server of ``settings`` alone: the chaos harness keeps the broker's log in one of its
+    own, so that restarting the exports' S3 server is not also a broker outage."""
+
+    def _define(self) -> list[ProcessSpec]:
+        return [self._s3()]
+
+
 def format_report(reports: list[ServerReport]) -> str:
     """One line per server or service, for the CLI."""
     width = max((len(r.name) for r in reports), default=0)
@@ -528,6 +527,17 @@ def _kafka_metadata(port: int) -> None:
     (advertised_port,) = struct.unpack_from(">i", response, 18 + host_length)
     if brokers < 1 or (host, advertised_port) != (LOOPBACK, port):
         raise ConnectionError(f"broker advertises {host}:{advertised_port}, expected {LOOPBACK}:{port}")
+
+
+def _aws_env(storage: StorageSettings) -> dict[str, str]:
+    """Where Tansu's S3 storage engine finds its server and keys: the AWS variables."""
+    return {
+        "AWS_ENDPOINT": f"http://{storage.endpoint}",
+        "AWS_ACCESS_KEY_ID": storage.access_key,
+        "AWS_SECRET_ACCESS_KEY": storage.secret_key.get_secret_value(),
+        "AWS_DEFAULT_REGION": storage.region,
+        "AWS_ALLOW_HTTP": "true",
+    }
 
 
 def _ensure_bucket(storage: StorageSettings, bucket: str) -> None:
