@@ -118,10 +118,11 @@ async def running_system(run_dir: Path | None = None) -> AsyncIterator[System]:
     async with AsyncExitStack() as stack:
         if run_dir is None:
             run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exporter-chaos-")))
-        direct = LocalServers.test_settings(run_dir)
+        # Up before the other servers' ports are picked: its own ports are then taken, not handed out twice.
         broker_store = LocalS3(LocalServers.test_settings(run_dir / "broker-store"))
         stack.callback(broker_store.stop)
         await asyncio.to_thread(broker_store.start, 120.0)
+        direct = LocalServers.test_settings(run_dir)
         kafka_store = broker_store.settings.storage.model_copy(update={"bucket": KAFKA_BUCKET})
         servers = LocalServers(direct, kafka_store=kafka_store)
         stack.callback(servers.stop)
