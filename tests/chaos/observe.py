@@ -23,6 +23,7 @@ from tests.chaos.workload import Done
 from tests.topic_reader import json_object, topic_reader
 
 READ_BACK_BYTES = 5 * 1024 * 1024  # larger objects are compared by size only
+REQUEUED = ":attempt-"  # in the id of a re-queued job's export.requested (scheduler/sweeping.py)
 # Only these IAM actions change a request (and its version); a cancel or run announces a job.
 CHANGES = {"create", "update", "delete", "pause"}
 
@@ -126,7 +127,9 @@ async def observe(settings: Settings, done: Done, settle_seconds: float = 10.0) 
     finally:
         await client.close()
     seen.readings = await stored_readings(settings)
-    seen.fired = await _distinct_events(settings, Topic.EXPORT_REQUESTED, ("data", "jobId"))
+    # A firing's event id is the job id; a stuck job re-queued is announced again as
+    # "<job id>:attempt-N": the same job tried again, not a second firing.
+    seen.fired = await _distinct_events(settings, Topic.EXPORT_REQUESTED, ("data", "jobId"), REQUEUED)
     seen.completed = await _distinct_events(settings, Topic.EXPORT_COMPLETED, ("data", "jobId"))
     seen.iam = await _iam_events(settings)
     return seen
@@ -145,12 +148,15 @@ async def _records(settings: Settings, topic: Topic) -> list[dict[str, Any]]:
     return values
 
 
-async def _distinct_events(settings: Settings, topic: Topic, path: tuple[str, str]) -> Counter[str]:
-    """How many distinct event ids name each job: a re-published event (same id) counts once."""
+async def _distinct_events(
+    settings: Settings, topic: Topic, path: tuple[str, str], skip: str | None = None
+) -> Counter[str]:
+    """How many distinct event ids name each job: a re-published event (same id) counts once;
+    ids containing ``skip`` are not counted."""
     ids: dict[str, set[str]] = {}
     for event in await _records(settings, topic):
         job_id = (event.get(path[0]) or {}).get(path[1])
-        if isinstance(job_id, str):
+        if isinstance(job_id, str) and not (skip and skip in str(event.get("id"))):
             ids.setdefault(job_id, set()).add(str(event.get("id")))
     return Counter({job_id: len(found) for job_id, found in ids.items()})
 
