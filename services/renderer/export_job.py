@@ -149,7 +149,8 @@ async def take(runtime: Runtime, event: ExportRequested) -> datetime | None:
     if job is None:
         # An ad-hoc job published by an upstream system: record it before running it.
         with contextlib.suppress(DuplicateKeyError):  # a concurrent delivery recorded it first
-            await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
+            created_by = event.actor or spec.owner  # the principal the upstream names
+            await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request), created_by))
         job = await runtime.jobs.get(spec.job_id)
         assert job is not None
     if job.tenant != spec.tenant:

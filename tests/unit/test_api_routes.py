@@ -33,6 +33,7 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "delete_export",
         "run_export",
         "list_jobs",
+        "list_all_jobs",
         "get_job",
         "cancel_job",
         "download",

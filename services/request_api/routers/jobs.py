@@ -9,8 +9,20 @@ from fastapi.responses import RedirectResponse
 
 from request_api import commands, queries
 from request_api.http import ERRORS, IDENTIFIED, JOB_LINKS, Caller, JsonBody, RuntimeDep, errors
+from request_api.queries import JobQuery, Pagination
 
 router = APIRouter()
+
+
+@router.get("/jobs", responses=ERRORS, openapi_extra=IDENTIFIED)
+async def list_all_jobs(
+    caller: Caller,
+    runtime: RuntimeDep,
+    pagination: Annotated[Pagination, Query()],
+    query: Annotated[JobQuery, Query()],
+) -> Any:
+    """The tenant's jobs the caller may read (of their requests, or granted), latest first."""
+    return JsonBody(await queries.list_all_jobs(runtime, caller, query, pagination))
 
 
 @router.get("/jobs/{job_id}", responses=ERRORS | {200: JOB_LINKS}, openapi_extra=IDENTIFIED)
