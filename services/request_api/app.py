@@ -20,7 +20,7 @@ from request_api.errors import ApiError
 from request_api.http import JsonBody, describe_request_error
 from request_api.identity import Identity
 from request_api.limits import BodySizeLimit
-from request_api.routers import exports, health, jobs, mews
+from request_api.routers import exports, health, history, jobs, mews
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    for router in (health.router, exports.router, jobs.router, mews.router):
+    for router in (health.router, exports.router, jobs.router, mews.router, history.router):
         app.include_router(router)
     return app

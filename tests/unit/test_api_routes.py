@@ -39,6 +39,12 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "download",
         "mews_add_export",
         "mews_get_all_exports",
+        "history_all",
+        "history_paged",
+        "history_entry",
+        "history_download",
+        "history_cancel",
+        "history_trigger",
     }
     targets = {
         link["operationId"]

@@ -68,16 +68,21 @@ class NumericIds:
         return {keys[document["_id"]]: document["number"] async for document in cursor}
 
     async def _advance(self, kind: Kind, tenant: str, count: int) -> int:
-        """Moves the counter of ``kind`` in ``tenant`` on by ``count``; its new value."""
+        """Moves the counter of ``kind`` in ``tenant`` on by ``count``; its new value. The counter
+        is created apart, not by an upsert: concurrent upserts of one new document may each answer
+        nothing on the embedded store."""
         name = f"{kind}:counter"
         counter = {"_id": SEPARATOR.join((name, tenant)), "kind": name, "tenant": tenant}
-        for _ in range(2):  # two first upserts at once: one inserts, the other's update then applies
-            try:
-                document = await self._collection.find_one_and_update(
-                    counter, {"$inc": {"next": count}}, upsert=True, return_document=ReturnDocument.AFTER
-                )
-            except DuplicateKeyError:
-                continue
-            assert document is not None  # upserted
-            return int(document["next"])
-        raise RuntimeError(f"the {kind} counter of tenant {tenant!r} could not be moved on")
+        document = await self._increment(counter, count)
+        if document is None:
+            with contextlib.suppress(DuplicateKeyError):  # a concurrent first one created it
+                await self._collection.insert_one(counter | {"next": 0})
+            document = await self._increment(counter, count)
+        if document is None:
+            raise RuntimeError(f"the {kind} counter of tenant {tenant!r} could not be moved on")
+        return int(document["next"])
+
+    async def _increment(self, counter: Document, count: int) -> Document | None:
+        return await self._collection.find_one_and_update(
+            {"_id": counter["_id"]}, {"$inc": {"next": count}}, return_document=ReturnDocument.AFTER
+        )
