@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 from tests.integration.api_server import isolated, serving
+from tests.integration.renderer_support import SCHEDULED_AT, body, job_spec, requested, series_item
 from tests.integration.test_request_api import body_for, client, create, recurring_body
 from tests.seed_history_examples import (
     SEED_ALL,
@@ -31,7 +32,9 @@ from tests.seed_history_examples import (
 from exporter.adapters.mongo.client import JOBS, connect, database
 from exporter.adapters.mongo.numbers import NumericIds
 from exporter.contracts.base import utcnow
+from exporter.runtime import Runtime
 from exporter.settings import GrantSettings, Settings
+from renderer.export_job import handle_export_requested
 
 pytestmark = pytest.mark.servers
 HISTORY = "/DataExport/History"
@@ -253,3 +256,13 @@ async def test_concurrent_first_sights_give_one_number_each(served: Served) -> N
         assert await numbers.numbers("user", tenant, ["job-7"]) == {"job-7": 1}
     finally:
         await mongo.close()
+
+
+async def test_an_upstream_job_is_created_by_the_principal_its_event_names(runtime: Runtime) -> None:
+    item = series_item("weight", SCHEDULED_AT - timedelta(hours=1), SCHEDULED_AT)
+    spec = job_spec("acme", body("csv", [item]))
+    event = requested(spec).model_copy(update={"actor": "upstream-bot"})
+    await handle_export_requested(runtime, event)
+    job = await runtime.jobs.get(spec.job_id)
+    assert job is not None
+    assert (job.owner, job.created_by) == ("alice", "upstream-bot")
