@@ -15,7 +15,7 @@ from exporter.adapters.mongo.jobs import JobFilter
 from exporter.adapters.mongo.requests import RequestRecord
 from exporter.contracts.job import Job
 from exporter.contracts.request import ExportRequest
-from exporter.contracts.time_bounds import BoundedInstant
+from exporter.contracts.time_bounds import IsoDateTime
 from exporter.domain.access import Action, Grant, Principal
 from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
@@ -162,8 +162,8 @@ class JobQuery(BaseModel):
     status: JobStatus | None = None
     request_id: Id | None = Field(default=None, alias="requestId")
     created_by: Id | None = Field(default=None, alias="createdBy")
-    from_: BoundedInstant | None = Field(default=None, alias="from")
-    to: BoundedInstant | None = None
+    from_: IsoDateTime | None = Field(default=None, alias="from")
+    to: IsoDateTime | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> JobQuery:

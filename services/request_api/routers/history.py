@@ -60,7 +60,21 @@ def _error(
     return JsonBody(history.error(tracking_id, message), status_code=status_code, headers=headers)
 
 
-router = APIRouter(prefix=PREFIX, route_class=HistoryRoute, tags=["Seed 004 (DataExportHistory)"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": history.Error, "description": description}
+    for code, description in {
+        400: "Invalid request or missing identity",
+        401: "Invalid bearer token",
+        403: "Not authorized",
+        404: "No such entry or DataExport (or another tenant's)",
+        409: "Not done (download), already ended (cancel), or a job on the same target in flight",
+        410: "Expired, or its request deleted",
+        429: "Maximum number of queued exports reached",
+    }.items()
+}
+router = APIRouter(
+    prefix=PREFIX, route_class=HistoryRoute, tags=["Seed 004 (DataExportHistory)"], responses=ERRORS
+)
 HistoryId = Annotated[int, Path(alias="id", ge=1, le=2**53)]
 
 

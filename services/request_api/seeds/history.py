@@ -191,6 +191,12 @@ def created(tracking_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"trackingId": tracking_id, "type": "create", "results": _results(entries, len(entries))}
 
 
-def error(tracking_id: str, message: str) -> dict[str, Any]:
+class Error(BaseModel):
     """The seed shows no error body: ours (``message``) with the request's ``trackingId``."""
-    return {"trackingId": tracking_id, "message": message}
+
+    tracking_id: str = Field(alias="trackingId")
+    message: str
+
+
+def error(tracking_id: str, message: str) -> dict[str, Any]:
+    return Error(trackingId=tracking_id, message=message).model_dump(by_alias=True)
