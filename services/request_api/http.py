@@ -60,6 +60,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def documented_errors(
+    model: type[BaseModel], descriptions: dict[int, str]
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a seed's routes: each status with its description, in the seed's shape."""
+    return {code: {"model": model, "description": description} for code, description in descriptions.items()}
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``ERRORS`` and the given codes beyond them, as ``responses=`` documents them."""
     extra = {

@@ -20,7 +20,14 @@ from exporter.domain.access import Action, Principal
 from exporter.runtime import Runtime
 from request_api import authorization, commands, queries
 from request_api.errors import ApiError, NotFound
-from request_api.http import IDENTIFIED, Caller, JsonBody, RuntimeDep, describe_request_error
+from request_api.http import (
+    IDENTIFIED,
+    Caller,
+    JsonBody,
+    RuntimeDep,
+    describe_request_error,
+    documented_errors,
+)
 from request_api.seeds import history
 
 log = logging.getLogger(__name__)
@@ -60,9 +67,9 @@ def _error(
     return JsonBody(history.error(tracking_id, message), status_code=status_code, headers=headers)
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": history.Error, "description": description}
-    for code, description in {
+ERRORS = documented_errors(
+    history.Error,
+    {
         400: "Invalid request or missing identity",
         401: "Invalid bearer token",
         403: "Not authorized",
@@ -70,8 +77,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         409: "Not done (download), already ended (cancel), or a job on the same target in flight",
         410: "Expired, or its request deleted",
         429: "Maximum number of queued exports reached",
-    }.items()
-}
+    },
+)
 router = APIRouter(
     prefix=PREFIX, route_class=HistoryRoute, tags=["Seed 004 (DataExportHistory)"], responses=ERRORS
 )
