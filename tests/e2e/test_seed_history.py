@@ -17,6 +17,7 @@ from exporter.local.demo import DEMO_EXPORT, DEVICE, WINDOW_MINUTES, demo_measur
 from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.topics import Topic
+from request_api.seeds import history
 from tests.e2e.test_thin_path import eventually
 from tests.seed_history_examples import SEED_ALL, SEED_DOWNLOAD, SEED_INSTANCE, SEED_PAGED, assert_seed_shape
 
@@ -76,6 +77,7 @@ async def test_a_completed_run_in_the_seeds_fields_triggered_again_and_downloade
     download = await api.get(f"{HISTORY}/{number}/Download")
     assert download.status_code == 200, download.text
     assert_seed_shape(download.json(), SEED_DOWNLOAD)
+    history.DownloadInstance.model_validate(download.json())
     link = download.json()["instance"]["link"]
     assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == ["30"]
     async with httpx.AsyncClient(timeout=10) as plain:

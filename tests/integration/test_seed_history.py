@@ -35,6 +35,7 @@ from exporter.contracts.base import utcnow
 from exporter.runtime import Runtime
 from exporter.settings import GrantSettings, Settings
 from renderer.export_job import handle_export_requested
+from request_api.seeds import history
 
 pytestmark = pytest.mark.servers
 HISTORY = "/DataExport/History"
@@ -85,6 +86,10 @@ async def test_every_answer_has_the_fields_and_types_of_the_seeds_examples(alice
     assert_seed_shape(paged.json(), SEED_PAGED, BEFORE_RUN)
     one = await alice.get(f"{HISTORY}/{number}")
     assert_seed_shape(one.json(), SEED_INSTANCE, BEFORE_RUN)
+    # The answer models the OpenAPI document shows are what the handlers answer.
+    history.Listing.model_validate(every.json())
+    history.PagedListing.model_validate(paged.json())
+    history.Instance.model_validate(one.json())
     entry = one.json()["instance"]
     assert entry["identity"] == number
     assert entry["dataExportName"] == name
@@ -149,6 +154,7 @@ async def test_trigger_answers_the_history_id_and_the_triggering_user_is_created
     assert_seed_shape(
         {k: v for k, v in triggered.json().items() if k != "dataExportHistoryId"}, SEED_INSTANCE, BEFORE_RUN
     )
+    history.Triggered.model_validate(triggered.json())
     number = triggered.json()["dataExportHistoryId"]
     entry = (await alice.get(f"{HISTORY}/{number}")).json()["instance"]
     assert entry == triggered.json()["instance"]
@@ -183,6 +189,7 @@ async def test_cancel_of_a_running_run_answers_the_seeds_create_envelope(
     cancelled = await alice.post(f"{HISTORY}/{number}/Cancel", json=SEED_CANCEL_BODY)
     assert cancelled.status_code == 200, cancelled.text
     assert_seed_shape(cancelled.json(), SEED_CANCEL, UNTIL_TRANSFERS | {"storageKey"})
+    history.Created.model_validate(cancelled.json())
     [entry] = cancelled.json()["results"]["items"]
     assert (entry["identity"], entry["dataExportHistoryStatusTypeName"]) == (number, "Cancelled")
     again = await alice.post(f"{HISTORY}/{number}/Cancel")

@@ -127,7 +127,7 @@ async def _entry(runtime: Runtime, caller: Principal, job_id: str) -> dict[str, 
     return entry
 
 
-@router.get("/History/", openapi_extra=IDENTIFIED)
+@router.get("/History/", responses={200: {"model": history.Listing}}, openapi_extra=IDENTIFIED)
 async def history_all(request: Request, caller: Caller, runtime: RuntimeDep) -> Any:
     """Every entry the caller may read, latest first (up to ``ALL_HISTORY``'s page), and the count."""
     jobs, total = await queries.jobs_page(runtime, caller, queries.JobQuery(), history.ALL_HISTORY)
@@ -135,7 +135,7 @@ async def history_all(request: Request, caller: Caller, runtime: RuntimeDep) -> 
     return JsonBody(history.listing(_tracking(request), await _entries(runtime, caller, jobs), total))
 
 
-@router.get("/History/Paged", openapi_extra=IDENTIFIED)
+@router.get("/History/Paged", responses={200: {"model": history.PagedListing}}, openapi_extra=IDENTIFIED)
 async def history_paged(
     request: Request, caller: Caller, runtime: RuntimeDep, paging: Annotated[history.Paging, Query()]
 ) -> Any:
@@ -144,13 +144,15 @@ async def history_paged(
     return JsonBody(history.paged(_tracking(request), paging, entries, total))
 
 
-@router.get("/History/{id}", openapi_extra=IDENTIFIED)
+@router.get("/History/{id}", responses={200: {"model": history.Instance}}, openapi_extra=IDENTIFIED)
 async def history_entry(number: HistoryId, request: Request, caller: Caller, runtime: RuntimeDep) -> Any:
     entry = await _entry(runtime, caller, await _job_id(runtime, caller, number))
     return JsonBody(history.instance(_tracking(request), entry))
 
 
-@router.get("/History/{id}/Download", openapi_extra=IDENTIFIED)
+@router.get(
+    "/History/{id}/Download", responses={200: {"model": history.DownloadInstance}}, openapi_extra=IDENTIFIED
+)
 async def history_download(number: HistoryId, request: Request, caller: Caller, runtime: RuntimeDep) -> Any:
     """The entry and ``link``: a presigned URL of its (first, or archive) file, expiring after
     ``download_link_ttl_seconds`` (30 s, as the seed says); refused as ``/jobs/{id}/download``."""
@@ -160,7 +162,7 @@ async def history_download(number: HistoryId, request: Request, caller: Caller, 
     return JsonBody(history.instance(_tracking(request), entry | {"link": link.url}))
 
 
-@router.post("/History/{id}/Cancel", openapi_extra=IDENTIFIED)
+@router.post("/History/{id}/Cancel", responses={200: {"model": history.Created}}, openapi_extra=IDENTIFIED)
 async def history_cancel(
     number: HistoryId,
     request: Request,
@@ -174,7 +176,7 @@ async def history_cancel(
     return JsonBody(history.created(_tracking(request), [await _entry(runtime, caller, job_id)]))
 
 
-@router.post("/Trigger", openapi_extra=IDENTIFIED)
+@router.post("/Trigger", responses={200: {"model": history.Triggered}}, openapi_extra=IDENTIFIED)
 async def history_trigger(
     body: history.Trigger, request: Request, caller: Caller, runtime: RuntimeDep
 ) -> Any:

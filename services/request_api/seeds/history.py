@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
@@ -189,6 +189,79 @@ def instance(tracking_id: str, entry: dict[str, Any]) -> dict[str, Any]:
 def created(tracking_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The seed's answer to a POST that makes something (a cancel): ``type`` ``create``."""
     return {"trackingId": tracking_id, "type": "create", "results": _results(entries, len(entries))}
+
+
+class Answer(BaseModel):
+    """The seed's answers, as the OpenAPI document shows them (the handlers build the dicts;
+    the tests validate those against these)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", populate_by_name=True)
+
+
+class Entry(Answer):
+    identity: int
+    data_export_id: int
+    data_export_name: str
+    created: str
+    start: str | None
+    complete: str | None
+    data_export_history_status_type_id: int
+    data_export_history_status_type_name: str
+    storage_location_id: int
+    storage_location_name: str
+    storage_key: str | None
+    export_row_count: int
+    created_by_user_id: int
+    created_by_user_name: str
+    parameters: str
+    transfer_location_id: int | None
+    transfer_location_name: str | None
+    file_move_log_identity: int | None
+
+
+class DownloadEntry(Entry):
+    link: str
+
+
+class Results(Answer):
+    total_count: int | None = None
+    items: list[Entry]
+
+
+class PagingEcho(Answer):
+    page_number: int
+    page_size: int
+    exclude_total_count: bool
+
+
+class Listing(Results):
+    tracking_id: str
+
+
+class PagedListing(Answer):
+    tracking_id: str
+    pagination: PagingEcho
+    paged_results: Results
+
+
+class Instance(Answer):
+    tracking_id: str
+    instance: Entry
+
+
+class DownloadInstance(Answer):
+    tracking_id: str
+    instance: DownloadEntry
+
+
+class Created(Answer):
+    tracking_id: str
+    type: Literal["create"]
+    results: Results
+
+
+class Triggered(Instance):
+    data_export_history_id: int
 
 
 class Error(BaseModel):
