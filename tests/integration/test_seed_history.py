@@ -103,6 +103,11 @@ async def test_every_answer_has_the_fields_and_types_of_the_seeds_examples(alice
     assert len(tracking) == 3
     assert all(uuid.UUID(t) for t in tracking)
     assert one.headers["X-Tracking-Id"] == one.json()["trackingId"]
+    # ... the request's trace id (in its log lines and X-Request-Id), as a UUID.
+    assert uuid.UUID(hex=one.headers["X-Request-Id"]) == uuid.UUID(one.json()["trackingId"])
+    own = await alice.get(f"{HISTORY}/{number}", headers={"X-Request-Id": "caller-chosen"})
+    assert own.headers["X-Request-Id"] == "caller-chosen"
+    assert uuid.UUID(own.json()["trackingId"])
 
 
 async def test_numbers_are_stable_and_per_tenant(alice: httpx.AsyncClient, served: Served) -> None:

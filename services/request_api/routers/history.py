@@ -5,6 +5,7 @@ numbers and a ``trackingId`` per request (the mapping is in ``request_api.seeds.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.contracts.job import Job
 from exporter.domain.access import Action, Principal
+from exporter.log_context import current_ids
 from exporter.runtime import Runtime
 from request_api import authorization, commands, queries
 from request_api.errors import ApiError, NotFound
@@ -33,6 +35,7 @@ from request_api.seeds import history
 log = logging.getLogger(__name__)
 PREFIX = "/DataExport"
 TRACKING_HEADER = "X-Tracking-Id"
+HEX_32 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class HistoryRoute(APIRoute):
@@ -43,7 +46,7 @@ class HistoryRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
-            tracking_id = request.state.tracking_id = str(uuid.uuid4())
+            tracking_id = request.state.tracking_id = _tracking_id()
             try:
                 response = await handler(request)
             except RequestValidationError as error:
@@ -59,6 +62,16 @@ class HistoryRoute(APIRoute):
             return response
 
         return answer
+
+
+def _tracking_id() -> str:
+    """The request's trace id (``request_ids``: in every log line and in ``X-Request-Id``)
+    written as the seed's UUID; a fresh UUID when the caller's own X-Request-Id is not 32 hex
+    digits (the route's log line, which carries the trace id, pairs the two)."""
+    trace = current_ids().get("trace_id")
+    if isinstance(trace, str) and HEX_32.fullmatch(trace):
+        return str(uuid.UUID(hex=trace))
+    return str(uuid.uuid4())
 
 
 def _error(
