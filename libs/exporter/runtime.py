@@ -42,7 +42,8 @@ from exporter.adapters.storage import ObjectStore
 from exporter.liveness import Liveness, Readiness, describe_failure, exit_when_stalled, write_reports
 from exporter.service_layer.group_commit import GroupCommit
 from exporter.service_layer.outbox import OutboxRelay
-from exporter.settings import LivenessSettings, Settings, get_settings
+from exporter.settings import Settings, get_settings
+from exporter.settings.process import LivenessSettings
 
 log = logging.getLogger(__name__)
 # Pauses between start-up attempts at a dependency: doubling from the first up to the last.

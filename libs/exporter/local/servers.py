@@ -451,7 +451,10 @@ class LocalServers(ProcessGroup):
             # An explicit --config stops secantusd from picking up ~/.secantus or /etc/secantus files.
             config.write_text("# Written by exporter.local: every setting is on the command line.\n")
             return [
-                str(_venv_tool("secantusd-py")),
+                sys.executable,
+                "-m",
+                "exporter.local.mongo_server",
+                f"--transaction-lifetime-seconds={self.settings.local.mongo_transaction_lifetime_seconds}",
                 f"--config={config}",
                 f"--host={LOOPBACK}",
                 f"--port={port}",

@@ -14,7 +14,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from exporter.settings import Settings
+from exporter.settings import MongoSettings, Settings
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -33,14 +33,25 @@ RETIRED_INDEX = "retired"
 
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(
-        settings.mongo.uri.get_secret_value(), tz_aware=True, uuidRepresentation="standard"
-    )
+    return AsyncMongoClient(settings.mongo.uri.get_secret_value(), **client_options(settings.mongo))
 
 
 def connect_blocking(settings: Settings) -> MongoClient[Document]:
     """A blocking client, for work done in a thread of its own (see group_commit)."""
-    return MongoClient(settings.mongo.uri.get_secret_value(), tz_aware=True, uuidRepresentation="standard")
+    return MongoClient(settings.mongo.uri.get_secret_value(), **client_options(settings.mongo))
+
+
+def client_options(settings: MongoSettings) -> dict[str, Any]:
+    """Every client's options: a store that accepts and never answers fails a call in bounded
+    time (PyMongo waits for ever by default), and the caller's loop goes on."""
+    connect_ms = round(settings.connect_timeout_seconds * 1000)
+    return {
+        "tz_aware": True,
+        "uuidRepresentation": "standard",
+        "connectTimeoutMS": connect_ms,
+        "serverSelectionTimeoutMS": connect_ms,
+        "socketTimeoutMS": round(settings.operation_timeout_seconds * 1000),
+    }
 
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:
