@@ -34,6 +34,7 @@ from exporter.adapters.mongo.grants import GrantRepository
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.numbers import NumericIds
 from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
@@ -70,6 +71,7 @@ class Runtime:
     idempotency: IdempotencyRepository
     admissions: AdmissionRepository
     grants: GrantRepository
+    numbers: NumericIds
     group_commit: GroupCommit
     publisher: KafkaPublisher
     relay: OutboxRelay
@@ -103,6 +105,7 @@ class Runtime:
             idempotency=IdempotencyRepository(db),
             admissions=AdmissionRepository(db),
             grants=GrantRepository(db),
+            numbers=NumericIds(db),
             group_commit=GroupCommit(
                 functools.partial(connect_blocking, settings), settings.mongo.database, relay.publish_soon
             ),

@@ -28,6 +28,7 @@ ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 ADMISSIONS = "admissions"
+NUMBERS = "numbers"
 RETIRED_INDEX = "retired"
 
 
@@ -71,7 +72,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("requestId", ASCENDING), ("scheduledAt", DESCENDING)]),
         IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("tenant", ASCENDING), ("targets", ASCENDING), ("status", ASCENDING)]),
+        # GET /jobs and seed 004's history: a tenant's jobs by scheduled time, whole or filtered.
+        IndexModel([("tenant", ASCENDING), ("scheduledAt", DESCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("scheduledAt", DESCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("createdBy", ASCENDING), ("scheduledAt", DESCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("scheduledAt", DESCENDING)]),
     ],
+    # Seed 004's numeric identities (see ``numbers``): an object by its number.
+    NUMBERS: [IndexModel([("kind", ASCENDING), ("tenant", ASCENDING), ("number", ASCENDING)], unique=True)],
     IDEMPOTENCY: [IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=24 * 3600)],
     GRANTS: [IndexModel([("tenant", ASCENDING)])],
     # Admission documents only serialize concurrent admissions; an idle one may go (and comes
