@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from exporter import metrics
 from exporter.adapters.mongo.deliveries import DeliveryClaim, delivery_result
 from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.adapters.mongo.unreadable import unreadable_because
@@ -300,6 +301,7 @@ class Notifier:
             )
         )
         log.info("delivery %s: %s after attempt %d", key, status.value, progress.attempts)
+        metrics.DELIVERIES.labels(message.medium, status.value).inc()
         return delay
 
     async def _send(

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
+from exporter.metrics.http import HttpMetrics, metrics_router
 from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
 from request_api.errors import ApiError
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
         await runtime.start(relay=True)
+        await runtime.start_metrics()
         app.state.runtime = runtime
         freeze_startup_heap()
         try:
@@ -94,10 +96,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    if settings.metrics.enabled:
+        app.add_middleware(HttpMetrics)  # added last, so outermost: it sees every answer
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    for router in (health.router, exports.router, jobs.router):
+    for router in (health.router, exports.router, jobs.router, metrics_router(settings.metrics)):
         app.include_router(router)
     return app

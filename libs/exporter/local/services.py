@@ -17,12 +17,14 @@ import httpx
 from exporter.liveness import read_report
 from exporter.local.servers import (
     LAUNCH_MARK,
+    LOOPBACK,
     PROBE_TIMEOUT_SECONDS,
     LocalServers,
     ProcessGroup,
     ProcessSpec,
     ServerNotReady,
     ServerReport,
+    free_ports,
 )
 from exporter.settings import Settings
 
@@ -44,11 +46,17 @@ class LocalServices(ProcessGroup):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._servers = LocalServers(settings)
+        # Each service's metrics listener, on a loopback port free now (see ``metrics_urls``).
+        names = [API, *READY_LINES]
+        self.metrics_ports = dict(zip(names, free_ports(len(names), avoid=[settings.api.port]), strict=True))
         super().__init__(settings.local.run_dir)
 
     @property
     def api_url(self) -> str:
         return f"http://{self.settings.api.host}:{self.settings.api.port}"
+
+    def metrics_urls(self) -> dict[str, str]:
+        return {name: f"http://{LOOPBACK}:{port}/metrics" for name, port in self.metrics_ports.items()}
 
     @property
     def maildir(self) -> Path:
@@ -88,19 +96,33 @@ class LocalServices(ProcessGroup):
         env = self.env()
         return [
             ProcessSpec(
-                name=API, port=self.settings.api.port, launch=_command(API), probe=self._ready, env=env
+                name=API,
+                port=self.settings.api.port,
+                launch=_command(API),
+                probe=self._ready,
+                env={**env, **self._metrics_env(API)},
             ),
             *(
                 ProcessSpec(
                     name=name,
-                    port=None,
+                    # Its metrics listener: ready once it serves.
+                    port=self.metrics_ports[name] if self.settings.metrics.enabled else None,
                     launch=_command(name),
                     probe=self._logged(name, line),
-                    env={**env, "EXPORTER_LIVENESS__FILE": str(self.health_path(name))},
+                    env={
+                        **env,
+                        **self._metrics_env(name),
+                        "EXPORTER_LIVENESS__FILE": str(self.health_path(name)),
+                    },
                 )
                 for name, line in READY_LINES.items()
             ),
         ]
+
+    def _metrics_env(self, name: str) -> dict[str, str]:
+        if not self.settings.metrics.enabled:
+            return {}
+        return {"EXPORTER_METRICS__HOST": LOOPBACK, "EXPORTER_METRICS__PORT": str(self.metrics_ports[name])}
 
     def _ready(self) -> str:
         if problem := self._api_health():

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.domain.access import Action
+from exporter.settings.metrics import MetricsSettings
 from exporter.settings.notifier import NotifierSettings
 from exporter.topics import Topic
 
@@ -303,6 +304,7 @@ class Settings(BaseSettings):
     ingestor: IngestorSettings = IngestorSettings()
     local: LocalServersSettings = LocalServersSettings()
     liveness: LivenessSettings = LivenessSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
