@@ -9,7 +9,7 @@ KAFKAJS := tests/integration/kafkajs
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
+.PHONY: install run stop servers test test-unit lint format fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact bench-metrics
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -57,7 +57,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Benchmarks: each starts its own servers and prints its figures, the last line against the targets.
-bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
+bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact bench-metrics
 
 bench-api: install
 	$(PY) -m tests.benchmarks.bench_api
@@ -88,3 +88,9 @@ bench-ingest: install
 BENCH_COMPACT_ARGS ?=
 bench-compact: install
 	$(PY) -m tests.benchmarks.bench_compact $(BENCH_COMPACT_ARGS)
+
+# What the metrics cost: request-api creates and gets and a CSV export end to end, metrics on and
+# off in turn on the same servers, best of each; BENCH_METRICS_ARGS="--rounds 2 --rows 500000".
+BENCH_METRICS_ARGS ?=
+bench-metrics: install
+	$(PY) -m tests.benchmarks.bench_metrics $(BENCH_METRICS_ARGS)

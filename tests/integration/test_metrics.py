@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 from tests.metric_samples import sample, scrape
 from tests.own_database import own_database
 
+from exporter import metrics
+from exporter.adapters.kafka import client_options, committed_lag
 from exporter.contracts.events import MeasurementsPublished
 from exporter.contracts.ingest import MeasurementPack, MeasurementRecord
 from exporter.local.demo import (
@@ -34,6 +39,7 @@ from exporter.local.demo import (
 )
 from exporter.local.servers import free_ports
 from exporter.local.services import LocalServices
+from exporter.metrics.serving import read_lag
 from exporter.settings import Settings
 from exporter.settings.notifier import ANY_TENANT, LOCAL_DESTINATIONS, TelegramSettings
 from exporter.topics import Topic
@@ -215,3 +221,29 @@ def text_readings() -> MeasurementsPublished:
         records=[MeasurementRecord(name=TEXT_METRIC, time=60 * n, string_value="on") for n in range(10)],
     )
     return MeasurementsPublished(id="metrics-text-1", source="tests/metrics", tenant="default", data=pack)
+
+
+async def test_consumer_lag_counts_what_a_group_has_not_committed(servers: Settings) -> None:
+    """Three records past a group's commit are a lag of three, in ``committed_lag`` (which
+    ``exporter doctor`` reads too) and in the gauge a consumer's reading sets."""
+    group, topic = f"metrics-lag-{uuid.uuid4().hex[:8]}", Topic.ENTITIES.dead_letter
+    partition = TopicPartition(topic, 0)
+    reader = AIOKafkaConsumer(**client_options(servers.kafka), group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        reader.assign([partition])
+        await reader.seek_to_end(partition)
+        await reader.commit({partition: await reader.position(partition)})
+    finally:
+        await reader.stop()
+    producer = AIOKafkaProducer(**client_options(servers.kafka))
+    await producer.start()
+    try:
+        for _ in range(3):
+            await producer.send_and_wait(topic, b"{}", partition=0)
+    finally:
+        await producer.stop()
+    assert (await committed_lag(servers.kafka, group))[partition] == 3
+    await read_lag(servers.kafka, [group])
+    text = generate_latest(metrics.REGISTRY).decode()
+    assert sample(text, "exporter_consumer_lag_messages", group=group, topic=topic, partition="0") == 3

@@ -15,7 +15,9 @@ from tests.metric_samples import sample
 
 from exporter import metrics
 from exporter.adapters.kafka import consumer_metrics
+from exporter.local.servers import free_ports
 from exporter.metrics.http import HttpMetrics
+from exporter.metrics.serving import listen
 from exporter.settings.metrics import MetricsSettings
 
 NAME = re.compile(r"^exporter_[a-z][a-z0-9_]*[a-z0-9]$")
@@ -118,3 +120,19 @@ def test_settings_default_to_no_public_exposure() -> None:
     assert defaults.host == "127.0.0.1"
     assert defaults.port is None
     assert defaults.token is None
+
+
+def test_a_taken_metrics_port_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """The request-api's workers share their settings: the second one to bind must still start."""
+    [port] = free_ports(1)
+    settings = MetricsSettings(port=port)
+    first = listen(settings)
+    assert first is not None
+    try:
+        assert listen(settings) is None
+        assert "not served here" in caplog.text
+        answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, trust_env=False)
+        assert answer.status_code == 200
+        assert "exporter_http_requests" in answer.text
+    finally:
+        first.close()

@@ -49,10 +49,16 @@ class Listener:
 
 
 def listen(settings: MetricsSettings) -> Listener | None:
-    """Serves the registry on ``settings.host:port``, if a port is set."""
+    """Serves the registry on ``settings.host:port``, if a port is set. A port already taken is
+    logged, not raised: the request-api's other workers (``api.workers`` > 1) share their
+    settings, and the first one to bind serves its own figures."""
     if settings.port is None:
         return None
-    server, _ = start_http_server(settings.port, settings.host, registry=metrics.REGISTRY)
+    try:
+        server, _ = start_http_server(settings.port, settings.host, registry=metrics.REGISTRY)
+    except OSError as error:
+        log.warning("metrics port %s:%d not served here: %s", settings.host, settings.port, error)
+        return None
     log.info("metrics at http://%s:%d/metrics", settings.host, settings.port)
     return Listener(server)
 

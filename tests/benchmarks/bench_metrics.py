@@ -1,0 +1,186 @@
+"""``make bench-metrics``: what the metrics cost, with and without them in one run.
+
+The request-api (creates and gets, as ``make bench-api`` drives them) and the renderer (a CSV
+export end to end, as ``make bench-render`` drives it) each run several times on the same
+servers, metrics on and off in turn (``EXPORTER_METRICS__ENABLED``): two request-api processes at
+once, one of each, taking bursts in turn; the renderer restarted for each mode, its exports in
+alternating order. The machine is shared, so neither mode gets the quiet or the busy minutes
+alone; each rate is its mode's total work over its total time. With metrics on,
+the service's listener is scraped every ``SCRAPE_SECONDS`` (Prometheus' default is 15 s) for the
+whole round. The last line holds the ratios against the target: metrics cost less than 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from exporter.adapters.kafka import client_options
+from exporter.local.servers import free_ports
+from exporter.runtime import Runtime
+from exporter.settings import Settings
+from tests.benchmarks.bench_api import Call, run_phase
+from tests.benchmarks.bench_render import seed
+from tests.benchmarks.harness import local_servers, server_pid, service
+from tests.benchmarks.render_export import Renderer
+from tests.request_cases import SEED_000
+
+TARGET_COST = 0.05
+SCRAPE_SECONDS = 1.0
+MODES = (True, False)
+
+
+@dataclass
+class Measure:
+    """One measure's totals with metrics on and off: requests (or rows) and seconds."""
+
+    name: str
+    done: dict[bool, float] = field(default_factory=lambda: {True: 0.0, False: 0.0})
+    seconds: dict[bool, float] = field(default_factory=lambda: {True: 0.0, False: 0.0})
+
+    def add(self, enabled: bool, done: float, seconds: float) -> None:
+        self.done[enabled] += done
+        self.seconds[enabled] += seconds
+
+    def rate(self, enabled: bool) -> float:
+        return self.done[enabled] / self.seconds[enabled]
+
+    @property
+    def cost(self) -> float:
+        return 1 - self.rate(True) / self.rate(False)
+
+    def line(self) -> str:
+        return (
+            f"{self.name}: on {self.rate(True):,.0f}/s, off {self.rate(False):,.0f}/s, "
+            f"cost {self.cost * 100:+.1f}%"
+        )
+
+
+def with_metrics(settings: Settings, enabled: bool, api_port: int | None = None) -> Settings:
+    """``settings`` with metrics on (a listener on a free port) or off; the API on ``api_port``."""
+    port = free_ports(1)[0] if enabled else None
+    metrics = settings.metrics.model_copy(update={"enabled": enabled, "port": port})
+    api = settings.api.model_copy(update={"port": api_port or settings.api.port})
+    return settings.model_copy(update={"metrics": metrics, "api": api})
+
+
+@contextlib.asynccontextmanager
+async def scraped(settings: Settings) -> AsyncIterator[None]:
+    """Scrapes the listener, if any, as Prometheus would, until the block ends."""
+    if settings.metrics.port is None:
+        yield
+        return
+    url = f"http://{settings.metrics.host}:{settings.metrics.port}/metrics"
+
+    async def scrape() -> None:
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+            while True:
+                (await client.get(url)).raise_for_status()
+                await asyncio.sleep(SCRAPE_SECONDS)
+
+    task = asyncio.create_task(scrape())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def api_bursts(apis: dict[bool, Settings], bursts: int, burst: int, clients: int) -> list[Measure]:
+    """Bursts of creates then gets, to the API with metrics and the one without in turn: both
+    meet the same load from the machine's other tenants, which a long run of each would not."""
+    creates, gets = Measure("request-api creates"), Measure("request-api gets")
+    create_call = ("POST", "/exports", json.dumps(SEED_000).encode())
+    users = [f"bench-{index}" for index in range(clients)]
+    for settings in apis.values():
+        await run_phase(
+            "warm-up", settings.api.host, settings.api.port, {u: [create_call] * 5 for u in users}, 201
+        )
+    async with scraped(apis[True]):
+        for number in range(bursts):
+            for enabled in MODES if number % 2 == 0 else MODES[::-1]:
+                host, port = apis[enabled].api.host, apis[enabled].api.port
+                work = {user: [create_call] * (burst // clients) for user in users}
+                create, answers = await run_phase("create", host, port, work, 201)
+                reads: dict[str, list[Call]] = {}
+                for created in map(json.loads, answers):
+                    reads.setdefault(created["owner"], []).append(("GET", f"/exports/{created['id']}", b""))
+                get, _ = await run_phase("get", host, port, reads, 200)
+                creates.add(enabled, len(create.latencies), create.elapsed)
+                gets.add(enabled, len(get.latencies), get.elapsed)
+    for measure in (creates, gets):
+        print(f"  {measure.line()}", flush=True)
+    return [creates, gets]
+
+
+def bench_api(settings: Settings, bursts: int, burst: int, clients: int) -> list[Measure]:
+    """The request-api twice at once on the same servers, metrics on in one, off in the other."""
+    ports = free_ports(2, avoid=[settings.api.port])
+    apis = {
+        enabled: with_metrics(settings, enabled, port) for enabled, port in zip(MODES, ports, strict=True)
+    }
+    with contextlib.ExitStack() as running:
+        for api in apis.values():
+            health = f"http://{api.api.host}:{api.api.port}/health"
+            running.enter_context(service(api, "request_api", ready_url=health))
+        return asyncio.run(api_bursts(apis, bursts, burst, clients))
+
+
+async def render_rounds(settings: Settings, store_pid: int, rounds: int, rows: int) -> Measure:
+    """The renderer is one consumer group: one process at a time, restarted for each mode."""
+    exports = Measure(f"renderer csv, {rows:,} rows")
+    runtime = Runtime.build(settings)
+    await runtime.prepare()
+    producer = AIOKafkaProducer(**client_options(settings.kafka), linger_ms=0)
+    await producer.start()
+    try:
+        print(f"seeding {rows:,} readings ...", flush=True)
+        await seed(runtime, rows)
+        for round_ in range(rounds):
+            for enabled in MODES if round_ % 2 == 0 else MODES[::-1]:
+                run = with_metrics(settings, enabled)
+                with service(run, "renderer") as pid:
+                    renderer = Renderer(runtime, producer, pid, store_pid)
+                    await renderer.export("csv", 1_000, f"warm-{round_}-{enabled}")  # joins the group
+                    async with scraped(run):
+                        export = await renderer.export("csv", rows, f"bench-{round_}-{enabled}")
+                print(f"  metrics {'on ' if enabled else 'off'}  csv {export}", flush=True)
+                exports.add(enabled, rows, rows / export.rate)
+        return exports
+    finally:
+        await producer.stop()
+        await runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bursts", type=int, default=10, help="request-api bursts of each mode")
+    parser.add_argument("--burst", type=int, default=500, help="creates (then as many gets) a burst")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="CSV exports of each mode")
+    parser.add_argument("--rows", type=int, default=500_000, help="the CSV export's readings")
+    arguments = parser.parse_args()
+    with local_servers() as (settings, servers):
+        print("-- request-api, metrics on and off in turn", flush=True)
+        measures = bench_api(settings, arguments.bursts, arguments.burst, arguments.clients)
+        print("-- renderer, metrics on and off in turn", flush=True)
+        store = server_pid(servers, "mongo")
+        measures.append(asyncio.run(render_rounds(settings, store, arguments.rounds, arguments.rows)))
+    for measure in measures:
+        print(measure.line())
+    verdicts = [
+        f"{m.name} {m.cost * 100:+.1f}% ({'met' if m.cost < TARGET_COST else 'NOT met'})" for m in measures
+    ]
+    print(f"bench-metrics: cost of metrics (target < {TARGET_COST * 100:.0f}%): " + "; ".join(verdicts))
+
+
+if __name__ == "__main__":
+    main()
