@@ -25,6 +25,8 @@ from tests.own_database import own_database
 
 from exporter import metrics
 from exporter.adapters.kafka import client_options, committed_lag
+from exporter.adapters.mongo.client import JOBS, OUTBOX, REQUESTS
+from exporter.contracts.base import utcnow
 from exporter.contracts.events import MeasurementsPublished
 from exporter.contracts.ingest import MeasurementPack, MeasurementRecord
 from exporter.local.demo import (
@@ -39,7 +41,8 @@ from exporter.local.demo import (
 )
 from exporter.local.servers import free_ports
 from exporter.local.services import LocalServices
-from exporter.metrics.serving import read_lag
+from exporter.metrics.serving import read_lag, store_readings
+from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.settings.notifier import ANY_TENANT, LOCAL_DESTINATIONS, TelegramSettings
 from exporter.topics import Topic
@@ -185,7 +188,7 @@ async def test_store_gauges_and_consumer_lag(services: LocalServices, api: httpx
     assert created.status_code == 201, created.text
     await done()
     text = await scrape(services.metrics_urls()["scheduler"])
-    for family in ("exporter_outbox_pending_entries", "exporter_outbox_oldest_age_seconds"):
+    for family in ("exporter_outbox_pending_events", "exporter_outbox_oldest_age_seconds"):
         assert f"{family} " in text
     assert sample(text, "exporter_scheduler_due_requests") == 0  # fired at once, nothing left due
     renderer = await scrape(services.metrics_urls()["renderer"])
@@ -247,3 +250,24 @@ async def test_consumer_lag_counts_what_a_group_has_not_committed(servers: Setti
     await read_lag(servers.kafka, [group])
     text = generate_latest(metrics.REGISTRY).decode()
     assert sample(text, "exporter_consumer_lag_messages", group=group, topic=topic, partition="0") == 3
+
+
+async def test_store_gauges_follow_the_store(runtime: Runtime) -> None:
+    """What the scheduler's readings set: events owed by the outbox and its oldest entry's age,
+    jobs by status, requests due now."""
+    now = utcnow()
+    await runtime.db[OUTBOX].insert_one(
+        {"_id": "e1", "messages": [{"id": "e1"}, {"id": "e2"}], "createdAt": now - timedelta(seconds=30)}
+    )
+    await runtime.db[JOBS].insert_many([{"_id": f"j{n}", "status": "failed"} for n in range(3)])
+    due = {"schedule": {"shard": 5, "nextRunAt": now - timedelta(minutes=1)}, "deletedAt": None}
+    later = {"schedule": {"shard": 5, "nextRunAt": now + timedelta(hours=1)}, "deletedAt": None}
+    await runtime.db[REQUESTS].insert_many([{"_id": "r1", **due}, {"_id": "r2", **later}])
+    for reading in store_readings(runtime.db):
+        await reading()
+    text = generate_latest(metrics.REGISTRY).decode()
+    assert sample(text, "exporter_outbox_pending_events") == 2
+    assert sample(text, "exporter_outbox_oldest_age_seconds") >= 30
+    assert sample(text, "exporter_jobs", status="failed") == 3
+    assert sample(text, "exporter_jobs", status="cancelled") == 0
+    assert sample(text, "exporter_scheduler_due_requests") == 1

@@ -60,11 +60,11 @@ CONSUMER_LAG = Gauge(
     registry=REGISTRY,
 )
 OUTBOX_PENDING = Gauge(
-    f"{PREFIX}_outbox_pending_entries", "Outbox entries not yet published.", registry=REGISTRY
+    f"{PREFIX}_outbox_pending_events", "Events in the outbox not yet published.", registry=REGISTRY
 )
 OUTBOX_OLDEST_AGE = Gauge(
     f"{PREFIX}_outbox_oldest_age_seconds",
-    "Age of the oldest outbox entry not yet published (0 when none).",
+    "Age of the oldest outbox entry (0 when the outbox is empty).",
     registry=REGISTRY,
 )
 JOBS = Gauge(f"{PREFIX}_jobs", "Jobs in the store, by status.", ["status"], registry=REGISTRY)
