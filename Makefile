@@ -89,8 +89,9 @@ BENCH_COMPACT_ARGS ?=
 bench-compact: install
 	$(PY) -m tests.benchmarks.bench_compact $(BENCH_COMPACT_ARGS)
 
-# What the metrics cost: request-api creates and gets and a CSV export end to end, metrics on and
-# off in turn on the same servers, best of each; BENCH_METRICS_ARGS="--rounds 2 --rows 500000".
+# What the metrics cost: request-api creates and gets and a CSV export end to end, with metrics on,
+# off and off again (the noise) on the same servers, by CPU per request or row;
+# BENCH_METRICS_ARGS="--bursts 8 --rounds 1 --rows 200000" for a shorter run.
 BENCH_METRICS_ARGS ?=
 bench-metrics: install
 	$(PY) -m tests.benchmarks.bench_metrics $(BENCH_METRICS_ARGS)
