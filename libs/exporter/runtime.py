@@ -150,7 +150,7 @@ class Runtime:
         gauges it refreshes (see ``exporter.metrics.serving``)."""
         if not self.settings.metrics.enabled:
             return
-        if (listener := listen(self.settings.metrics)) is not None:
+        if (listener := await listen(self.settings.metrics)) is not None:
             self._listeners.append(listener)
         if readings:
             self.spawn(refresh(readings, self.settings.metrics, self.stopping))
@@ -184,7 +184,7 @@ class Runtime:
             async with asyncio.timeout(5):
                 await self.relay.publish_handed()
         for listener in self._listeners:
-            listener.close()
+            await listener.close()
         await self.mongo.close()
 
 

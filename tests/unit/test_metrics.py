@@ -122,17 +122,19 @@ def test_settings_default_to_no_public_exposure() -> None:
     assert defaults.token is None
 
 
-def test_a_taken_metrics_port_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_taken_metrics_port_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     """The request-api's workers share their settings: the second one to bind must still start."""
     [port] = free_ports(1)
     settings = MetricsSettings(port=port)
-    first = listen(settings)
+    first = await listen(settings)
     assert first is not None
     try:
-        assert listen(settings) is None
+        assert await listen(settings) is None
         assert "not served here" in caplog.text
-        answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, trust_env=False)
-        assert answer.status_code == 200
-        assert "exporter_http_requests" in answer.text
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+            answer = await client.get("/metrics")
+            assert answer.status_code == 200
+            assert "exporter_http_requests" in answer.text
+            assert (await client.get("/other")).status_code == 404
     finally:
-        first.close()
+        await first.close()

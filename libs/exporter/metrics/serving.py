@@ -1,7 +1,8 @@
 """How a process serves its metrics: a listener of its own, and the gauges that need a query.
 
-The listener is prometheus_client's threaded HTTP server: a scrape never waits for the event
-loop, and a busy loop never delays a scrape.
+The listener is a small asyncio server on the process's own event loop rather than
+prometheus_client's threaded one: no thread to share the interpreter with between scrapes, and a
+scrape (about 0.3 ms, ``make bench-metrics``) once per scrape interval.
 
 Gauges that need MongoDB or Kafka (outbox, jobs by status, due backlog, consumer lag) are read
 by a background task every ``refresh_seconds``, each read cut off after
@@ -19,10 +20,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from wsgiref.simple_server import WSGIServer
 
 import pymongo
-from prometheus_client import start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from exporter import metrics
@@ -37,30 +37,54 @@ from exporter.settings.metrics import MetricsSettings
 
 log = logging.getLogger(__name__)
 Reading = Callable[[], Awaitable[None]]
+REQUEST_SECONDS = 5.0
 
 
 @dataclass
 class Listener:
-    server: WSGIServer
+    server: asyncio.Server
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
 
 
-def listen(settings: MetricsSettings) -> Listener | None:
+async def listen(settings: MetricsSettings) -> Listener | None:
     """Serves the registry on ``settings.host:port``, if a port is set. A port already taken is
     logged, not raised: the request-api's other workers (``api.workers`` > 1) share their
     settings, and the first one to bind serves its own figures."""
     if settings.port is None:
         return None
     try:
-        server, _ = start_http_server(settings.port, settings.host, registry=metrics.REGISTRY)
+        server = await asyncio.start_server(answer_scrape, settings.host, settings.port)
     except OSError as error:
         log.warning("metrics port %s:%d not served here: %s", settings.host, settings.port, error)
         return None
     log.info("metrics at http://%s:%d/metrics", settings.host, settings.port)
     return Listener(server)
+
+
+async def answer_scrape(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One HTTP exchange, then the connection closes: all a scraper needs. The request head is
+    bounded by the reader's limit (64 KiB) and ``REQUEST_SECONDS``."""
+    try:
+        async with asyncio.timeout(REQUEST_SECONDS):
+            head = await reader.readuntil(b"\r\n\r\n")
+        method, target, _ = head.split(b" ", 2)
+        if method == b"GET" and target.split(b"?", 1)[0] == b"/metrics":
+            status, body = "200 OK", generate_latest(metrics.REGISTRY)
+        else:
+            status, body = "404 Not Found", b"GET /metrics\n"
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+    except (TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+        pass  # a client that is not a scraper: nothing to answer
+    finally:
+        writer.close()
 
 
 async def refresh(readings: Sequence[Reading], settings: MetricsSettings, stopping: asyncio.Event) -> None:
