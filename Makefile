@@ -9,7 +9,7 @@ KAFKAJS := tests/integration/kafkajs
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format asyncapi fuzz chaos bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
+.PHONY: install run stop servers test test-unit lint format asyncapi fuzz chaos bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact bench-metrics
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -69,7 +69,7 @@ asyncapi: install
 	$(PY) -m exporter.contracts.asyncapi docs
 
 # Benchmarks: each starts its own servers and prints its figures, the last line against the targets.
-bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
+bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact bench-metrics
 
 bench-api: install
 	$(PY) -m tests.benchmarks.bench_api
@@ -100,3 +100,10 @@ bench-ingest: install
 BENCH_COMPACT_ARGS ?=
 bench-compact: install
 	$(PY) -m tests.benchmarks.bench_compact $(BENCH_COMPACT_ARGS)
+
+# What the metrics cost: request-api creates and gets and a CSV export end to end, with metrics on,
+# off and off again (the noise) on the same servers, by CPU per request or row;
+# BENCH_METRICS_ARGS="--bursts 8 --rounds 1 --rows 200000" for a shorter run.
+BENCH_METRICS_ARGS ?=
+bench-metrics: install
+	$(PY) -m tests.benchmarks.bench_metrics $(BENCH_METRICS_ARGS)

@@ -13,8 +13,9 @@ What sits where, by layer (the README's Architecture section draws them):
 
 A module sits at this top level only when it is process-wide and belongs to no layer:
 ``settings`` (the one settings object), ``topics`` (every topic name), ``runtime`` (the bootstrap
-that builds each adapter once and starts and stops every service) and ``signing`` (the rule for
-trusting a Kafka record, used by every producer and consumer). Code that one service alone uses
+that builds each adapter once and starts and stops every service), ``signing`` (the rule for
+trusting a Kafka record, used by every producer and consumer) and ``metrics`` (every Prometheus
+metric family, in the process's registry, and how a process serves them). Code that one service alone uses
 lives in that service's package.
 
 "Seed NNN" in a docstring cites ``docs/seeds/NNN.txt``, one of the documents the project started

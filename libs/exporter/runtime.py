@@ -11,7 +11,7 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
 from exporter.adapters.storage import ObjectStore
 from exporter.liveness import Liveness, Readiness, describe_failure, exit_when_stalled, write_reports
+from exporter.metrics.serving import Listener, Reading, lag_readings, listen, refresh, store_readings
 from exporter.service_layer.group_commit import GroupCommit
 from exporter.service_layer.outbox import OutboxRelay
 from exporter.settings import Settings, get_settings
@@ -80,6 +81,7 @@ class Runtime:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _graced: list[tuple[asyncio.Task[None], float]] = field(default_factory=list)
+    _listeners: list[Listener] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, broker: KafkaBroker | None = None) -> Runtime:
@@ -175,6 +177,16 @@ class Runtime:
                 exit_when_stalled(self.liveness, settings.exit_after_seconds, settings.file_interval_seconds)
             )
 
+    async def start_metrics(self, readings: Sequence[Reading] = ()) -> None:
+        """This process's metrics listener (if ``metrics.port`` is set), and ``readings``, the
+        gauges it refreshes (see ``exporter.metrics.serving``)."""
+        if not self.settings.metrics.enabled:
+            return
+        if (listener := await listen(self.settings.metrics)) is not None:
+            self._listeners.append(listener)
+        if readings:
+            self.spawn(refresh(readings, self.settings.metrics, self.stopping))
+
     async def start_health_file(self) -> None:
         """Writes the readiness report (liveness within) where ``liveness.file`` says, if anywhere."""
         if (path := self.settings.liveness.file) is not None:
@@ -203,6 +215,8 @@ class Runtime:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self.relay.publish_handed()
+        for listener in self._listeners:
+            await listener.close()
         await self.mongo.close()
 
 
@@ -288,12 +302,23 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def stream_service(settings: Settings, title: str, *, relay: bool) -> tuple[FastStream, Runtime]:
+def stream_service(
+    settings: Settings,
+    title: str,
+    *,
+    relay: bool,
+    lag_groups: Sequence[str] = (),
+    store_gauges: bool = False,
+) -> tuple[FastStream, Runtime]:
     """A FastStream app with the runtime's start and stop wired; the caller adds its subscribers.
 
-    ``relay`` is for services that write to the outbox and so must publish it.
+    ``relay`` is for services that write to the outbox and so must publish it. Its metrics
+    include the lag of ``lag_groups`` (its own consumer groups) and, with ``store_gauges``, the
+    store-wide gauges (one service reads those: the scheduler).
     """
     runtime = Runtime.build(settings)
+    readings = lag_readings(settings.kafka, lag_groups) if lag_groups else []
+    readings += store_readings(runtime.db) if store_gauges else []
     app = FastStream(runtime.broker, specification=AsyncAPI(title=title, version="1.0.0"))
     runtime.broker.add_middleware(functools.partial(TimedIntake, liveness=runtime.liveness))
     app.on_startup(runtime.prepare)
@@ -301,6 +326,7 @@ def stream_service(settings: Settings, title: str, *, relay: bool) -> tuple[Fast
         app.after_startup(runtime.start_relay)
     app.after_startup(runtime.start_readiness)
     app.after_startup(runtime.start_health_file)
+    app.after_startup(functools.partial(runtime.start_metrics, readings))
     app.after_startup(freeze_startup_heap)
     app.on_shutdown(runtime.close)
     return app, runtime

@@ -33,6 +33,8 @@ from ingestor.flushing import Committer, Flusher
 from ingestor.grant_events import follow_grants
 
 log = logging.getLogger(__name__)
+# Each in a consumer group of its own (``topic_group``).
+INGESTOR_TOPICS = (Topic.MEASUREMENTS, Topic.THINGS, Topic.ENTITIES, Topic.IAM_POLICY_UPDATED)
 # How long the measurements' consumer waits for records before it looks again.
 POLL_MS = 10
 
@@ -65,8 +67,7 @@ def subscribe_measurements(broker: KafkaBroker, flusher: Flusher, settings: Inge
         # default, a busy topic often waited on a sleep rather than on the broker.
         batch_timeout_ms=POLL_MS,
         decoder=undecoded,
-        **subscriber_options(f"{settings.group_id}.{Topic.MEASUREMENTS.value}")
-        | {"ack_policy": AckPolicy.MANUAL},
+        **subscriber_options(topic_group(settings, Topic.MEASUREMENTS)) | {"ack_policy": AckPolicy.MANUAL},
     )
     async def on_batch(message: KafkaMessage) -> None:
         await flusher.take(message.raw_message, cast("Committer", message.consumer))
@@ -94,7 +95,7 @@ def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) 
         batch=True,
         max_records=settings.batch_max_messages,
         decoder=undecoded,
-        **subscriber_options(f"{settings.group_id}.{lane.topic.value}"),
+        **subscriber_options(topic_group(settings, lane.topic)),
     )
     async def on_batch(message: KafkaMessage) -> None:
         records: tuple[SourceRecord, ...] = message.raw_message
@@ -108,7 +109,8 @@ def subscribe(broker: KafkaBroker, lane: Lane[Any], settings: IngestorSettings) 
 
 
 def create_app(settings: Settings) -> FastStream:
-    app, runtime = stream_service(settings, "Exporter ingestor", relay=False)
+    groups = [topic_group(settings.ingestor, topic) for topic in INGESTOR_TOPICS]
+    app, runtime = stream_service(settings, "Exporter ingestor", relay=False, lag_groups=groups)
     for lane in lanes(runtime, settings.ingestor):
         subscribe(runtime.broker, lane, settings.ingestor)
     flusher = measurement_flusher(runtime.broker, runtime.measurements, settings.ingestor)
@@ -121,4 +123,9 @@ def create_app(settings: Settings) -> FastStream:
 
 def grants_group(settings: IngestorSettings) -> str:
     """The grants' consumer group, named like the ingest topics' groups."""
-    return f"{settings.group_id}.{Topic.IAM_POLICY_UPDATED.value}"
+    return topic_group(settings, Topic.IAM_POLICY_UPDATED)
+
+
+def topic_group(settings: IngestorSettings, topic: Topic) -> str:
+    """``<group_id>.<topic>``: a group per topic, so a rebalance on one never pauses another."""
+    return f"{settings.group_id}.{topic.value}"

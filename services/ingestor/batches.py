@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from exporter import metrics
 from exporter.topics import Topic
 from ingestor.decoding import Headers, Rejected
 
@@ -86,6 +87,7 @@ async def ingest_batch(
         items += decoded
         sources += [position] * len(decoded)
     outcome = await lane.store(items)
+    metrics.INGESTED.labels(lane.topic.value).inc(len(items) - len(outcome.failures))
     for index, reason in outcome.failures.items():
         refused.setdefault(sources[index], reason)
     await asyncio.gather(*(dead_letter(records[position], reason) for position, reason in refused.items()))

@@ -27,11 +27,13 @@ from typing import Protocol
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from exporter import metrics
 from exporter.adapters.errors import is_transient
 from exporter.adapters.mongo.ingested import segments_from
 from exporter.adapters.mongo.measurements import Added
 from exporter.adapters.mongo.segments import POSITION_BITS, Segment
 from exporter.settings.ingestor import IngestorSettings
+from exporter.topics import Topic
 from ingestor.batches import DeadLetter, SourceRecord
 from ingestor.decoding import Limits, Rejected
 from ingestor.readings import Readings
@@ -184,6 +186,8 @@ class Flusher:
         """Stores the flush's readings; returns the records of segments the store refused."""
         arrived_ms = int(time.time() * 1000)
         added = await self._repository.add(segments_from(flush.readings.frame(), arrived_ms))
+        metrics.FLUSH_SIZE.observe(flush.readings.count)
+        metrics.INGESTED.labels(Topic.MEASUREMENTS.value).inc(added.readings)
         if added.replayed:
             log.info("a replay: %d readings were stored already", added.replayed)
         return _sources(flush.records, added.refused)

@@ -49,7 +49,7 @@ def build_notifier(runtime: Runtime) -> Notifier:
 
 
 def create_app(settings: Settings) -> FastStream:
-    app, runtime = stream_service(settings, "Exporter notifier", relay=False)
+    app, runtime = stream_service(settings, "Exporter notifier", relay=False, lag_groups=[GROUP])
     notifier = build_notifier(runtime)
 
     @runtime.broker.subscriber(

@@ -19,6 +19,12 @@ from exporter.domain.retry import backoff_seconds
 from exporter.notifications.messages import FileLink
 from exporter.settings.notifier import NotifierSettings, TenantDestinations
 
+# The reason of a delivery cut off: its notifier died while sending (see ``delivery``'s notes).
+CUT_OFF = (
+    "the notifier stopped while sending, so whether it arrived is unknown; "
+    "not sent again, so no one gets it twice"
+)
+
 
 def delivery_key(job_id: str, index: int) -> str:
     """The idempotency key of a message's delivery: stable for the job's life."""

@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from exporter import metrics
 from exporter.adapters.mongo.deliveries import DeliveryClaim, delivery_result
 from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.adapters.mongo.unreadable import unreadable_because
@@ -51,15 +52,11 @@ from exporter.notifications.recipients import destination_problem, destinations_
 from exporter.notifications.sending import Attachment, DeliveryFailure, Outgoing, Sender, transient
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
-from notifier.attempts import Attempt, Due, JobContext, Progress, after_attempt, delivery_key
+from notifier.attempts import CUT_OFF, Attempt, Due, JobContext, Progress, after_attempt, delivery_key
 from notifier.results import DeliveryResults
 
 log = logging.getLogger(__name__)
 
-CUT_OFF = (
-    "the notifier stopped while sending, so whether it arrived is unknown; "
-    "not sent again, so no one gets it twice"
-)
 SWEEP_BATCH = 500
 # Recording a result can take longer than sending it: a slot is held only while sending.
 ADMITTED_PER_SLOT = 4
@@ -296,6 +293,7 @@ class Notifier:
             )
         )
         log.info("delivery %s: %s after attempt %d", key, status.value, progress.attempts)
+        metrics.DELIVERIES.labels(message.medium, status.value).inc()
         return delay
 
     async def _send(

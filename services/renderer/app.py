@@ -21,7 +21,7 @@ GROUP = "renderer"
 
 
 def create_app(settings: Settings) -> FastStream:
-    app, runtime = stream_service(settings, "Exporter renderer", relay=True)
+    app, runtime = stream_service(settings, "Exporter renderer", relay=True, lag_groups=[GROUP])
     renders = Renders(settings.renderer.concurrent_renders)
 
     @app.after_startup

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from exporter import metrics
 from exporter.adapters.errors import is_transient
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.contracts.base import utcnow
@@ -180,6 +181,7 @@ async def render_job(runtime: Runtime, spec: JobSpec, started_at: datetime) -> N
             result = await run(runtime, spec, progress)
         if result is not None:
             await finish(runtime, spec, result, started_at)
+            metrics.job_finished(spec.request.format.extension, result)
             if result.status is JobStatus.DONE:  # a failure was logged with its error
                 log.info(
                     "job %s done: %d rows, %d bytes", spec.job_id, result.row_count, result.size_in_bytes

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
+from exporter.metrics.http import HttpMetrics, metrics_router
 from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
 from request_api.errors import ApiError
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
         await runtime.start(relay=True)
+        await runtime.start_metrics()
         app.state.runtime = runtime
         freeze_startup_heap()
         try:
@@ -110,13 +112,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    if settings.metrics.enabled:
+        app.add_middleware(HttpMetrics)  # it sees every answer but those of RequestIds (none)
     app.add_middleware(RequestIds)  # outermost: a refused body's lines carry the id too
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
     routers = (health, meta, contracts, exports, jobs, servitly, mews, history)
-    for router in (module.router for module in routers):
+    for router in (*(module.router for module in routers), metrics_router(settings.metrics)):
         app.include_router(router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

@@ -78,7 +78,7 @@ async def every(
 
 
 def create_app(settings: Settings) -> FastStream:
-    app, runtime = stream_service(settings, "Exporter scheduler", relay=True)
+    app, runtime = stream_service(settings, "Exporter scheduler", relay=True, store_gauges=True)
 
     @app.after_startup
     async def start_serving() -> None:

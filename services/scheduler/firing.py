@@ -37,6 +37,7 @@ from datetime import datetime
 from pydantic import ValidationError
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
+from exporter import metrics
 from exporter.adapters.mongo.client import Document, is_conflict
 from exporter.adapters.mongo.jobs import skipped_job_document
 from exporter.adapters.mongo.outbox import outbox_message
@@ -157,13 +158,20 @@ async def _fire_batch(
     shard: int,
     now: datetime,
     only: str | None,
+    lags: list[float],
     transaction: Transaction,
     *,
     skip_existing: bool,
 ) -> int:
-    """The transaction's work; returns how many runs it queued."""
+    """The transaction's work; returns how many runs it queued. ``lags``: how late each fired
+    request was due, for the caller to record once the transaction committed."""
     session, batch_size = transaction.session, runtime.settings.scheduler.batch_size
     due = await transaction.requests.due(shard, now, batch_size, session, only)
+    lags[:] = [
+        (now - entry.next_run_at).total_seconds()
+        for entry in due
+        if isinstance(entry, RequestRecord) and entry.next_run_at is not None
+    ]
     if not due:
         return 0
     firings = [plan_or_pause(runtime.settings.scheduler, entry, now) for entry in due]
@@ -218,11 +226,12 @@ async def _pause_alone(runtime: Runtime, shard: int, now: datetime, request_id: 
 async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = None) -> int:
     """One transaction over ``shard``'s due requests (``only`` that one); the runs it fired."""
     uow = UnitOfWork.of(runtime)
-    batch = functools.partial(_fire_batch, runtime, shard, now, only)
+    lags: list[float] = []
+    batch = functools.partial(_fire_batch, runtime, shard, now, only, lags)
     try:
-        return await uow.run(functools.partial(batch, skip_existing=False), retry=False)
+        fired = await uow.run(functools.partial(batch, skip_existing=False), retry=False)
     except (BulkWriteError, DuplicateKeyError):
-        return await uow.run(functools.partial(batch, skip_existing=True))
+        fired = await uow.run(functools.partial(batch, skip_existing=True))
     except PyMongoError as error:
         if not is_conflict(error):
             raise
@@ -230,6 +239,9 @@ async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = 
         # and is not reaped yet) holds one: the other shards go on, this one is read again next.
         log.info("shard %d: batch lost to another writer (%s); read again next pass", shard, error)
         return 0
+    for lag in lags:
+        metrics.FIRE_LAG.observe(max(0.0, lag))
+    return fired
 
 
 async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:

@@ -24,8 +24,7 @@ from exporter.contracts.job import Delivery
 from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
-from notifier.attempts import delivery_key
-from notifier.delivery import CUT_OFF
+from notifier.attempts import CUT_OFF, delivery_key
 from notifier.results import DeliveryResults
 
 chat = pytest.fixture(scope="module")(chat_receiver)

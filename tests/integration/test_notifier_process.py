@@ -28,7 +28,7 @@ from exporter.local.demo import publish
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.topics import Topic
-from notifier.delivery import CUT_OFF
+from notifier.attempts import CUT_OFF
 
 chat = pytest.fixture(scope="module")(chat_receiver)
 SEND_MESSAGE = f"/bot{TELEGRAM_TOKEN}/sendMessage"

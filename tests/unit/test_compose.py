@@ -38,7 +38,7 @@ HEALTHCHECK_SCRIPT = ROOT / "deploy" / "healthcheck.py"
 
 # The five services, by the module their container runs (`python -m MODULE`).
 EXPORTER_MODULES = ("request_api", "scheduler", "renderer", "notifier", "ingestor")
-INFRASTRUCTURE = ("kafka", "mongo", "minio", "mailpit")
+INFRASTRUCTURE = ("kafka", "mongo", "minio", "mailpit", "prometheus", "grafana")
 SCALABLE_MODULES = ("renderer", "scheduler")
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}

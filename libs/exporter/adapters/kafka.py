@@ -18,18 +18,21 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from faststream import BaseMiddleware
 from faststream._internal.types import BrokerMiddleware
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.security import parse_security
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
 
+from exporter import metrics
 from exporter.adapters.errors import Undeliverable, is_transient
 from exporter.contracts.events import CLOUDEVENTS_CONTENT_TYPE
 from exporter.log_context import log_context, trace_id_of
@@ -47,6 +50,9 @@ SASL = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": S
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
+    """With metrics on, FastStream's Prometheus middleware comes first: it sees every message
+    received (even one the intake dead-letters) and every one published, by topic."""
+    measured = [consumer_metrics()] if settings.metrics.enabled else []
     return KafkaBroker(
         settings.kafka.bootstrap_servers,
         client_id=settings.kafka.client_id,
@@ -54,7 +60,7 @@ def make_broker(settings: Settings) -> KafkaBroker:
         security=broker_security(settings.kafka),
         parser=lenient_headers,
         decoder=json_suffix,
-        middlewares=[intake(Verifier.from_settings(settings.kafka))],
+        middlewares=[*measured, intake(Verifier.from_settings(settings.kafka))],
         # Through the process's handler (see ``exporter.log_context``), not one of FastStream's own.
         logger=logging.getLogger(BROKER_LOGGER),
     )
@@ -65,6 +71,12 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     survive a broker's loss (``acks``), and a retried send must not be written twice where the
     broker supports the idempotent producer."""
     return {"acks": settings.acks, "enable_idempotence": settings.enable_idempotence}
+
+
+def consumer_metrics() -> KafkaPrometheusMiddleware:
+    """FastStream's consumer and publisher families, as ``exporter_received_*`` and
+    ``exporter_published_*`` in the process's registry (``handler`` and ``destination`` are topics)."""
+    return KafkaPrometheusMiddleware(registry=metrics.REGISTRY, metrics_prefix=metrics.PREFIX)
 
 
 async def lenient_headers(
@@ -164,6 +176,28 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
+async def committed_lag(settings: KafkaSettings, group: str) -> dict[TopicPartition, int]:
+    """Per partition of our topics that ``group`` committed on, the records not yet committed
+    (end offset minus committed). Read with a consumer that names the group but joins nothing:
+    the embedded broker drops the admin client's offset listing, while the consumer's offset
+    fetch works on every broker."""
+    reader = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.topics()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in all_topic_names()
+            for partition in sorted(reader.partitions_for_topic(topic) or ())
+        ]
+        committed = {tp: await reader.committed(tp) for tp in partitions}
+        mine = {tp: offset for tp, offset in committed.items() if offset is not None}
+        ends = await reader.end_offsets(list(mine)) if mine else {}
+        return {tp: max(0, ends[tp] - offset) for tp, offset in mine.items()}
+    finally:
+        await reader.stop()
+
+
 class KafkaPublisher:
     """Publishes JSON payloads keyed for ordering and signed with the services' key; the outbox
     relay's way out."""
@@ -225,6 +259,7 @@ async def publish_dead_letter(broker: KafkaBroker, record: Any, reason: str) -> 
     except MessageSizeTooLargeError:
         reason = f"{reason} (the original {len(record.value or b'')} bytes are too large to keep here)"
         await broker.publish(b"", topic=topic, key=record.key, headers=dead_letter_headers(record, reason))
+    metrics.DEAD_LETTERED.labels(metrics.topic_label(record.topic)).inc()
 
 
 def records_of(raw: Any) -> tuple[Any, ...]:

@@ -7,11 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from exporter.adapters.kafka import client_options
+from exporter.adapters.kafka import client_options, committed_lag
 from exporter.adapters.mongo.client import INDEXES, OUTBOX, Document, connect, database
 from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.storage import ObjectStore
@@ -136,9 +135,7 @@ async def kafka_check(settings: Settings) -> str:
 
 
 async def lag_check(settings: Settings) -> str:
-    """Per consumer group, records on our topics not yet committed (end offset minus committed).
-    Read with a consumer that names the group but joins nothing: the embedded broker drops the
-    admin client's offset listing, while the consumer's offset fetch works on every broker."""
+    """Per consumer group, records on our topics not yet committed (see ``committed_lag``)."""
     admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
     try:
@@ -150,21 +147,7 @@ async def lag_check(settings: Settings) -> str:
 
 
 async def group_lag(settings: Settings, group: str) -> int:
-    reader = AIOKafkaConsumer(**client_options(settings.kafka), group_id=group, enable_auto_commit=False)
-    await reader.start()
-    try:
-        await reader.topics()
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in all_topic_names()
-            for partition in sorted(reader.partitions_for_topic(topic) or ())
-        ]
-        committed = {tp: await reader.committed(tp) for tp in partitions}
-        mine = [tp for tp, offset in committed.items() if offset is not None]
-        ends = await reader.end_offsets(mine) if mine else {}
-        return sum(max(0, ends[tp] - (committed[tp] or 0)) for tp in mine)
-    finally:
-        await reader.stop()
+    return sum((await committed_lag(settings.kafka, group)).values())
 
 
 async def storage_check(settings: Settings) -> str:

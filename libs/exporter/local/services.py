@@ -17,12 +17,14 @@ import httpx
 from exporter.liveness import read_report
 from exporter.local.servers import (
     LAUNCH_MARK,
+    LOOPBACK,
     PROBE_TIMEOUT_SECONDS,
     LocalServers,
     ProcessGroup,
     ProcessSpec,
     ServerNotReady,
     ServerReport,
+    free_ports,
 )
 from exporter.settings import Settings
 
@@ -51,11 +53,17 @@ class LocalServices(ProcessGroup):
         if any(count < 1 for count in self.replicas.values()):
             raise ValueError(f"replicas must be at least 1: {self.replicas}")
         self._servers = LocalServers(settings)
+        # Each process's metrics listener, on a loopback port free now (see ``metrics_urls``).
+        names = [API, *(name for service in READY_LINES for name in self._replicas_of(service))]
+        self.metrics_ports = dict(zip(names, free_ports(len(names), avoid=[settings.api.port]), strict=True))
         super().__init__(settings.local.run_dir)
 
     @property
     def api_url(self) -> str:
         return f"http://{self.settings.api.host}:{self.settings.api.port}"
+
+    def metrics_urls(self) -> dict[str, str]:
+        return {name: f"http://{LOOPBACK}:{port}/metrics" for name, port in self.metrics_ports.items()}
 
     @property
     def maildir(self) -> Path:
@@ -95,20 +103,37 @@ class LocalServices(ProcessGroup):
         env = self.env()
         return [
             ProcessSpec(
-                name=API, port=self.settings.api.port, launch=_command(API), probe=self._ready, env=env
+                name=API,
+                port=self.settings.api.port,
+                launch=_command(API),
+                probe=self._ready,
+                env={**env, **self._metrics_env(API)},
             ),
             *(
                 ProcessSpec(
                     name=replica,
-                    port=None,
+                    # Its metrics listener: ready once it serves.
+                    port=self.metrics_ports[replica] if self.settings.metrics.enabled else None,
                     launch=_command(service),
                     probe=self._logged(replica, line),
-                    env={**env, "EXPORTER_LIVENESS__FILE": str(self.health_path(replica))},
+                    env={
+                        **env,
+                        **self._metrics_env(replica),
+                        "EXPORTER_LIVENESS__FILE": str(self.health_path(replica)),
+                    },
                 )
                 for service, line in READY_LINES.items()
-                for replica in replica_names(service, self.replicas.get(service, 1))
+                for replica in self._replicas_of(service)
             ),
         ]
+
+    def _replicas_of(self, service: str) -> list[str]:
+        return replica_names(service, self.replicas.get(service, 1))
+
+    def _metrics_env(self, name: str) -> dict[str, str]:
+        if not self.settings.metrics.enabled:
+            return {}
+        return {"EXPORTER_METRICS__HOST": LOOPBACK, "EXPORTER_METRICS__PORT": str(self.metrics_ports[name])}
 
     def _ready(self) -> str:
         if problem := self._api_health():

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.domain.access import Action
 from exporter.settings.ingestor import IngestorSettings
+from exporter.settings.metrics import MetricsSettings
 from exporter.settings.mews import MewsSettings
 from exporter.settings.notifier import NotifierSettings
 from exporter.settings.process import LivenessSettings, LocalServersSettings
@@ -274,6 +275,7 @@ class Settings(BaseSettings):
     local: LocalServersSettings = LocalServersSettings()
     liveness: LivenessSettings = LivenessSettings()
     mews: MewsSettings = MewsSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
