@@ -21,6 +21,7 @@ from request_api.http import JsonBody, describe_request_error
 from request_api.identity import Identity
 from request_api.limits import BodySizeLimit
 from request_api.routers import exports, health, jobs, mews
+from request_api.routers import transfer_locations as transfer_locations_router
 
 log = logging.getLogger(__name__)
 
@@ -90,4 +91,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, _internal)
     for router in (health.router, exports.router, jobs.router, mews.router):
         app.include_router(router)
+    app.include_router(transfer_locations_router.router)
     return app

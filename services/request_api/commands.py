@@ -39,6 +39,7 @@ from exporter.settings import ApiSettings
 from exporter.topics import Topic
 from request_api.authorization import allow, authorize_create, authorized, authorized_job, found
 from request_api.errors import ApiError, BadRequest, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
+from request_api.transfer_locations import check_transfer_location
 from request_api.views import job_view, request_view
 
 SOURCE = "exporter/request-api"
@@ -129,6 +130,7 @@ async def create_export(
 ) -> Answer:
     await authorize_create(runtime, principal)
     check_deployment_rules(runtime, spec, principal.tenant, principal.user)
+    await check_transfer_location(runtime, spec, principal.tenant)
     key_scope = scope(principal.tenant, principal.user, idempotency_key) if idempotency_key else None
     fingerprint = body_hash(spec.to_wire()) if key_scope is not None else ""
     if key_scope is not None and (stored := await runtime.idempotency.get(key_scope)) is not None:
@@ -246,6 +248,7 @@ async def update_export(
     await allow(runtime, principal, record, *update_actions(record.request, spec))
     current = _live(record)
     check_deployment_rules(runtime, spec, current.tenant, current.owner)
+    await check_transfer_location(runtime, spec, current.tenant)
     updated = spec.stored(
         request_id=current.id,
         tenant=current.tenant,

@@ -38,6 +38,11 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "download",
         "mews_add_export",
         "mews_get_all_exports",
+        "create_transfer_location",
+        "list_transfer_locations",
+        "get_transfer_location",
+        "replace_transfer_location",
+        "delete_transfer_location",
     }
     targets = {
         link["operationId"]
