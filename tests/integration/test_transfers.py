@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tests.integration.notifier_support import (
 from tests.own_database import own_database
 from werkzeug import Response
 
+from exporter.contracts.base import utcnow
 from exporter.contracts.job import FileTransfer, JobSpec
 from exporter.contracts.transfer import TransferLocationSpec
 from exporter.domain.access import Principal
@@ -290,3 +292,34 @@ async def test_a_location_deleted_before_the_push_fails_its_files_with_the_reaso
     transfers = await run_twice(runtime, spec)
     assert {(t.status, t.attempts) for t in transfers} == {("failed", 0)}
     assert chat.calls("/never/plant-a.csv") == []
+
+
+async def test_a_push_cut_off_by_a_crash_is_pushed_again_and_a_lost_event_is_swept_up(
+    servers: Settings, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    """No file is lost: a job whose event never came is planned by the sweep, and a push whose
+    notifier died (``pushing`` past its lease) is pushed again, to the same name."""
+    drop = f"/drop/{tmp_path.name}"
+    for name in FILES:
+        chat.then(f"{drop}/{name}", *[lambda _: Response("", status=201)] * 2)
+    settings = own_database(
+        servers, "tr", transfer={"allow_private_addresses": True}, notifier={"sweep_interval_seconds": 0.01}
+    )
+    async with running(settings) as runtime:
+        location_id = await location(runtime, {"kind": "https", "url": chat.url_for(drop)})
+        spec = await finished(runtime, location_id, tmp_path)
+        await asyncio.sleep(0.05)  # past the sweep's grace for a job whose event may be on its way
+        transfers = Transfers(runtime)
+        assert await transfers.sweep() == 1
+        assert [t.status for t in await settled(runtime, spec.job_id)] == ["done"] * len(FILES)
+
+        # The notifier died mid-push of the first file: its claim's lease ran out.
+        past = {"transfers.0.status": "pushing", "transfers.0.leaseUntil": utcnow() - timedelta(seconds=1)}
+        await runtime.db["jobs"].update_one({"_id": spec.job_id}, {"$set": past})
+        await asyncio.sleep(0.05)
+        assert await transfers.sweep() == 1
+        again = await settled(runtime, spec.job_id)
+        assert [(t.status, t.attempts) for t in again] == [("done", 2), ("done", 1)]
+    first, second = list(FILES)
+    assert len(chat.calls(f"{drop}/{first}")) == 2  # pushed again: the same name, the same bytes
+    assert len(chat.calls(f"{drop}/{second}")) == 1
