@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -252,8 +253,9 @@ async def test_sftp_files_land_once_and_only_after_the_host_key_matched(
 
 
 async def test_an_https_receiver_that_fails_twice_then_recovers_gets_each_file_once(
-    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     drop = f"/drop/{tmp_path.name}"
 
     def unavailable(_: object) -> Response:
@@ -281,6 +283,8 @@ async def test_an_https_receiver_that_fails_twice_then_recovers_gets_each_file_o
         assert last["Content-Length"] == str(len(content))
         digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
         assert last["Repr-Digest"] == f"sha-256=:{digest}:"
+    assert "receiver-token" not in caplog.text
+    assert "receiver-token" not in str(await runtime.db["transferLocations"].find_one({}))
 
 
 async def test_a_location_deleted_before_the_push_fails_its_files_with_the_reason(

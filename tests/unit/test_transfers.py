@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr, ValidationError
+from tests.notify_cases import request_body
 
 from exporter.adapters.transfer.reach import form_problem
 from exporter.adapters.transfer.sealing import Sealer
 from exporter.contracts.job import FileTransfer, Job
+from exporter.contracts.request import ExportRequestSpec
 from exporter.contracts.transfer import (
     DESTINATION,
     MAX_HEADERS,
@@ -21,6 +23,7 @@ from exporter.contracts.transfer import (
     public_view,
     secrets_of,
 )
+from exporter.domain.access import Action, update_actions
 from exporter.domain.transfers import (
     TransferStatus,
     address_problem,
@@ -168,3 +171,15 @@ def test_transfer_fields_name_the_location_and_the_log() -> None:
     )
     assert transfer_fields(planned) == ("tl-1", "Drop", job.id)
     assert transfer_fields(job.model_copy(update={"spec": None})) == (None, None, None)
+
+
+def test_changing_a_requests_transfer_location_needs_the_notify_action() -> None:
+    """Whoever may edit a request must not send its files to a location of their choosing."""
+    current = ExportRequestSpec.model_validate(request_body([], "Plant temperatures"))
+    named = current.model_copy(update={"transfer_location_id": "tl-1"})
+    assert update_actions(current, current) == [Action.UPDATE]
+    assert update_actions(current, named) == [Action.UPDATE, Action.NOTIFY]
+    assert update_actions(named, named.model_copy(update={"transfer_location_id": "tl-2"})) == [
+        Action.UPDATE,
+        Action.NOTIFY,
+    ]
