@@ -19,7 +19,7 @@ from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.adapters.mongo.transfer_locations import StoredLocation, TransferLocationRepository
 from exporter.adapters.mongo.transfers import JobTransfers
 from exporter.adapters.transfer.pushers import push
-from exporter.adapters.transfer.reach import reach_problem
+from exporter.adapters.transfer.reach import reach_refusal
 from exporter.adapters.transfer.sealing import Sealer
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportCompleted
@@ -168,8 +168,9 @@ class Transfers:
             raise DeliveryFailure(GONE, transient=False)
         destination = self._open(location)
         allow = self._settings.allow_private_addresses
-        if (problem := await reach_problem(destination, allow)) is not None:
-            raise DeliveryFailure(f"the transfer location may not be reached: {problem}", transient=False)
+        if (refusal := await reach_refusal(destination, allow)) is not None:
+            reason = f"the transfer location may not be reached: {refusal.reason}"
+            raise DeliveryFailure(reason, transient=not refusal.lasting)
         return destination
 
     def _open(self, location: StoredLocation) -> Destination:

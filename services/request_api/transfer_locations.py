@@ -18,7 +18,7 @@ from exporter.adapters.mongo.transfer_locations import (
     TransferLocationRepository,
     new_location_id,
 )
-from exporter.adapters.transfer.reach import reach_problem
+from exporter.adapters.transfer.reach import reach_refusal
 from exporter.adapters.transfer.sealing import Sealer
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequestSpec
@@ -58,8 +58,8 @@ async def _stored(
 ) -> StoredLocation:
     """The location as stored, once its destination is known reachable; its secrets sealed."""
     settings = runtime.settings.transfer
-    if (problem := await reach_problem(spec.destination, settings.allow_private_addresses)) is not None:
-        raise BadRequest(f"destination: {problem}")
+    if (refusal := await reach_refusal(spec.destination, settings.allow_private_addresses)) is not None:
+        raise BadRequest(f"destination: {refusal.reason}")
     sealed = Sealer(settings.sealing_key).seal(secrets_of(spec.destination), principal.tenant, location_id)
     now = utcnow()
     return StoredLocation(

@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr, ValidationError
 from tests.notify_cases import request_body
 
-from exporter.adapters.transfer.reach import form_problem
+from exporter.adapters.transfer.reach import Refusal, form_problem, reach_refusal
 from exporter.adapters.transfer.sealing import Sealer
 from exporter.contracts.job import FileTransfer, Job
 from exporter.contracts.request import ExportRequestSpec
@@ -183,3 +183,17 @@ def test_changing_a_requests_transfer_location_needs_the_notify_action() -> None
         Action.UPDATE,
         Action.NOTIFY,
     ]
+
+
+async def test_a_host_that_does_not_resolve_is_refused_for_now_an_internal_one_for_good() -> None:
+    """A push whose host did not resolve is tried again (DNS may come back); never pushed to an
+    internal address. ``.invalid`` never resolves (RFC 6761)."""
+    unresolved = DESTINATION.validate_python({**HTTPS, "url": "https://no-such-host.invalid/in"})
+    assert await reach_refusal(unresolved, allow_private=False) == Refusal(
+        "host 'no-such-host.invalid' does not resolve", lasting=False
+    )
+    internal = DESTINATION.validate_python({**HTTPS, "url": "https://127.0.0.1/in"})
+    refusal = await reach_refusal(internal, allow_private=False)
+    assert refusal is not None
+    assert refusal.lasting
+    assert await reach_refusal(internal, allow_private=True) is None

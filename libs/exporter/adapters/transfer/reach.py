@@ -51,10 +51,17 @@ def form_problem(destination: Destination, allow_private: bool) -> str | None:
     return None
 
 
-async def reach_problem(destination: Destination, allow_private: bool) -> str | None:
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    # False when the host did not resolve: that may pass, so a push is tried again.
+    lasting: bool = True
+
+
+async def reach_refusal(destination: Destination, allow_private: bool) -> Refusal | None:
     """Why the destination may not be reached (its form, or where its host resolves), or None."""
     if (problem := form_problem(destination, allow_private)) is not None:
-        return problem
+        return Refusal(problem)
     endpoint = endpoint_of(destination)
     try:
         found = await asyncio.get_running_loop().getaddrinfo(
@@ -63,4 +70,5 @@ async def reach_problem(destination: Destination, allow_private: bool) -> str | 
     except (OSError, UnicodeError):
         found = []
     addresses = sorted({str(entry[4][0]) for entry in found})
-    return address_problem(endpoint.host, addresses, allow_private)
+    problem = address_problem(endpoint.host, addresses, allow_private)
+    return None if problem is None else Refusal(problem, lasting=bool(addresses))
