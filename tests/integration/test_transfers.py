@@ -169,6 +169,8 @@ class SftpServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.key = asyncssh.generate_private_key("ssh-ed25519")
+        # The one client key the user "drop" may log in with, besides the password.
+        self.client_key = asyncssh.generate_private_key("ssh-ed25519")
         self.opened: list[str] = []
         self._server: asyncssh.SSHAcceptor | None = None
 
@@ -189,6 +191,13 @@ class SftpServer:
 
             def validate_password(self, username: str, password: str) -> bool:
                 return username == "drop" and password == SFTP_PASSWORD
+
+            def public_key_auth_supported(self) -> bool:
+                return True
+
+            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+                expected = server.client_key.export_public_key()
+                return username == "drop" and key.export_public_key() == expected
 
         class Files(asyncssh.SFTPServer):
             def __init__(self, channel: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -250,6 +259,24 @@ async def test_sftp_files_land_once_and_only_after_the_host_key_matched(
         ("failed", 1, "SFTP: the server's key is not the location's known host key")
     }
     assert not (server.root / "elsewhere").exists()
+
+
+async def test_sftp_logs_in_with_a_private_key(
+    runtime: Runtime, sftp: tuple[SftpServer, int], tmp_path: Path
+) -> None:
+    server, port = sftp
+    destination = {
+        "kind": "sftp",
+        "host": "127.0.0.1",
+        "port": port,
+        "user": "drop",
+        "privateKey": server.client_key.export_private_key().decode(),
+        "knownHostKey": server.host_key,
+    }
+    spec = await finished(runtime, await location(runtime, destination), tmp_path)
+    transfers = await run_twice(runtime, spec)
+    assert [(t.status, t.attempts, t.last_error) for t in transfers] == [("done", 1, None)] * len(FILES)
+    assert {name: (server.root / name).read_bytes() for name in FILES} == FILES
 
 
 async def test_an_https_receiver_that_fails_twice_then_recovers_gets_each_file_once(
