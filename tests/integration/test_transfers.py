@@ -354,3 +354,19 @@ async def test_a_push_cut_off_by_a_crash_is_pushed_again_and_a_lost_event_is_swe
     first, second = list(FILES)
     assert len(chat.calls(f"{drop}/{first}")) == 2  # pushed again: the same name, the same bytes
     assert len(chat.calls(f"{drop}/{second}")) == 1
+
+
+async def test_a_receiver_that_stays_down_is_given_up_on_with_the_reason(
+    servers: Settings, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    drop = f"/drop/{tmp_path.name}"
+    for name in FILES:
+        chat.then(f"{drop}/{name}", *[lambda _: Response("down", status=503)] * 3)
+    transfer = {"allow_private_addresses": True, "backoff_initial_seconds": 0.01, "max_attempts": 3}
+    async with running(own_database(servers, "tr", transfer=transfer)) as runtime:
+        location_id = await location(runtime, {"kind": "https", "url": chat.url_for(drop)})
+        transfers = await run_twice(runtime, await finished(runtime, location_id, tmp_path))
+    assert {(t.status, t.attempts, t.last_error) for t in transfers} == {
+        ("failed", 3, "HTTP 503: Service Unavailable (gave up after 3 attempts)")
+    }
+    assert [len(chat.calls(f"{drop}/{name}")) for name in FILES] == [3, 3]
