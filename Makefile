@@ -9,7 +9,7 @@ KAFKAJS := tests/integration/kafkajs
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
+.PHONY: install run stop servers test test-unit lint format asyncapi fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,6 +55,11 @@ fuzz: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The AsyncAPI document of every topic, checked in as docs/asyncapi.json and .yaml
+# (tests/unit/test_asyncapi.py keeps them equal to what the code generates).
+asyncapi: install
+	$(PY) -m exporter.contracts.asyncapi docs
 
 # Benchmarks: each starts its own servers and prints its figures, the last line against the targets.
 bench: bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact

@@ -44,6 +44,7 @@ from exporter.contracts.events import ExportCompleted
 from exporter.contracts.job import Job, JobSpec
 from exporter.contracts.notification import NotificationMedium, NotificationMessage
 from exporter.domain.job_life import DeliveryStatus
+from exporter.log_context import job_context
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
 from exporter.notifications.policy import NOTIFIED_OUTCOMES, policy_applies, skip_reason
 from exporter.notifications.recipients import destination_problem, destinations_of, recipients_for
@@ -215,7 +216,8 @@ class Notifier:
         """
         await self._admission.acquire()
         key = delivery_key(context.job_id, index)
-        task = asyncio.create_task(self._deliver(context, index, progress), name=f"deliver {key}")
+        with job_context(context.spec):  # the task keeps the job's ids
+            task = asyncio.create_task(self._deliver(context, index, progress), name=f"deliver {key}")
         self._active[key] = task
         task.add_done_callback(lambda _: self._active.pop(key, None))
 

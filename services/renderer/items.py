@@ -11,6 +11,7 @@ import polars as pl
 
 from exporter.adapters.mongo.entities import DOCUMENT
 from exporter.contracts.base import utcnow
+from exporter.contracts.filename_masks import THING_FILE_MASK
 from exporter.contracts.job import Window
 from exporter.contracts.request import Decimation, ItemKind
 from exporter.rendering.decimation import decimated_frames, through
@@ -25,8 +26,6 @@ from renderer.output import JobOutput, peek
 # Rows a decimated item is read in at least: decimating costs per frame far more than per row, and
 # only its buckets go on, so its input comes in larger frames (a few MB each).
 DECIMATED_READ_ROWS = 100_000
-# Seed 001's example `thingFileName`: what a thing's file is called unless the request says.
-THING_FILE_MASK = "${thing.serialNumber}_${thingDefinition.name}"
 
 
 async def _metric_unit(runtime: Runtime, tenant: str, publisher: str, metric: str) -> str | None:
@@ -115,11 +114,10 @@ async def write_things(runtime: Runtime, output: JobOutput, index: int, window: 
     item = spec.request.items[index]
     selection = item.things
     assert selection is not None
-    things = await runtime.things.find(spec.tenant, selection.customer_id, selection.location_id)
-    for thing in things:
+    for thing in await runtime.things.find(spec.tenant, selection):
         units = {metric.name: metric.unit for metric in thing.metrics}
         metrics = selection.metrics or list(units)
-        if selection.thing_id not in (None, thing.id) or not metrics:
+        if not metrics:
             continue
         frames = await measurement_frames(
             runtime, spec.tenant, thing.id, metrics, window, None, None, selection.decimation, fmt.timezone

@@ -149,9 +149,11 @@ class JobOutput:
         self.namer = FileNamer(self.format.suffix, fmt.hash_filenames)
         self.limits = SplitLimits(self._settings.split_rows, self._settings.split_bytes)
         items = spec.request.items
-        several = len(items) > 1 or self.limits.enabled or any(item.things for item in items)
+        several = len(items) > 1 or self.limits.enabled or any(item.things for item in items) or fmt.archive
         zip_name = FileNamer("zip", fmt.hash_filenames).name(None, {}, spec.request.name or "export")
-        self.files = JobFiles(self._open_object, zip_name if several else None, spec.scheduled_at)
+        self.files = JobFiles(
+            self._open_object, zip_name if several else None, spec.scheduled_at, fmt.archive
+        )
 
     @contextmanager
     def _open_object(self, name: str, content_type: str) -> Iterator[BinarySink]:

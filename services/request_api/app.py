@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -17,11 +19,11 @@ from starlette.types import Scope
 from exporter.runtime import Runtime, freeze_startup_heap
 from exporter.settings import Settings
 from request_api.errors import ApiError
-from request_api.http import JsonBody, describe_request_error
-from request_api.identity import Identity
+from request_api.http import SECURITY, JsonBody, describe_request_error
+from request_api.identity import SECURITY_SCHEMES, Identity
 from request_api.limits import BodySizeLimit
-from request_api.routers import exports, health, jobs, mews
-from request_api.routers import transfer_locations as transfer_locations_router
+from request_api.request_ids import RequestIds
+from request_api.routers import contracts, exports, health, jobs, meta, mews, servitly, transfer_locations
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,29 @@ async def _internal(request: Request, error: Exception) -> JsonBody:
     return JsonBody(status_code=500, content={"message": "Internal server error"})
 
 
+# FastAPI's own, for routes with parameters: this API answers an invalid request 400 (``_invalid``).
+PHANTOM = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the security of every identified operation, and without the
+    422 FastAPI documents for validation errors (a 422 this API answers is an ``ErrorBody``)."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in document["paths"].values():
+            for operation in path.values():
+                unprocessable = operation["responses"].get("422", {})
+                if unprocessable.get("content", {}).get("application/json", {}).get("schema") == PHANTOM:
+                    del operation["responses"]["422"]
+                operation.setdefault("security", SECURITY)
+        schemas = document["components"]["schemas"]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        document["components"]["securitySchemes"] = SECURITY_SCHEMES
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,11 +110,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: a refused body's lines carry the id too
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    for router in (health.router, exports.router, jobs.router, mews.router):
+    routers = (health, meta, contracts, exports, jobs, servitly, mews, transfer_locations)
+    for router in (module.router for module in routers):
         app.include_router(router)
-    app.include_router(transfer_locations_router.router)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

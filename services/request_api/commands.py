@@ -38,7 +38,17 @@ from exporter.service_layer.unit_of_work import Queueing, Transaction, UnitOfWor
 from exporter.settings import ApiSettings
 from exporter.topics import Topic
 from request_api.authorization import allow, authorize_create, authorized, authorized_job, found
-from request_api.errors import ApiError, BadRequest, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
+from request_api.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    TooManyRequests,
+    Unprocessable,
+)
+from request_api.preconditions import Condition, version_tag
 from request_api.transfer_locations import check_transfer_location
 from request_api.views import job_view, request_view
 
@@ -47,12 +57,25 @@ T = TypeVar("T")
 QUOTA_MESSAGE = "Maximum number of queued exports reached"
 
 
-def _live(record: RequestRecord) -> ExportRequest:
-    if record.request.deleted_at is not None:
-        raise Gone(
-            f"Export request '{record.request.id}' was deleted at {record.request.deleted_at.isoformat()}"
+def _live(record: RequestRecord, if_match: Condition | None = None) -> ExportRequest:
+    """The request, unless deleted (410) or not the version ``if_match`` names (412)."""
+    request = record.request
+    if request.deleted_at is not None:
+        raise Gone(f"Export request '{request.id}' was deleted at {request.deleted_at.isoformat()}")
+    if if_match is not None and not if_match.matches_strongly(version_tag(request.version)):
+        raise PreconditionFailed(
+            f"Export request '{request.id}' is at version {request.version}, not the one If-Match "
+            "names; read it again and retry"
         )
-    return record.request
+    return request
+
+
+def _changed_meanwhile(request_id: str, if_match: Condition | None) -> Exception:
+    """Another write won the race: the version the caller named is stale (412), or, without
+    If-Match, the edit conflicts (409, as before If-Match existed)."""
+    if if_match is not None:
+        return PreconditionFailed(f"Export request '{request_id}' changed meanwhile; read it again and retry")
+    return Conflict(f"Export request '{request_id}' changed meanwhile; read it again and retry")
 
 
 def check_deployment_rules(runtime: Runtime, spec: ExportRequestSpec, tenant: str, owner: str) -> None:
@@ -242,11 +265,17 @@ def _replay(stored: StoredAnswer, fingerprint: str) -> Answer:
 
 
 async def update_export(
-    runtime: Runtime, principal: Principal, request_id: str, spec: ExportRequestSpec
+    runtime: Runtime,
+    principal: Principal,
+    request_id: str,
+    spec: ExportRequestSpec,
+    if_match: Condition | None = None,
 ) -> dict[str, Any]:
+    """A new version of the request. The If-Match check and the write are one: the write is
+    guarded by the very version checked (``RequestRepository.replace``)."""
     record = await found(runtime, principal, request_id)
     await allow(runtime, principal, record, *update_actions(record.request, spec))
-    current = _live(record)
+    current = _live(record, if_match)
     check_deployment_rules(runtime, spec, current.tenant, current.owner)
     await check_transfer_location(runtime, spec, current.tenant)
     updated = spec.stored(
@@ -270,14 +299,16 @@ async def update_export(
         )
 
     if not await _write_with_event(runtime, updated, "update", principal.user, write):
-        raise Conflict(f"Export request '{request_id}' changed meanwhile; read it again and retry")
+        raise _changed_meanwhile(request_id, if_match)
     return request_view(RequestRecord(updated, next_run, record.last_run_at))
 
 
-async def delete_export(runtime: Runtime, principal: Principal, request_id: str) -> dict[str, Any]:
+async def delete_export(
+    runtime: Runtime, principal: Principal, request_id: str, if_match: Condition | None = None
+) -> dict[str, Any]:
     """Soft delete: the series stops, queued jobs are cancelled, history stays readable."""
     record = await authorized(runtime, principal, request_id, Action.DELETE)
-    current = _live(record)
+    current = _live(record, if_match)
     now = utcnow()
     deleted = current.model_copy(
         update={"version": current.version + 1, "updated_at": now, "deleted_at": now}
@@ -291,7 +322,7 @@ async def delete_export(runtime: Runtime, principal: Principal, request_id: str)
         return True
 
     if not await _write_with_event(runtime, deleted, "delete", principal.user, write):
-        raise Conflict(f"Export request '{request_id}' changed meanwhile; read it again and retry")
+        raise _changed_meanwhile(request_id, if_match)
     return request_view(RequestRecord(deleted, None, record.last_run_at))
 
 

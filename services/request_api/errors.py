@@ -41,3 +41,7 @@ class Unprocessable(ApiError):
 
 class TooManyRequests(ApiError):
     status_code = 429
+
+
+class PreconditionFailed(ApiError):
+    status_code = 412

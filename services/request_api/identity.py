@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi import HTTPException, Request
 from starlette.datastructures import Headers
 
 from exporter.domain.access import Principal
+from exporter.log_context import bind
 from exporter.settings import ApiSettings, Settings
 
 MISSING_IDENTITY = "Missing user identity id"
@@ -38,10 +40,23 @@ def header_parameter(name: str, description: str, **schema: Any) -> dict[str, An
 
 # current_principal reads these headers itself, so OpenAPI learns of them from this list (each
 # route's ``openapi_extra``) rather than from FastAPI Header parameters, which FastAPI would
-# validate one by one on every call: a fifth of what a create cost.
+# validate one by one on every call: a fifth of what a create cost. The caller's own credential
+# (a bearer token, or X-User-Id) is OpenAPI's security scheme instead (``SECURITY_SCHEMES``).
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "api.auth_mode=jwt (production's default): claims sub, tenant, exp, and roles",
+    },
+    "userHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-User-Id",
+        "description": "api.auth_mode=header: the caller, named by a trusted gateway (or a developer)",
+    },
+}
 IDENTITY_PARAMETERS = [
-    header_parameter("Authorization", "'Bearer <JWT>' (api.auth_mode=jwt)"),
-    header_parameter("X-User-Id", "The caller, named by a trusted gateway (api.auth_mode=header)"),
     header_parameter("X-Tenant-Id", "The caller's tenant (header mode; default api.default_tenant)"),
     header_parameter("X-User-Roles", "The caller's roles, comma-separated (header mode)"),
     header_parameter("X-Gateway-Secret", "The gateway's shared secret, when api.gateway_secret is set"),
@@ -101,9 +116,10 @@ class Identity:
         return Principal(user=user, tenant=tenant, roles=frozenset(roles))
 
     async def from_token(self, authorization: str | None) -> Principal:
-        """JWT mode: a bearer token signed by the configured key, or by one of the key set's."""
+        """JWT mode: a bearer token signed by the configured key, or by one of the key set's.
+        Without one, 401 and a challenge (RFC 6750 §3.1), as the bearer scheme documents it."""
         if not authorization:
-            raise HTTPException(status_code=400, detail=MISSING_IDENTITY)
+            raise _unauthorized(MISSING_IDENTITY)
         if not authorization.lower().startswith(BEARER):
             raise _unauthorized("Authorization must be 'Bearer <token>'")
         token = authorization[len(BEARER) :].strip()
@@ -125,7 +141,13 @@ class Identity:
                 leeway=5,
             )
         except jwt.PyJWKClientConnectionError as error:
-            raise HTTPException(status_code=503, detail="The token signing keys cannot be fetched") from error
+            # Worth a retry once the key set may be fetched again (a cooldown, at least a second).
+            retry_after = str(max(1, math.ceil(api.jwt_jwks_cooldown_seconds)))
+            raise HTTPException(
+                status_code=503,
+                detail="The token signing keys cannot be fetched",
+                headers={"Retry-After": retry_after},
+            ) from error
         except jwt.PyJWTError as error:
             raise _unauthorized(f"Invalid bearer token: {error}") from error
         roles = claims.get("roles") or []
@@ -164,5 +186,8 @@ async def current_principal(request: Request) -> Principal:
     headers = request.headers
     identity.check_gateway(headers)
     if identity.tokens:
-        return await identity.from_token(headers.get("authorization"))
-    return identity.from_headers(headers)
+        principal = await identity.from_token(headers.get("authorization"))
+    else:
+        principal = identity.from_headers(headers)
+    bind(tenant=principal.tenant)
+    return principal

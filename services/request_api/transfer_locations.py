@@ -111,10 +111,12 @@ async def replace_location(
     )
 
 
-async def delete_location(runtime: Runtime, principal: Principal, location_id: str) -> None:
+async def delete_location(runtime: Runtime, principal: Principal, location_id: str) -> dict[str, Any]:
     _may_manage(runtime, principal)
+    location = await get_location(runtime, principal, location_id)
     if not await _locations(runtime).delete(principal.tenant, location_id):
         raise NotFound(f"Transfer location '{location_id}' not found")
+    return location_view(location)
 
 
 async def check_transfer_location(runtime: Runtime, spec: ExportRequestSpec, tenant: str) -> None:

@@ -26,6 +26,7 @@ from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
 from exporter.contracts.job import JobResult, JobSpec
 from exporter.domain.job_life import JobStatus
+from exporter.log_context import log_context
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.service_layer.dispatch import completed_event
@@ -42,11 +43,12 @@ async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
     stuck = await runtime.jobs.stuck(now, timedelta(seconds=settings.working_timeout_seconds), BATCH)
     recovered = 0
     for job in stuck:
-        try:
-            recovered += await _recover(runtime, job, now)
-        except Exception:
-            log.exception("job %s: could not be recovered; failed", job.job_id)
-            await _give_up(runtime, job, now)
+        with log_context(job_id=job.job_id):
+            try:
+                recovered += await _recover(runtime, job, now)
+            except Exception:
+                log.exception("job %s: could not be recovered; failed", job.job_id)
+                await _give_up(runtime, job, now)
     return recovered
 
 

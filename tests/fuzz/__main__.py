@@ -18,13 +18,14 @@ from pathlib import Path
 from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from tests.benchmarks.harness import local_servers
-from tests.fuzz.api import fuzz_api
+from tests.fuzz.api import FUZZ_AUTH, fuzz_api
 from tests.fuzz.consumers import fuzz_consumers
 
 
 def fuzz_settings(settings: Settings, run_dir: Path) -> Settings:
-    """Quotas out of the way, so generated calls reach the code behind them instead of 429s."""
-    api = settings.api.model_copy(update={"max_active_jobs_per_user": 1_000_000})
+    """Quotas out of the way, so generated calls reach the code behind them instead of 429s; the
+    fuzzer's bearer token trusted (see ``tests.fuzz.api``)."""
+    api = settings.api.model_copy(update={**FUZZ_AUTH, "max_active_jobs_per_user": 1_000_000})
     local = settings.local.model_copy(update={"run_dir": run_dir})
     return settings.model_copy(update={"api": api, "local": local})
 

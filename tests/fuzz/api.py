@@ -6,7 +6,9 @@ Every check runs except ``positive_data_acceptance``: some rules cannot be said 
 (``from < to``, unique labels, an ISO 8601 duration of at least the configured minimum, the same
 Idempotency-Key with another body), so schema-valid bodies may rightly get 400 or 422.
 Everything else must hold: no 5xx, every status and body as documented, invalid input refused,
-``Allow`` on 405.
+``Allow`` on 405, and no answer but 401 without the bearer token or with a wrong one: the API runs
+in jwt mode (``FUZZ_AUTH``), as in production. In header mode any X-User-Id names a valid
+caller, so schemathesis's ``ignored_auth`` check could not hold there.
 """
 
 from __future__ import annotations
@@ -14,8 +16,24 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import jwt
+from pydantic import SecretStr
+
+FUZZ_SECRET = "fuzz-only-secret-of-at-least-32-bytes!"
+
+
+# The API settings under fuzzing: jwt mode with the fuzzer's secret, so its token (``fuzz_token``) passes.
+FUZZ_AUTH: dict[str, Any] = {"auth_mode": "jwt", "jwt_secret": SecretStr(FUZZ_SECRET)}
+
+
+def fuzz_token(user: str = "fuzzer", tenant: str = "fuzz", hours: float = 24) -> str:
+    claims = {"sub": user, "tenant": tenant, "exp": int(time.time() + hours * 3600)}
+    return jwt.encode(claims, FUZZ_SECRET, algorithm="HS256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +76,16 @@ class ApiFuzzReport:
 
 
 async def fuzz_api(
-    base_url: str, workdir: Path, *, examples: int, seed: int, max_seconds: int, user: str = "fuzzer"
+    base_url: str, workdir: Path, *, examples: int, seed: int, max_seconds: int
 ) -> ApiFuzzReport:
-    """Runs schemathesis as a process (its Hypothesis database and reports stay in ``workdir``)."""
+    """Runs schemathesis as a process (its Hypothesis database and reports stay in ``workdir``)
+    against an API set up with ``FUZZ_AUTH``."""
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("schemathesis")),
         "run",
         f"{base_url}/openapi.json",
         "--header",
-        f"X-User-Id: {user}",
+        f"Authorization: Bearer {fuzz_token()}",
         "--checks",
         "all",
         "--exclude-checks",

@@ -35,6 +35,7 @@ from exporter.adapters.mongo.segments import (
 )
 from exporter.adapters.mongo.things import ThingRepository
 from exporter.contracts.ingest import Entity
+from exporter.contracts.thing_filters import ThingFilters
 from exporter.local.demo import demo_measurements
 from exporter.runtime import Runtime
 from exporter.settings import Settings
@@ -204,6 +205,8 @@ def thing(thing_id: str, version: int, customer: str, serial: str) -> dict[str, 
         "thingDefinition": {"id": "td-1", "name": "Boiler"},
         "customerId": customer,
         "locationId": "loc-1",
+        "productModelId": f"pm-{serial}",
+        "productModelPartId": "boiler",
         "metrics": [{"name": "temp", "unit": "Cel"}],
     }
 
@@ -226,12 +229,17 @@ async def test_things_keep_their_newest_version(runtime: Runtime) -> None:
     boiler = await things.get(tenant, "boiler-1")
     assert boiler is not None
     assert (boiler.version, boiler.serial_number, boiler.customer_id) == (2, "SN-2", "cust-a")
+    assert (boiler.product_model_id, boiler.product_model_part_id) == ("pm-SN-2", "boiler")
     assert boiler.thing_definition is not None
     assert boiler.thing_definition.name == "Boiler"
-    assert [t.id for t in await things.find(tenant, customer_id="cust-a")] == ["boiler-1"]
-    assert [t.id for t in await things.find(tenant, customer_id="cust-c", location_id="loc-1")] == [
-        "boiler-2"
-    ]
+    assert [t.id for t in await things.find(tenant, ThingFilters(customer_id="cust-a"))] == ["boiler-1"]
+    by_customer_and_location = ThingFilters(customer_id="cust-c", location_id="loc-1")
+    assert [t.id for t in await things.find(tenant, by_customer_and_location)] == ["boiler-2"]
+    by_model = ThingFilters(product_model_id="pm-SN-10", product_model_part_id="boiler")
+    assert [t.id for t in await things.find(tenant, by_model)] == ["boiler-2"]
+    assert [t.id for t in await things.find(tenant, ThingFilters(product_model_id="pm-SN-9"))] == []
+    assert await things.find(tenant, ThingFilters(thing_definition_id="td-2")) == []
+    assert [t.id for t in await things.find(tenant, ThingFilters(thing_id="boiler-1"))] == ["boiler-1"]
     assert await things.get(new_tenant(), "boiler-1") is None
 
 

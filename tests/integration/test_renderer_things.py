@@ -30,16 +30,18 @@ START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
 
 
-def thing(thing_id: str, serial: str, customer: str, location: str) -> Thing:
+def thing(thing_id: str, serial: str, customer: str, location: str, definition: str = "td-1") -> Thing:
     return Thing.model_validate(
         {
             "id": thing_id,
             "version": 1,
             "serialNumber": serial,
             "name": f"Scale {serial}",
-            "thingDefinition": {"id": "td-1", "name": "Scale"},
+            "thingDefinition": {"id": definition, "name": "Scale"},
             "customerId": customer,
             "locationId": location,
+            "productModelId": f"pm-{customer}",
+            "productModelPartId": "scale",
             "metrics": [{"name": "weight", "unit": "kg"}, {"name": "temperature", "unit": "Cel"}],
         }
     )
@@ -50,7 +52,7 @@ async def things(runtime: Runtime) -> list[Thing]:
     seeded = [
         thing("t-1", "SN-1", "c1", "l1"),
         thing("t-2", "SN-2", "c1", "l2"),
-        thing("t-3", "SN-3", "c2", "l1"),
+        thing("t-3", "SN-3", "c2", "l1", definition="td-2"),
     ]
     outcome = await runtime.things.upsert_many([(TENANT, t) for t in seeded])
     assert outcome.written == len(seeded)
@@ -95,6 +97,25 @@ async def test_one_file_per_thing_with_its_metrics_side_by_side(
     assert outcome.file("SN-2_Scale.csv").rows == 3
     archive = zipfile.ZipFile(io.BytesIO(outcome.objects["Weights of March.zip"]))
     assert archive.namelist() == names
+
+
+async def test_product_model_part_and_thing_definition_pick_the_things(
+    runtime: Runtime, things: list[Thing]
+) -> None:
+    """Seed 001's qualified metrics: each selection's metrics, of the things its filters match."""
+    items = [
+        things_item(productModelId="pm-c1", productModelPartId="scale", metrics=["weight"]),
+        things_item(thingDefinitionId="td-2", metrics=["temperature"]),
+        things_item(productModelId="pm-c1", productModelPartId="other"),
+    ]
+    mask = "${thing.id}_${thing.productModelId}_${thing.productModelPartId}"
+    outcome = await render(runtime, job_spec(TENANT, body("csv", items, filenameMask=mask)))
+
+    assert outcome.result.status is JobStatus.DONE, outcome.result.error
+    names = ["t-1_pm-c1_scale.csv", "t-2_pm-c1_scale.csv", "t-3_pm-c2_scale.csv"]
+    assert [file.name for file in outcome.result.files] == [*names, "Weights of March.zip"]
+    headers = [outcome.objects[name].decode().splitlines()[0] for name in names]
+    assert headers == ["time,weight", "time,weight", "time,temperature"]
 
 
 async def test_a_thing_by_id_every_metric_hashed_names(runtime: Runtime, things: list[Thing]) -> None:

@@ -186,6 +186,26 @@ async def test_jwks_keys_rotate(servers: Settings, httpserver: HTTPServer, alg: 
         assert forged.status_code == 401
 
 
+async def test_an_unreachable_key_set_is_503_with_retry_after(
+    servers: Settings, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/jwks.json").respond_with_data("down", status=502)
+    settings = isolated(
+        servers,
+        auth_mode="jwt",
+        jwt_algorithm="RS256",
+        jwt_jwks_url=httpserver.url_for("/jwks.json"),
+        jwt_jwks_cooldown_seconds=12.5,
+    )
+    signed = jwt.encode(claims(iss=None, aud=None), rsa_key(), algorithm="RS256", headers={"kid": "k1"})
+    token = bearer(signed)
+    async with serving(settings) as url, httpx.AsyncClient(base_url=url) as api:
+        answer = await api.get("/exports", headers=token)
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "13"
+    assert answer.json() == {"message": "The token signing keys cannot be fetched"}
+
+
 # -- the gateway's shared secret, and header mode ----------------------------------------------------
 
 

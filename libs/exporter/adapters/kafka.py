@@ -30,6 +30,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import ValidationError
 
 from exporter.adapters.errors import Undeliverable, is_transient
+from exporter.contracts.events import CLOUDEVENTS_CONTENT_TYPE
+from exporter.log_context import log_context, trace_id_of
 from exporter.settings import KafkaSettings, Settings
 from exporter.signing import SIGNATURE_HEADER, Producer, Refused, Verifier, own_producer
 from exporter.topics import Topic, all_topic_names
@@ -37,6 +39,9 @@ from exporter.topics import Topic, all_topic_names
 log = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 2_000
+BROKER_LOGGER = "faststream.broker"
+# Events (export.requested, ...) are small; a larger record is not read twice for its id.
+MAX_EVENT_ID_SCAN = 64 * 1024
 SASL = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}
 
 
@@ -47,7 +52,10 @@ def make_broker(settings: Settings) -> KafkaBroker:
         enable_idempotence=settings.kafka.enable_idempotence,
         security=broker_security(settings.kafka),
         parser=lenient_headers,
+        decoder=json_suffix,
         middlewares=[intake(Verifier.from_settings(settings.kafka))],
+        # Through the process's handler (see ``exporter.log_context``), not one of FastStream's own.
+        logger=logging.getLogger(BROKER_LOGGER),
     )
 
 
@@ -71,6 +79,17 @@ async def lenient_headers(
         message = await original(copies if isinstance(msg, tuple) else copies[0])
         message.raw_message = msg
         return message
+
+
+async def json_suffix(
+    msg: StreamMessage[Any], original: Callable[[StreamMessage[Any]], Awaitable[Any]]
+) -> Any:
+    """Decodes a ``+json`` media type (our events' ``application/cloudevents+json``) as JSON:
+    FastStream does so only for ``application/json`` and would hand a handler the bytes."""
+    media_type = (msg.content_type or "").partition(";")[0].strip()
+    if media_type.endswith("+json"):
+        return json.loads(msg.body)
+    return await original(msg)
 
 
 def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
@@ -158,7 +177,7 @@ class KafkaPublisher:
                 value,
                 topic=topic,
                 key=key.encode(),
-                headers={"content-type": "application/json", **self._signer.headers(topic, value)},
+                headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, **self._signer.headers(topic, value)},
             )
         except MessageSizeTooLargeError as error:
             reason = f"the event is {len(value)} bytes, more than the broker takes"
@@ -210,6 +229,36 @@ def _topic(msg: StreamMessage[Any]) -> str:
     return str(records[0].topic) if records else "?"
 
 
+def message_ids(records: tuple[Any, ...]) -> dict[str, str | int | None]:
+    """The ids a consumed message's log lines carry: its topic, partition and offset, and its
+    trace id (a W3C ``traceparent`` header's, else the event's own id). A batch has no one
+    offset or trace: its topic, and its partition when all its records share one."""
+    if not records:
+        return {}
+    partitions = {record.partition for record in records}
+    ids: dict[str, str | int | None] = {
+        "topic": str(records[0].topic),
+        "partition": partitions.pop() if len(partitions) == 1 else None,
+    }
+    if len(records) == 1:
+        record = records[0]
+        headers = dict(record.headers or ())
+        ids["offset"] = record.offset
+        ids["trace_id"] = trace_id_of(headers.get("traceparent")) or event_id(record.value)
+    return ids
+
+
+def event_id(value: bytes | None) -> str | None:
+    """The ``id`` of a JSON event not larger than ``MAX_EVENT_ID_SCAN`` bytes, else None."""
+    if not value or len(value) > MAX_EVENT_ID_SCAN or not value.lstrip().startswith(b"{"):
+        return None
+    try:
+        found = json.loads(value).get("id")
+    except (ValueError, RecursionError):
+        return None
+    return found if isinstance(found, str) else None
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """``field.path: message`` for each problem, the way the HTTP API words them too."""
     return "; ".join(
@@ -238,6 +287,10 @@ class DeadLetterMiddleware(BaseMiddleware):
         self._verifier = verifier
 
     async def consume_scope(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
+        with log_context(**message_ids(records_of(msg.raw_message))):
+            return await self._consume(call_next, msg)
+
+    async def _consume(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
         broker: KafkaBroker = self.context.get("broker")
         if not await self._admit(broker, msg):
             return None

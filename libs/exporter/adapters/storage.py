@@ -60,6 +60,11 @@ class ObjectStore:
                 if error.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                     raise
 
+    async def check_bucket(self) -> None:
+        """Raises unless the bucket answers (a head-bucket): readiness, which changes nothing."""
+        if not await asyncio.to_thread(self._client.bucket_exists, self.bucket):
+            raise LookupError(f"bucket {self.bucket!r} does not exist")
+
     async def upload_file(self, key: str, path: Path, content_type: str) -> StoredObject:
         result = await asyncio.to_thread(
             self._client.fput_object,

@@ -1,4 +1,10 @@
-"""Every event on Kafka: one envelope type in the spirit of CloudEvents, one model per event.
+"""Every event on Kafka: one envelope type, a CloudEvents 1.0 event, and one model per event.
+
+Events travel in CloudEvents' structured content mode: the value is the whole event in its JSON
+format, under ``CLOUDEVENTS_CONTENT_TYPE``. Not the binary mode (attributes in ``ce_*`` headers),
+because our signature (``exporter.signing``) covers the value bytes only: in headers, a type,
+tenant or source could be altered without breaking it. ``tenant`` and ``actor`` are extension
+attributes. Upstream producers may still send ingest payloads bare (``ingestor.decoding``).
 
 Event ids are deterministic where the event stands for a state change (a job's completion, a
 request's version), so a republished event carries the same id and consumers can drop it.
@@ -16,6 +22,8 @@ from exporter.contracts.job import JobFile, JobResult, JobSpec
 from exporter.domain.job_life import JobStatus
 
 DataT = TypeVar("DataT", bound=WireModel)
+# The Kafka ``content-type`` header of every event we publish (CloudEvents' Kafka binding).
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 Tenant = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -30,6 +38,11 @@ class Envelope(WireModel, Generic[DataT]):
     actor: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     data: DataT
+
+    def to_wire(self) -> dict[str, Any]:
+        """CloudEvents has no null attributes (its SDKs refuse one): an unset one is left out."""
+        wire = super().to_wire()
+        return {name: value for name, value in wire.items() if value is not None or name == "data"}
 
 
 def same_tenant(envelope: Envelope[Any], data_tenant: str) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 MAX_FILENAME_LENGTH = 120
+# Seed 001's example `thingFileName`: what a thing's file is called unless the request says.
+THING_FILE_MASK = "${thing.serialNumber}_${thingDefinition.name}"
 # `${path}` or `${path:format}`; a path is dotted names, a format one its kind allows.
 _PLACEHOLDER_RE = re.compile(r"\$\{(?P<path>[^}:]*)(?::(?P<spec>[^}]*))?\}")
 _PLACEHOLDER_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -34,7 +36,15 @@ MASK_PLACEHOLDERS: Mapping[str, PlaceholderKind] = {
         ("target.value", "target.label", "target.publisher", "target.metric"), PlaceholderKind.TEXT
     ),
     **dict.fromkeys(
-        ("thing.id", "thing.serialNumber", "thing.name", "thing.customerId", "thing.locationId"),
+        (
+            "thing.id",
+            "thing.serialNumber",
+            "thing.name",
+            "thing.customerId",
+            "thing.locationId",
+            "thing.productModelId",
+            "thing.productModelPartId",
+        ),
         PlaceholderKind.TEXT,
     ),
     **dict.fromkeys(("thingDefinition.id", "thingDefinition.name"), PlaceholderKind.TEXT),

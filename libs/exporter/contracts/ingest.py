@@ -95,7 +95,8 @@ class ThingMetric(IngestModel):
 
 
 class Thing(IngestModel):
-    """Thing metadata (seed 001): what file-name masks and customer/location filters read.
+    """Thing metadata (seed 001): what file-name masks and the customer, location, product model
+    (and part) and thing definition filters read.
 
     ``id`` is the ``publisher`` of the thing's measurements. ``version`` orders updates: any
     number that grows with each change (a counter, the change time in milliseconds).
@@ -108,6 +109,8 @@ class Thing(IngestModel):
     thing_definition: ThingDefinition | None = None
     customer_id: Name | None = None
     location_id: Name | None = None
+    product_model_id: Name | None = None
+    product_model_part_id: Name | None = None
     metrics: Annotated[list[ThingMetric], Field(max_length=1_000)] = Field(default_factory=list)
 
     @field_validator("metrics")

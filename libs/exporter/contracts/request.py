@@ -18,6 +18,7 @@ from exporter.contracts.filename_masks import (
 )
 from exporter.contracts.ingest import EntityTypeName
 from exporter.contracts.notification import Notification
+from exporter.contracts.thing_filters import MetricName, ThingFilters
 from exporter.contracts.time_bounds import (
     DOWNSAMPLE_RE,
     LATEST_EPOCH_MS,
@@ -86,6 +87,8 @@ class Format(WireModel):
     filename_mask: str | None = None
     # Seed 001's `hashThingFileName`: names (without extension) anonymised as their MD5.
     hash_filenames: bool = False
+    # Seed 001's archive: the files zipped even when there is only one (or none).
+    archive: bool = False
 
     @field_validator("filename_mask")
     @classmethod
@@ -190,19 +193,13 @@ class ItemParams(TimeWindow):
     subtopic: Annotated[str, Field(max_length=200)] | None = None
 
 
-MetricName = Annotated[str, Field(min_length=1, max_length=200)]
-FilterId = Annotated[str, Field(min_length=1, max_length=200)]
+class ThingSelection(TimeWindow, ThingFilters):
+    """Things by customer, location, id, product model (and part) or thing definition, each
+    optional (seed 001's data-export): one file per matching thing, with a time column and one
+    column per metric (``Weight [kg]`` with ``includeUnit``). ``metrics`` are metric names; none
+    means every metric the thing declares. The file name mask defaults to seed 001's
+    ``${thing.serialNumber}_${thingDefinition.name}``."""
 
-
-class ThingSelection(TimeWindow):
-    """Things by customer, location or id, all three optional (seed 001's data-export): one file per
-    matching thing, with a time column and one column per metric (``Weight [kg]`` with
-    ``includeUnit``). ``metrics`` are metric names; none means every metric the thing declares.
-    The file name mask defaults to seed 001's ``${thing.serialNumber}_${thingDefinition.name}``."""
-
-    customer_id: FilterId | None = None
-    location_id: FilterId | None = None
-    thing_id: FilterId | None = None
     metrics: Annotated[list[MetricName], Field(max_length=100)] = Field(default_factory=list)
 
     @field_validator("metrics")
@@ -214,10 +211,9 @@ class ThingSelection(TimeWindow):
 
     @property
     def target_key(self) -> str:
-        """What seed 001's "one export at a time" is about: this selection of things."""
-        return "things:" + "/".join(
-            value or "*" for value in (self.customer_id, self.location_id, self.thing_id)
-        )
+        """What seed 001's "only one bulk export can be scheduled at a time" is about: the
+        tenant's things, whichever of them a selection picks."""
+        return "things"
 
 
 class EntitySelection(WireModel):

@@ -22,13 +22,19 @@ class JobFiles:
     """A job's files, one ``PartWriter`` after another, and the zip of them all when ``zip_name``.
 
     The zip is written while the files are (an entry per file), since whether a job ends with
-    several files is only known at its end; one that ends with a single file drops its zip.
+    several files is only known at its end; one that ends with a single file drops its zip,
+    unless ``always_zip`` (seed 001's archive).
     """
 
     def __init__(
-        self, open_object: OpenObject, zip_name: str | None = None, modified: datetime | None = None
+        self,
+        open_object: OpenObject,
+        zip_name: str | None = None,
+        modified: datetime | None = None,
+        always_zip: bool = False,
     ):
         self.files: list[RenderedFile] = []
+        self._always_zip = always_zip
         self._open_object = open_object
         self._zip_upload = ExitStack()
         self._zip: ZipArchive | None = None
@@ -56,10 +62,11 @@ class JobFiles:
         self.files += files
 
     def close(self) -> list[RenderedFile]:
-        """The files, and the zip when there are several (else the zip's upload is abandoned)."""
+        """The files, and the zip when there are several or it is always wanted (else the zip's
+        upload is abandoned)."""
         if self._zip is None:
             return self.files
-        if len(self.files) < 2:
+        if len(self.files) < 2 and not self._always_zip:
             self.discard(Unfinished("one file needs no zip"))
             return self.files
         archive = self._zip.close(rows=sum(file.rows for file in self.files))

@@ -75,6 +75,8 @@ def _thing_context(thing: Thing) -> dict[str, dict[str, object]]:
             "name": thing.name or "",
             "customerId": thing.customer_id or "",
             "locationId": thing.location_id or "",
+            "productModelId": thing.product_model_id or "",
+            "productModelPartId": thing.product_model_part_id or "",
         },
         "thingDefinition": {
             "id": (definition.id if definition else None) or "",

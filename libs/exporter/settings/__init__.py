@@ -171,6 +171,8 @@ class ApiSettings(BaseModel):
     # Active (scheduled, not deleted or finished) requests one user, and one tenant, may have; more → 429.
     max_active_requests_per_user: int = Field(default=1000, ge=1)
     max_active_requests_per_tenant: int = Field(default=100_000, ge=1)
+    # The git commit this build was made from, set by the build (never read from .git at run time).
+    build_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}$")
 
 
 class SchedulerSettings(BaseModel):
@@ -275,6 +277,12 @@ class LivenessSettings(BaseModel):
     # with growing pauses, until it answers or wait_seconds have passed (then the process exits).
     dependency_wait_seconds: float = Field(default=600.0, ge=1, le=86_400)
     dependency_attempt_seconds: float = Field(default=10.0, ge=0.1, le=300)
+    # A process stalled this long exits (status 70) for its supervisor to restart it; None: never.
+    exit_after_seconds: float | None = Field(default=None, ge=1, le=86_400)
+    # Readiness: MongoDB, Kafka and S3 are each checked this often in the background (probes read
+    # the latest results), and a check without an answer within the timeout makes it not ready.
+    readiness_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    readiness_timeout_seconds: float = Field(default=2.0, ge=0.1, le=60)
 
 
 class LocalServersSettings(BaseModel):
@@ -293,6 +301,8 @@ class Settings(BaseSettings):
 
     environment: Literal["local", "test", "production"] = "local"
     log_level: str = "INFO"
+    # "json": one object per line with the ids of the job, request or message in hand.
+    log_format: Literal["json", "text"] = "text"
     kafka: KafkaSettings = KafkaSettings()
     mongo: MongoSettings = MongoSettings()
     storage: StorageSettings = StorageSettings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, Field
 
 from exporter.contracts.request import ExportRequestSpec, ExportType
@@ -13,19 +13,28 @@ from exporter.contracts.time_bounds import BoundedInstant
 from request_api import commands, queries
 from request_api.errors import BadRequest
 from request_api.http import (
-    ERRORS,
+    CONDITIONAL_READ,
+    CONDITIONAL_WRITE,
+    ETAG,
     EXPORT_LINKS,
     IDENTIFIED,
     JOB_LINKS,
     JOB_OPERATIONS,
+    LOCATION,
+    NOT_MODIFIED,
     Caller,
     JsonBody,
     RuntimeDep,
     errors,
+    identified_with,
+    if_match,
     links,
+    tagged,
 )
-from request_api.identity import IDENTITY_PARAMETERS, header_parameter
+from request_api.identity import header_parameter
+from request_api.preconditions import version_tag
 from request_api.queries import Pagination
+from request_api.responses import BatchAnswer, ExportRequestView, JobPage, JobView, RequestPage
 
 router = APIRouter()
 MAX_BATCH_IDS = 1000
@@ -58,23 +67,28 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-CREATE_EXTRA: dict[str, Any] = {
-    "parameters": [
-        *IDENTITY_PARAMETERS,
-        header_parameter(
-            "Idempotency-Key",
-            "The same key and body answer as the first call did; another body, 422",
-            minLength=1,
-            maxLength=MAX_IDEMPOTENCY_KEY,
-        ),
-    ]
-}
+CREATE_EXTRA = identified_with(
+    header_parameter(
+        "Idempotency-Key",
+        "The same key and body answer as the first call did; another body, 422",
+        minLength=1,
+        maxLength=MAX_IDEMPOTENCY_KEY,
+    )
+)
+EXPORT_HEADERS = {"headers": {"ETag": ETAG}}
+
+
+def export_answer(request: Request, body: dict[str, Any], status_code: int = 200) -> Response:
+    """An export request's answer, tagged with its version (see ``request_api.preconditions``)."""
+    return tagged(request, body, version_tag(body["version"]), status_code)
 
 
 @router.post(
     "/exports",
     status_code=201,
-    responses=errors(409, 413, 422, 429) | {201: EXPORT_LINKS},
+    response_model=ExportRequestView,
+    responses=errors(403, 409, 413, 422, 429)
+    | {201: EXPORT_LINKS | {"headers": {"ETag": ETAG, "Location": LOCATION}}},
     openapi_extra=CREATE_EXTRA,
 )
 async def create_export(
@@ -82,10 +96,12 @@ async def create_export(
 ) -> Any:
     """Creates an export request (authorization action ``exporter:exports:create``)."""
     answer = await commands.create_export(runtime, caller, spec, idempotency_key(request))
-    return JsonBody(answer.body, status_code=answer.status_code)
+    response = export_answer(request, answer.body, answer.status_code)
+    response.headers["Location"] = f"/exports/{answer.body['id']}"
+    return response
 
 
-@router.get("/exports", responses=ERRORS, openapi_extra=IDENTIFIED)
+@router.get("/exports", response_model=RequestPage, responses=errors(), openapi_extra=IDENTIFIED)
 async def list_exports(
     caller: Caller,
     runtime: RuntimeDep,
@@ -108,35 +124,53 @@ async def list_exports(
     )
 
 
-@router.post("/exports:batchGet", responses=ERRORS, openapi_extra=IDENTIFIED)
+@router.post("/exports:batchGet", response_model=BatchAnswer, responses=errors(413), openapi_extra=IDENTIFIED)
 async def batch_get(body: BatchGet, caller: Caller, runtime: RuntimeDep) -> Any:
     """Up to 1000 requests by id; ids not found or not readable are listed in ``notFound``."""
     return JsonBody(await queries.batch_get(runtime, caller, body.ids))
 
 
-@router.get("/exports/{export_id}", responses=ERRORS | {200: EXPORT_LINKS}, openapi_extra=IDENTIFIED)
-async def get_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
-    return JsonBody(await queries.get_export(runtime, caller, export_id))
+@router.get(
+    "/exports/{export_id}",
+    response_model=ExportRequestView,
+    responses=errors(403, 404) | NOT_MODIFIED | {200: EXPORT_LINKS | EXPORT_HEADERS},
+    openapi_extra=CONDITIONAL_READ,
+)
+async def get_export(export_id: str, caller: Caller, runtime: RuntimeDep, request: Request) -> Any:
+    return export_answer(request, await queries.get_export(runtime, caller, export_id))
 
 
 @router.put(
     "/exports/{export_id}",
-    responses=errors(409, 410, 413) | {200: EXPORT_LINKS},
-    openapi_extra=IDENTIFIED,
+    response_model=ExportRequestView,
+    responses=errors(403, 404, 409, 410, 412, 413) | {200: EXPORT_LINKS | EXPORT_HEADERS},
+    openapi_extra=CONDITIONAL_WRITE,
 )
-async def update_export(export_id: str, spec: ExportRequestSpec, caller: Caller, runtime: RuntimeDep) -> Any:
-    return JsonBody(await commands.update_export(runtime, caller, export_id, spec))
+async def update_export(
+    export_id: str, spec: ExportRequestSpec, caller: Caller, runtime: RuntimeDep, request: Request
+) -> Any:
+    """Replaces the request's spec: a new version. With If-Match, only the version it names."""
+    return export_answer(
+        request, await commands.update_export(runtime, caller, export_id, spec, if_match(request))
+    )
 
 
-@router.delete("/exports/{export_id}", responses=errors(409, 410), openapi_extra=IDENTIFIED)
-async def delete_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
-    return JsonBody(await commands.delete_export(runtime, caller, export_id))
+@router.delete(
+    "/exports/{export_id}",
+    response_model=ExportRequestView,
+    responses=errors(403, 404, 409, 410, 412) | {200: EXPORT_HEADERS},
+    openapi_extra=CONDITIONAL_WRITE,
+)
+async def delete_export(export_id: str, caller: Caller, runtime: RuntimeDep, request: Request) -> Any:
+    """Deletes the request (soft: its jobs stay readable). With If-Match, only the version it names."""
+    return export_answer(request, await commands.delete_export(runtime, caller, export_id, if_match(request)))
 
 
 @router.post(
     "/exports/{export_id}/run",
     status_code=202,
-    responses=errors(409, 410, 429) | {202: JOB_LINKS},
+    response_model=JobView,
+    responses=errors(403, 404, 409, 410, 429) | {202: JOB_LINKS},
     openapi_extra=IDENTIFIED,
 )
 async def run_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
@@ -145,7 +179,8 @@ async def run_export(export_id: str, caller: Caller, runtime: RuntimeDep) -> Any
 
 @router.get(
     "/exports/{export_id}/jobs",
-    responses=ERRORS | {200: links("job_id", "/items/0/id", *JOB_OPERATIONS)},
+    response_model=JobPage,
+    responses=errors(403, 404) | {200: links("job_id", "/items/0/id", *JOB_OPERATIONS)},
     openapi_extra=IDENTIFIED,
 )
 async def list_jobs(

@@ -4,28 +4,55 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse
 
 from request_api import commands, queries
-from request_api.http import ERRORS, IDENTIFIED, JOB_LINKS, Caller, JsonBody, RuntimeDep, errors
+from request_api.http import (
+    CONDITIONAL_READ,
+    ETAG,
+    IDENTIFIED,
+    JOB_LINKS,
+    NOT_MODIFIED,
+    Caller,
+    JsonBody,
+    RuntimeDep,
+    errors,
+    header_doc,
+    tagged,
+)
+from request_api.responses import DownloadLink, JobView
 
 router = APIRouter()
+LINK = header_doc("The presigned URL")
 
 
-@router.get("/jobs/{job_id}", responses=ERRORS | {200: JOB_LINKS}, openapi_extra=IDENTIFIED)
-async def get_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
-    return JsonBody(await queries.get_job(runtime, caller, job_id))
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobView,
+    responses=errors(403, 404) | NOT_MODIFIED | {200: JOB_LINKS | {"headers": {"ETag": ETAG}}},
+    openapi_extra=CONDITIONAL_READ,
+)
+async def get_job(job_id: str, caller: Caller, runtime: RuntimeDep, request: Request) -> Any:
+    """The job; a poller sends its ETag back in If-None-Match and gets 304 until the job moves."""
+    return tagged(request, await queries.get_job(runtime, caller, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", responses=errors(409), openapi_extra=IDENTIFIED)
+@router.post(
+    "/jobs/{job_id}/cancel", response_model=JobView, responses=errors(403, 404, 409), openapi_extra=IDENTIFIED
+)
 async def cancel_job(job_id: str, caller: Caller, runtime: RuntimeDep) -> Any:
     return JsonBody(await commands.cancel_job(runtime, caller, job_id))
 
 
 @router.get(
     "/jobs/{job_id}/download",
-    responses=errors(409, 410) | {307: {"description": "Redirect to the presigned URL"}},
+    response_model=DownloadLink,
+    responses=errors(403, 404, 409, 410)
+    | {
+        200: {"description": "The link, for a caller that accepts application/json"},
+        307: {"description": "Redirect to the presigned URL", "headers": {"Location": LINK}},
+    },
     openapi_extra=IDENTIFIED,
 )
 async def download(

@@ -94,10 +94,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The ingestor's look for what a replayed flush stored already (ingested segments only).
         IndexModel([("source.partition", ASCENDING), ("source.last", ASCENDING)]),
     ],
-    # Export filters by customer or location (seed 001); single things are read by ``_id``.
+    # Export filters by customer, location, product model or thing definition (seed 001); single
+    # things are read by ``_id``.
     THINGS: [
         IndexModel([("tenant", ASCENDING), ("customerId", ASCENDING)]),
         IndexModel([("tenant", ASCENDING), ("locationId", ASCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("productModelId", ASCENDING), ("productModelPartId", ASCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("thingDefinition.id", ASCENDING)]),
     ],
     # Entity exports read every entity of one type (seed 003).
     ENTITIES: [IndexModel([("tenant", ASCENDING), ("entityType", ASCENDING), ("id", ASCENDING)])],
