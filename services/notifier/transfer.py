@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.adapters.mongo.transfer_locations import StoredLocation, TransferLocationRepository
@@ -46,6 +47,8 @@ class Transfers:
         self._sealer = Sealer(self._settings.sealing_key)
         self._slots = asyncio.Semaphore(self._settings.concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     async def on_export_completed(self, events: Sequence[ExportCompleted]) -> None:
         done = (event.data.job_id for event in events if event.data.status is JobStatus.DONE)
@@ -60,14 +63,31 @@ class Transfers:
         return len(jobs)
 
     async def run(self) -> None:
-        """Sweeps until cancelled."""
+        """Sweeps until cancelled, then lets the pushes in flight finish (``drain``)."""
         interval = self._runtime.settings.notifier.sweep_interval_seconds
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("transfer sweep failed; trying again in %.0f s", interval)
-            await asyncio.sleep(interval)
+        try:
+            while True:
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("transfer sweep failed; trying again in %.0f s", interval)
+                await asyncio.sleep(interval)
+        except asyncio.CancelledError:
+            await self.drain()
+            raise
+
+    async def drain(self) -> None:
+        """Starts nothing more; pushes waiting to retry stop (their entry says when to go on, and
+        a sweep elsewhere does), and those pushing get the step timeout to finish and be recorded,
+        so fewer are left to their lease."""
+        self._closing = True
+        for task in list(self._waiting):
+            task.cancel()
+        tasks = list(self._active.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._settings.timeout_seconds)
+        for task in tasks:
+            task.cancel()
 
     async def process(self, jobs: Sequence[Job | UnreadableJob]) -> None:
         """Plans each done job's transfer log (once), and starts its due pushes in tasks."""
@@ -108,7 +128,7 @@ class Transfers:
             entry.status is TransferStatus.RETRYING and (entry.next_attempt_at or now) <= now
         )
         cut_off = entry.status is TransferStatus.PUSHING and (entry.lease_until or now) < now
-        if key in self._active or not (due or cut_off):
+        if self._closing or key in self._active or not (due or cut_off):
             return
         lease = timedelta(seconds=self._settings.lease_seconds)
         if not await self._jobs.claim(job.id, entry.index, entry.status, entry.attempts, lease):
@@ -127,13 +147,22 @@ class Transfers:
                 delay = await self._attempt(job, index, attempt)
                 if delay is None:
                     return
-                await asyncio.sleep(delay)
+                await self._wait(delay)
                 if not await self._jobs.claim(job.id, index, TransferStatus.RETRYING, attempt, lease):
                     return  # a sweep elsewhere took it over
                 attempt += 1
         except Exception:
             # Left ``pushing``: once its lease runs out, a sweep pushes it again.
             log.exception("transfer %s.%d stopped", job.id, index)
+
+    async def _wait(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._waiting.discard(task)
 
     async def _attempt(self, job: Job, index: int, attempt: int) -> float | None:
         """One push, recorded; the delay before the next attempt, if any."""

@@ -370,3 +370,30 @@ async def test_a_receiver_that_stays_down_is_given_up_on_with_the_reason(
         ("failed", 3, "HTTP 503: Service Unavailable (gave up after 3 attempts)")
     }
     assert [len(chat.calls(f"{drop}/{name}")) for name in FILES] == [3, 3]
+
+
+async def test_a_notifier_stopping_lets_its_pushes_in_flight_finish_and_be_recorded(
+    runtime: Runtime, chat: ChatReceiver, tmp_path: Path
+) -> None:
+    drop = f"/drop/{tmp_path.name}"
+    first, second = (f"{drop}/{name}" for name in FILES)
+    for path in (first, second):
+        chat.then(path, lambda _: Response("", status=201))
+    gate = chat.hold(first)
+    location_id = await location(runtime, {"kind": "https", "url": chat.url_for(drop)})
+    spec = await finished(runtime, location_id, tmp_path)
+    transfers = Transfers(runtime)
+    job = await runtime.jobs.get(spec.job_id)
+    assert job is not None
+    await transfers.on_export_completed([completed_event(spec, job.result)])
+    await eventually(lambda: _some(chat.calls(first)), "the first push to arrive")
+    draining = asyncio.create_task(transfers.drain())
+    await asyncio.sleep(0.05)
+    assert not draining.done()  # it waits for the push in flight
+    gate.set()
+    await draining
+    assert [(t.status, t.attempts) for t in await settled(runtime, spec.job_id)] == [("done", 1)] * 2
+
+
+async def _some(items: list[Any]) -> list[Any] | None:
+    return items or None
