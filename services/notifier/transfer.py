@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.adapters.mongo.transfer_locations import StoredLocation, TransferLocationRepository
@@ -31,6 +30,7 @@ from exporter.domain.retry import backoff_seconds
 from exporter.domain.transfers import TransferStatus, named_location
 from exporter.notifications.sending import DeliveryFailure
 from exporter.runtime import Runtime
+from notifier.waiting import Waiting
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Transfers:
         self._sealer = Sealer(self._settings.sealing_key)
         self._slots = asyncio.Semaphore(self._settings.concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
-        self._waiting: set[asyncio.Task[Any]] = set()
+        self._waiting = Waiting()
         self._closing = False
 
     async def on_export_completed(self, events: Sequence[ExportCompleted]) -> None:
@@ -81,8 +81,7 @@ class Transfers:
         a sweep elsewhere does), and those pushing get the step timeout to finish and be recorded,
         so fewer are left to their lease."""
         self._closing = True
-        for task in list(self._waiting):
-            task.cancel()
+        self._waiting.cancel_all()
         tasks = list(self._active.values())
         if tasks:
             await asyncio.wait(tasks, timeout=self._settings.timeout_seconds)
@@ -147,22 +146,13 @@ class Transfers:
                 delay = await self._attempt(job, index, attempt)
                 if delay is None:
                     return
-                await self._wait(delay)
+                await self._waiting.sleep(delay)
                 if not await self._jobs.claim(job.id, index, TransferStatus.RETRYING, attempt, lease):
                     return  # a sweep elsewhere took it over
                 attempt += 1
         except Exception:
             # Left ``pushing``: once its lease runs out, a sweep pushes it again.
             log.exception("transfer %s.%d stopped", job.id, index)
-
-    async def _wait(self, seconds: float) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._waiting.discard(task)
 
     async def _attempt(self, job: Job, index: int, attempt: int) -> float | None:
         """One push, recorded; the delay before the next attempt, if any."""
