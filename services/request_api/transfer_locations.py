@@ -22,7 +22,7 @@ from exporter.adapters.transfer.reach import reach_refusal
 from exporter.adapters.transfer.sealing import Sealer
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportRequestSpec
-from exporter.contracts.transfer import TransferLocationSpec, public_view, secrets_of
+from exporter.contracts.transfer import TransferLocationSpec, public_view, secrets_of, with_kept_secrets
 from exporter.domain.access import Principal
 from exporter.runtime import Runtime
 from request_api.errors import BadRequest, Forbidden, NotFound, TooManyRequests
@@ -54,13 +54,24 @@ def _may_manage(runtime: Runtime, principal: Principal) -> None:
 
 
 async def _stored(
-    runtime: Runtime, principal: Principal, spec: TransferLocationSpec, location_id: str
+    runtime: Runtime,
+    principal: Principal,
+    spec: TransferLocationSpec,
+    location_id: str,
+    current: StoredLocation | None = None,
 ) -> StoredLocation:
-    """The location as stored, once its destination is known reachable; its secrets sealed."""
+    """The location as stored, once its destination is known reachable; its secrets sealed (a
+    ``***`` keeps the ``current`` location's)."""
     settings = runtime.settings.transfer
     if (refusal := await reach_refusal(spec.destination, settings.allow_private_addresses)) is not None:
         raise BadRequest(f"destination: {refusal.reason}")
-    sealed = Sealer(settings.sealing_key).seal(secrets_of(spec.destination), principal.tenant, location_id)
+    sealer = Sealer(settings.sealing_key)
+    kept = sealer.open(current.sealed, current.tenant, current.id) if current is not None else {}
+    try:
+        secrets = with_kept_secrets(secrets_of(spec.destination), kept)
+    except ValueError as error:
+        raise BadRequest(str(error)) from error
+    sealed = sealer.seal(secrets, principal.tenant, location_id)
     now = utcnow()
     return StoredLocation(
         id=location_id,
@@ -103,7 +114,7 @@ async def replace_location(
 ) -> dict[str, Any]:
     _may_manage(runtime, principal)
     current = await get_location(runtime, principal, location_id)
-    location = await _stored(runtime, principal, spec, location_id)
+    location = await _stored(runtime, principal, spec, location_id, current)
     if not await _locations(runtime).replace(location):
         raise NotFound(f"Transfer location '{location_id}' not found")
     return location_view(

@@ -95,9 +95,16 @@ async def test_an_admin_manages_locations_whose_secrets_are_sealed_and_never_sho
 
         assert (await alice.post("/transfer-locations", json=S3)).status_code == 403
         assert (await alice.delete(f"/transfer-locations/{s3['id']}")).status_code == 403
-        replaced = await admin.put(f"/transfer-locations/{s3['id']}", json={**S3, "name": "Renamed"})
+        # What was read, sent back renamed: its *** keeps the secret it stands for.
+        as_read = {"name": "Renamed", "destination": s3["destination"]}
+        replaced = await admin.put(f"/transfer-locations/{s3['id']}", json=as_read)
         assert (replaced.status_code, replaced.json()["name"]) == (200, "Renamed")
         assert replaced.json()["createdAt"] == s3["createdAt"]
+        masked_create = await admin.post("/transfer-locations", json=as_read)
+        assert masked_create.status_code == 400
+        assert masked_create.json()["message"] == (
+            "destination.secretKey: give the secret ('***' keeps one only on a replace)"
+        )
 
     mongo = connect(settings)
     try:

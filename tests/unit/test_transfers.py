@@ -22,6 +22,7 @@ from exporter.contracts.transfer import (
     destination_from,
     public_view,
     secrets_of,
+    with_kept_secrets,
 )
 from exporter.domain.access import Action, update_actions
 from exporter.domain.transfers import (
@@ -197,3 +198,11 @@ async def test_a_host_that_does_not_resolve_is_refused_for_now_an_internal_one_f
     assert refusal is not None
     assert refusal.lasting
     assert await reach_refusal(internal, allow_private=True) is None
+
+
+def test_a_masked_secret_keeps_the_current_one_and_only_on_a_replace() -> None:
+    given = {"headers.Authorization": "***", "headers.X-Key": "new"}
+    kept = {"headers.Authorization": "Bearer old", "headers.X-Key": "old"}
+    assert with_kept_secrets(given, kept) == {"headers.Authorization": "Bearer old", "headers.X-Key": "new"}
+    with pytest.raises(ValueError, match=r"destination\.headers\.Authorization: give the secret"):
+        with_kept_secrets(given, {})

@@ -122,3 +122,15 @@ def destination_from(view: dict[str, object], secrets: dict[str, str]) -> Destin
 
 
 DESTINATION: TypeAdapter[Destination] = TypeAdapter(Destination)
+
+
+def with_kept_secrets(secrets: dict[str, str], kept: dict[str, str]) -> dict[str, str]:
+    """``secrets``, where one given as ``***`` keeps the ``kept`` one: a client may send back the
+    location it read, changed only elsewhere. Raises ``ValueError`` for a ``***`` with none to keep."""
+    merged = dict(secrets)
+    for field, value in secrets.items():
+        if value == SECRET_MASK:
+            if field not in kept:
+                raise ValueError(f"destination.{field}: give the secret ('***' keeps one only on a replace)")
+            merged[field] = kept[field]
+    return merged
