@@ -34,6 +34,7 @@ from exporter.adapters.mongo.grants import GrantRepository
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.numbers import NumericIds
 from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
@@ -41,7 +42,8 @@ from exporter.adapters.storage import ObjectStore
 from exporter.liveness import Liveness, Readiness, describe_failure, exit_when_stalled, write_reports
 from exporter.service_layer.group_commit import GroupCommit
 from exporter.service_layer.outbox import OutboxRelay
-from exporter.settings import LivenessSettings, Settings, get_settings
+from exporter.settings import Settings, get_settings
+from exporter.settings.process import LivenessSettings
 
 log = logging.getLogger(__name__)
 # Pauses between start-up attempts at a dependency: doubling from the first up to the last.
@@ -69,6 +71,7 @@ class Runtime:
     idempotency: IdempotencyRepository
     admissions: AdmissionRepository
     grants: GrantRepository
+    numbers: NumericIds
     group_commit: GroupCommit
     publisher: KafkaPublisher
     relay: OutboxRelay
@@ -102,6 +105,7 @@ class Runtime:
             idempotency=IdempotencyRepository(db),
             admissions=AdmissionRepository(db),
             grants=GrantRepository(db),
+            numbers=NumericIds(db),
             group_commit=GroupCommit(
                 functools.partial(connect_blocking, settings), settings.mongo.database, relay.publish_soon
             ),

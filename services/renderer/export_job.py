@@ -147,15 +147,16 @@ async def take(runtime: Runtime, event: ExportRequested) -> datetime | None:
     render (its lease taken), else None (announced again if finished, or running elsewhere)."""
     spec = event.data
     with job_context(spec):
-        return await _take(runtime, spec)
+        return await _take(runtime, spec, event.actor or spec.owner)
 
 
-async def _take(runtime: Runtime, spec: JobSpec) -> datetime | None:
+async def _take(runtime: Runtime, spec: JobSpec, created_by: str) -> datetime | None:
+    """``created_by``: the principal the event names, for a job the event itself makes."""
     job = await runtime.jobs.get(spec.job_id)
     if job is None:
         # An ad-hoc job published by an upstream system: record it before running it.
         with contextlib.suppress(DuplicateKeyError):  # a concurrent delivery recorded it first
-            await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
+            await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request), created_by))
         job = await runtime.jobs.get(spec.job_id)
         assert job is not None
     if job.tenant != spec.tenant:

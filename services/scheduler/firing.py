@@ -233,12 +233,16 @@ async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = 
 
 
 async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:
-    """One pass: a batch from each shard, in ``shards``' order; returns how many runs it fired."""
-    now = now or utcnow()
+    """One pass: a batch from each shard, in ``shards``' order; returns how many runs it fired.
+
+    Without ``now``, each shard fires what is due when its turn comes: a pass that takes longer
+    than a period (a survivor catching up on its dead peer's shards, a loaded store) would
+    otherwise leave every run that fell due during it to the next pass, which then has more to
+    do and takes longer still."""
     fired = 0
     for shard in shards:
         try:
-            fired += await fire_shard(runtime, shard, now)
+            fired += await fire_shard(runtime, shard, now or utcnow())
         except Exception:
             # Whatever it was, the other shards (and the sweeps, on their own loop) go on.
             log.exception("shard %d: pass failed; the next shard goes on", shard)

@@ -21,7 +21,8 @@ from exporter.liveness import (
 )
 from exporter.local.servers import free_ports
 from exporter.runtime import DependencyUnavailable, mongo_hosts, until_answers
-from exporter.settings import LivenessSettings, MongoSettings, Settings
+from exporter.settings import MongoSettings, Settings
+from exporter.settings.process import LivenessSettings
 
 
 class Clock:

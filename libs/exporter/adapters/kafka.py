@@ -1,9 +1,10 @@
 """Kafka adapters: the broker, client security, topic creation, a signing publisher for the
 outbox, and the intake every consumer shares (signature checks and dead-lettering).
 
-Kept to what every Kafka-protocol broker supports: no idempotent producer and no transactions
-(the embedded broker has neither); exactly-once effects come from idempotent consumers and the
-outbox instead. Consumers start from the earliest offset when their group has none.
+Kept to what every Kafka-protocol broker supports: no transactions, and the idempotent producer
+only where a setting turns it on (the embedded broker has neither); exactly-once effects come
+from idempotent consumers and the outbox instead. Consumers start from the earliest offset when
+their group has none.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def make_broker(settings: Settings) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka.bootstrap_servers,
         client_id=settings.kafka.client_id,
-        enable_idempotence=settings.kafka.enable_idempotence,
+        **producer_options(settings.kafka),
         security=broker_security(settings.kafka),
         parser=lenient_headers,
         decoder=json_suffix,
@@ -57,6 +58,13 @@ def make_broker(settings: Settings) -> KafkaBroker:
         # Through the process's handler (see ``exporter.log_context``), not one of FastStream's own.
         logger=logging.getLogger(BROKER_LOGGER),
     )
+
+
+def producer_options(settings: KafkaSettings) -> dict[str, Any]:
+    """How the services' producer is acknowledged: an event the outbox deletes as published must
+    survive a broker's loss (``acks``), and a retried send must not be written twice where the
+    broker supports the idempotent producer."""
+    return {"acks": settings.acks, "enable_idempotence": settings.enable_idempotence}
 
 
 async def lenient_headers(

@@ -156,6 +156,8 @@ class Job(Stored):
     targets: list[str] = Field(default_factory=list)
     lease_until: UtcDatetime | None = None
     attempts: Count = 0
+    # How often the scheduler's sweep announced it again, no renderer having started it.
+    announcements: Count = 0
     expired_at: UtcDatetime | None = None
     # Written by the notifier when it plans the push of a finished run's files.
     transfer_location_id: str | None = None
