@@ -87,3 +87,10 @@ async def test_a_runs_file_lands_once_in_the_partners_bucket(
         await client.close()
     assert stored is not None
     assert transfer_fields(stored) == (location_id, "Partner drop", job["id"])
+
+    # Seed 004's history shows them by number: the location's, and the log's (the entry's own).
+    listing = (await admin.get("/DataExport/History/")).json()
+    [entry] = [entry for entry in listing["items"] if entry["storageKey"] == file["key"]]
+    assert isinstance(entry["transferLocationId"], int)
+    assert entry["transferLocationName"] == "Partner drop"
+    assert entry["fileMoveLogIdentity"] == entry["identity"]
