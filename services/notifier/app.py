@@ -23,6 +23,7 @@ from exporter.settings import Settings
 from exporter.topics import Topic
 from notifier.delivery import Notifier
 from notifier.redaction import Redactor, notifier_secrets
+from notifier.transfer import Transfers
 
 GROUP = "notifier"
 # Connections kept per chat medium. httpcore's pool walks every connection, and for each idle one
@@ -51,6 +52,7 @@ def build_notifier(runtime: Runtime) -> Notifier:
 def create_app(settings: Settings) -> FastStream:
     app, runtime = stream_service(settings, "Exporter notifier", relay=False, lag_groups=[GROUP])
     notifier = build_notifier(runtime)
+    transfers = Transfers(runtime)
 
     @runtime.broker.subscriber(
         Topic.EXPORT_COMPLETED.value,
@@ -68,10 +70,12 @@ def create_app(settings: Settings) -> FastStream:
             except ValidationError as error:
                 await publish_dead_letter(runtime.broker, record, describe_validation_error(error))
         await notifier.on_export_completed(events)
+        await transfers.on_export_completed(events)
 
     @app.after_startup
     async def start_sweeping() -> None:
         # The runtime cancels the sweep at shutdown before it closes MongoDB: the sweep then drains.
         runtime.spawn(notifier.run())
+        runtime.spawn(transfers.run())
 
     return app

@@ -32,7 +32,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -54,6 +53,7 @@ from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
 from notifier.attempts import CUT_OFF, Attempt, Due, JobContext, Progress, after_attempt, delivery_key
 from notifier.results import DeliveryResults
+from notifier.waiting import Waiting
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Notifier:
         self._slots = asyncio.Semaphore(self._settings.concurrency)
         self._admission = asyncio.Semaphore(ADMITTED_PER_SLOT * self._settings.concurrency)
         self._active: dict[str, asyncio.Task[None]] = {}
-        self._waiting: set[asyncio.Task[Any]] = set()
+        self._waiting = Waiting()
         # Batches of jobs being read and claimed; beyond, the consumer waits.
         self._intake = asyncio.Semaphore(INTAKE_BATCHES)
         self._taking_in: set[asyncio.Task[None]] = set()
@@ -234,7 +234,7 @@ class Notifier:
                 if admitted:
                     self._admission.release()
                     admitted = False
-                await self._wait(delay)
+                await self._waiting.sleep(delay)
                 if not await self._jobs.claim_deliveries(
                     context.job_id, {index: (key, progress.attempts)}, lease
                 ):
@@ -245,15 +245,6 @@ class Notifier:
         finally:
             if admitted:
                 self._admission.release()
-
-    async def _wait(self, seconds: float) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._waiting.discard(task)
 
     async def _attempt(self, context: JobContext, index: int, progress: Progress) -> float | None:
         """One attempt at the recipients not reached yet, recorded; the delay before the next, if any."""
@@ -381,8 +372,7 @@ class Notifier:
         and those sending get the HTTP timeout to finish and be recorded, so none is cut off.
         """
         self._closing = True
-        for task in list(self._waiting):
-            task.cancel()
+        self._waiting.cancel_all()
         grace = self._settings.http_timeout_seconds + 5
         if self._taking_in:
             await asyncio.wait(list(self._taking_in), timeout=grace)

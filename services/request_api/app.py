@@ -24,7 +24,17 @@ from request_api.http import SECURITY, JsonBody, describe_request_error
 from request_api.identity import SECURITY_SCHEMES, Identity
 from request_api.limits import BodySizeLimit
 from request_api.request_ids import RequestIds
-from request_api.routers import contracts, exports, health, history, jobs, meta, mews, servitly
+from request_api.routers import (
+    contracts,
+    exports,
+    health,
+    history,
+    jobs,
+    meta,
+    mews,
+    servitly,
+    transfer_locations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    routers = (health, meta, contracts, exports, jobs, servitly, mews, history)
+    routers = (health, meta, contracts, exports, jobs, servitly, mews, history, transfer_locations)
     for router in (*(module.router for module in routers), metrics_router(settings.metrics)):
         app.include_router(router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]

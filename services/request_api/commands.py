@@ -49,6 +49,7 @@ from request_api.errors import (
     Unprocessable,
 )
 from request_api.preconditions import Condition, version_tag
+from request_api.transfer_locations import check_transfer_location
 from request_api.views import job_view, request_view
 
 SOURCE = "exporter/request-api"
@@ -156,6 +157,7 @@ async def create_export(
 ) -> Answer:
     await authorize_create(runtime, principal)
     check_deployment_rules(runtime, spec, principal.tenant, principal.user)
+    await check_transfer_location(runtime, spec, principal.tenant)
     key_scope = scope(principal.tenant, principal.user, idempotency_key) if idempotency_key else None
     fingerprint = body_hash(spec.to_wire()) if key_scope is not None else ""
     if key_scope is not None and (stored := await runtime.idempotency.get(key_scope)) is not None:
@@ -279,6 +281,7 @@ async def update_export(
     await allow(runtime, principal, record, *update_actions(record.request, spec))
     current = _live(record, if_match)
     check_deployment_rules(runtime, spec, current.tenant, current.owner)
+    await check_transfer_location(runtime, spec, current.tenant)
     updated = spec.stored(
         request_id=current.id,
         tenant=current.tenant,

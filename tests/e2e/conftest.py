@@ -9,6 +9,7 @@ import pytest
 from exporter.local.services import LocalServices
 from exporter.settings import Settings
 from exporter.settings.mews import MewsClientSettings, MewsSettings, token_hash
+from exporter.settings.transfer import TransferSettings
 
 # Seed 003's example tokens (docs/seeds/003.txt) stand for a user of this tenant (test_seed_mews.py).
 SEED_003_TENANT = "hotel"
@@ -32,7 +33,9 @@ SEED_003_MEWS = MewsSettings(
 # take part in later tests on the same topics.
 @pytest.fixture(scope="package")
 def services(servers: Settings) -> Iterator[LocalServices]:
-    running = LocalServices(servers.model_copy(update={"mews": SEED_003_MEWS}))
+    # Transfer locations on loopback (test_transfer.py): the partner bucket on the session's S3.
+    transfer = TransferSettings(allow_private_addresses=True)
+    running = LocalServices(servers.model_copy(update={"mews": SEED_003_MEWS, "transfer": transfer}))
     running.start()
     try:
         yield running

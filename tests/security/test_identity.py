@@ -269,6 +269,7 @@ SAFE: dict[str, Any] = {
     "storage": {"secret_key": "a-storage-secret-nobody-else-knows"},
     "kafka": {"signing_secret": "a-signing-secret-nobody-else-knows"},
     "api": {"auth_mode": "jwt", "jwt_secret": SECRET},
+    "transfer": {"sealing_key": "a-sealing-key-nobody-else-knows-at-all"},
 }
 
 

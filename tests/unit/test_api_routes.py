@@ -54,6 +54,11 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "history_download",
         "history_cancel",
         "history_trigger",
+        "create_transfer_location",
+        "list_transfer_locations",
+        "get_transfer_location",
+        "replace_transfer_location",
+        "delete_transfer_location",
     }
     targets = {
         link["operationId"]
@@ -81,6 +86,11 @@ REFUSALS = {
     "get_job": {403, 404},
     "cancel_job": {403, 404, 409},
     "download": {403, 404, 409, 410},
+    "create_transfer_location": {403, 429},
+    "list_transfer_locations": set(),
+    "get_transfer_location": {404},
+    "replace_transfer_location": {403, 404},
+    "delete_transfer_location": {403, 404},
 }
 
 

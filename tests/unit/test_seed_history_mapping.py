@@ -86,13 +86,16 @@ def test_parameters_too_long_are_cut_to_the_name_and_where_to_read_them() -> Non
     assert json.loads(text) == {"name": "Sample", "truncated": True, "whole": f"/jobs/{job().id}"}
 
 
-def test_transfer_fields_are_null_until_a_transfer_is_recorded() -> None:
-    assert history.transfer_of(done()) == history.Transfer()
-    recorded = {"locationNumber": 8, "locationName": "sftp", "logNumber": 16}
-    assert history.transfer_of(done(transfer=recorded)) == history.Transfer(8, "sftp", 16)
-    assert (
-        history.transfer_of(done(transfer={"locationNumber": True, "locationName": 3})) == history.Transfer()
-    )
+def test_transfer_fields_are_null_until_a_request_names_a_location_and_its_push_is_planned() -> None:
+    assert history.transfer_of(done(), NUMBERS) == history.Transfer()
+    numbered = history.Numbers(job=1, request=22, user=6, transfer_location=8)
+    spec = done().spec or {}
+    spec["request"]["transferLocationId"] = "tl-1"
+    named = done(spec=spec)
+    assert history.transfer_of(named, numbered) == history.Transfer(8, None, None)
+    log = [{"index": 0, "name": "a.zip", "key": "acme/r-1/a.zip", "status": "done", "attempts": 1}]
+    planned = done(spec=spec, transferLocationId="tl-1", transferLocationName="sftp", transfers=log)
+    assert history.transfer_of(planned, numbered) == history.Transfer(8, "sftp", 1)
 
 
 def test_envelopes_are_the_seeds() -> None:

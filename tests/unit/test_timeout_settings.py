@@ -63,6 +63,7 @@ PRODUCTION: dict[str, Any] = {
     "kafka": {"signing_secret": "s" * 40},
     "storage": {"secret_key": "k" * 40},
     "api": {"auth_mode": "jwt", "jwt_secret": "j" * 40},
+    "transfer": {"sealing_key": "t" * 40},
 }
 
 

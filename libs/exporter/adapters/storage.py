@@ -132,6 +132,17 @@ class ObjectStore:
 
         return await asyncio.to_thread(_read)
 
+    @contextmanager
+    def reading(self, key: str) -> Iterator[BinaryIO]:
+        """The object as a stream (``read(n)``), never whole in memory; blocking, for a worker
+        thread: what a transfer pushes on."""
+        response = self._client.get_object(self.bucket, key)
+        try:
+            yield cast("BinaryIO", response)
+        finally:
+            response.close()
+            response.release_conn()
+
     async def delete_prefix(self, prefix: str) -> int:
         def _delete() -> int:
             keys = [DeleteObject(o.object_name) for o in self._client.list_objects(self.bucket, prefix, True)]

@@ -10,6 +10,7 @@ from exporter.contracts.base import UtcDatetime, WireModel
 from exporter.contracts.notification import NotificationMedium, NotificationPolicy
 from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.job_life import DeliveryStatus, JobStatus
+from exporter.domain.transfers import TransferStatus
 
 
 class Window(WireModel):
@@ -105,6 +106,22 @@ class Delivery(Stored):
     sent_at: UtcDatetime | None = None
 
 
+class FileTransfer(Stored):
+    """One file's push to the job's transfer location (see ``exporter.domain.transfers``)."""
+
+    index: Count
+    name: str
+    key: str
+    status: TransferStatus
+    attempts: Count
+    size_in_bytes: Count = 0
+    last_error: str | None = None
+    updated_at: UtcDatetime | None = None
+    lease_until: UtcDatetime | None = None
+    next_attempt_at: UtcDatetime | None = None
+    done_at: UtcDatetime | None = None
+
+
 class JobProgress(Stored):
     rows: Count = 0
 
@@ -142,6 +159,10 @@ class Job(Stored):
     # How often the scheduler's sweep announced it again, no renderer having started it.
     announcements: Count = 0
     expired_at: UtcDatetime | None = None
+    # Written by the notifier when it plans the push of a finished run's files.
+    transfer_location_id: str | None = None
+    transfer_location_name: str | None = None
+    transfers: list[FileTransfer] = Field(default_factory=list)
 
     @property
     def result(self) -> JobResult:

@@ -325,6 +325,8 @@ class ExportRequestSpec(WireModel):
     # After scheduler downtime: one run for the latest missed time, or one per missed period.
     catch_up: CatchUp = "latest"
     notification: Notification = Field(default_factory=Notification)
+    # A transfer location of the tenant (``/transfer-locations``): each run's files are pushed there.
+    transfer_location_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")] | None = None
 
     @field_validator("periodicity")
     @classmethod

@@ -90,10 +90,13 @@ def decide(
 
 
 def destinations(spec: ExportRequestSpec) -> frozenset[tuple[str, frozenset[str]]]:
-    """Where a request's files go: each message's medium and recipients. No recipients means
-    the owner's configured contacts, which is a destination of its own."""
+    """Where a request's files go: each message's medium and recipients (no recipients means
+    the owner's configured contacts, which is a destination of its own), and its transfer location."""
     messages = spec.notification.messages
-    return frozenset((message.medium, frozenset(message.recipients)) for message in messages)
+    places = {(str(message.medium), frozenset(message.recipients)) for message in messages}
+    if spec.transfer_location_id is not None:  # a transfer location receives the files themselves
+        places.add(("transfer", frozenset({spec.transfer_location_id})))
+    return frozenset(places)
 
 
 def update_actions(current: ExportRequestSpec, replacement: ExportRequestSpec) -> list[Action]:

@@ -396,7 +396,7 @@ class LocalServers(ProcessGroup):
                 ],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"],
             }
-            _write_private(config, json.dumps({"identities": [identity]}))
+            _write_private(config, json.dumps({"identities": [identity, PARTNER_S3_IDENTITY]}))
             # Every port weed would open by default is given explicitly, so two instances coexist.
             taken = [spec.port for spec in self._specs.values() if spec.port is not None]
             (s3_grpc,) = free_ports(1, avoid=taken)
@@ -549,6 +549,17 @@ def _bound(port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+# A second S3 user, limited to one bucket: a transfer location's "other storage" in local runs and
+# tests (other credentials than the services'). Local only: production's S3 is not these servers.
+PARTNER_BUCKET = "partner-drop"
+PARTNER_ACCESS_KEY, PARTNER_SECRET_KEY = "partner", "partner-local-secret-key"
+PARTNER_S3_IDENTITY = {
+    "name": "partner",
+    "credentials": [{"accessKey": PARTNER_ACCESS_KEY, "secretKey": PARTNER_SECRET_KEY}],
+    "actions": [f"{action}:{PARTNER_BUCKET}" for action in ("Read", "Write", "List")],
+}
 
 
 def _loopback_port(address: str, setting: str) -> int:

@@ -22,6 +22,7 @@ from exporter.settings.metrics import MetricsSettings
 from exporter.settings.mews import MewsSettings
 from exporter.settings.notifier import NotifierSettings
 from exporter.settings.process import LivenessSettings, LocalServersSettings
+from exporter.settings.transfer import LOCAL_SEALING_KEY, TransferSettings
 from exporter.topics import Topic
 
 KeyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -276,6 +277,7 @@ class Settings(BaseSettings):
     liveness: LivenessSettings = LivenessSettings()
     mews: MewsSettings = MewsSettings()
     metrics: MetricsSettings = MetricsSettings()
+    transfer: TransferSettings = TransferSettings()
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
@@ -302,6 +304,10 @@ class Settings(BaseSettings):
         if self.kafka.signing_secret.get_secret_value() == LOCAL_SIGNING_SECRET:
             # It is in this source: anyone could sign events as the services with it.
             problems.append("kafka.signing_secret is the local default")
+        if self.transfer.sealing_key.get_secret_value() == LOCAL_SEALING_KEY:
+            problems.append("transfer.sealing_key is the local default")
+        if self.transfer.allow_private_addresses:
+            problems.append("transfer.allow_private_addresses lets tenants reach internal hosts")
         secrets = {"api.jwt_secret": self.api.jwt_secret, "api.gateway_secret": self.api.gateway_secret}
         for name, secret in secrets.items():
             if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.contracts.job import Job
 from exporter.domain.access import Action, Principal
+from exporter.domain.transfers import transfer_fields
 from exporter.log_context import current_ids
 from exporter.runtime import Runtime
 from request_api import authorization, commands, queries
@@ -113,12 +114,17 @@ async def _entries(
     job_numbers = await numbers.numbers("job", tenant, [job.id for job in readable])
     request_numbers = await numbers.numbers("request", tenant, [job.request_id for job in readable])
     user_numbers = await numbers.numbers("user", tenant, [history.created_by(job) for job in readable])
+    locations = {job.id: location for job in readable if (location := transfer_fields(job)[0]) is not None}
+    location_numbers = await numbers.numbers("transferLocation", tenant, list(set(locations.values())))
     bucket = runtime.settings.storage.bucket
     return [
         history.entry(
             job,
             history.Numbers(
-                job_numbers[job.id], request_numbers[job.request_id], user_numbers[history.created_by(job)]
+                job_numbers[job.id],
+                request_numbers[job.request_id],
+                user_numbers[history.created_by(job)],
+                location_numbers.get(locations.get(job.id, "")),
             ),
             bucket,
         )

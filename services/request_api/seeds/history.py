@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from exporter.contracts.job import Job
 from exporter.contracts.time_bounds import BoundedInstant
 from exporter.domain.job_life import JobStatus
+from exporter.domain.transfers import transfer_fields
 from request_api.queries import Pagination
 
 # The seed's ``dataExportHistoryStatusTypeId``/``Name``: a fixed table from our job statuses.
@@ -86,6 +87,8 @@ class Numbers:
     job: int
     request: int
     user: int
+    # The number of the transfer location the job's request named, if any.
+    transfer_location: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,19 +103,12 @@ def created_by(job: Job) -> str:
     return job.created_by or job.owner
 
 
-def transfer_of(job: Job) -> Transfer:
-    """The transfer location the job's files were pushed to and its log's number, from the
-    job's ``transfer`` record if it has one; all None until transfer locations exist."""
-    record = (job.model_extra or {}).get("transfer")
-    if not isinstance(record, dict):
-        return Transfer()
-
-    def number(name: str) -> int | None:
-        value = record.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    name = record.get("locationName")
-    return Transfer(number("locationNumber"), name if isinstance(name, str) else None, number("logNumber"))
+def transfer_of(job: Job, numbers: Numbers) -> Transfer:
+    """The transfer location the job's request named (``exporter.domain.transfers``), by its
+    number, and its file-move log's: the log is the job's own ``transfers``, so the job's number."""
+    location_id, location_name, log = transfer_fields(job)
+    location = numbers.transfer_location if location_id is not None else None
+    return Transfer(location, location_name, numbers.job if log is not None else None)
 
 
 def instant(value: datetime | None) -> str | None:
@@ -133,7 +129,7 @@ def parameters(job: Job) -> str:
 def entry(job: Job, numbers: Numbers, storage_location: str) -> dict[str, Any]:
     """One DataExportHistory object, every field the seed shows."""
     status_id, status_name = STATUS_TYPES[job.status]
-    transfer = transfer_of(job)
+    transfer = transfer_of(job, numbers)
     request = (job.spec or {}).get("request")
     name = request.get("name") if isinstance(request, dict) else None
     return {

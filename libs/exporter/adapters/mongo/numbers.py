@@ -1,4 +1,5 @@
-"""Numeric identities per tenant for what we name by strings: jobs, requests, users.
+"""Numeric identities per tenant for what we name by strings: jobs, requests, users, transfer
+locations.
 
 Seed 004 (DataExportHistory) names its objects by numbers. A number is given on first sight
 (the first time the seed's API shows the object), not at creation: the scheduler's batches and
@@ -21,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from exporter.adapters.mongo.client import NUMBERS, Document
 
-Kind = Literal["job", "request", "user"]
+Kind = Literal["job", "request", "user", "transferLocation"]
 SEPARATOR = "\x1f"  # in no id or tenant: both are printable
 
 

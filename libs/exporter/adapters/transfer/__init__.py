@@ -1,0 +1,1 @@
+"""Transfer locations' adapters: sealing their credentials, and pushing files to S3, SFTP, HTTPS."""
