@@ -22,7 +22,7 @@ from request_api.errors import ApiError
 from request_api.http import SECURITY, JsonBody, describe_request_error
 from request_api.identity import SECURITY_SCHEMES, Identity
 from request_api.limits import BodySizeLimit
-from request_api.routers import contracts, exports, health, jobs, meta, mews, servitly
+from request_api.routers import contracts, docs, exports, health, jobs, meta, mews, servitly
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
         default_response_class=JsonBody,
         # Operation ids are the handlers' names, which the OpenAPI links refer to.
         generate_unique_id_function=lambda route: route.name,
+        # Served by ``routers.docs`` from this service's own assets, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.identity = Identity(settings)
@@ -113,8 +116,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    routers = (health, meta, contracts, exports, jobs, servitly, mews)
+    routers = (health, meta, contracts, exports, jobs, servitly, mews, docs)
     for router in (module.router for module in routers):
         app.include_router(router)
+    app.mount(docs.STATIC_URL, docs.static_files(), name="static")
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
