@@ -22,7 +22,7 @@ from request_api.errors import ApiError
 from request_api.http import SECURITY, JsonBody, describe_request_error
 from request_api.identity import SECURITY_SCHEMES, Identity
 from request_api.limits import BodySizeLimit
-from request_api.routers import contracts, docs, exports, health, jobs, meta, mews, servitly
+from request_api.routers import console, contracts, docs, exports, health, jobs, meta, mews, servitly
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    routers = (health, meta, contracts, exports, jobs, servitly, mews, docs)
+    routers = (health, meta, contracts, exports, jobs, servitly, mews, docs, console)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.mount(docs.STATIC_URL, docs.static_files(), name="static")

@@ -86,7 +86,8 @@ def demo(settings: Settings, services: LocalServices) -> None:
         print(asyncio.run(run_demo(settings, services.api_url, services.maildir)), flush=True)
     except Exception as error:
         print(f"demo: {str(error) or type(error).__name__}. The servers and services stay up.", flush=True)
-    print(f"\nThe API is at {services.api_url}/docs. Ctrl-C (or `make stop`) stops everything.", flush=True)
+    print(f"\nThe API is at {services.api_url}/docs, the console at {services.api_url}/console.", flush=True)
+    print("Ctrl-C (or `make stop`) stops everything.", flush=True)
 
 
 def status(servers: LocalServers, services: LocalServices) -> int:
