@@ -25,6 +25,16 @@ def chromium() -> str:
     return path
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked full_browser (the slow ones) only in ``make test-browser``'s full run."""
+    if os.environ.get("EXPORTER_BROWSER_FULL") == "1":
+        return
+    full = [item for item in items if item.get_closest_marker("full_browser")]
+    if full:
+        config.hook.pytest_deselected(items=full)
+        items[:] = [item for item in items if item not in full]
+
+
 @pytest.fixture(scope="package")
 def services(servers: Settings) -> Iterator[LocalServices]:
     running = LocalServices(servers)

@@ -44,6 +44,7 @@ async def test_a_recurring_export_made_in_the_form_is_listed_with_its_next_runs(
     await expect(runs.first).to_have_text("2030-03-30 23:30:00 CET")
     await expect(runs.nth(2)).to_have_text("2030-03-31 01:30:00 CET")
     await expect(runs.nth(3)).to_have_text("2030-03-31 03:30:00 CEST")
+    await page.locator("#next-runs").scroll_into_view_if_needed()
     await screenshot(page, "form", readme=True)
     await page.get_by_role("button", name="Create export").click()
     await expect(page.get_by_role("heading", name="Hourly in Rome")).to_be_visible()
@@ -70,6 +71,7 @@ async def test_the_apis_validation_message_is_shown_on_its_field(page: Page) -> 
     await screenshot(page, "validation")
 
 
+@pytest.mark.full_browser
 async def test_a_one_time_export_runs_and_its_file_is_the_apis(
     page: Page, services: LocalServices, servers: Settings, tmp_path: Path
 ) -> None:
@@ -95,6 +97,7 @@ async def test_a_one_time_export_runs_and_its_file_is_the_apis(
     assert await asyncio.to_thread(Path(downloaded).read_bytes) == answer.content
 
 
+@pytest.mark.full_browser
 async def test_a_queued_job_is_cancelled_from_its_row(page: Page, services: LocalServices) -> None:
     services._stop(["renderer"], 10.0)  # nothing takes the job, so it stays queued
     try:
@@ -174,6 +177,7 @@ async def test_the_api_docs_render_with_no_network(
         await context.close()
 
 
+@pytest.mark.full_browser
 async def test_the_console_fits_a_phone(browser: Browser, services: LocalServices) -> None:
     context = await signed_in(browser, services.api_url, "alice", "acme")
     try:

@@ -159,26 +159,23 @@ def request_of(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[s
     return wire, errors
 
 
-def _field_for(location: list[str], known: set[str]) -> str:
-    """The field a location names, or the first field inside the deepest part of it the form
-    shows (a missing ``target`` on its ``target.value`` field); "" for the whole request."""
-    for end in range(len(location), 0, -1):
-        path = ".".join(location[:end])
-        inside = sorted(name for name in known if name == path or name.startswith(f"{path}."))
-        if inside:
-            return path if path in known else inside[0]
-    return ""
+def _field_for(path: str, known: set[str]) -> str:
+    """The field a location names, or the one field inside it (a missing ``target`` is shown on
+    ``target.value``); "" for a rule of the whole request or of a group of fields."""
+    inside = [name for name in known if name.startswith(f"{path}.")]
+    if path in known or len(inside) != 1:
+        return path if path in known else ""
+    return inside[0]
 
 
 def errors_of(error: ValidationError, known: set[str]) -> dict[str, list[str]]:
     """The API's own messages, each on the deepest form field (or row) its location names."""
     errors: dict[str, list[str]] = {}
     for issue in error.errors():
-        location = [str(part) for part in issue["loc"]]
         message = str(issue["msg"]).removeprefix("Value error, ")
-        name = _field_for(location, known)
-        shown = message if name else f"{'.'.join(location) or 'request'}: {message}"
-        errors.setdefault(name, []).append(shown)
+        path = ".".join(str(part) for part in issue["loc"])
+        name = _field_for(path, known)
+        errors.setdefault(name, []).append(message if name else f"{path or 'request'}: {message}")
     return errors
 
 

@@ -44,8 +44,11 @@ Caller = Annotated[Principal, Depends(_caller)]
 
 async def form_of(request: Request, csrf: bool = True) -> dict[str, str]:
     """The urlencoded form (bounded by the app's body limit and a field count), CSRF-checked."""
-    pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
-    form = dict(pairs)
+    try:
+        body = (await request.body()).decode()
+        form = dict(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError as error:  # not UTF-8, or more fields than any form of the console has
+        raise HTTPException(status_code=400, detail=f"Unreadable form: {error}") from error
     if csrf:
         session.check_csrf(request, form)
     return form
