@@ -52,6 +52,14 @@ def test_a_request_shown_in_the_form_and_sent_back_is_the_same_request() -> None
         assert spec == original
 
 
+def test_what_the_form_has_no_field_for_is_kept_as_it_was() -> None:
+    wire = {**WINDOWED, "format": {**WINDOWED["format"], "archive": True, "filenameMask": "${item.index}"}}  # type: ignore[dict-item]
+    form = forms.form_of(ExportRequestSpec.model_validate(wire).to_wire())
+    assert form.kept() == {"format.archive": "on", "format.filenameMask": "${item.index}"}
+    spec, _ = submitted(form)
+    assert spec == ExportRequestSpec.model_validate(wire)
+
+
 def test_the_blank_form_asks_only_for_a_target() -> None:
     spec, problems = submitted(forms.blank_form())
     assert spec is None

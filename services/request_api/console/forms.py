@@ -44,6 +44,12 @@ class ExportForm:
     def problem(self, name: str) -> str:
         return "; ".join(self.errors.get(name, []))
 
+    def kept(self) -> dict[str, str]:
+        """Values of the request the form has no field for (a file-name mask, an archive, a
+        thing selection): sent back as they were, so an edit never drops them."""
+        shown = field_names(self)
+        return {name: value for name, value in self.values.items() if value and name not in shown}
+
 
 def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
     if isinstance(value, dict):
