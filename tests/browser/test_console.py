@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -76,21 +78,37 @@ async def test_the_apis_validation_message_is_shown_on_its_field(page: Page) -> 
     await screenshot(page, "validation")
 
 
+@asynccontextmanager
+async def renderer_stopped(services: LocalServices) -> AsyncIterator[None]:
+    """Nothing takes a job meanwhile, so it stays queued until the renderer is back."""
+    await asyncio.to_thread(services._stop, ["renderer"], 10.0)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(services.restart, "renderer")
+        await asyncio.to_thread(services.wait_ready, "renderer")
+
+
 @pytest.mark.full_browser
 async def test_a_one_time_export_runs_and_its_file_is_the_apis(
-    page: Page, services: LocalServices, servers: Settings, tmp_path: Path
+    page: Page, services: LocalServices, servers: Settings
 ) -> None:
     await publish(servers, Topic.MEASUREMENTS.value, DEVICE, measurements("acme").to_wire())
     await ingested(servers, tenant="acme")
-    await page.goto("/console/exports/new")
-    await page.get_by_label("Name").fill("Once")
-    await page.get_by_label("Type", exact=True).select_option("oneTime")
-    await fill_item(page, TARGET)
-    await page.get_by_role("button", name="Create export").click()
-    row = page.locator("tr.job").first
-    # The row is polled while the job runs, and stops being polled once it is done.
+    async with renderer_stopped(services):
+        await page.goto("/console/exports/new")
+        await page.get_by_label("Name").fill("Once")
+        await page.get_by_label("Type", exact=True).select_option("oneTime")
+        await fill_item(page, TARGET)
+        await page.get_by_role("button", name="Create export").click()
+        row = page.locator("tr.job").first
+        await expect(row).to_have_attribute("data-status", "notProcessed")
+        await expect(row.locator(".rows")).to_have_text("0 rows")
+        await page.evaluate("window.stayed = true")
+    # The row is polled while the job waits and runs, and moves on in place (no reload).
     await expect(row).to_have_attribute("data-status", "done", timeout=60_000)
     await expect(row.locator(".rows")).to_have_text("90 rows")
+    assert await page.evaluate("window.stayed") is True
     await screenshot(page, "jobs")
     async with page.expect_download() as started:
         await row.get_by_role("link", name=re.compile("^Download")).click()
@@ -104,8 +122,7 @@ async def test_a_one_time_export_runs_and_its_file_is_the_apis(
 
 @pytest.mark.full_browser
 async def test_a_queued_job_is_cancelled_from_its_row(page: Page, services: LocalServices) -> None:
-    services._stop(["renderer"], 10.0)  # nothing takes the job, so it stays queued
-    try:
+    async with renderer_stopped(services):
         item = {"params": {"target": {"value": TARGET}}}
         body = {"type": "oneTime", "format": {"extension": "csv"}, "items": [item]}
         async with httpx.AsyncClient(base_url=services.api_url, headers=ALICE) as api:
@@ -116,9 +133,6 @@ async def test_a_queued_job_is_cancelled_from_its_row(page: Page, services: Loca
         await row.get_by_role("button", name="Cancel").click()
         await expect(row).to_have_attribute("data-status", "cancelled")
         await expect(row.locator(".status")).to_have_text("Cancelled")
-    finally:
-        services.restart("renderer")
-        services.wait_ready("renderer")
 
 
 async def test_another_tenant_sees_nothing(browser: Browser, page: Page, services: LocalServices) -> None:
