@@ -9,7 +9,7 @@ KAFKAJS := tests/integration/kafkajs
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit test-browser browser-deps lint format asyncapi fuzz bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
+.PHONY: install run stop servers test test-unit test-browser browser-deps lint format asyncapi fuzz chaos bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -60,6 +60,13 @@ lint: install
 FUZZ_ARGS ?=
 fuzz: install
 	$(PY) -m tests.fuzz $(FUZZ_ARGS)
+
+# The whole system under faults: servers, the five services (two schedulers, renderers, notifiers),
+# a workload and faults drawn from the seed, then every invariant checked; the last line sums it
+# up and the exit status says whether nothing was lost, duplicated or stuck (README: Chaos).
+CHAOS_ARGS ?=
+chaos: install
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -1,12 +1,15 @@
 """Container health check for the Exporter services (copied into the image as /app/healthcheck.py).
 
-    python /app/healthcheck.py http                 # request_api: GET /health answers 200
-    python /app/healthcheck.py worker MODULE        # a Kafka worker: see below
+    python /app/healthcheck.py http [--ready]           # request_api: GET /health (/ready) is 200
+    python /app/healthcheck.py worker MODULE [--ready]  # a Kafka worker: see below
 
 What ``worker`` proves: a live (not zombie, not stopped) ``python -m MODULE`` process runs in
 this container, every Kafka bootstrap server accepts a TCP connection from it, and, when
 ``EXPORTER_LIVENESS__FILE`` is set, the liveness report it writes there is fresh and ok (each
 of its loops is making progress; see ``exporter.liveness``).
+
+``--ready`` checks readiness instead of liveness: also that MongoDB, Kafka and S3 answered the
+process's latest background check (the ``ready`` of its report; ``/ready`` for the API).
 
 Only the standard library and the project's own settings object are used, so the check reads
 its configuration from the same EXPORTER_* variables as the service it checks.
@@ -76,14 +79,16 @@ def main(argv: list[str]) -> int:
     from exporter.settings import Settings
 
     settings = Settings()
+    ready = argv[-1:] == ["--ready"]
+    argv = argv[:-1] if ready else argv
     if argv[:1] == ["http"] and len(argv) == 1:
-        problem = check_http(settings.api.port)
+        problem = check_http(settings.api.port, "/ready" if ready else "/health")
     elif argv[:1] == ["worker"] and len(argv) == 2:
         liveness = settings.liveness
         problem = (
             find_module_process(argv[1])
             or check_tcp(settings.kafka.bootstrap_servers)
-            or (read_report(liveness.file, liveness.stall_seconds) if liveness.file else None)
+            or (read_report(liveness.file, liveness.stall_seconds, ready=ready) if liveness.file else None)
         )
     else:
         print(__doc__, file=sys.stderr)

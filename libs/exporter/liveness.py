@@ -7,6 +7,12 @@ long, such as handling one message, is timed while in hand (``working``), so a c
 for records counts as alive and one stuck in a handler does not. The request-api answers
 ``/health`` from it; the other services write it to a health file (``write_reports``) that
 ``make run``'s status and the container health check read (``read_report``).
+
+Readiness (``Readiness``) is liveness and more: each dependency the process uses (MongoDB, Kafka,
+S3) answered its last check. The checks run in the background every few seconds, each bounded by
+a timeout and never more than one of a kind at a time; probes only read their latest results,
+so a probe never costs a dependency a request. The request-api answers ``/ready`` from it; the
+other services add it to their health file.
 """
 
 from __future__ import annotations
@@ -14,15 +20,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
 Report = dict[str, Any]
+# The exit status of a process that ended itself for having stalled (EX_SOFTWARE).
+EXIT_STALLED = 70
+REASON_MAX_CHARS = 300
 
 
 @dataclass
@@ -70,7 +81,90 @@ class Liveness:
         }
 
 
-async def write_reports(liveness: Liveness, path: Path, interval: float) -> None:
+class Reporter(Protocol):
+    def report(self) -> Report: ...
+
+
+@dataclass
+class Readiness:
+    """Whether this process should be sent work: alive, and each of its dependencies answering.
+
+    ``checks``: name -> an attempt that raises when the dependency does not answer."""
+
+    liveness: Liveness
+    checks: dict[str, Callable[[], Awaitable[object]]]
+    # Seconds between two rounds of checks, and how long one check may take.
+    interval: float
+    timeout: float
+    _results: dict[str, str | None] = field(default_factory=dict)  # name -> None (ok) or why not
+    _in_flight: dict[str, asyncio.Future[object]] = field(default_factory=dict)
+
+    async def check(self) -> None:
+        """One round: every check at once, each waited for at most ``timeout``. A check still
+        running is not started again (a client stuck in a thread would pile up), only waited for."""
+        for name, attempt in self.checks.items():
+            if name not in self._in_flight or self._in_flight[name].done():
+                self._in_flight[name] = asyncio.ensure_future(attempt())
+        tasks = list(self._in_flight.values())
+        await asyncio.wait(tasks, timeout=self.timeout)
+        self._results = {name: self._outcome(task) for name, task in self._in_flight.items()}
+
+    def _outcome(self, task: asyncio.Future[object]) -> str | None:
+        if not task.done():
+            return f"no answer within {self.timeout:g} s"
+        if task.cancelled():
+            return "cancelled"
+        error = task.exception()
+        return None if error is None else describe_failure(error, self.timeout)
+
+    async def run(self) -> None:
+        """Checks every ``interval`` seconds until cancelled; then cancels the checks in flight."""
+        try:
+            while True:
+                await self.check()
+                await asyncio.sleep(self.interval)
+        finally:
+            for task in self._in_flight.values():
+                task.cancel()
+
+    def report(self) -> Report:
+        """The liveness report with ``ready`` and each dependency's state (``ok`` or why not)."""
+        live = self.liveness.report()
+        dependencies = {name: self._results.get(name, "not checked yet") for name in self.checks}
+        return {
+            **live,
+            "ready": live["status"] == "ok" and all(reason is None for reason in dependencies.values()),
+            "dependencies": {name: reason or "ok" for name, reason in dependencies.items()},
+        }
+
+
+async def exit_when_stalled(
+    liveness: Liveness, after: float, interval: float, end: Callable[[int], object] = os._exit
+) -> None:
+    """Forever: ends the process once it has been stalled for ``after`` seconds, so a supervisor
+    that restarts what exits (Docker's restart policy, ``make run``) restarts it: liveness drives
+    restarts even where nothing probes it. A stalled process may not stop cleanly: it exits at once."""
+    since: float | None = None
+    while True:
+        stalled = liveness.stalled()
+        now = liveness.clock()
+        since = None if not stalled else now if since is None else since
+        if since is not None and now - since >= after:
+            log.critical("stalled for %.0f s (%s); exiting to be restarted", now - since, ", ".join(stalled))
+            end(EXIT_STALLED)
+            return
+        await asyncio.sleep(interval)
+
+
+def describe_failure(error: BaseException, timeout: float) -> str:
+    """The first line of an error, bounded: driver errors append whole topology descriptions."""
+    if isinstance(error, TimeoutError) and not str(error):
+        return f"no answer within {timeout:g} s"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:REASON_MAX_CHARS]
+
+
+async def write_reports(liveness: Reporter, path: Path, interval: float) -> None:
     """Forever: the report to ``path`` every ``interval`` seconds, stamped with the wall clock.
 
     A file that stops changing is itself a verdict: the process or its event loop is stuck.
@@ -96,8 +190,11 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def read_report(path: Path, max_age: float, now: Callable[[], float] = time.time) -> str | None:
-    """None when the health file says ok and is fresh; otherwise what is wrong."""
+def read_report(
+    path: Path, max_age: float, now: Callable[[], float] = time.time, *, ready: bool = False
+) -> str | None:
+    """None when the health file says ok and is fresh (and, with ``ready``, that the process is
+    ready); otherwise what is wrong."""
     try:
         report = json.loads(path.read_text())
         age = now() - float(report["written"])
@@ -108,4 +205,7 @@ def read_report(path: Path, max_age: float, now: Callable[[], float] = time.time
     if report.get("status") != "ok":
         late = ", ".join(f"{loop} (+{seconds} s)" for loop, seconds in report.get("stalled", {}).items())
         return f"stalled: {late}"
+    if ready and report.get("ready") is not True:
+        failing = {name: why for name, why in report.get("dependencies", {}).items() if why != "ok"}
+        return f"not ready: {', '.join(f'{name}: {why}' for name, why in failing.items()) or 'unknown'}"
     return None

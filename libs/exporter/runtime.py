@@ -24,6 +24,7 @@ from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from exporter import log_context
 from exporter.adapters.kafka import KafkaPublisher, ensure_topics, make_broker
 from exporter.adapters.mongo.admissions import AdmissionRepository
 from exporter.adapters.mongo.client import Document, connect, connect_blocking, database, ensure_indexes
@@ -33,19 +34,20 @@ from exporter.adapters.mongo.grants import GrantRepository
 from exporter.adapters.mongo.idempotency import IdempotencyRepository
 from exporter.adapters.mongo.jobs import JobRepository
 from exporter.adapters.mongo.measurements import MeasurementRepository
+from exporter.adapters.mongo.numbers import NumericIds
 from exporter.adapters.mongo.outbox import OutboxRepository
 from exporter.adapters.mongo.requests import RequestRepository
 from exporter.adapters.mongo.things import ThingRepository
 from exporter.adapters.storage import ObjectStore
-from exporter.liveness import Liveness, write_reports
+from exporter.liveness import Liveness, Readiness, describe_failure, exit_when_stalled, write_reports
 from exporter.service_layer.group_commit import GroupCommit
 from exporter.service_layer.outbox import OutboxRelay
-from exporter.settings import LivenessSettings, Settings, get_settings
+from exporter.settings import Settings, get_settings
+from exporter.settings.process import LivenessSettings
 
 log = logging.getLogger(__name__)
 # Pauses between start-up attempts at a dependency: doubling from the first up to the last.
 WAIT_FIRST_SECONDS, WAIT_MAX_SECONDS = 0.5, 5.0
-REASON_MAX_CHARS = 300
 
 
 class DependencyUnavailable(RuntimeError):
@@ -69,6 +71,7 @@ class Runtime:
     idempotency: IdempotencyRepository
     admissions: AdmissionRepository
     grants: GrantRepository
+    numbers: NumericIds
     group_commit: GroupCommit
     publisher: KafkaPublisher
     relay: OutboxRelay
@@ -102,6 +105,7 @@ class Runtime:
             idempotency=IdempotencyRepository(db),
             admissions=AdmissionRepository(db),
             grants=GrantRepository(db),
+            numbers=NumericIds(db),
             group_commit=GroupCommit(
                 functools.partial(connect_blocking, settings), settings.mongo.database, relay.publish_soon
             ),
@@ -121,10 +125,27 @@ class Runtime:
         await until_answers("Kafka", settings.kafka.bootstrap_servers, topics, settings.liveness)
         await until_answers("S3", settings.storage.endpoint, self.storage.ensure_bucket, settings.liveness)
 
-    async def _ping_mongo(self) -> None:
+    async def _ping_mongo(self, within: float | None = None) -> None:
         # The client's own server selection would wait 30 s before it said why.
-        with pymongo.timeout(self.settings.liveness.dependency_attempt_seconds):
+        with pymongo.timeout(within or self.settings.liveness.dependency_attempt_seconds):
             await self.db.command("ping")
+
+    async def _ping_kafka(self, within: float) -> None:
+        """Cluster metadata from the broker's own admin connection."""
+        if not await self.broker.ping(within):
+            raise ConnectionError(f"no cluster metadata within {within:g} s")
+
+    @functools.cached_property
+    def readiness(self) -> Readiness:
+        """This process's liveness and whether MongoDB, Kafka and S3 answer (``exporter.liveness``)."""
+        settings = self.settings.liveness
+        timeout = settings.readiness_timeout_seconds
+        checks: dict[str, Callable[[], Awaitable[object]]] = {
+            "mongodb": functools.partial(self._ping_mongo, timeout),
+            "kafka": functools.partial(self._ping_kafka, timeout),
+            "s3": self.storage.check_bucket,
+        }
+        return Readiness(self.liveness, checks, settings.readiness_interval_seconds, timeout)
 
     async def start(self, *, relay: bool) -> None:
         """What a process not run by FastStream does before it serves (FastStream's own apps do the
@@ -133,6 +154,7 @@ class Runtime:
         await self.broker.start()
         if relay:
             await self.start_relay()
+        await self.start_readiness()
 
     async def stop(self) -> None:
         """The counterpart of ``start``: the broker stops last, once the relay sent what it had."""
@@ -143,10 +165,20 @@ class Runtime:
         """Publishes this process's outbox writes; needs a connected broker."""
         self.spawn(self.relay.run(self.liveness))
 
+    async def start_readiness(self) -> None:
+        """Checks the dependencies in the background (needs a connected broker); and, if so set,
+        ends the process once it has stalled for ``liveness.exit_after_seconds``."""
+        self.spawn(self.readiness.run())
+        settings = self.settings.liveness
+        if settings.exit_after_seconds is not None:
+            self.spawn(
+                exit_when_stalled(self.liveness, settings.exit_after_seconds, settings.file_interval_seconds)
+            )
+
     async def start_health_file(self) -> None:
-        """Writes the liveness report where ``liveness.file`` says, if anywhere."""
+        """Writes the readiness report (liveness within) where ``liveness.file`` says, if anywhere."""
         if (path := self.settings.liveness.file) is not None:
-            self.spawn(write_reports(self.liveness, path, self.settings.liveness.file_interval_seconds))
+            self.spawn(write_reports(self.readiness, path, self.settings.liveness.file_interval_seconds))
 
     def spawn(self, work: Coroutine[Any, Any, None], *, grace: float = 0.0) -> None:
         """Runs ``work`` in the background until ``close``. With a ``grace``, ``close`` sets
@@ -225,14 +257,6 @@ async def reachable(addresses: str) -> None:
         raise refusal
 
 
-def describe_failure(error: Exception, timeout: float) -> str:
-    """The first line of an error, bounded: driver errors append whole topology descriptions."""
-    if isinstance(error, TimeoutError) and not str(error):
-        return f"no answer within {timeout:g} s"
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}"[:REASON_MAX_CHARS]
-
-
 def mongo_hosts(settings: Settings) -> str:
     """The hosts of the MongoDB URI, without its credentials or options."""
     rest = settings.mongo.uri.get_secret_value().partition("://")[2]
@@ -254,10 +278,7 @@ class TimedIntake(BaseMiddleware):
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_context.configure(settings.log_level, settings.log_format)
 
 
 def freeze_startup_heap() -> None:
@@ -278,6 +299,7 @@ def stream_service(settings: Settings, title: str, *, relay: bool) -> tuple[Fast
     app.on_startup(runtime.prepare)
     if relay:
         app.after_startup(runtime.start_relay)
+    app.after_startup(runtime.start_readiness)
     app.after_startup(runtime.start_health_file)
     app.after_startup(freeze_startup_heap)
     app.on_shutdown(runtime.close)

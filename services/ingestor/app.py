@@ -23,7 +23,8 @@ from faststream.middlewares import AckPolicy
 from exporter.adapters.kafka import publish_dead_letter, subscriber_options, undecoded
 from exporter.adapters.mongo.measurements import MeasurementRepository
 from exporter.runtime import Runtime, stream_service
-from exporter.settings import IngestorSettings, Settings
+from exporter.settings import Settings
+from exporter.settings.ingestor import IngestorSettings
 from exporter.topics import Topic
 from ingestor.batches import Lane, SourceRecord, ingest_batch
 from ingestor.compaction import compact_in_background

@@ -34,7 +34,7 @@ from exporter.adapters.mongo.merging import merge
 from exporter.adapters.mongo.segments import Series, bucket_of, from_document
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
-from exporter.settings import CompactionSettings
+from exporter.settings.ingestor import CompactionSettings
 
 log = logging.getLogger(__name__)
 

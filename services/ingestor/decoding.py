@@ -38,7 +38,7 @@ from exporter.contracts.ingest import (
     Thing,
     resolve,
 )
-from exporter.settings import IngestorSettings
+from exporter.settings.ingestor import IngestorSettings
 from exporter.signing import TENANT_HEADER
 
 Headers = Sequence[tuple[str, bytes]]

@@ -31,7 +31,7 @@ from exporter.adapters.errors import is_transient
 from exporter.adapters.mongo.ingested import segments_from
 from exporter.adapters.mongo.measurements import Added
 from exporter.adapters.mongo.segments import POSITION_BITS, Segment
-from exporter.settings import IngestorSettings
+from exporter.settings.ingestor import IngestorSettings
 from ingestor.batches import DeadLetter, SourceRecord
 from ingestor.decoding import Limits, Rejected
 from ingestor.readings import Readings

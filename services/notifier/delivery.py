@@ -44,8 +44,9 @@ from exporter.contracts.events import ExportCompleted
 from exporter.contracts.job import Job, JobSpec
 from exporter.contracts.notification import NotificationMedium, NotificationMessage
 from exporter.domain.job_life import DeliveryStatus
+from exporter.log_context import job_context
 from exporter.notifications.messages import FileLink, Notice, compose, plan_files
-from exporter.notifications.policy import NOTIFIED_OUTCOMES, policy_applies, skip_reason
+from exporter.notifications.policy import policy_applies, skip_reason
 from exporter.notifications.recipients import destination_problem, destinations_of, recipients_for
 from exporter.notifications.sending import Attachment, DeliveryFailure, Outgoing, Sender, transient
 from exporter.runtime import Runtime
@@ -125,8 +126,8 @@ class Notifier:
                 log.error("job %s cannot be notified: %s", job.job_id, job.problem)
                 continue
             status = job.status
-            if status not in NOTIFIED_OUTCOMES:
-                log.info("job %s is %s: nothing to notify", job.id, status.value)
+            if not status.is_final:  # a cancelled or expired job's messages are skipped below
+                log.info("job %s is %s: nothing to notify yet", job.id, status.value)
                 continue
             try:
                 context = self._context(job)
@@ -215,7 +216,8 @@ class Notifier:
         """
         await self._admission.acquire()
         key = delivery_key(context.job_id, index)
-        task = asyncio.create_task(self._deliver(context, index, progress), name=f"deliver {key}")
+        with job_context(context.spec):  # the task keeps the job's ids
+            task = asyncio.create_task(self._deliver(context, index, progress), name=f"deliver {key}")
         self._active[key] = task
         task.add_done_callback(lambda _: self._active.pop(key, None))
 

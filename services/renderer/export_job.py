@@ -28,6 +28,7 @@ from exporter.contracts.job import Job, JobFile, JobResult, JobSpec
 from exporter.domain.job_life import JobStatus
 from exporter.domain.jobs import pending_deliveries
 from exporter.domain.retry import backoff_seconds
+from exporter.log_context import job_context
 from exporter.rendering.decimation import DecimationError
 from exporter.rendering.names import MaskError, job_prefix
 from exporter.rendering.writers import RowLimitExceeded
@@ -145,11 +146,17 @@ async def take(runtime: Runtime, event: ExportRequested) -> datetime | None:
     """The quick part of a delivery: the run's ``startedAt`` when the job is now this caller's to
     render (its lease taken), else None (announced again if finished, or running elsewhere)."""
     spec = event.data
+    with job_context(spec):
+        return await _take(runtime, spec, event.actor or spec.owner)
+
+
+async def _take(runtime: Runtime, spec: JobSpec, created_by: str) -> datetime | None:
+    """``created_by``: the principal the event names, for a job the event itself makes."""
     job = await runtime.jobs.get(spec.job_id)
     if job is None:
         # An ad-hoc job published by an upstream system: record it before running it.
         with contextlib.suppress(DuplicateKeyError):  # a concurrent delivery recorded it first
-            await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request)))
+            await runtime.jobs.add(new_job_document(spec, pending_deliveries(spec.request), created_by))
         job = await runtime.jobs.get(spec.job_id)
         assert job is not None
     if job.tenant != spec.tenant:
@@ -167,11 +174,16 @@ async def take(runtime: Runtime, event: ExportRequested) -> datetime | None:
 async def render_job(runtime: Runtime, spec: JobSpec, started_at: datetime) -> None:
     """The slow part: the render, its lease kept beside it until it ends, then its result (which
     clears the lease; a transaction of its own, so no renewal races it)."""
-    progress = Progress(runtime, spec.job_id, started_at)
-    async with progress.kept():
-        result = await run(runtime, spec, progress)
-    if result is not None:
-        await finish(runtime, spec, result, started_at)
+    with job_context(spec):
+        progress = Progress(runtime, spec.job_id, started_at)
+        async with progress.kept():
+            result = await run(runtime, spec, progress)
+        if result is not None:
+            await finish(runtime, spec, result, started_at)
+            if result.status is JobStatus.DONE:  # a failure was logged with its error
+                log.info(
+                    "job %s done: %d rows, %d bytes", spec.job_id, result.row_count, result.size_in_bytes
+                )
 
 
 async def handle_export_requested(runtime: Runtime, event: ExportRequested) -> None:

@@ -3,7 +3,7 @@
 import uvicorn
 from fastapi import FastAPI
 
-from exporter.runtime import configure_logging
+from exporter.log_context import logging_config
 from exporter.settings import get_settings
 from request_api.app import create_app
 
@@ -15,7 +15,6 @@ def app_from_environment() -> FastAPI:
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings)
     # uvloop and httptools: the C event loop and HTTP parser roughly halve the per-request overhead.
     uvicorn.run(
         "request_api.__main__:app_from_environment",
@@ -23,7 +22,10 @@ def main() -> None:
         workers=settings.api.workers,
         host=settings.api.host,
         port=settings.api.port,
-        log_level="warning",
+        # Applied in every worker process: the access log too, in the same format as every line.
+        log_config=logging_config(settings.log_level, settings.log_format),
+        log_level=None,
+        access_log=True,
         loop="uvloop",
         http="httptools",
     )

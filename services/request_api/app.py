@@ -22,7 +22,8 @@ from request_api.errors import ApiError
 from request_api.http import SECURITY, JsonBody, describe_request_error
 from request_api.identity import SECURITY_SCHEMES, Identity
 from request_api.limits import BodySizeLimit
-from request_api.routers import console, contracts, docs, exports, health, jobs, meta, mews, servitly
+from request_api.request_ids import RequestIds
+from request_api.routers import console, contracts, docs, exports, health, history, jobs, meta, mews, servitly
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: a refused body's lines carry the id too
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    routers = (health, meta, contracts, exports, jobs, servitly, mews, docs, console)
+    routers = (health, meta, contracts, exports, jobs, servitly, mews, history, docs, console)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.mount(docs.STATIC_URL, docs.static_files(), name="static")

@@ -17,6 +17,7 @@ from exporter.domain.access import (
     decide,
     subjects_of,
 )
+from exporter.log_context import bind
 from exporter.runtime import Runtime
 from request_api.errors import Forbidden, NotFound
 
@@ -47,6 +48,7 @@ async def authorized(
 
 async def found(runtime: Runtime, principal: Principal, request_id: str) -> RequestRecord:
     """The request of the caller's tenant, or 404: another tenant's requests do not exist for them."""
+    bind(request_id=request_id)
     record = await runtime.requests.get(principal.tenant, request_id)
     if record is None:
         raise NotFound(f"Export request '{request_id}' not found")
@@ -90,7 +92,10 @@ async def authorized_job(
 ) -> tuple[Job, RequestRecord]:
     """The job and its request, if the caller may do ``action`` to the request; a job of another
     tenant's, or of a request that is gone, is 404 like the request itself."""
+    bind(job_id=job_id)
     job = await runtime.jobs.get(job_id, tenant=principal.tenant)
+    if job is not None:
+        bind(request_id=job.request_id)
     record = None if job is None else await runtime.requests.get(principal.tenant, job.request_id)
     if job is None or record is None:
         raise NotFound(f"Job '{job_id}' not found")

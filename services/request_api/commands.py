@@ -97,7 +97,11 @@ def check_periodicity(runtime: Runtime, spec: ExportRequestSpec) -> None:
 
 
 async def admit_job(
-    settings: ApiSettings, request: ExportRequest, scheduled_at: datetime, transaction: Queueing
+    settings: ApiSettings,
+    request: ExportRequest,
+    scheduled_at: datetime,
+    transaction: Queueing,
+    created_by: str,
 ) -> None:
     """Queues a job of ``request`` in ``transaction``, unless it would exceed its owner's quota
     or join a job in flight on one of its targets. The quota is the owner's whoever asks: the
@@ -117,7 +121,7 @@ async def admit_job(
             f"An export of the same target is already {busy.status}: job '{busy.job_id}'",
             jobId=busy.job_id,
         )
-    await enqueue_job(transaction, request, scheduled_at, SOURCE)
+    await enqueue_job(transaction, request, scheduled_at, SOURCE, created_by=created_by)
 
 
 async def _write_with_event(
@@ -247,7 +251,7 @@ async def _create_queued(
     quota holds however many such creates arrive at once."""
 
     async def write(transaction: Transaction) -> bool:
-        await admit_job(runtime.settings.api, request, request.created_at, transaction)
+        await admit_job(runtime.settings.api, request, request.created_at, transaction, principal.user)
         await transaction.requests.add(document, session=transaction.session)
         if remembered is not None:
             await transaction.idempotency.add(remembered, session=transaction.session)
@@ -331,7 +335,7 @@ async def run_export(runtime: Runtime, principal: Principal, request_id: str) ->
     job_id = job_id_for(request.id, scheduled_at)
 
     async def write(transaction: Transaction) -> bool:
-        await admit_job(runtime.settings.api, request, scheduled_at, transaction)
+        await admit_job(runtime.settings.api, request, scheduled_at, transaction, principal.user)
         return True
 
     try:

@@ -105,6 +105,13 @@ ERROR_HEADERS = {
 }
 
 
+def documented_errors(
+    model: type[BaseModel], descriptions: dict[int, str]
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a seed's routes: each status with its description, in the seed's shape."""
+    return {code: {"model": model, "description": description} for code, description in descriptions.items()}
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The refusals an operation answers, as ``responses=`` documents them: 400, 401 and 503
     (every operation reads its caller) and the given ones, each a ``{"message": ...}``."""

@@ -13,6 +13,7 @@ from fastapi import HTTPException, Request
 from starlette.datastructures import Headers
 
 from exporter.domain.access import Principal
+from exporter.log_context import bind
 from exporter.settings import ApiSettings, Settings
 
 MISSING_IDENTITY = "Missing user identity id"
@@ -185,5 +186,8 @@ async def current_principal(request: Request) -> Principal:
     headers = request.headers
     identity.check_gateway(headers)
     if identity.tokens:
-        return await identity.from_token(headers.get("authorization"))
-    return identity.from_headers(headers)
+        principal = await identity.from_token(headers.get("authorization"))
+    else:
+        principal = identity.from_headers(headers)
+    bind(tenant=principal.tenant)
+    return principal

@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from exporter.adapters.mongo.job_store import UnreadableJob
+from exporter.adapters.mongo.jobs import JobFilter
 from exporter.adapters.mongo.requests import RequestRecord
 from exporter.contracts.job import Job
 from exporter.contracts.request import ExportRequest
+from exporter.contracts.time_bounds import IsoDateTime
 from exporter.domain.access import Action, Grant, Principal
+from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 from request_api import authorization, commands
 from request_api.views import job_view, request_view
@@ -148,3 +151,56 @@ async def list_jobs(
 async def get_job(runtime: Runtime, caller: Principal, job_id: str) -> dict[str, Any]:
     job, _ = await authorization.authorized_job(runtime, caller, job_id, Action.READ)
     return job_view(job)
+
+
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class JobQuery(BaseModel):
+    """``GET /jobs``' filters: each optional, ``from``/``to`` on ``scheduledAt`` (``to`` excluded)."""
+
+    status: JobStatus | None = None
+    request_id: Id | None = Field(default=None, alias="requestId")
+    created_by: Id | None = Field(default=None, alias="createdBy")
+    from_: IsoDateTime | None = Field(default=None, alias="from")
+    to: IsoDateTime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> JobQuery:
+        if self.from_ is not None and self.to is not None and self.to <= self.from_:
+            raise ValueError("to: must be after from")
+        return self
+
+
+async def visible_jobs(runtime: Runtime, caller: Principal, query: JobQuery) -> JobFilter:
+    """The jobs of the requests ``caller`` may read (the same rule as ``list_exports``), filtered."""
+    requests = await authorization.visible_filter(runtime, caller)
+    return JobFilter(
+        tenant=caller.tenant,
+        owners=requests.owners,
+        request_ids=requests.ids,
+        status=query.status,
+        request_id=query.request_id,
+        created_by=query.created_by,
+        scheduled_from=query.from_,
+        scheduled_to=query.to,
+    )
+
+
+async def jobs_page(
+    runtime: Runtime, caller: Principal, query: JobQuery, pagination: Pagination
+) -> tuple[list[Job | UnreadableJob], int | None]:
+    """A page of the tenant's jobs ``caller`` may read, latest scheduled first, and their count
+    (None when the caller asked to leave it out)."""
+    where = await visible_jobs(runtime, caller, query)
+    jobs = await runtime.jobs.page(where, pagination.skip, pagination.page_size)
+    total = None if pagination.exclude_total_count else await runtime.jobs.count(where)
+    return jobs, total
+
+
+async def list_all_jobs(
+    runtime: Runtime, caller: Principal, query: JobQuery, pagination: Pagination
+) -> dict[str, Any]:
+    """``GET /jobs``: tenant-wide, paged like the other lists."""
+    jobs, total = await jobs_page(runtime, caller, query, pagination)
+    return paged([job_view(job) for job in jobs], pagination, total)

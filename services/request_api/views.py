@@ -11,7 +11,7 @@ from exporter.adapters.mongo.requests import RequestRecord
 from exporter.contracts.job import Job
 from exporter.domain.schedule import upcoming_runs
 
-HIDDEN_JOB_FIELDS = {"id", "leaseUntil", "spec", "targets"}
+HIDDEN_JOB_FIELDS = {"id", "leaseUntil", "spec", "targets", "announcements"}
 # Per delivery, the notifier's own bookkeeping: its claim and idempotency key.
 HIDDEN_DELIVERY_FIELDS = {"leaseUntil", "key"}
 UPCOMING_RUNS = 5

@@ -18,7 +18,7 @@ from exporter.liveness import Liveness
 from exporter.runtime import Runtime, stream_service
 from exporter.settings import Settings
 from scheduler.firing import fire_due, shard_order
-from scheduler.sweeping import sweep
+from scheduler.sweeping import expire_old_jobs, sweep
 
 log = logging.getLogger("scheduler")
 # On SIGTERM the pass in hand may finish within this; then it is cancelled (its transaction
@@ -27,8 +27,9 @@ GRACE_SECONDS = 10.0
 
 
 async def serve(runtime: Runtime, settings: Settings, stopping: asyncio.Event) -> None:
-    """Firing and housekeeping, each on its own loop: a slow or failing one never holds up the
-    other (a firing pass stuck on a busy store still lets stuck jobs be recovered)."""
+    """Firing, sweeping and expiry, each on its own loop: a slow or failing one never holds up
+    the others (a firing pass stuck on a busy store still lets stuck jobs be recovered, a dead
+    object store stops only deletions)."""
     shards = shard_order()
 
     async def fire() -> None:
@@ -43,6 +44,14 @@ async def serve(runtime: Runtime, settings: Settings, stopping: asyncio.Event) -
             intervals.sweep_interval_seconds,
             functools.partial(sweep, runtime),
             "sweep",
+            stopping,
+            runtime.liveness,
+        ),
+        # Deletions wait on the object store: a dead one holds up only expiry (its calls are bounded).
+        every(
+            intervals.expiry_interval_seconds,
+            functools.partial(expire_old_jobs, runtime),
+            "expiry",
             stopping,
             runtime.liveness,
         ),

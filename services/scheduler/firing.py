@@ -43,6 +43,7 @@ from exporter.adapters.mongo.outbox import outbox_message
 from exporter.adapters.mongo.requests import SCHEDULE_SHARDS, Advance, Identity, RequestRecord, Unreadable
 from exporter.contracts.base import utcnow
 from exporter.domain.schedule import due_runs, window_start_before_first_run
+from exporter.log_context import log_context
 from exporter.runtime import Runtime
 from exporter.service_layer.dispatch import queued_job
 from exporter.service_layer.iam import request_event
@@ -106,6 +107,11 @@ def paused(identity: Identity, last_run_at: datetime | None, reason: str, now: d
 
 def plan_or_pause(settings: SchedulerSettings, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
     """``plan``, or, for a request that cannot be planned, its pause: never an exception."""
+    with log_context(request_id=entry.identity.request_id, tenant=entry.identity.tenant):
+        return _plan_or_pause(settings, entry, now)
+
+
+def _plan_or_pause(settings: SchedulerSettings, entry: RequestRecord | Unreadable, now: datetime) -> Firing:
     if isinstance(entry, Unreadable):
         log.error("request %s: paused: %s", entry.identity.request_id, entry.problem)
         return paused(entry.identity, entry.last_run_at, f"paused: {entry.problem}; {RESUME}", now)
@@ -140,7 +146,8 @@ async def admitted(
             inserts.append(job)
             messages.append(message)
         else:
-            log.warning("job %s: %s", job["_id"], reason)
+            with log_context(job_id=job["_id"], request_id=job.get("requestId"), tenant=job.get("tenant")):
+                log.warning("job %s: %s", job["_id"], reason)
             inserts.append(skipped_job_document(job, reason, now))
     return inserts, messages
 
@@ -186,13 +193,14 @@ async def fire_shard(runtime: Runtime, shard: int, now: datetime) -> int:
     fired = 0
     for entry in await runtime.requests.due(shard, now, runtime.settings.scheduler.batch_size, None):
         request_id = entry.identity.request_id
-        try:
-            fired += await _fire(runtime, shard, now, request_id)
-        except ConnectionFailure:
-            raise  # the store's trouble, not the request's: the next pass tries again
-        except Exception:
-            log.exception("request %s: could not be fired; paused", request_id)
-            await _pause_alone(runtime, shard, now, request_id)
+        with log_context(request_id=request_id, tenant=entry.identity.tenant):
+            try:
+                fired += await _fire(runtime, shard, now, request_id)
+            except ConnectionFailure:
+                raise  # the store's trouble, not the request's: the next pass tries again
+            except Exception:
+                log.exception("request %s: could not be fired; paused", request_id)
+                await _pause_alone(runtime, shard, now, request_id)
     return fired
 
 
@@ -225,12 +233,16 @@ async def _fire(runtime: Runtime, shard: int, now: datetime, only: str | None = 
 
 
 async def fire_due(runtime: Runtime, shards: Sequence[int], now: datetime | None = None) -> int:
-    """One pass: a batch from each shard, in ``shards``' order; returns how many runs it fired."""
-    now = now or utcnow()
+    """One pass: a batch from each shard, in ``shards``' order; returns how many runs it fired.
+
+    Without ``now``, each shard fires what is due when its turn comes: a pass that takes longer
+    than a period (a survivor catching up on its dead peer's shards, a loaded store) would
+    otherwise leave every run that fell due during it to the next pass, which then has more to
+    do and takes longer still."""
     fired = 0
     for shard in shards:
         try:
-            fired += await fire_shard(runtime, shard, now)
+            fired += await fire_shard(runtime, shard, now or utcnow())
         except Exception:
             # Whatever it was, the other shards (and the sweeps, on their own loop) go on.
             log.exception("shard %d: pass failed; the next shard goes on", shard)

@@ -7,8 +7,17 @@ and announced again) or fails it with a clear error and the usual ``export.compl
 owner hears about it. After ``max_job_attempts`` it always fails. Every change is guarded by
 the run it saw: a renderer that finished meanwhile wins.
 
-Jobs older than the retention become ``expired``: their files are deleted first, so a sweep
-that dies half-way simply deletes (nothing) again next time; a download then answers 410.
+A job whose ``export.requested`` was lost (its outbox entry gone, a broker that dropped it) would
+stay ``notProcessed`` for ever, counting against its owner's quota and keeping its target busy.
+One that no renderer started within ``lost_job_seconds`` of its last announcement, the event
+published (not still waiting in the outbox), is announced again: a renderer's claim makes a
+duplicate harmless, and a finished job only says so again. After ``max_job_announcements`` it
+fails, with the usual ``export.completed``. Renderers take one job at a time, so a job may wait
+that long behind others; both settings must allow for it.
+
+Jobs older than the retention become ``expired``: their files are deleted first, so a pass
+that dies half-way simply deletes (nothing) again next time; a download then answers 410. Expiry
+runs on its own loop (see ``scheduler.app``): a slow or dead object store holds up nothing else.
 
 One damaged job never stops a sweep: a stuck job that cannot be recovered (its stored spec no
 longer validates) is failed with a safe reason, one whose files cannot be deleted is passed
@@ -18,18 +27,22 @@ over until the next sweep; the detail goes to the log under the job's id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from exporter.adapters.mongo.job_queue import RunningJob
+from exporter.adapters.mongo.job_queue import LostJob, RunningJob
 from exporter.adapters.mongo.job_store import UnreadableJob
 from exporter.contracts.base import utcnow
-from exporter.contracts.events import ExportRequested
+from exporter.contracts.events import ExportCompleted, ExportRequested
 from exporter.contracts.job import JobResult, JobSpec
 from exporter.domain.job_life import JobStatus
+from exporter.log_context import log_context
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.service_layer.dispatch import completed_event
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
+from exporter.settings import SchedulerSettings
 from exporter.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -40,25 +53,48 @@ BATCH = 200
 async def recover_stuck_jobs(runtime: Runtime, now: datetime) -> int:
     settings = runtime.settings.scheduler
     stuck = await runtime.jobs.stuck(now, timedelta(seconds=settings.working_timeout_seconds), BATCH)
-    recovered = 0
-    for job in stuck:
-        try:
-            recovered += await _recover(runtime, job, now)
-        except Exception:
-            log.exception("job %s: could not be recovered; failed", job.job_id)
-            await _give_up(runtime, job, now)
-    return recovered
+    return await _each(runtime, stuck, _recover, now)
+
+
+J = TypeVar("J", RunningJob, LostJob)
+
+
+async def _each(
+    runtime: Runtime, jobs: list[J], handle: Callable[[Runtime, J, datetime], Awaitable[bool]], now: datetime
+) -> int:
+    """``handle`` for each job (its id in the log context), how many it moved; one that cannot be
+    handled (its stored record is damaged) is failed, and the others go on."""
+    handled = 0
+    for job in jobs:
+        with log_context(job_id=job.job_id):
+            try:
+                handled += await handle(runtime, job, now)
+            except Exception:
+                log.exception("job %s: could not be recovered; failed", job.job_id)
+                await _give_up(runtime, job, now)
+    return handled
 
 
 DAMAGED = "Job could not be recovered: its stored record is damaged"
 
 
-async def _give_up(runtime: Runtime, job: RunningJob, now: datetime) -> None:
-    """Fails a stuck job that cannot be recovered. No ``export.completed``: what it would say
-    is what could not be read; its history says why."""
-    result = JobResult(status=JobStatus.FAILED, error=DAMAGED, started_at=job.started_at, completed_at=now)
+async def _give_up(runtime: Runtime, job: RunningJob | LostJob, now: datetime) -> None:
+    """Fails a job that cannot be recovered. No ``export.completed``: what it would say is what
+    could not be read; its history says why."""
+
+    async def fail(transaction: Transaction) -> bool:
+        jobs, session = transaction.jobs, transaction.session
+        if isinstance(job, RunningJob):
+            result = JobResult(
+                status=JobStatus.FAILED, error=DAMAGED, started_at=job.started_at, completed_at=now
+            )
+            return await jobs.fail_stuck(job, result, session)
+        return await jobs.fail_lost(
+            job, JobResult(status=JobStatus.FAILED, error=DAMAGED, completed_at=now), session
+        )
+
     try:
-        await UnitOfWork.of(runtime).run(lambda t: t.jobs.fail_stuck(job, result, t.session))
+        await UnitOfWork.of(runtime).run(fail)
     except Exception:
         log.exception("job %s: could not be failed either; left for the next sweep", job.job_id)
 
@@ -77,39 +113,89 @@ async def _recover(runtime: Runtime, job: RunningJob, now: datetime) -> bool:
     )
     retry = settings.stuck_jobs == "requeue" and attempt < settings.max_job_attempts
 
-    async def write(transaction: Transaction) -> bool:
-        jobs, session = transaction.jobs, transaction.session
-        if retry:
-            if not await jobs.requeue(job, session):
-                return False
-            event = ExportRequested(
-                id=f"{spec.job_id}:attempt-{attempt + 1}",
-                source=SOURCE,
-                subject=spec.job_id,
-                tenant=spec.tenant,
-                actor=spec.owner,
-                data=spec,
-            )
-            transaction.raise_event(Topic.EXPORT_REQUESTED, spec.job_id, event)
-            return True
-        result = JobResult(
-            status=JobStatus.FAILED,
-            error=f"Job {reason} (attempt {attempt} of {settings.max_job_attempts})",
-            started_at=job.started_at,
-            completed_at=now,
-        )
-        if not await jobs.fail_stuck(job, result, session):
-            return False
-        transaction.raise_event(Topic.EXPORT_COMPLETED, spec.job_id, completed_event(spec, result, SOURCE))
-        return True
-
-    if not await UnitOfWork.of(runtime).run(write):
+    if retry:
+        again = announcement(spec, f"attempt-{attempt + 1}")
+        moved = await _moved(runtime, spec, lambda t: t.jobs.requeue(job, t.session), again)
+    else:
+        error = f"Job {reason} (attempt {attempt} of {settings.max_job_attempts})"
+        result = JobResult(status=JobStatus.FAILED, error=error, started_at=job.started_at, completed_at=now)
+        failed = completed_event(spec, result, SOURCE)
+        moved = await _moved(runtime, spec, lambda t: t.jobs.fail_stuck(job, result, t.session), failed)
+    if not moved:
         return False
     log.warning("job %s %s: %s", spec.job_id, "re-queued" if retry else "failed", reason)
     return True
 
 
-async def expire_old_jobs(runtime: Runtime, now: datetime) -> int:
+async def resend_lost_jobs(runtime: Runtime, now: datetime) -> int:
+    """Announces again, or fails, the queued jobs no renderer started; how many it handled."""
+    settings = runtime.settings.scheduler
+    lost = await runtime.jobs.unstarted(now - timedelta(seconds=settings.lost_job_seconds), BATCH)
+    if not lost:
+        return 0
+    # An announcement still waiting for the relay (Kafka down) is late, not lost.
+    unsent = await runtime.outbox.pending_keys(Topic.EXPORT_REQUESTED, [job.job_id for job in lost])
+    return await _each(runtime, [job for job in lost if job.job_id not in unsent], _resend, now)
+
+
+def never_started(settings: SchedulerSettings, announcements: int) -> str:
+    """Why a lost job failed, in words its owner can act on."""
+    waited = settings.lost_job_seconds * announcements / 60
+    return (
+        f"Job was never started: no renderer took it within {waited:.0f} minutes of queuing "
+        f"({announcements} announcements); run the export again, and tell the operator if it recurs"
+    )
+
+
+async def _resend(runtime: Runtime, job: LostJob, now: datetime) -> bool:
+    settings = runtime.settings.scheduler
+    spec = JobSpec.model_validate(job.spec)
+    announcements = job.announcements + 1  # the first one, when it was queued, included
+    retry = announcements < settings.max_job_announcements
+
+    if retry:
+        again = announcement(spec, f"announcement-{announcements + 1}")
+        moved = await _moved(runtime, spec, lambda t: t.jobs.announce(job, t.session), again)
+    else:
+        result = JobResult(
+            status=JobStatus.FAILED, error=never_started(settings, announcements), completed_at=now
+        )
+        failed = completed_event(spec, result, SOURCE)
+        moved = await _moved(runtime, spec, lambda t: t.jobs.fail_lost(job, result, t.session), failed)
+    if not moved:
+        return False
+    log.warning("job %s never started: %s", spec.job_id, "announced again" if retry else "failed")
+    return True
+
+
+Move = Callable[[Transaction], Awaitable[bool]]
+
+
+def announcement(spec: JobSpec, attempt: str) -> ExportRequested:
+    """A job's ``export.requested`` once more, under an id of its own (``<job>:<attempt>``)."""
+    event_id = f"{spec.job_id}:{attempt}"
+    return ExportRequested(
+        id=event_id, source=SOURCE, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
+    )
+
+
+async def _moved(
+    runtime: Runtime, spec: JobSpec, move: Move, event: ExportRequested | ExportCompleted
+) -> bool:
+    """``move`` (a guarded transition) and, when it applied, its ``event``, in one transaction."""
+    topic = Topic.EXPORT_REQUESTED if isinstance(event, ExportRequested) else Topic.EXPORT_COMPLETED
+
+    async def write(transaction: Transaction) -> bool:
+        if not await move(transaction):
+            return False
+        transaction.raise_event(topic, spec.job_id, event)
+        return True
+
+    return await UnitOfWork.of(runtime).run(write)
+
+
+async def expire_old_jobs(runtime: Runtime, now: datetime | None = None) -> int:
+    now = now or utcnow()
     retention = timedelta(days=runtime.settings.scheduler.retention_days)
     expired = 0
     for job in await runtime.jobs.expirable(now - retention, BATCH):
@@ -127,6 +213,7 @@ async def expire_old_jobs(runtime: Runtime, now: datetime) -> int:
 
 
 async def sweep(runtime: Runtime, now: datetime | None = None) -> tuple[int, int]:
-    """One housekeeping pass: (jobs recovered, jobs expired)."""
+    """One pass over the jobs that no renderer is running as it should: (stuck jobs recovered,
+    lost jobs announced again or failed)."""
     now = now or utcnow()
-    return await recover_stuck_jobs(runtime, now), await expire_old_jobs(runtime, now)
+    return await recover_stuck_jobs(runtime, now), await resend_lost_jobs(runtime, now)

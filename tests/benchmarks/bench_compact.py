@@ -42,7 +42,8 @@ from exporter.adapters.mongo.segments import (
 )
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import UnitOfWork
-from exporter.settings import CompactionSettings, Settings
+from exporter.settings import Settings
+from exporter.settings.ingestor import CompactionSettings
 from ingestor.compaction import Compactor
 from tests.benchmarks.harness import CpuMeter, local_servers, server_pid
 

@@ -29,7 +29,7 @@ from exporter.adapters.mongo.segments import (
 from exporter.adapters.mongo.series_reader import SeriesRead, SeriesReader
 from exporter.runtime import Runtime
 from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
-from exporter.settings import CompactionSettings
+from exporter.settings.ingestor import CompactionSettings
 from ingestor.app import create_app as ingestor_app
 from ingestor.compaction import Compactor
 

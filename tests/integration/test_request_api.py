@@ -16,11 +16,10 @@ import jwt
 import pytest
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
-from tests.integration.api_server import isolated, serving
+from tests.integration.api_server import CSV, finished_with_a_file, isolated, serving
 from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field
 from tests.topic_reader import json_field, json_object, topic_reader
 
-from exporter.adapters.storage import ObjectStore
 from exporter.settings import GrantSettings, Settings
 from exporter.topics import Topic
 
@@ -347,28 +346,16 @@ async def test_download_link_json_redirect_and_gone(
     [job] = (await alice.get(f"/exports/{created['id']}/jobs")).json()["items"]
     link = f"/jobs/{job['id']}/download"
     assert (await alice.get(link)).status_code == 409
-    store = ObjectStore(api_settings.storage)
-    key = f"acme/{created['id']}/{job['id']}/data.csv"
-    (tmp_path / "data.csv").write_text("a,b\r\n1,2\r\n")
-    await store.upload_file(key, tmp_path / "data.csv", "text/csv")
+    await finished_with_a_file(api_settings, created["id"], job["id"], tmp_path)
     jobs = AsyncMongoClient[dict[str, Any]](api_settings.mongo.uri.get_secret_value())[
         api_settings.mongo.database
     ]
-    file = {
-        "key": key,
-        "name": "data.csv",
-        "sizeInBytes": 10,
-        "rows": 1,
-        "checksum": "x",
-        "contentType": "text/csv",
-    }
-    await jobs.jobs.update_one({"_id": job["id"]}, {"$set": {"status": "done", "files": [file]}})
 
     as_json = await alice.get(link, headers={"Accept": "application/json"})
     assert as_json.status_code == 200
     assert "X-Amz-Expires=30" in as_json.json()["url"]
     async with httpx.AsyncClient() as plain:
-        assert (await plain.get(as_json.json()["url"])).content == b"a,b\r\n1,2\r\n"
+        assert (await plain.get(as_json.json()["url"])).content == CSV
     redirect = await alice.get(link)
     assert redirect.status_code == 307
     assert redirect.headers["location"].startswith(f"http://{api_settings.storage.endpoint}/")

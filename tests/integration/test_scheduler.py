@@ -20,8 +20,9 @@ from exporter.domain.schedule import first_run_at
 from exporter.rendering.names import job_prefix
 from exporter.runtime import Runtime
 from exporter.service_layer.dispatch import queued_job
+from scheduler import firing
 from scheduler.firing import fire_due, fire_shard, shard_order
-from scheduler.sweeping import sweep
+from scheduler.sweeping import expire_old_jobs, sweep
 
 ALL_SHARDS = shard_order()
 
@@ -203,11 +204,29 @@ async def test_jobs_past_retention_lose_their_files_and_become_expired(
     await runtime.storage.ensure_bucket()
     await runtime.storage.upload_file(f"{prefix}a-{uuid.uuid4().hex}.csv", file, "text/csv")
 
-    assert await sweep(runtime, now) == (0, 0)  # within retention: kept
+    assert await expire_old_jobs(runtime, now) == 0  # within retention: kept
     later = now + timedelta(days=runtime.settings.scheduler.retention_days + 1)
-    assert await sweep(runtime, later) == (0, 1)
+    assert await expire_old_jobs(runtime, later) == 1
     assert await runtime.storage.list_keys(prefix) == []
     expired = await runtime.jobs.get(job["_id"])
     assert expired is not None
     assert expired.status is JobStatus.EXPIRED
-    assert await sweep(runtime, later) == (0, 0)
+    assert await expire_old_jobs(runtime, later) == 0
+
+
+async def test_a_long_pass_fires_in_each_shard_what_fell_due_before_its_turn(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that takes longer than a period (a survivor catching up on a dead replica's shards)
+    must not leave what fell due meanwhile to the next pass, which would then have more to do."""
+    start = utcnow()
+    request = export_request(1, start, type="oneTime", startAt=start + timedelta(seconds=30))
+    await store(runtime, [request])
+    shard = request_document(request, None)["schedule"]["shard"]
+    earlier = [other for other in ALL_SHARDS if other != shard][:3]
+    # Each shard's turn comes a minute after the one before it.
+    clock = iter(start + timedelta(minutes=turn) for turn in range(len(earlier) + 1))
+    monkeypatch.setattr(firing, "utcnow", lambda: next(clock))
+
+    assert await fire_due(runtime, [*earlier, shard]) == 1
+    assert await runtime.db[JOBS].count_documents({"requestId": request.id}) == 1

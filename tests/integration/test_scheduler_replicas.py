@@ -83,12 +83,12 @@ async def check_replicas(servers: Settings) -> int:
         os.kill(replicas[0].pid, signal.SIGKILL)  # mid-way: leases, maybe a transaction, held
         replicas[0].wait()
         killed = utcnow()
-        # The survivor carries on; the dead replica's open transaction, if any, is reaped
-        # (after 60 s, like MongoDB's transactionLifetimeLimit).
+        # The survivor carries on; the dead replica's open transaction, if any, is reaped (after
+        # EXPORTER_LOCAL__MONGO_TRANSACTION_LIFETIME_SECONDS). A request not fired yet (both
+        # replicas slow to start on a loaded machine) is waited for too.
+        behind = {"$or": [{"schedule.lastRunAt": None}, {"schedule.lastRunAt": {"$lte": killed + PERIOD}}]}
         async with asyncio.timeout(120):
-            while await db[REQUESTS].count_documents(
-                {"tenant": tenant, "schedule.lastRunAt": {"$lte": killed + PERIOD}}
-            ):
+            while await db[REQUESTS].count_documents({"tenant": tenant, **behind}):
                 await asyncio.sleep(1)
     finally:
         for replica in replicas:

@@ -40,6 +40,7 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "delete_export",
         "run_export",
         "list_jobs",
+        "list_all_jobs",
         "get_job",
         "cancel_job",
         "download",
@@ -47,6 +48,12 @@ def test_operation_ids_are_the_handlers_names_and_every_link_leads_to_one() -> N
         "mews_get_all_exports",
         "create_data_export",
         "get_data_export",
+        "history_all",
+        "history_paged",
+        "history_entry",
+        "history_download",
+        "history_cancel",
+        "history_trigger",
     }
     targets = {
         link["operationId"]
@@ -70,6 +77,7 @@ REFUSALS = {
     "delete_export": {403, 404, 409, 410, 412},
     "run_export": {403, 404, 409, 410, 429},
     "list_jobs": {403, 404},
+    "list_all_jobs": set(),
     "get_job": {403, 404},
     "cancel_job": {403, 404, 409},
     "download": {403, 404, 409, 410},

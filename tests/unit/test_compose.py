@@ -10,10 +10,12 @@ hardcoded.
 from __future__ import annotations
 
 import copy
+import http.server
 import importlib.util
 import json
 import os
 import re
+import threading
 import types
 import typing
 from pathlib import Path
@@ -293,13 +295,14 @@ def test_exporter_service_has_an_honest_healthcheck(
     assert not healthcheck.get("disable", False)
     test = healthcheck["test"]
     assert test[:3] == ["CMD", "python", "/app/healthcheck.py"]
+    # Readiness: what depends_on: service_healthy waits for.
     if module == "request_api":
-        assert test[3:] == ["http"]
+        assert test[3:] == ["http", "--ready"]
         assert environment_of(service)["EXPORTER_API__PORT"] == "8080"
         assert any(str(port).endswith(":8080") for port in service["ports"])
     else:
         # The worker check looks for its own module's process, not just any python.
-        assert test[3:] == ["worker", module]
+        assert test[3:] == ["worker", module, "--ready"]
 
 
 @pytest.mark.parametrize("name", INFRASTRUCTURE)
@@ -523,3 +526,25 @@ def test_worker_healthcheck_reports_an_unreachable_broker() -> None:
     # Port 1 on loopback: nothing listens there, the connection is refused at once.
     assert "unreachable" in healthcheck.check_tcp("127.0.0.1:1")
     assert "unreachable" in healthcheck.check_tcp("no-port-given")
+
+
+def test_http_healthcheck_probes_liveness_or_with_ready_readiness(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API that is alive but not ready: healthy as liveness, unhealthy as readiness."""
+    healthcheck = _healthcheck_module()
+
+    class Probes(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/health" else 503)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Probes) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        monkeypatch.setenv("EXPORTER_API__PORT", str(server.server_address[1]))
+        try:
+            assert healthcheck.main(["http"]) == 0
+            assert healthcheck.main(["http", "--ready"]) == 1
+        finally:
+            server.shutdown()

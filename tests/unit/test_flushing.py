@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 
 from exporter.adapters.mongo.measurements import Added
 from exporter.adapters.mongo.segments import Segment
-from exporter.settings import IngestorSettings
+from exporter.settings.ingestor import IngestorSettings
 from exporter.topics import Topic
 from ingestor.batches import SourceRecord
 from ingestor.flushing import Flusher

@@ -10,10 +10,19 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from exporter.liveness import Liveness, read_report, write_reports
+from exporter.liveness import (
+    EXIT_STALLED,
+    Liveness,
+    Readiness,
+    describe_failure,
+    exit_when_stalled,
+    read_report,
+    write_reports,
+)
 from exporter.local.servers import free_ports
-from exporter.runtime import DependencyUnavailable, describe_failure, mongo_hosts, until_answers
-from exporter.settings import LivenessSettings, MongoSettings, Settings
+from exporter.runtime import DependencyUnavailable, mongo_hosts, until_answers
+from exporter.settings import MongoSettings, Settings
+from exporter.settings.process import LivenessSettings
 
 
 class Clock:
@@ -89,6 +98,12 @@ def test_a_health_file_that_stopped_changing_is_not_ok(tmp_path: Path) -> None:
         {"file_interval_seconds": 0},
         {"dependency_wait_seconds": 0},
         {"dependency_attempt_seconds": 301},
+        {"readiness_interval_seconds": 0},
+        {"readiness_interval_seconds": 1e9},
+        {"readiness_timeout_seconds": 0},
+        {"readiness_timeout_seconds": 61},
+        {"exit_after_seconds": 0},
+        {"exit_after_seconds": 86_401},
     ],
 )
 def test_liveness_settings_refuse_values_out_of_bounds(worst: dict[str, float]) -> None:
@@ -165,3 +180,104 @@ def test_failures_are_described_in_one_bounded_line() -> None:
 def test_the_mongo_address_in_logs_has_no_credentials() -> None:
     uri = SecretStr("mongodb://app:s3cret@db1:27017,db2:27017/exporter?replicaSet=rs0")
     assert mongo_hosts(Settings(mongo=MongoSettings(uri=uri))) == "db1:27017,db2:27017"
+
+
+async def test_readiness_is_liveness_and_every_dependency_answering_its_latest_check() -> None:
+    clock = Clock()
+    liveness = Liveness(stall_seconds=60, busy_seconds=100, clock=clock)
+    down = {"mongodb": False}
+
+    async def mongodb() -> None:
+        if down["mongodb"]:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    async def kafka() -> None:
+        pass
+
+    readiness = Readiness(liveness, {"mongodb": mongodb, "kafka": kafka}, interval=5, timeout=1)
+    assert readiness.report()["ready"] is False  # not checked yet
+    assert readiness.report()["dependencies"] == {"mongodb": "not checked yet", "kafka": "not checked yet"}
+    await readiness.check()
+    assert readiness.report() == {
+        "status": "ok",
+        "loops": [],
+        "stalled": {},
+        "ready": True,
+        "dependencies": {"mongodb": "ok", "kafka": "ok"},
+    }
+    down["mongodb"] = True
+    assert readiness.report()["ready"] is True  # a probe reads the latest check; it runs none
+    await readiness.check()
+    report = readiness.report()
+    assert report["ready"] is False
+    assert report["dependencies"]["mongodb"] == "ConnectionRefusedError: [Errno 111] Connection refused"
+    down["mongodb"] = False
+    await readiness.check()
+    assert readiness.report()["ready"] is True
+    with liveness.working("consumer export.requested"):  # alive is part of ready
+        clock.now += 101
+        assert readiness.report()["ready"] is False
+
+
+async def test_a_check_that_hangs_is_not_ready_and_is_never_started_twice_at_once() -> None:
+    started, release = 0, asyncio.Event()
+
+    async def hangs() -> None:
+        nonlocal started
+        started += 1
+        await release.wait()
+
+    readiness = Readiness(Liveness(60, 100), {"s3": hangs}, interval=5, timeout=0.05)
+    await readiness.check()
+    await readiness.check()
+    assert readiness.report()["dependencies"] == {"s3": "no answer within 0.05 s"}
+    assert started == 1
+    release.set()
+    await readiness.check()  # the first one answered: that is the latest result
+    assert readiness.report()["ready"] is True
+    assert started == 1
+    await readiness.check()
+    assert started == 2
+
+
+def test_a_worker_is_ready_only_when_its_report_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "renderer.json"
+    report = {"status": "ok", "stalled": {}, "written": 100.0, "ready": False}
+    report["dependencies"] = {"mongodb": "no answer within 2 s", "kafka": "ok"}
+    path.write_text(json.dumps(report))
+    assert read_report(path, max_age=60, now=lambda: 101.0) is None  # alive
+    assert read_report(path, max_age=60, now=lambda: 101.0, ready=True) == (
+        "not ready: mongodb: no answer within 2 s"
+    )
+    path.write_text(json.dumps({**report, "ready": True}))
+    assert read_report(path, max_age=60, now=lambda: 101.0, ready=True) is None
+
+
+class Exited(Exception):
+    pass
+
+
+async def test_a_process_stalled_for_exit_after_seconds_ends_itself_to_be_restarted() -> None:
+    clock = Clock()
+    liveness = Liveness(stall_seconds=60, busy_seconds=100, clock=clock)
+    statuses: list[int] = []
+
+    def end(status: int) -> None:
+        statuses.append(status)
+        raise Exited
+
+    watch = asyncio.create_task(exit_when_stalled(liveness, after=30, interval=0.001, end=end))
+    liveness.beat("scheduler firing", 1)
+    clock.now += 62  # stalled by 1 s
+    await asyncio.sleep(0.05)
+    liveness.beat("scheduler firing", 1)  # moving again: the count starts over
+    await asyncio.sleep(0.05)
+    clock.now += 62
+    await asyncio.sleep(0.05)
+    clock.now += 29
+    await asyncio.sleep(0.05)
+    assert not watch.done()  # stalled for 29 s
+    clock.now += 1
+    with pytest.raises(Exited):
+        await asyncio.wait_for(watch, 10)
+    assert statuses == [EXIT_STALLED]

@@ -55,7 +55,7 @@ def job(job_id: str, owner: str, status: JobStatus, targets: list[str]) -> Docum
 async def test_an_admitted_job_is_stored_and_its_export_requested_raised() -> None:
     transaction = FakeTransaction()
 
-    await admit_job(ApiSettings(), export_request(), NOW, transaction)
+    await admit_job(ApiSettings(), export_request(), NOW, transaction, "someone")
 
     job_id = job_id_for("r-1", NOW)
     assert transaction.jobs.documents[job_id]["status"] == JobStatus.NOT_PROCESSED.value
@@ -73,7 +73,7 @@ async def test_a_full_quota_refuses_with_429_and_stores_nothing() -> None:
         await transaction.jobs.add(job(f"j{index}", "alice", status, [f"other-{index}"]))
 
     with pytest.raises(TooManyRequests) as refused:
-        await admit_job(settings, export_request(), NOW, transaction)
+        await admit_job(settings, export_request(), NOW, transaction, "someone")
 
     assert refused.value.headers == {"Retry-After": "7"}
     assert len(transaction.jobs.documents) == 2
@@ -85,7 +85,7 @@ async def test_finished_jobs_do_not_count_against_the_quota() -> None:
     for index, status in enumerate([JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED]):
         await transaction.jobs.add(job(f"j{index}", "alice", status, [TARGET]))
 
-    await admit_job(ApiSettings(max_active_jobs_per_user=1), export_request(), NOW, transaction)
+    await admit_job(ApiSettings(max_active_jobs_per_user=1), export_request(), NOW, transaction, "someone")
 
     assert len(transaction.raised) == 1
 
@@ -95,7 +95,7 @@ async def test_a_job_in_flight_on_the_target_refuses_with_409_naming_it() -> Non
     await transaction.jobs.add(job("bobs", "bob", JobStatus.IN_PROGRESS, [TARGET]))
 
     with pytest.raises(Conflict) as refused:
-        await admit_job(ApiSettings(), export_request(), NOW, transaction)
+        await admit_job(ApiSettings(), export_request(), NOW, transaction, "someone")
 
     assert refused.value.extra == {"jobId": "bobs"}
     assert "already inProgress" in refused.value.message
@@ -106,7 +106,8 @@ async def test_without_the_target_rule_a_busy_target_is_no_conflict() -> None:
     transaction = FakeTransaction()
     await transaction.jobs.add(job("bobs", "bob", JobStatus.IN_PROGRESS, [TARGET]))
 
-    await admit_job(ApiSettings(one_active_job_per_target=False), export_request(), NOW, transaction)
+    settings = ApiSettings(one_active_job_per_target=False)
+    await admit_job(settings, export_request(), NOW, transaction, "someone")
 
     assert len(transaction.raised) == 1
     assert transaction.admissions.serialized == [("acme", "alice", [])]

@@ -1,9 +1,10 @@
 """Kafka adapters: the broker, client security, topic creation, a signing publisher for the
 outbox, and the intake every consumer shares (signature checks and dead-lettering).
 
-Kept to what every Kafka-protocol broker supports: no idempotent producer and no transactions
-(the embedded broker has neither); exactly-once effects come from idempotent consumers and the
-outbox instead. Consumers start from the earliest offset when their group has none.
+Kept to what every Kafka-protocol broker supports: no transactions, and the idempotent producer
+only where a setting turns it on (the embedded broker has neither); exactly-once effects come
+from idempotent consumers and the outbox instead. Consumers start from the earliest offset when
+their group has none.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 
 from exporter.adapters.errors import Undeliverable, is_transient
 from exporter.contracts.events import CLOUDEVENTS_CONTENT_TYPE
+from exporter.log_context import log_context, trace_id_of
 from exporter.settings import KafkaSettings, Settings
 from exporter.signing import SIGNATURE_HEADER, Producer, Refused, Verifier, own_producer
 from exporter.topics import Topic, all_topic_names
@@ -38,6 +40,9 @@ from exporter.topics import Topic, all_topic_names
 log = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 2_000
+BROKER_LOGGER = "faststream.broker"
+# Events (export.requested, ...) are small; a larger record is not read twice for its id.
+MAX_EVENT_ID_SCAN = 64 * 1024
 SASL = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}
 
 
@@ -45,12 +50,21 @@ def make_broker(settings: Settings) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka.bootstrap_servers,
         client_id=settings.kafka.client_id,
-        enable_idempotence=settings.kafka.enable_idempotence,
+        **producer_options(settings.kafka),
         security=broker_security(settings.kafka),
         parser=lenient_headers,
         decoder=json_suffix,
         middlewares=[intake(Verifier.from_settings(settings.kafka))],
+        # Through the process's handler (see ``exporter.log_context``), not one of FastStream's own.
+        logger=logging.getLogger(BROKER_LOGGER),
     )
+
+
+def producer_options(settings: KafkaSettings) -> dict[str, Any]:
+    """How the services' producer is acknowledged: an event the outbox deletes as published must
+    survive a broker's loss (``acks``), and a retried send must not be written twice where the
+    broker supports the idempotent producer."""
+    return {"acks": settings.acks, "enable_idempotence": settings.enable_idempotence}
 
 
 async def lenient_headers(
@@ -223,6 +237,36 @@ def _topic(msg: StreamMessage[Any]) -> str:
     return str(records[0].topic) if records else "?"
 
 
+def message_ids(records: tuple[Any, ...]) -> dict[str, str | int | None]:
+    """The ids a consumed message's log lines carry: its topic, partition and offset, and its
+    trace id (a W3C ``traceparent`` header's, else the event's own id). A batch has no one
+    offset or trace: its topic, and its partition when all its records share one."""
+    if not records:
+        return {}
+    partitions = {record.partition for record in records}
+    ids: dict[str, str | int | None] = {
+        "topic": str(records[0].topic),
+        "partition": partitions.pop() if len(partitions) == 1 else None,
+    }
+    if len(records) == 1:
+        record = records[0]
+        headers = dict(record.headers or ())
+        ids["offset"] = record.offset
+        ids["trace_id"] = trace_id_of(headers.get("traceparent")) or event_id(record.value)
+    return ids
+
+
+def event_id(value: bytes | None) -> str | None:
+    """The ``id`` of a JSON event not larger than ``MAX_EVENT_ID_SCAN`` bytes, else None."""
+    if not value or len(value) > MAX_EVENT_ID_SCAN or not value.lstrip().startswith(b"{"):
+        return None
+    try:
+        found = json.loads(value).get("id")
+    except (ValueError, RecursionError):
+        return None
+    return found if isinstance(found, str) else None
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """``field.path: message`` for each problem, the way the HTTP API words them too."""
     return "; ".join(
@@ -251,6 +295,10 @@ class DeadLetterMiddleware(BaseMiddleware):
         self._verifier = verifier
 
     async def consume_scope(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
+        with log_context(**message_ids(records_of(msg.raw_message))):
+            return await self._consume(call_next, msg)
+
+    async def _consume(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
         broker: KafkaBroker = self.context.get("broker")
         if not await self._admit(broker, msg):
             return None

@@ -6,6 +6,7 @@ The SDK is synchronous; calls run in worker threads so the event loop keeps serv
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
@@ -32,6 +35,20 @@ class StoredObject:
     etag: str
 
 
+def http_client(settings: StorageSettings) -> urllib3.PoolManager:
+    """The SDK's connection pool with bounded timeouts and retries (its own wait 300 s, 5 times):
+    a hanging store fails a call in about (connect + read) x (retries + 1) seconds."""
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=settings.connect_timeout_seconds, read=settings.read_timeout_seconds),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(
+            total=settings.retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+        ),
+    )
+
+
 class ObjectStore:
     def __init__(self, settings: StorageSettings) -> None:
         self.bucket = settings.bucket
@@ -42,6 +59,7 @@ class ObjectStore:
             secret_key=secret,
             secure=settings.secure,
             region=settings.region,
+            http_client=http_client(settings),
         )
         # Links are signed for the host the client will call, which may differ from ours.
         self._signer = Minio(
@@ -59,6 +77,11 @@ class ObjectStore:
             except S3Error as error:
                 if error.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                     raise
+
+    async def check_bucket(self) -> None:
+        """Raises unless the bucket answers (a head-bucket): readiness, which changes nothing."""
+        if not await asyncio.to_thread(self._client.bucket_exists, self.bucket):
+            raise LookupError(f"bucket {self.bucket!r} does not exist")
 
     async def upload_file(self, key: str, path: Path, content_type: str) -> StoredObject:
         result = await asyncio.to_thread(

@@ -139,6 +139,8 @@ class Job(Stored):
     targets: list[str] = Field(default_factory=list)
     lease_until: UtcDatetime | None = None
     attempts: Count = 0
+    # How often the scheduler's sweep announced it again, no renderer having started it.
+    announcements: Count = 0
     expired_at: UtcDatetime | None = None
 
     @property

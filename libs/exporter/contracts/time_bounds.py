@@ -11,7 +11,7 @@ from typing import Annotated
 from zoneinfo import available_timezones
 
 import isodate
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 # Every instant a request names (`startAt`, `from`/`to`, the list filters) lies in this range, and
 # every period is at most MAX_PERIOD: wide for any real schedule or data, narrow enough that no
@@ -40,6 +40,18 @@ def bounded_instant(value: datetime) -> datetime:
 
 
 BoundedInstant = Annotated[datetime, AfterValidator(bounded_instant)]
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_date_time(value: object) -> object:
+    """The schema promises ISO 8601 date-times; pydantic alone would also take epoch numbers."""
+    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z")
+    return value
+
+
+# A bounded instant written as an ISO 8601 date-time: the list filters of the API.
+IsoDateTime = Annotated[BoundedInstant, BeforeValidator(_iso_date_time)]
 
 
 @functools.lru_cache(maxsize=1024)

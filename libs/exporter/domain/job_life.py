@@ -13,6 +13,8 @@ A job is created ``notProcessed`` (or ``skipped``: a run the scheduler did not q
     notProcessed ──cancel_queued──► cancelled     its request was deleted          (API)
     inProgress ────requeue────► notProcessed   stuck: tried again              (scheduler)
     inProgress ────fail_stuck─► failed         stuck: given up on              (scheduler)
+    notProcessed ──announce───► notProcessed   lost: announced again           (scheduler)
+    notProcessed ──fail_lost──► failed         lost: given up on               (scheduler)
     any but expired ──expire──► expired                                      (scheduler)
 """
 
@@ -81,8 +83,12 @@ CANCEL_QUEUED = _transition("cancel_queued", {_S.NOT_PROCESSED}, {_S.CANCELLED},
 REQUEUE = _transition("requeue", {_S.IN_PROGRESS}, {_S.NOT_PROCESSED}, Actor.SCHEDULER)
 FAIL_STUCK = _transition("fail_stuck", {_S.IN_PROGRESS}, {_S.FAILED}, Actor.SCHEDULER)
 EXPIRE = _transition("expire", set(JobStatus) - {_S.EXPIRED}, {_S.EXPIRED}, Actor.SCHEDULER)
+# A lost job (announced, its event published, and no renderer started it): announced again, or
+# failed after so many announcements.
+ANNOUNCE = _transition("announce", {_S.NOT_PROCESSED}, {_S.NOT_PROCESSED}, Actor.SCHEDULER)
+FAIL_LOST = _transition("fail_lost", {_S.NOT_PROCESSED}, {_S.FAILED}, Actor.SCHEDULER)
 
-TRANSITIONS = (START, FINISH, CANCEL, CANCEL_QUEUED, REQUEUE, FAIL_STUCK, EXPIRE)
+TRANSITIONS = (START, FINISH, CANCEL, CANCEL_QUEUED, REQUEUE, FAIL_STUCK, EXPIRE, ANNOUNCE, FAIL_LOST)
 
 
 class DeliveryStatus(StrEnum):

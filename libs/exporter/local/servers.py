@@ -32,7 +32,7 @@ from minio import Minio
 from pydantic import SecretStr
 from pymongo import MongoClient, uri_parser
 
-from exporter.settings import Settings
+from exporter.settings import Settings, StorageSettings
 
 LOOPBACK = "127.0.0.1"
 # SeaweedFS components assume gRPC port = HTTP port + 10000 (its built-in worker dials the admin
@@ -301,8 +301,11 @@ class LocalServers(ProcessGroup):
 
     kind = "server"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, kafka_store: StorageSettings | None = None) -> None:
+        """``kafka_store``: the broker keeps its log in that S3 server's bucket, so it survives a
+        restart (the chaos harness restarts it); None keeps it in memory, as ``make run`` does."""
         self.settings = settings
+        self.kafka_store = kafka_store
         super().__init__(settings.local.run_dir)
 
     def _define(self) -> list[ProcessSpec]:
@@ -354,7 +357,11 @@ class LocalServers(ProcessGroup):
         port = _loopback_port(self.settings.kafka.bootstrap_servers.split(",")[0], "kafka.bootstrap_servers")
         url = f"tcp://{LOOPBACK}:{port}"
 
+        store = self.kafka_store
+
         def probe() -> str:
+            if store is not None:  # the broker starts without its bucket and writes there once asked
+                _ensure_bucket(store, store.bucket)
             _kafka_metadata(port)
             return _output([str(_tansu()), "--version"]).replace("tansu", "Tansu")
 
@@ -366,9 +373,10 @@ class LocalServers(ProcessGroup):
                 "broker",
                 f"--listener-url={url}",
                 f"--advertised-listener-url={url}",
-                "--storage-engine=memory://tansu/",
+                f"--storage-engine={'memory://tansu/' if store is None else f's3://{store.bucket}/'}",
             ],
             probe=probe,
+            env=None if store is None else {**os.environ, **_aws_env(store)},
         )
 
     def _s3(self) -> ProcessSpec:
@@ -423,16 +431,7 @@ class LocalServers(ProcessGroup):
             ]
 
         def probe() -> str:
-            client = Minio(
-                storage.endpoint,
-                access_key=storage.access_key,
-                secret_key=storage.secret_key.get_secret_value(),
-                region=storage.region,
-                secure=storage.secure,
-                http_client=urllib3.PoolManager(timeout=PROBE_TIMEOUT_SECONDS, retries=False),
-            )
-            if not client.bucket_exists(storage.bucket):
-                client.make_bucket(storage.bucket)
+            _ensure_bucket(storage, storage.bucket)
             # "version 8000GB 4.48 pypi linux amd64": the release is the first dotted number
             release = re.search(r"\d+\.\d+\S*", _output([str(_venv_tool("weed")), "version"]))
             return f"SeaweedFS {release.group() if release else '?'}"
@@ -451,7 +450,10 @@ class LocalServers(ProcessGroup):
             # An explicit --config stops secantusd from picking up ~/.secantus or /etc/secantus files.
             config.write_text("# Written by exporter.local: every setting is on the command line.\n")
             return [
-                str(_venv_tool("secantusd-py")),
+                sys.executable,
+                "-m",
+                "exporter.local.mongo_server",
+                f"--transaction-lifetime-seconds={self.settings.local.mongo_transaction_lifetime_seconds}",
                 f"--config={config}",
                 f"--host={LOOPBACK}",
                 f"--port={port}",
@@ -495,6 +497,14 @@ class LocalServers(ProcessGroup):
             ],
             probe=probe,
         )
+
+
+class LocalS3(LocalServers):
+    """The S3 server of ``settings`` alone: the chaos harness keeps the broker's log in one of its
+    own, so that restarting the exports' S3 server is not also a broker outage."""
+
+    def _define(self) -> list[ProcessSpec]:
+        return [self._s3()]
 
 
 def format_report(reports: list[ServerReport]) -> str:
@@ -563,6 +573,30 @@ def _kafka_metadata(port: int) -> None:
     (advertised_port,) = struct.unpack_from(">i", response, 18 + host_length)
     if brokers < 1 or (host, advertised_port) != (LOOPBACK, port):
         raise ConnectionError(f"broker advertises {host}:{advertised_port}, expected {LOOPBACK}:{port}")
+
+
+def _aws_env(storage: StorageSettings) -> dict[str, str]:
+    """Where Tansu's S3 storage engine finds its server and keys: the AWS variables."""
+    return {
+        "AWS_ENDPOINT": f"http://{storage.endpoint}",
+        "AWS_ACCESS_KEY_ID": storage.access_key,
+        "AWS_SECRET_ACCESS_KEY": storage.secret_key.get_secret_value(),
+        "AWS_DEFAULT_REGION": storage.region,
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+def _ensure_bucket(storage: StorageSettings, bucket: str) -> None:
+    client = Minio(
+        storage.endpoint,
+        access_key=storage.access_key,
+        secret_key=storage.secret_key.get_secret_value(),
+        region=storage.region,
+        secure=storage.secure,
+        http_client=urllib3.PoolManager(timeout=PROBE_TIMEOUT_SECONDS, retries=False),
+    )
+    if not client.bucket_exists(bucket):
+        client.make_bucket(bucket)
 
 
 def _listening(port: int) -> bool:

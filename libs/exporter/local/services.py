@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -41,8 +41,15 @@ class LocalServices(ProcessGroup):
 
     kind = "service"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, replicas: Mapping[str, int] | None = None) -> None:
+        """``replicas``: how many processes of a consumer service to run (default one each); the
+        second ``scheduler`` is named ``scheduler-2``, with its own log and PID file."""
         self.settings = settings
+        self.replicas = dict(replicas or {})
+        if unknown := self.replicas.keys() - READY_LINES.keys():
+            raise ValueError(f"replicas of {sorted(unknown)}: only {sorted(READY_LINES)} may have several")
+        if any(count < 1 for count in self.replicas.values()):
+            raise ValueError(f"replicas must be at least 1: {self.replicas}")
         self._servers = LocalServers(settings)
         super().__init__(settings.local.run_dir)
 
@@ -92,13 +99,14 @@ class LocalServices(ProcessGroup):
             ),
             *(
                 ProcessSpec(
-                    name=name,
+                    name=replica,
                     port=None,
-                    launch=_command(name),
-                    probe=self._logged(name, line),
-                    env={**env, "EXPORTER_LIVENESS__FILE": str(self.health_path(name))},
+                    launch=_command(service),
+                    probe=self._logged(replica, line),
+                    env={**env, "EXPORTER_LIVENESS__FILE": str(self.health_path(replica))},
                 )
-                for name, line in READY_LINES.items()
+                for service, line in READY_LINES.items()
+                for replica in replica_names(service, self.replicas.get(service, 1))
             ),
         ]
 
@@ -125,6 +133,11 @@ class LocalServices(ProcessGroup):
             return f"logged {line!r}"
 
         return probe
+
+
+def replica_names(service: str, count: int) -> list[str]:
+    """``scheduler``, ``scheduler-2``, …: the first keeps the service's name, as ``make run`` has it."""
+    return [service if number == 1 else f"{service}-{number}" for number in range(1, count + 1)]
 
 
 def _command(service: str) -> Callable[[], list[str]]:

@@ -21,14 +21,20 @@ from exporter.topics import Topic
 
 
 def queued_job(
-    request: ExportRequest, scheduled_at: datetime, source: str, previous_end: datetime | None = None
+    request: ExportRequest,
+    scheduled_at: datetime,
+    source: str,
+    previous_end: datetime | None = None,
+    created_by: str | None = None,
 ) -> tuple[Document, Document]:
-    """The job document and its ``export.requested`` outbox message, to insert together."""
+    """The job document and its ``export.requested`` outbox message, to insert together;
+    ``created_by`` (default: the owner) is the user who caused the run, the event's actor."""
     spec = job_for(request, scheduled_at, previous_end)
+    actor = created_by or spec.owner
     event = ExportRequested(
-        id=spec.job_id, source=source, subject=spec.job_id, tenant=spec.tenant, actor=spec.owner, data=spec
+        id=spec.job_id, source=source, subject=spec.job_id, tenant=spec.tenant, actor=actor, data=spec
     )
-    job = new_job_document(spec, pending_deliveries(spec.request))
+    job = new_job_document(spec, pending_deliveries(spec.request), actor)
     return job, outbox_message(Topic.EXPORT_REQUESTED, spec.job_id, event)
 
 
@@ -38,9 +44,10 @@ async def enqueue_job(
     scheduled_at: datetime,
     source: str,
     previous_end: datetime | None = None,
+    created_by: str | None = None,
 ) -> None:
     """Queues one job in ``transaction``; its event goes out once that has committed."""
-    job, message = queued_job(request, scheduled_at, source, previous_end)
+    job, message = queued_job(request, scheduled_at, source, previous_end, created_by)
     await transaction.jobs.add(job, session=transaction.session)
     transaction.raise_messages([message])
 

@@ -17,8 +17,10 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.domain.access import Action
+from exporter.settings.ingestor import IngestorSettings
 from exporter.settings.mews import MewsSettings
 from exporter.settings.notifier import NotifierSettings
+from exporter.settings.process import LivenessSettings, LocalServersSettings
 from exporter.topics import Topic
 
 KeyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -50,6 +52,10 @@ class KafkaSettings(BaseModel):
     client_id: str = "exporter"
     # The embedded broker (Tansu) does not support the idempotent producer; a real cluster may.
     enable_idempotence: bool = False
+    # Producer acknowledgements: "all" waits for every in-sync replica, so an event the outbox
+    # deletes as published survives the loss of the partition's leader. The idempotent producer
+    # requires "all".
+    acks: Literal["all", 1, 0] = "all"
     # Partitions and replicas of each topic the project creates.
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
@@ -84,12 +90,20 @@ class KafkaSettings(BaseModel):
             raise ValueError("cert_file and key_file go together")
         if self.signing_key_id in self.producers:
             raise ValueError(f"producer key id {self.signing_key_id!r} is the services' own signing_key_id")
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError("enable_idempotence requires acks 'all'")
         return self
 
 
 class MongoSettings(BaseModel):
     uri: SecretStr = SecretStr("mongodb://127.0.0.1:27018/?directConnection=true")
     database: str = "exporter"
+    # Timeouts and lost servers: without them a call to a server that accepts and never answers
+    # waits for ever. ``connect_timeout_seconds`` bounds a connection's opening and the wait for a
+    # server to select (a restarting store is waited for that long); ``operation_timeout_seconds``
+    # each round trip on an open connection, so it must exceed the slowest single query.
+    connect_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    operation_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
 
 
 # Known to every checkout, so refused in production.
@@ -106,6 +120,11 @@ class StorageSettings(BaseModel):
     secure: bool = False
     # Host that clients see in presigned links, when it differs from the one services reach.
     public_endpoint: str | None = None
+    # A dead or hanging object store fails a call within about (connect + read) x (retries + 1)
+    # seconds; the SDK's own defaults (300 s, 5 retries) held a caller for half an hour.
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    retries: int = Field(default=2, ge=0, le=10)
 
 
 class SmtpSettings(BaseModel):
@@ -183,6 +202,14 @@ class SchedulerSettings(BaseModel):
     stuck_jobs: Literal["requeue", "fail"] = "requeue"
     max_job_attempts: int = Field(default=3, ge=1, le=100)
     retention_days: float = Field(default=30.0, gt=0)
+    # Lost jobs: one still ``notProcessed`` this long after it was (last) announced, its
+    # ``export.requested`` published, is announced again (a renderer's claim makes a duplicate
+    # harmless); after ``max_job_announcements`` it fails. Renderers take one job at a time, so a
+    # job may legitimately wait behind long renders: the product of both must exceed that.
+    lost_job_seconds: float = Field(default=900.0, ge=1, le=7 * 24 * 3600)
+    max_job_announcements: int = Field(default=8, ge=1, le=100)
+    # How often expiry runs, on a loop of its own (its deletions wait on the object store).
+    expiry_interval_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
 
 
 class OutboxSettings(BaseModel):
@@ -222,68 +249,6 @@ class RendererSettings(BaseModel):
     max_poll_interval_seconds: float = Field(default=300.0, ge=1.0, le=3600.0)
 
 
-class IngestorSettings(BaseModel):
-    # Prefix of its consumer groups (ingest topics, grants); another deployment on the cluster needs its own.
-    group_id: str = "ingestor"
-    # Kafka messages taken per batch: things and entities, one bulk write and one offset commit
-    # each; measurements, many batches to a flush.
-    batch_max_messages: int = Field(default=500, ge=1)
-    # A flush of measurements (one insert of segments, then one offset commit) once it holds this
-    # many readings, or once its first waited flush_seconds: bigger flushes, bigger segments.
-    flush_readings: int = Field(default=100_000, ge=1)
-    flush_seconds: float = Field(default=1.0, gt=0)
-    # Larger messages are dead-lettered unread. Keep it below the brokers' message size limit.
-    max_message_bytes: int = Field(default=1_000_000, ge=1024)
-    # How far ahead of the ingestor's clock a measurement's time may be (device clocks drift).
-    max_future_skew_seconds: float = Field(default=300.0, ge=0)
-    # Pause before a batch whose write failed is delivered again.
-    retry_backoff_seconds: float = Field(default=1.0, gt=0)
-    # Defined below; a factory, since the class is not there yet when this default is made.
-    compaction: CompactionSettings = Field(default_factory=lambda: CompactionSettings())
-
-
-class CompactionSettings(BaseModel):
-    """The ingestor's background merge of small segments (see ``ingestor.compaction``)."""
-
-    enabled: bool = True
-    # Pause between passes once caught up.
-    interval_seconds: float = Field(default=10.0, gt=0)
-    # Segments whose last reading arrived this long ago are merged: a redelivery comes before.
-    settle_seconds: float = Field(default=60.0, ge=0)
-    # Merged originals are deleted this long after: exports planned before still find them.
-    retain_seconds: float = Field(default=3600.0, ge=0)
-    # Segments with fewer readings are merged; a merge left below it takes in later ones.
-    target_readings: int = Field(default=5000, ge=2)
-    # Groups (series, day, arrival day) merged per pass, and at once.
-    max_groups: int = Field(default=1000, ge=1)
-    concurrency: int = Field(default=4, ge=1)
-    # Arrival time one pass reads at most, and how far back a starting compactor begins.
-    scan_seconds: float = Field(default=60.0, gt=0)
-    lookback_seconds: float = Field(default=2 * 86400.0, gt=0)
-
-
-class LivenessSettings(BaseModel):
-    """Liveness by progress (``exporter.liveness``) and the wait for dependencies at start-up."""
-
-    # A loop whose next pass is this late past its own interval is stalled.
-    stall_seconds: float = Field(default=60.0, ge=1, le=3600)
-    # One message or batch in hand this long stalls its consumer (a render may last an hour).
-    busy_seconds: float = Field(default=7200.0, ge=1, le=86_400)
-    # Where a service without HTTP writes its liveness report (None: nowhere), and how often.
-    file: Path | None = None
-    file_interval_seconds: float = Field(default=5.0, ge=0.1, le=60)
-    # At start-up each of MongoDB, Kafka and S3 is tried for up to attempt_seconds at a time,
-    # with growing pauses, until it answers or wait_seconds have passed (then the process exits).
-    dependency_wait_seconds: float = Field(default=600.0, ge=1, le=86_400)
-    dependency_attempt_seconds: float = Field(default=10.0, ge=0.1, le=300)
-
-
-class LocalServersSettings(BaseModel):
-    """Where ``exporter.local`` keeps the embedded servers' data, logs and PIDs."""
-
-    run_dir: Path = Path(".run")
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXPORTER_",
@@ -294,6 +259,8 @@ class Settings(BaseSettings):
 
     environment: Literal["local", "test", "production"] = "local"
     log_level: str = "INFO"
+    # "json": one object per line with the ids of the job, request or message in hand.
+    log_format: Literal["json", "text"] = "text"
     kafka: KafkaSettings = KafkaSettings()
     mongo: MongoSettings = MongoSettings()
     storage: StorageSettings = StorageSettings()
@@ -339,6 +306,16 @@ class Settings(BaseSettings):
                 problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} bytes")
         if problems:
             raise ValueError("unsafe in production: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _idempotent_producer_in_production(self) -> Settings:
+        """A real cluster supports the idempotent producer, so production uses it unless told
+        not to (a broker without it, or acks other than "all"); the embedded one does not, so
+        elsewhere it is off."""
+        chosen = "enable_idempotence" in self.kafka.model_fields_set
+        if self.environment == "production" and not chosen and self.kafka.acks == "all":
+            self.kafka = self.kafka.model_copy(update={"enable_idempotence": True})
         return self
 
     def to_env(self) -> dict[str, str]:

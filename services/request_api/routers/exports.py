@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
 from exporter.contracts.request import ExportRequestSpec, ExportType
-from exporter.contracts.time_bounds import BoundedInstant
+from exporter.contracts.time_bounds import IsoDateTime
 from request_api import commands, queries
 from request_api.errors import BadRequest
 from request_api.http import (
@@ -39,17 +38,6 @@ from request_api.responses import BatchAnswer, ExportRequestView, JobPage, JobVi
 router = APIRouter()
 MAX_BATCH_IDS = 1000
 MAX_IDEMPOTENCY_KEY = 200
-_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-
-
-def _iso_date_time(value: Any) -> Any:
-    """The schema promises ISO 8601 date-times; pydantic alone would also take epoch numbers."""
-    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
-        raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z")
-    return value
-
-
-IsoDateTime = Annotated[BoundedInstant, BeforeValidator(_iso_date_time)]
 
 
 class BatchGet(BaseModel):

@@ -13,18 +13,37 @@ from request_api.http import (
     ETAG,
     IDENTIFIED,
     JOB_LINKS,
+    JOB_OPERATIONS,
     NOT_MODIFIED,
     Caller,
     JsonBody,
     RuntimeDep,
     errors,
     header_doc,
+    links,
     tagged,
 )
-from request_api.responses import DownloadLink, JobView
+from request_api.queries import JobQuery, Pagination
+from request_api.responses import DownloadLink, JobPage, JobView
 
 router = APIRouter()
 LINK = header_doc("The presigned URL")
+
+
+@router.get(
+    "/jobs",
+    response_model=JobPage,
+    responses=errors() | {200: links("job_id", "/items/0/id", *JOB_OPERATIONS)},
+    openapi_extra=IDENTIFIED,
+)
+async def list_all_jobs(
+    caller: Caller,
+    runtime: RuntimeDep,
+    pagination: Annotated[Pagination, Query()],
+    query: Annotated[JobQuery, Query()],
+) -> Any:
+    """The tenant's jobs the caller may read (of their requests, or granted), latest first."""
+    return JsonBody(await queries.list_all_jobs(runtime, caller, query, pagination))
 
 
 @router.get(

@@ -14,7 +14,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from exporter.settings import Settings
+from exporter.settings import MongoSettings, Settings
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -28,18 +28,30 @@ ENTITIES = "entities"
 IDEMPOTENCY = "idempotency"
 GRANTS = "grants"
 ADMISSIONS = "admissions"
+NUMBERS = "numbers"
 RETIRED_INDEX = "retired"
 
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(
-        settings.mongo.uri.get_secret_value(), tz_aware=True, uuidRepresentation="standard"
-    )
+    return AsyncMongoClient(settings.mongo.uri.get_secret_value(), **client_options(settings.mongo))
 
 
 def connect_blocking(settings: Settings) -> MongoClient[Document]:
     """A blocking client, for work done in a thread of its own (see group_commit)."""
-    return MongoClient(settings.mongo.uri.get_secret_value(), tz_aware=True, uuidRepresentation="standard")
+    return MongoClient(settings.mongo.uri.get_secret_value(), **client_options(settings.mongo))
+
+
+def client_options(settings: MongoSettings) -> dict[str, Any]:
+    """Every client's options: a store that accepts and never answers fails a call in bounded
+    time (PyMongo waits for ever by default), and the caller's loop goes on."""
+    connect_ms = round(settings.connect_timeout_seconds * 1000)
+    return {
+        "tz_aware": True,
+        "uuidRepresentation": "standard",
+        "connectTimeoutMS": connect_ms,
+        "serverSelectionTimeoutMS": connect_ms,
+        "socketTimeoutMS": round(settings.operation_timeout_seconds * 1000),
+    }
 
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:
@@ -60,7 +72,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("requestId", ASCENDING), ("scheduledAt", DESCENDING)]),
         IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("tenant", ASCENDING), ("targets", ASCENDING), ("status", ASCENDING)]),
+        # GET /jobs and seed 004's history: a tenant's jobs by scheduled time, whole or filtered.
+        IndexModel([("tenant", ASCENDING), ("scheduledAt", DESCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("owner", ASCENDING), ("scheduledAt", DESCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("createdBy", ASCENDING), ("scheduledAt", DESCENDING)]),
+        IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("scheduledAt", DESCENDING)]),
     ],
+    # Seed 004's numeric identities (see ``numbers``): an object by its number.
+    NUMBERS: [IndexModel([("kind", ASCENDING), ("tenant", ASCENDING), ("number", ASCENDING)], unique=True)],
     IDEMPOTENCY: [IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=24 * 3600)],
     GRANTS: [IndexModel([("tenant", ASCENDING)])],
     # Admission documents only serialize concurrent admissions; an idle one may go (and comes

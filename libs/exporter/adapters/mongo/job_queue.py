@@ -20,9 +20,11 @@ from exporter.contracts.base import utcnow
 from exporter.contracts.job import JobResult, Stored
 from exporter.domain.job_life import (
     ACTIVE_STATUSES,
+    ANNOUNCE,
     CANCEL,
     CANCEL_QUEUED,
     EXPIRE,
+    FAIL_LOST,
     FAIL_STUCK,
     FINISH,
     REQUEUE,
@@ -61,6 +63,23 @@ class ExpiringJob(Stored):
     id: str
     tenant: str
     request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LostJob:
+    """A queued job no renderer started, as the sweep sees it; ``updated_at`` (its last
+    announcement) guards what the sweep does, so a renderer that starts it meanwhile wins."""
+
+    job_id: str
+    updated_at: datetime
+    announcements: int
+    spec: Any
+
+    @classmethod
+    def of(cls, document: Document) -> LostJob:
+        return cls(
+            document["_id"], document["updatedAt"], document.get("announcements", 0), document.get("spec")
+        )
 
 
 class JobQueue(JobStore):
@@ -238,6 +257,32 @@ class JobQueue(JobStore):
             running(FAIL_STUCK, job.job_id, job.started_at),
             {"$set": update},
             session=session,
+        )
+        return outcome.modified_count == 1
+
+    async def unstarted(self, announced_before: datetime, limit: int) -> list[LostJob]:
+        """Queued jobs last announced before ``announced_before`` that no renderer has started."""
+        cursor = self._collection.find(
+            {"status": JobStatus.NOT_PROCESSED.value, "updatedAt": {"$lt": announced_before}},
+            {"_id": 1, "updatedAt": 1, "announcements": 1, "spec": 1},
+        ).limit(limit)
+        return [LostJob.of(document) async for document in cursor]
+
+    async def announce(self, job: LostJob, session: AsyncClientSession) -> bool:
+        """Counts one more announcement of a lost job; False if it moved since it was read."""
+        result = await self._collection.update_one(
+            {**leaving(ANNOUNCE, job.job_id), "updatedAt": job.updated_at},
+            {"$set": {"updatedAt": utcnow()}, "$inc": {"announcements": 1}},
+            session=session,
+        )
+        return result.modified_count == 1
+
+    async def fail_lost(self, job: LostJob, result: JobResult, session: AsyncClientSession) -> bool:
+        """notProcessed → failed; False if it moved since it was read (a renderer started it)."""
+        update = result.to_document()
+        update.update({"updatedAt": utcnow(), "leaseUntil": None})
+        outcome = await self._collection.update_one(
+            {**leaving(FAIL_LOST, job.job_id), "updatedAt": job.updated_at}, {"$set": update}, session=session
         )
         return outcome.modified_count == 1
 

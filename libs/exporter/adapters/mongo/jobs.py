@@ -9,6 +9,7 @@ jobs (``contracts.job.Job``); a read of many gives a damaged one as ``Unreadable
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,11 @@ from exporter.contracts.job import Job, JobSpec
 from exporter.domain.job_life import JobStatus
 
 
-def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Document:
+def new_job_document(
+    spec: JobSpec, notifications: list[dict[str, Any]], created_by: str | None = None
+) -> Document:
+    """``created_by``: the user who caused the run (who ran it now, or the principal an upstream
+    ``export.requested`` names); a scheduled run's is the request's owner."""
     now = utcnow()
     return {
         "_id": spec.job_id,
@@ -31,7 +36,7 @@ def new_job_document(spec: JobSpec, notifications: list[dict[str, Any]]) -> Docu
         "requestVersion": spec.request_version,
         "tenant": spec.tenant,
         "owner": spec.owner,
-        "createdBy": spec.owner,
+        "createdBy": created_by or spec.owner,
         "scheduledAt": spec.scheduled_at,
         "status": JobStatus.NOT_PROCESSED.value,
         "spec": spec.to_document(),
@@ -64,6 +69,43 @@ def skipped_job_document(job: Document, reason: str, now: datetime) -> Document:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """A tenant's jobs (``GET /jobs``, seed 004's history): those of ``owners``' requests plus of
+    the requests ``request_ids`` (None: every owner's), narrowed by the optional filters."""
+
+    tenant: str
+    owners: frozenset[str] | None = None
+    request_ids: frozenset[str] = frozenset()
+    status: JobStatus | None = None
+    request_id: str | None = None
+    created_by: str | None = None
+    scheduled_from: datetime | None = None
+    scheduled_to: datetime | None = None
+
+    def query(self) -> Document:
+        query: Document = {"tenant": self.tenant}
+        if self.owners is not None:
+            query["$or"] = [
+                {"owner": {"$in": sorted(self.owners)}},
+                {"requestId": {"$in": sorted(self.request_ids)}},
+            ]
+        if self.status is not None:
+            query["status"] = self.status.value
+        if self.request_id is not None:
+            query["requestId"] = self.request_id
+        if self.created_by is not None:
+            query["createdBy"] = self.created_by
+        scheduled: Document = {}
+        if self.scheduled_from is not None:
+            scheduled["$gte"] = self.scheduled_from
+        if self.scheduled_to is not None:
+            scheduled["$lt"] = self.scheduled_to
+        if scheduled:
+            query["scheduledAt"] = scheduled
+        return query
+
+
 class JobRepository(JobQueue, JobDeliveries):
     async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
         """Raises ``ValidationError`` when the stored job no longer validates."""
@@ -81,13 +123,20 @@ class JobRepository(JobQueue, JobDeliveries):
     async def page_for_request(
         self, tenant: str, request_id: str, skip: int, limit: int
     ) -> list[Job | UnreadableJob]:
+        return await self.page(JobFilter(tenant, request_id=request_id), skip, limit)
+
+    async def page(self, where: JobFilter, skip: int, limit: int) -> list[Job | UnreadableJob]:
+        """Latest scheduled first."""
         cursor = (
-            self._collection.find({"tenant": tenant, "requestId": request_id})
+            self._collection.find(where.query())
             .sort([("scheduledAt", DESCENDING), ("_id", ASCENDING)])
             .skip(skip)
             .limit(limit)
         )
         return [read_job(document, Job) async for document in cursor]
+
+    async def count(self, where: JobFilter) -> int:
+        return await self._collection.count_documents(where.query())
 
     async def latest_for_requests(
         self, tenant: str, request_ids: list[str]
@@ -104,4 +153,4 @@ class JobRepository(JobQueue, JobDeliveries):
         return latest
 
     async def count_for_request(self, tenant: str, request_id: str) -> int:
-        return await self._collection.count_documents({"tenant": tenant, "requestId": request_id})
+        return await self.count(JobFilter(tenant, request_id=request_id))

@@ -94,6 +94,20 @@ class OutboxRepository:
 
         await multi_document_write(self._collection, unlease)
 
+    async def pending_keys(self, topic: Topic, keys: list[str]) -> set[str]:
+        """Which of ``keys`` still have an event on ``topic`` waiting to be published."""
+        wanted = set(keys)
+        entries = self._collection.find(
+            {"messages": {"$elemMatch": {"topic": topic.value, "key": {"$in": keys}}}},
+            {"messages.topic": 1, "messages.key": 1},
+        )
+        return {
+            message["key"]
+            async for entry in entries
+            for message in entry["messages"]
+            if message["topic"] == topic.value and message["key"] in wanted
+        }
+
     async def pending_count(self) -> int:
         """Events still owed (not entries)."""
         entries = self._collection.find({}, {"messages.id": 1})
