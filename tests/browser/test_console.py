@@ -118,6 +118,9 @@ async def test_a_one_time_export_runs_and_its_file_is_the_apis(
         answer = await api.get(f"/jobs/{job_id}/download")
     assert answer.status_code == 200
     assert await asyncio.to_thread(Path(downloaded).read_bytes) == answer.content
+    await page.goto("/console/jobs?status=done")  # the tenant-wide history
+    await expect(page.locator(f"#job-{job_id}")).to_have_attribute("data-status", "done")
+    await screenshot(page, "tenant-jobs")
 
 
 @pytest.mark.full_browser
@@ -145,6 +148,8 @@ async def test_another_tenant_sees_nothing(browser: Browser, page: Page, service
         spy = await other.new_page()
         await spy.goto("/console/exports")
         await expect(spy.locator("table.exports tbody")).to_have_text(re.compile("No exports here yet"))
+        await spy.goto("/console/jobs")
+        await expect(spy.locator("table.jobs tbody")).to_have_text("No jobs yet.")
         answer = await spy.goto(theirs)
         assert answer is not None
         assert answer.status == 404

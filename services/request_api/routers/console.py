@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from exporter.contracts.base import utcnow
 from exporter.contracts.request import ExportType
 from exporter.domain.access import Principal
+from exporter.domain.job_life import JobStatus
 from request_api import commands, queries
 from request_api.console import forms, session
 from request_api.console.pages import TEMPLATES, ZONE_COOKIE, zone_of
@@ -241,6 +242,22 @@ async def run_now(request: Request, export_id: str, caller: Caller, runtime: Run
     except ApiError as refused:
         return see(f"/console/exports/{export_id}?notice={quote(refused.message[:300])}")
     return see(f"/console/exports/{export_id}?notice=Queued")
+
+
+@router.get("/jobs")
+async def jobs_page(
+    request: Request,
+    caller: Caller,
+    runtime: RuntimeDep,
+    status: JobStatus | None = None,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    """The tenant's jobs the caller may read (the API's ``GET /jobs``), running ones live."""
+    pagination = Pagination(page=page_number, pageSize=PAGE_SIZE)
+    jobs = await queries.list_all_jobs(runtime, caller, queries.JobQuery(status=status), pagination)
+    pages = max(1, -(-jobs.get("totalCount", 0) // PAGE_SIZE))
+    context = {"jobs": jobs["items"], "page": page_number, "pages": pages, "status": status or ""}
+    return page(request, "jobs.html", **context, statuses=[value.value for value in JobStatus])
 
 
 @router.get("/jobs/{job_id}/row")
