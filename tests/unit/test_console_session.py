@@ -63,6 +63,22 @@ async def test_a_forged_or_tampered_identity_cookie_is_not_an_identity(client: h
     assert (await client.get("/console/exports/new")).status_code == 303
 
 
+async def test_a_signed_identity_older_than_a_session_is_not_an_identity(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = {"csrf": await csrf_of(client), "user": "alice", "tenant": "acme"}
+    await client.post("/console/login", data=form)
+    later = time.time() + session.SESSION_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert (await client.get("/console/exports/new")).status_code == 303
+
+
+async def test_without_the_gateways_secret_the_console_is_refused_not_redirected() -> None:
+    async with await client_for(Settings(api=ApiSettings(gateway_secret=SecretStr("s" * 32)))) as client:
+        answer = await client.get("/console/exports", headers={"X-User-Id": "alice"})
+        assert answer.status_code == 401
+
+
 async def test_ids_the_api_would_refuse_are_refused_at_sign_in(client: httpx.AsyncClient) -> None:
     form = {"csrf": await csrf_of(client), "user": "al ice", "tenant": "acme"}
     answer = await client.post("/console/login", data=form)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -87,7 +88,8 @@ def sign_in(response: Response, request: Request, form: dict[str, str]) -> None:
     ids = {"x-user-id": form.get("user", ""), "x-tenant-id": form.get("tenant", "")}
     ids["x-user-roles"] = form.get("roles", "")
     identity.from_headers(Headers(ids))
-    set_cookie(response, request, SESSION, _sign(signing_key(request), ids), SESSION_SECONDS)
+    signed = _sign(signing_key(request), {**ids, "signedAt": int(time.time())})
+    set_cookie(response, request, SESSION, signed, SESSION_SECONDS)
 
 
 async def console_principal(request: Request) -> Principal:
@@ -102,7 +104,8 @@ async def console_principal(request: Request) -> Principal:
     if request.headers.get("x-user-id"):  # a gateway names the caller itself
         return identity.from_headers(request.headers)
     ids = _unsigned(signing_key(request), cookie) if cookie else None
-    if ids is None:
+    # The cookie's own lifetime is the browser's word; the signed time is ours.
+    if ids is None or not 0 <= time.time() - int(ids.pop("signedAt", 0)) <= SESSION_SECONDS:
         raise SignInNeeded
     return identity.from_headers(Headers({str(k): str(v) for k, v in ids.items()}))
 

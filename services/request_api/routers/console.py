@@ -31,7 +31,9 @@ NOT_FIELDS = (session.CSRF_FIELD, "key", "version")
 
 
 async def _caller(request: Request) -> Principal:
-    """The API's identity; without one (or with one it refuses), the sign-in page."""
+    """The API's identity; without one (or with one it refuses), the sign-in page. Only the
+    gateway's secret is refused outright: signing in again would not bring it."""
+    request.app.state.identity.check_gateway(request.headers)
     try:
         return await session.console_principal(request)
     except (session.SignInNeeded, HTTPException) as refused:
