@@ -9,7 +9,7 @@ KAFKAJS := tests/integration/kafkajs
 # uv uses this machine's Python; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run stop servers test test-unit lint format asyncapi fuzz chaos bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact bench-metrics
+.PHONY: install run stop servers test test-unit test-browser browser-deps lint format asyncapi fuzz chaos bench bench-api bench-scheduler bench-render bench-render-stage bench-notify bench-ingest bench-compact bench-metrics
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -37,6 +37,15 @@ servers: install
 # Lint and type checks, then unit, integration and e2e tests against servers the session starts.
 test: lint
 	$(PY) -m pytest
+
+# Debian's chromium (and its driver) for the browser tests; Playwright never downloads a browser.
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
+
+# The whole browser suite (tests/browser) in headless Chromium against the running system;
+# `make test` runs its short part.
+test-browser: install browser-deps
+	EXPORTER_BROWSER_FULL=1 $(PY) -m pytest tests/browser
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -25,7 +25,9 @@ from request_api.identity import SECURITY_SCHEMES, Identity
 from request_api.limits import BodySizeLimit
 from request_api.request_ids import RequestIds
 from request_api.routers import (
+    console,
     contracts,
+    docs,
     exports,
     health,
     history,
@@ -118,6 +120,9 @@ def create_app(settings: Settings) -> FastAPI:
         default_response_class=JsonBody,
         # Operation ids are the handlers' names, which the OpenAPI links refer to.
         generate_unique_id_function=lambda route: route.name,
+        # Served by ``routers.docs`` from this service's own assets, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.identity = Identity(settings)
@@ -129,8 +134,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ApiError, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)
-    routers = (health, meta, contracts, exports, jobs, servitly, mews, history, transfer_locations)
+    ours = (health, meta, contracts, docs, console, exports, jobs, transfer_locations)
+    routers = (*ours, servitly, mews, history)  # then the seeds' own APIs
     for router in (*(module.router for module in routers), metrics_router(settings.metrics)):
         app.include_router(router)
+    app.mount(docs.STATIC_URL, docs.static_files(), name="static")
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

@@ -88,7 +88,8 @@ def demo(settings: Settings, services: LocalServices) -> None:
         print(f"demo: {str(error) or type(error).__name__}. The servers and services stay up.", flush=True)
     metrics = "\n".join(f"  {name:<11} {url}" for name, url in services.metrics_urls().items())
     print(f"\nPrometheus metrics:\n{metrics}", flush=True)
-    print(f"\nThe API is at {services.api_url}/docs. Ctrl-C (or `make stop`) stops everything.", flush=True)
+    print(f"\nThe API is at {services.api_url}/docs, the console at {services.api_url}/console.", flush=True)
+    print("Ctrl-C (or `make stop`) stops everything.", flush=True)
 
 
 def status(servers: LocalServers, services: LocalServices) -> int:

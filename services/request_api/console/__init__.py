@@ -1,0 +1,1 @@
+"""The web console: forms, session and templates of ``request_api.routers.console``."""
