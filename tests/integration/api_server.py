@@ -11,11 +11,11 @@ from typing import Any
 
 import uvicorn
 from pymongo import AsyncMongoClient
-from tests.own_database import own_database
 
 from exporter.adapters.storage import ObjectStore
 from exporter.settings import Settings
 from request_api.app import create_app
+from tests.own_database import own_database
 
 
 def free_port() -> int:

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from tests.own_database import own_database
 
 from exporter.runtime import Runtime
 from exporter.settings import Settings
+from tests.own_database import own_database
 
 
 @asynccontextmanager

@@ -35,7 +35,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.notify_cases import TENANT, job_spec
 from werkzeug import Request, Response
 
 from exporter.adapters.mongo.jobs import new_job_document
@@ -50,6 +49,7 @@ from exporter.settings import Settings
 from notifier.app import build_senders
 from notifier.delivery import Notifier
 from notifier.redaction import Redactor, notifier_secrets
+from tests.notify_cases import TENANT, job_spec
 
 LOOPBACK = "127.0.0.1"
 SLACK_TOKEN = "xoxb-test-bot-token"

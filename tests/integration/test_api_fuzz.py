@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.fuzz.api import FUZZ_AUTH, fuzz_api
-from tests.integration.api_server import isolated, serving
 
 from exporter.settings import Settings
+from tests.fuzz.api import FUZZ_AUTH, fuzz_api
+from tests.integration.api_server import isolated, serving
 
 pytestmark = pytest.mark.servers
 

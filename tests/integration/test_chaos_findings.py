@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.integration.notifier_support import finished_job, make_notifier
 
 from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.runtime import Runtime
+from tests.integration.notifier_support import finished_job, make_notifier
 
 pytestmark = pytest.mark.servers
 

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.chaos.proxy import Mode, Proxy
 
 from exporter.local.servers import LOOPBACK
+from tests.chaos.proxy import Mode, Proxy
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

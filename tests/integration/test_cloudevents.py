@@ -10,8 +10,6 @@ from typing import Any
 from cloudevents.core.bindings.kafka import KafkaMessage, from_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from tests.integration.test_messaging import read_topic
-from tests.notify_cases import job_spec
 
 from exporter.adapters.kafka import KafkaPublisher, make_broker, subscriber_options
 from exporter.adapters.mongo.outbox import outbox_message
@@ -22,6 +20,8 @@ from exporter.service_layer.dispatch import completed_event
 from exporter.service_layer.iam import request_event
 from exporter.settings import Settings
 from exporter.topics import Topic
+from tests.integration.test_messaging import read_topic
+from tests.notify_cases import job_spec
 
 
 def published(tenant: str) -> dict[Topic, Envelope[Any]]:

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
-from tests.compaction_cases import SERIES, T0, TAGS, ingested
-from tests.integration.notifier_support import eventually
 
 from exporter.adapters.mongo import segments as layout
 from exporter.adapters.mongo.client import MEASUREMENTS, Document
@@ -32,6 +30,8 @@ from exporter.service_layer.unit_of_work import Transaction, UnitOfWork
 from exporter.settings.ingestor import CompactionSettings
 from ingestor.app import create_app as ingestor_app
 from ingestor.compaction import Compactor
+from tests.compaction_cases import SERIES, T0, TAGS, ingested
+from tests.integration.notifier_support import eventually
 
 pytestmark = pytest.mark.servers
 SETTINGS = CompactionSettings(lookback_seconds=4 * 86400, scan_seconds=5 * 86400)

@@ -12,8 +12,6 @@ import pytest
 import urllib3
 from pydantic import SecretStr
 from pymongo.errors import PyMongoError
-from tests.hanging_servers import HangingMongo, HangingServer
-from tests.integration.test_scheduler import export_request, store
 
 from exporter.adapters.mongo.client import JOBS, connect, connect_blocking
 from exporter.adapters.storage import ObjectStore
@@ -22,6 +20,8 @@ from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from scheduler import app as scheduler_app
+from tests.hanging_servers import HangingMongo, HangingServer
+from tests.integration.test_scheduler import export_request, store
 
 # Far below PyMongo's own 30 s server selection (and its unbounded socket wait): a call that
 # obeys the settings ends well inside it.

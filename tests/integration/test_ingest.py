@@ -18,7 +18,6 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaBroker
 from pydantic import JsonValue
 from pymongo.errors import ConnectionFailure
-from tests.integration.test_messaging import read_topic
 
 from exporter.adapters.kafka import client_options, make_broker, publish_dead_letter
 from exporter.adapters.mongo.client import ENTITIES, MEASUREMENTS, THINGS
@@ -44,6 +43,7 @@ from exporter.topics import Topic
 from ingestor.app import lanes, measurement_flusher, subscribe, subscribe_measurements
 from ingestor.batches import SourceRecord
 from ingestor.flushing import Flusher
+from tests.integration.test_messaging import read_topic
 
 DAY_AGO = datetime.now(UTC) - timedelta(days=1)
 T0 = int(DAY_AGO.timestamp())  # a whole second, in seconds

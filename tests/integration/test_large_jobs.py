@@ -9,15 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.integration.notifier_support import (
-    ChatReceiver,
-    chat_receiver,
-    deliveries,
-    make_notifier,
-    notifier_settings,
-)
-from tests.notify_cases import job_spec
-from tests.topic_reader import all_values, json_field, topic_reader
 
 from exporter.adapters.mongo.jobs import new_job_document
 from exporter.adapters.mongo.outbox import outbox_document
@@ -29,6 +20,15 @@ from exporter.domain.jobs import pending_deliveries
 from exporter.runtime import Runtime
 from exporter.topics import Topic
 from renderer.export_job import finish
+from tests.integration.notifier_support import (
+    ChatReceiver,
+    chat_receiver,
+    deliveries,
+    make_notifier,
+    notifier_settings,
+)
+from tests.notify_cases import job_spec
+from tests.topic_reader import all_values, json_field, topic_reader
 
 pytestmark = pytest.mark.servers
 chat = pytest.fixture(scope="module")(chat_receiver)

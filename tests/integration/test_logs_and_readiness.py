@@ -21,12 +21,6 @@ import httpx
 import jwt
 import pytest
 from pydantic import SecretStr
-from tests.integration.api_server import CSV, finished_with_a_file, isolated, serving
-from tests.integration.notifier_support import eventually
-from tests.integration.renderer_support import SCHEDULED_AT, body, job_spec, series_item
-from tests.integration.test_startup_and_health import MongoOnly
-from tests.own_database import own_database
-from tests.request_cases import SEED_000
 
 from exporter.adapters.storage import ObjectStore
 from exporter.contracts.events import ExportRequested
@@ -37,6 +31,12 @@ from exporter.log_context import logging_config
 from exporter.settings import Settings
 from exporter.topics import Topic
 from request_api.app import create_app
+from tests.integration.api_server import CSV, finished_with_a_file, isolated, serving
+from tests.integration.notifier_support import eventually
+from tests.integration.renderer_support import SCHEDULED_AT, body, job_spec, series_item
+from tests.integration.test_startup_and_health import MongoOnly
+from tests.own_database import own_database
+from tests.request_cases import SEED_000
 
 pytestmark = pytest.mark.servers
 WAIT_SECONDS = 120

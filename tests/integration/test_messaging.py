@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from faststream.kafka import KafkaBroker
 from pymongo.errors import DuplicateKeyError
-from tests.topic_reader import topic_reader
 
 from exporter.adapters.kafka import KafkaPublisher, make_broker, subscriber_options
 from exporter.adapters.mongo.outbox import outbox_document, outbox_message
@@ -22,6 +21,7 @@ from exporter.service_layer.outbox import OutboxRelay
 from exporter.settings import Settings
 from exporter.signing import own_producer
 from exporter.topics import Topic
+from tests.topic_reader import topic_reader
 
 
 def iam_event(index: int, tenant: str) -> IamPolicyUpdated:

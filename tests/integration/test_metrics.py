@@ -20,8 +20,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import generate_latest
 from pydantic import SecretStr
-from tests.metric_samples import sample, scrape
-from tests.own_database import own_database
 
 from exporter import metrics
 from exporter.adapters.kafka import client_options, committed_lag
@@ -46,6 +44,8 @@ from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.settings.notifier import ANY_TENANT, LOCAL_DESTINATIONS, TelegramSettings
 from exporter.topics import Topic
+from tests.metric_samples import sample, scrape
+from tests.own_database import own_database
 
 pytestmark = pytest.mark.servers
 WAIT_SECONDS = 60.0

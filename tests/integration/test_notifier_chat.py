@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from exporter.contracts.job import Delivery
+from exporter.runtime import Runtime
+from notifier.redaction import Redactor, notifier_secrets
 from tests.integration.notifier_support import (
     SLACK_TOKEN,
     TELEGRAM_TOKEN,
@@ -21,10 +25,6 @@ from tests.integration.notifier_support import (
     make_notifier,
     notifier_settings,
 )
-
-from exporter.contracts.job import Delivery
-from exporter.runtime import Runtime
-from notifier.redaction import Redactor, notifier_secrets
 
 chat = pytest.fixture(scope="module")(chat_receiver)
 TELEGRAM = f"/bot{TELEGRAM_TOKEN}"

@@ -7,6 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from exporter.adapters.mongo.client import JOBS
+from exporter.adapters.mongo.deliveries import DeliveryResult, delivery_result
+from exporter.contracts.job import Delivery
+from exporter.domain.job_life import DeliveryStatus, JobStatus
+from exporter.runtime import Runtime
+from exporter.service_layer.unit_of_work import UnitOfWork
+from notifier.attempts import CUT_OFF, delivery_key
+from notifier.results import DeliveryResults
 from tests.integration.notifier_support import (
     ChatReceiver,
     chat_receiver,
@@ -17,15 +26,6 @@ from tests.integration.notifier_support import (
     make_notifier,
     notifier_settings,
 )
-
-from exporter.adapters.mongo.client import JOBS
-from exporter.adapters.mongo.deliveries import DeliveryResult, delivery_result
-from exporter.contracts.job import Delivery
-from exporter.domain.job_life import DeliveryStatus, JobStatus
-from exporter.runtime import Runtime
-from exporter.service_layer.unit_of_work import UnitOfWork
-from notifier.attempts import CUT_OFF, delivery_key
-from notifier.results import DeliveryResults
 
 chat = pytest.fixture(scope="module")(chat_receiver)
 POLICIES = [

@@ -13,6 +13,15 @@ from typing import Any
 import pytest
 import uvloop
 from pydantic import SecretStr
+
+from exporter.adapters.email import SmtpMailer
+from exporter.contracts.base import utcnow
+from exporter.contracts.job import JobResult, Refusal
+from exporter.domain.job_life import JobStatus
+from exporter.notifications.messages import compose
+from exporter.notifications.sending import Outgoing
+from exporter.runtime import Runtime
+from exporter.settings import Settings, SmtpSettings
 from tests.integration.notifier_support import (
     LOOPBACK,
     Certificate,
@@ -28,15 +37,6 @@ from tests.integration.notifier_support import (
     smtp_server,
 )
 from tests.notify_cases import job_spec
-
-from exporter.adapters.email import SmtpMailer
-from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobResult, Refusal
-from exporter.domain.job_life import JobStatus
-from exporter.notifications.messages import compose
-from exporter.notifications.sending import Outgoing
-from exporter.runtime import Runtime
-from exporter.settings import Settings, SmtpSettings
 
 USER, PASSWORD = "exporter", "s3cret-smtp-password"
 chat = pytest.fixture(scope="module")(chat_receiver)

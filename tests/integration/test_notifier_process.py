@@ -8,6 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from exporter.contracts.job import JobResult, JobSpec
+from exporter.local.demo import publish
+from exporter.runtime import Runtime
+from exporter.settings import Settings
+from exporter.topics import Topic
+from notifier.attempts import CUT_OFF
 from tests.integration.notifier_support import (
     TELEGRAM_TOKEN,
     ChatReceiver,
@@ -22,13 +29,6 @@ from tests.integration.notifier_support import (
     notifier_settings,
 )
 from tests.integration.test_messaging import read_topic
-
-from exporter.contracts.job import JobResult, JobSpec
-from exporter.local.demo import publish
-from exporter.runtime import Runtime
-from exporter.settings import Settings
-from exporter.topics import Topic
-from notifier.attempts import CUT_OFF
 
 chat = pytest.fixture(scope="module")(chat_receiver)
 SEND_MESSAGE = f"/bot{TELEGRAM_TOKEN}/sendMessage"

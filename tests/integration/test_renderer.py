@@ -21,6 +21,9 @@ import openpyxl
 import pytest
 import zstandard
 from pypdf import PdfReader
+
+from exporter.domain.job_life import JobStatus
+from exporter.runtime import Runtime
 from tests.integration.renderer_support import (
     DEVICE,
     ROME,
@@ -33,9 +36,6 @@ from tests.integration.renderer_support import (
     series_item,
     store,
 )
-
-from exporter.domain.job_life import JobStatus
-from exporter.runtime import Runtime
 
 pytestmark = pytest.mark.servers
 ZONE = ZoneInfo(ROME)

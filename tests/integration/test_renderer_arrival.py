@@ -11,6 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
+from exporter.contracts.base import utcnow
+from exporter.contracts.job import JobSpec
+from exporter.domain.job_life import JobStatus
+from exporter.runtime import Runtime
 from tests.integration.renderer_support import (
     URN,
     Outcome,
@@ -20,11 +25,6 @@ from tests.integration.renderer_support import (
     render,
     store,
 )
-
-from exporter.contracts.base import utcnow
-from exporter.contracts.job import JobSpec
-from exporter.domain.job_life import JobStatus
-from exporter.runtime import Runtime
 
 pytestmark = pytest.mark.servers
 TENANT = "acme"

@@ -9,6 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
+from exporter.adapters.mongo.client import JOBS
+from exporter.adapters.mongo.jobs import new_job_document
+from exporter.adapters.storage import ObjectStore
+from exporter.contracts.job import JobResult
+from exporter.domain.job_life import JobStatus
+from exporter.domain.jobs import pending_deliveries
+from exporter.rendering.names import job_prefix
+from exporter.runtime import Runtime
+from exporter.topics import Topic
+from renderer.export_job import handle_export_requested
 from tests.integration.renderer_support import (
     body,
     configure,
@@ -21,17 +32,6 @@ from tests.integration.renderer_support import (
     store,
 )
 from tests.topic_reader import json_field, json_object, topic_reader
-
-from exporter.adapters.mongo.client import JOBS
-from exporter.adapters.mongo.jobs import new_job_document
-from exporter.adapters.storage import ObjectStore
-from exporter.contracts.job import JobResult
-from exporter.domain.job_life import JobStatus
-from exporter.domain.jobs import pending_deliveries
-from exporter.rendering.names import job_prefix
-from exporter.runtime import Runtime
-from exporter.topics import Topic
-from renderer.export_job import handle_export_requested
 
 pytestmark = pytest.mark.servers
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -14,9 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.integration.notifier_support import eventually
-from tests.integration.renderer_support import body, configure, job_spec, objects_of, requested, series_item
-from tests.topic_reader import all_values, json_field
 
 from exporter.adapters.mongo.client import OUTBOX
 from exporter.adapters.storage import ObjectStore, StreamingUpload
@@ -28,6 +25,9 @@ from renderer.app import create_app
 from renderer.export_job import handle_export_requested
 from renderer.items import ITEM_WRITERS
 from renderer.output import JobOutput
+from tests.integration.notifier_support import eventually
+from tests.integration.renderer_support import body, configure, job_spec, objects_of, requested, series_item
+from tests.topic_reader import all_values, json_field
 
 pytestmark = pytest.mark.servers
 START = datetime(2026, 3, 1, tzinfo=UTC)

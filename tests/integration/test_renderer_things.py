@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from tests.integration.api_server import isolated, serving
-from tests.integration.renderer_support import body, configure, job_spec, measurement, ms, render, store
-from tests.request_cases import SEED_000
 
 from exporter.contracts.ingest import Entity, Thing
 from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 from exporter.settings import Settings
+from tests.integration.api_server import isolated, serving
+from tests.integration.renderer_support import body, configure, job_spec, measurement, ms, render, store
+from tests.request_cases import SEED_000
 
 pytestmark = pytest.mark.servers
 TENANT = "acme"

@@ -16,12 +16,12 @@ import jwt
 import pytest
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
-from tests.integration.api_server import CSV, finished_with_a_file, isolated, serving
-from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field
-from tests.topic_reader import json_field, json_object, topic_reader
 
 from exporter.settings import GrantSettings, Settings
 from exporter.topics import Topic
+from tests.integration.api_server import CSV, finished_with_a_file, isolated, serving
+from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field
+from tests.topic_reader import json_field, json_object, topic_reader
 
 pytestmark = pytest.mark.servers
 ONE_TIME = {**copy.deepcopy(SEED_000), "type": "oneTime"}

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.api_server import isolated, serving
-from tests.integration.test_request_api import body_for, client, create, recurring_body
 
 from exporter.settings import Settings
+from tests.integration.api_server import isolated, serving
+from tests.integration.test_request_api import body_for, client, create, recurring_body
 
 pytestmark = pytest.mark.servers
 

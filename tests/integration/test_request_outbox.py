@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.own_database import own_database
-from tests.request_cases import SEED_000
-from tests.topic_reader import json_field, topic_reader
 
 from exporter.adapters.mongo.client import OUTBOX
 from exporter.contracts.request import ExportRequestSpec
@@ -17,6 +14,9 @@ from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.topics import Topic
 from request_api.commands import create_export
+from tests.own_database import own_database
+from tests.request_cases import SEED_000
+from tests.topic_reader import json_field, topic_reader
 
 pytestmark = pytest.mark.servers
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.integration.test_scheduler import export_request, fire_until_idle, outbox_messages, store
-
 from exporter.adapters.mongo.client import JOBS, OUTBOX
 from exporter.contracts.base import utcnow
 from exporter.contracts.events import ExportRequested
@@ -15,6 +13,7 @@ from exporter.domain.job_life import JobStatus
 from exporter.runtime import Runtime
 from renderer.export_job import handle_export_requested
 from scheduler.sweeping import sweep
+from tests.integration.test_scheduler import export_request, fire_until_idle, outbox_messages, store
 
 
 def lost_by(runtime: Runtime) -> datetime:

@@ -8,9 +8,6 @@ import signal
 import uuid
 
 from pymongo import AsyncMongoClient
-from tests.benchmarks.harness import launch
-from tests.own_database import own_database
-from tests.topic_reader import all_values, json_field
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, Document, ensure_indexes
 from exporter.adapters.mongo.requests import request_document
@@ -19,6 +16,9 @@ from exporter.contracts.request import ExportRequest
 from exporter.domain.schedule import first_run_at
 from exporter.settings import Settings
 from exporter.topics import Topic
+from tests.benchmarks.harness import launch
+from tests.own_database import own_database
+from tests.topic_reader import all_values, json_field
 
 
 async def test_the_scheduler_fires_announces_and_stops_on_sigterm(servers: Settings) -> None:

@@ -11,9 +11,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from pymongo import AsyncMongoClient
-from tests.benchmarks.harness import launch
-from tests.own_database import own_database
-from tests.topic_reader import all_values, json_field
 
 from exporter.adapters.mongo.client import JOBS, REQUESTS, Document, ensure_indexes
 from exporter.adapters.mongo.requests import request_document
@@ -23,6 +20,9 @@ from exporter.domain.schedule import first_run_at, occurrence
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.topics import Topic
+from tests.benchmarks.harness import launch
+from tests.own_database import own_database
+from tests.topic_reader import all_values, json_field
 
 REQUESTS_COUNT = 1000
 PERIOD = timedelta(seconds=6)

@@ -15,6 +15,14 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
+
+from exporter.adapters.mongo.client import JOBS, connect, database
+from exporter.adapters.mongo.numbers import NumericIds
+from exporter.contracts.base import utcnow
+from exporter.runtime import Runtime
+from exporter.settings import GrantSettings, Settings
+from renderer.export_job import handle_export_requested
+from request_api.seeds import history
 from tests.integration.api_server import isolated, serving
 from tests.integration.renderer_support import SCHEDULED_AT, body, job_spec, requested, series_item
 from tests.integration.test_request_api import body_for, client, create, recurring_body
@@ -28,14 +36,6 @@ from tests.seed_history_examples import (
     UNTIL_TRANSFERS,
     assert_seed_shape,
 )
-
-from exporter.adapters.mongo.client import JOBS, connect, database
-from exporter.adapters.mongo.numbers import NumericIds
-from exporter.contracts.base import utcnow
-from exporter.runtime import Runtime
-from exporter.settings import GrantSettings, Settings
-from renderer.export_job import handle_export_requested
-from request_api.seeds import history
 
 pytestmark = pytest.mark.servers
 HISTORY = "/DataExport/History"

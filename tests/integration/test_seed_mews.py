@@ -14,9 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.api_server import isolated, serving
-from tests.integration.conftest import running
-from tests.integration.renderer_support import requested
 
 from exporter.contracts.ingest import Entity
 from exporter.contracts.job import Job, JobSpec
@@ -24,6 +21,9 @@ from exporter.runtime import Runtime
 from exporter.settings import Settings
 from exporter.settings.mews import MewsClientSettings, MewsSettings, token_hash
 from renderer.export_job import handle_export_requested
+from tests.integration.api_server import isolated, serving
+from tests.integration.conftest import running
+from tests.integration.renderer_support import requested
 
 pytestmark = pytest.mark.servers
 GET_ALL = "/api/connector/v1/exports/getAll"

@@ -14,10 +14,10 @@ import httpx
 import jwt
 import pytest
 from pydantic import SecretStr
-from tests.integration.api_server import isolated, serving
-from tests.servitly_cases import SEED_001_EXAMPLES, assert_data_export, seed_001_body
 
 from exporter.settings import Settings
+from tests.integration.api_server import isolated, serving
+from tests.servitly_cases import SEED_001_EXAMPLES, assert_data_export, seed_001_body
 
 pytestmark = pytest.mark.servers
 SECRET = "s3cret-for-servitly-tests-32-bytes!"

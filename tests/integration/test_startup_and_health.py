@@ -9,13 +9,13 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
-from tests.own_database import own_database
 
 from exporter.local.servers import LOOPBACK, LocalServers, ProcessSpec, free_ports
 from exporter.local.services import LocalServices
 from exporter.runtime import Runtime
 from exporter.settings import Settings
 from request_api.app import create_app
+from tests.own_database import own_database
 
 
 class MongoOnly(LocalServers):

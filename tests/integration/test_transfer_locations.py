@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.api_server import free_port, serving
-from tests.own_database import own_database
-from tests.request_cases import SEED_000
 
 from exporter.adapters.mongo.client import connect, database
 from exporter.adapters.transfer.sealing import Sealer
 from exporter.settings import Settings
+from tests.integration.api_server import free_port, serving
+from tests.own_database import own_database
+from tests.request_cases import SEED_000
 
 pytestmark = pytest.mark.servers
 ADMIN_ROLE = "exporter-admin"

@@ -16,15 +16,6 @@ from typing import Any
 import asyncssh
 import pytest
 from minio import Minio
-from tests.integration.conftest import running
-from tests.integration.notifier_support import (
-    ChatReceiver,
-    chat_receiver,
-    completed_event,
-    eventually,
-    finished_job,
-)
-from tests.own_database import own_database
 from werkzeug import Response
 
 from exporter.contracts.base import utcnow
@@ -36,6 +27,15 @@ from exporter.runtime import Runtime
 from exporter.settings import Settings
 from notifier.transfer import Transfers
 from request_api.transfer_locations import create_location
+from tests.integration.conftest import running
+from tests.integration.notifier_support import (
+    ChatReceiver,
+    chat_receiver,
+    completed_event,
+    eventually,
+    finished_job,
+)
+from tests.own_database import own_database
 
 FILES = {"plant-a.csv": b"time,value\n1,2\n" * 50, "plant-b.csv": b"time,value\n3,4\n" * 70}
 ADMIN = Principal(user="admin", tenant="acme", roles=frozenset({"exporter-admin"}))

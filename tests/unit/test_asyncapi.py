@@ -12,7 +12,6 @@ import jsonschema
 import pytest
 import yaml
 from faststream import FastStream
-from tests.notify_cases import job_spec
 
 from exporter.adapters.kafka import dead_letter_headers
 from exporter.contracts.asyncapi import DEAD_LETTER_HEADERS, as_json, as_yaml, asyncapi_document
@@ -25,6 +24,7 @@ from ingestor.app import create_app as ingestor_app
 from notifier.app import create_app as notifier_app
 from renderer.app import create_app as renderer_app
 from scheduler.app import create_app as scheduler_app
+from tests.notify_cases import job_spec
 
 ROOT = Path(__file__).parents[2]
 ASYNCAPI_SCHEMA = Path(__file__).parent / "schemas" / "asyncapi-3.0.0.json"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from tests.chaos import invariants as check
 from tests.chaos.__main__ import Options
 from tests.chaos.faults import Kind, plan

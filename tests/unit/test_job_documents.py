@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.request_cases import SEED_000
 
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.job_store import UnreadableJob, read_job, to_job
@@ -20,6 +19,7 @@ from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.job_life import DeliveryStatus, JobStatus
 from exporter.domain.jobs import job_for, pending_deliveries
 from request_api.views import job_view
+from tests.request_cases import SEED_000
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 FILE = {

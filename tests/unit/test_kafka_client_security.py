@@ -10,10 +10,10 @@ from typing import Any, cast
 
 import pytest
 from pydantic import SecretStr, ValidationError
-from tests.integration.notifier_support import self_signed
 
 from exporter.adapters.kafka import client_options, make_broker
 from exporter.settings import KafkaSettings, Settings
+from tests.integration.notifier_support import self_signed
 
 
 @pytest.fixture

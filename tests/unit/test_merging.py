@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.compaction_cases import SERIES, T0, ingested
 
 from exporter.adapters.mongo import merging
 from exporter.adapters.mongo import segments as layout
@@ -22,6 +21,7 @@ from exporter.adapters.mongo.segments import (
     to_document,
 )
 from ingestor.compaction import group_of, groups_to_merge, members
+from tests.compaction_cases import SERIES, T0, ingested
 
 TEXT = Tags("", "mqtt", "stringValue")
 

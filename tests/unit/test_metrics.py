@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import generate_latest
 from pydantic import ValidationError
-from tests.metric_samples import sample
 
 from exporter import metrics
 from exporter.adapters.kafka import consumer_metrics
@@ -19,6 +18,7 @@ from exporter.local.servers import free_ports
 from exporter.metrics.http import HttpMetrics
 from exporter.metrics.serving import listen
 from exporter.settings.metrics import MetricsSettings
+from tests.metric_samples import sample
 
 NAME = re.compile(r"^exporter_[a-z][a-z0-9_]*[a-z0-9]$")
 UNITS = ("_seconds", "_bytes", "_records", "_messages", "_entries")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
-from tests.notify_cases import job_spec, link
 
 from exporter.contracts.job import JobResult
 from exporter.contracts.notification import NotificationMessage
@@ -26,6 +25,7 @@ from exporter.notifications.templates import render, unknown_placeholders
 from exporter.settings import Settings
 from exporter.settings.notifier import ContactSettings, NotifierSettings, TenantDestinations
 from notifier.redaction import Redactor, notifier_secrets
+from tests.notify_cases import job_spec, link
 
 DONE = JobResult(
     status=JobStatus.DONE,

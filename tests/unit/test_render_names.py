@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from tests.request_cases import SEED_000
 
 from exporter.contracts.filename_masks import (
     FILENAME_MASK_ROOTS,
@@ -19,6 +18,7 @@ from exporter.contracts.ingest import Thing
 from exporter.contracts.job import JobSpec, Window
 from exporter.contracts.request import ExportRequestSpec
 from exporter.rendering.names import FileNamer, MaskError, naming_context, object_key, render_mask, safe_stem
+from tests.request_cases import SEED_000
 
 CONTEXT = {
     "thing": {"serialNumber": "SN-0042", "id": "D0CF"},

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 from pypdf import PdfReader
-from tests.render_cases import MEASUREMENTS, document, layout_for
 
 from exporter.contracts.request import Format
 from exporter.rendering.archive import ZipArchive
@@ -22,6 +21,7 @@ from exporter.rendering.output import FileFormat, OpenSink, PartWriter, Rendered
 from exporter.rendering.pdf import PdfWriter
 from exporter.rendering.sinks import BinarySink, TeeSink
 from exporter.rendering.writers import CsvWriter, RowLimitExceeded, TableWriter
+from tests.render_cases import MEASUREMENTS, document, layout_for
 
 TEN = pl.concat([MEASUREMENTS] * 3).head(10)
 

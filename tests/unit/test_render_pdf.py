@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 from pypdf import PdfReader
-from tests.render_cases import LOCAL_TIMES, MEASUREMENTS, layout_for, render
 
 from exporter.rendering.pdf import PdfWriter
 from exporter.rendering.writers import Document, RowLimitExceeded
+from tests.render_cases import LOCAL_TIMES, MEASUREMENTS, layout_for, render
 
 HEADING = (
     "Request: Weights of March    Window: 2026-03-01 01:00:00 to 2027-01-01 01:00:00    Timezone: Europe/Rome"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
-from tests.render_cases import COLUMNS, LOCAL_TIMES, MEASUREMENTS, ROME
 
 from exporter.contracts.request import Column, Format
 from exporter.rendering.table import Layout, series_unit
 from exporter.rendering.writers import CsvWriter, JsonLinesWriter
 from exporter.rendering.xlsx import XlsxWriter
+from tests.render_cases import COLUMNS, LOCAL_TIMES, MEASUREMENTS, ROME
 
 
 def test_only_requested_columns_in_order_with_labels_and_local_iso_times() -> None:

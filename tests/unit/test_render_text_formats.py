@@ -10,11 +10,11 @@ import json
 
 import pytest
 import zstandard
-from tests.render_cases import LOCAL_TIMES, MEASUREMENTS, document, layout_for, render
 
 from exporter.contracts.request import Compression
 from exporter.rendering.output import FileFormat, FileWriter
 from exporter.rendering.writers import CsvWriter, JsonLinesWriter, JsonWriter
+from tests.render_cases import LOCAL_TIMES, MEASUREMENTS, document, layout_for, render
 
 HEADER = ["Time", "Device", "Metric, name", "Weight"]
 ROWS = [

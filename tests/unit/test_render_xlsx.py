@@ -9,11 +9,11 @@ from datetime import datetime
 import openpyxl
 import polars as pl
 import pytest
-from tests.render_cases import MEASUREMENTS, layout_for, render
 
 from exporter.rendering.sinks import BinarySink
 from exporter.rendering.writers import Document
 from exporter.rendering.xlsx import XlsxWriter
+from tests.render_cases import MEASUREMENTS, layout_for, render
 
 LOCAL = [
     datetime(2026, 3, 29, 1, 30),

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field, with_fields
 
 from exporter.contracts.request import EXAMPLE_REQUEST, ExportRequestSpec, ExportType, Item
 from exporter.contracts.time_bounds import EARLIEST_TIME, LATEST_EPOCH_MS, LATEST_TIME
+from tests.request_cases import BAD_FIELDS, SEED_000, bad_body, with_field, with_fields
 
 
 def test_seed_000_body_is_accepted_with_utc_for_empty_timezone() -> None:

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.request_cases import with_fields
-from tests.seed_history_examples import SEED_CANCEL_BODY, SEED_ENTRY_FIELDS, assert_seed_shape
 
 from exporter.contracts.job import Job, JobFile
 from exporter.contracts.request import ExportRequestSpec
 from exporter.domain.job_life import JobStatus
 from exporter.service_layer.dispatch import queued_job
 from request_api.seeds import history
+from tests.request_cases import with_fields
+from tests.seed_history_examples import SEED_CANCEL_BODY, SEED_ENTRY_FIELDS, assert_seed_shape
 
 NOW = datetime(2021, 4, 26, 15, 25, 27, 587_000, tzinfo=UTC)
 NUMBERS = history.Numbers(job=1, request=22, user=6)

@@ -11,8 +11,6 @@ from typing import Any, cast
 
 import pytest
 from pymongo import AsyncMongoClient
-from tests.fakes import FakeClient, FakeOutbox, FakePublisher, FakeSession, FakeTransaction
-from tests.request_cases import SEED_000, with_fields
 
 from exporter.adapters.mongo.client import Document
 from exporter.adapters.mongo.outbox import OutboxRepository
@@ -30,6 +28,8 @@ from request_api.commands import admit_job
 from request_api.errors import Conflict, TooManyRequests
 from scheduler import firing
 from scheduler.firing import RESUME, plan_or_pause
+from tests.fakes import FakeClient, FakeOutbox, FakePublisher, FakeSession, FakeTransaction
+from tests.request_cases import SEED_000, with_fields
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 TARGET = SEED_000["items"][0]["params"]["target"]["value"]

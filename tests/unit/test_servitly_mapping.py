@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
-from tests.servitly_cases import SEED_001_EXAMPLES, assert_data_export, seed_001_body
 
 from exporter.contracts.job import Job, JobFile
 from exporter.contracts.request import ExportRequest, ExportType
@@ -27,6 +26,7 @@ from request_api.seeds.servitly import (
     seed_error,
     state_of,
 )
+from tests.servitly_cases import SEED_001_EXAMPLES, assert_data_export, seed_001_body
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 START, END = 1772438400000, 1772442000000

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr, ValidationError
-from tests.notify_cases import request_body
 
 from exporter.adapters.transfer.reach import Refusal, form_problem, reach_refusal
 from exporter.adapters.transfer.sealing import Sealer
@@ -33,6 +32,7 @@ from exporter.domain.transfers import (
     url_problem,
 )
 from exporter.settings import Settings
+from tests.notify_cases import request_body
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 S3: dict[str, Any] = {
