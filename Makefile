@@ -34,9 +34,10 @@ stop: install
 servers: install
 	$(PY) -m exporter.local up
 
-# Lint and type checks, then unit, integration and e2e tests against servers the session starts.
-test: lint
-	$(PY) -m pytest
+# Lint and type checks, then unit, e2e, browser (Debian's chromium, installed if missing), security
+# and integration tests against servers the session starts.
+test: lint browser-deps
+	$(PY) -m pytest --durations=25
 
 # Debian's chromium (and its driver) for the browser tests; Playwright never downloads a browser.
 browser-deps:
