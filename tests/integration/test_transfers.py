@@ -102,6 +102,17 @@ def partner_client(settings: Settings) -> Minio:
     )
 
 
+def partner_s3(runtime: Runtime, **changes: str) -> dict[str, str]:
+    """The partner's bucket as a transfer location, with the partner's credentials but ``changes``."""
+    return {
+        "kind": "s3",
+        "endpoint": f"http://{runtime.settings.storage.endpoint}",
+        "bucket": PARTNER_BUCKET,
+        "accessKey": PARTNER_ACCESS_KEY,
+        "secretKey": PARTNER_SECRET_KEY,
+    } | changes
+
+
 @pytest.fixture
 def partner_bucket(servers: Settings) -> Minio:
     """The partner's bucket, made by our admin user; the partner's own user may only use it."""
@@ -119,17 +130,7 @@ def partner_bucket(servers: Settings) -> Minio:
 async def test_s3_files_land_once_with_the_partners_own_credentials(
     runtime: Runtime, partner_bucket: Minio, tmp_path: Path
 ) -> None:
-    location_id = await location(
-        runtime,
-        {
-            "kind": "s3",
-            "endpoint": f"http://{runtime.settings.storage.endpoint}",
-            "bucket": PARTNER_BUCKET,
-            "prefix": f"acme/{tmp_path.name}/",
-            "accessKey": PARTNER_ACCESS_KEY,
-            "secretKey": PARTNER_SECRET_KEY,
-        },
-    )
+    location_id = await location(runtime, partner_s3(runtime, prefix=f"acme/{tmp_path.name}/"))
     spec = await finished(runtime, location_id, tmp_path)
     transfers = await run_twice(runtime, spec)
     assert [(t.name, t.status, t.attempts, t.last_error) for t in transfers] == [
@@ -146,16 +147,7 @@ async def test_s3_files_land_once_with_the_partners_own_credentials(
 async def test_wrong_s3_credentials_fail_at_once_with_a_reason_a_user_can_act_on(
     runtime: Runtime, partner_bucket: Minio, tmp_path: Path
 ) -> None:
-    location_id = await location(
-        runtime,
-        {
-            "kind": "s3",
-            "endpoint": f"http://{runtime.settings.storage.endpoint}",
-            "bucket": PARTNER_BUCKET,
-            "accessKey": PARTNER_ACCESS_KEY,
-            "secretKey": "not-the-partners-secret",
-        },
-    )
+    location_id = await location(runtime, partner_s3(runtime, secretKey="not-the-partners-secret"))
     spec = await finished(runtime, location_id, tmp_path)
     transfers = await run_twice(runtime, spec)
     assert {(t.status, t.attempts, t.last_error) for t in transfers} == {
