@@ -196,7 +196,7 @@ async def _moved(
 
 async def expire_old_jobs(runtime: Runtime, now: datetime | None = None) -> int:
     now = now or utcnow()
-    retention = timedelta(days=runtime.settings.scheduler.retention_days)
+    retention = runtime.settings.scheduler.retention
     expired = 0
     for job in await runtime.jobs.expirable(now - retention, BATCH):
         if isinstance(job, UnreadableJob):

@@ -222,19 +222,17 @@ async def sftp(tmp_path: Path) -> AsyncIterator[tuple[SftpServer, int]]:
         server.close()
 
 
+def sftp_drop(server: SftpServer, port: int, **login: str) -> dict[str, Any]:
+    """The test server's drop user as an SFTP location, its host key known, with ``login``."""
+    known = server.host_key
+    return {"kind": "sftp", "host": "127.0.0.1", "port": port, "user": "drop", "knownHostKey": known} | login
+
+
 async def test_sftp_files_land_once_and_only_after_the_host_key_matched(
     runtime: Runtime, sftp: tuple[SftpServer, int], tmp_path: Path
 ) -> None:
     server, port = sftp
-    destination = {
-        "kind": "sftp",
-        "host": "127.0.0.1",
-        "port": port,
-        "user": "drop",
-        "password": SFTP_PASSWORD,
-        "directory": "incoming/acme",
-        "knownHostKey": server.host_key,
-    }
+    destination = sftp_drop(server, port, password=SFTP_PASSWORD, directory="incoming/acme")
     spec = await finished(runtime, await location(runtime, destination), tmp_path)
     transfers = await run_twice(runtime, spec)
     assert [(t.status, t.attempts) for t in transfers] == [("done", 1)] * len(FILES)
@@ -257,14 +255,7 @@ async def test_sftp_logs_in_with_a_private_key(
     runtime: Runtime, sftp: tuple[SftpServer, int], tmp_path: Path
 ) -> None:
     server, port = sftp
-    destination = {
-        "kind": "sftp",
-        "host": "127.0.0.1",
-        "port": port,
-        "user": "drop",
-        "privateKey": server.client_key.export_private_key().decode(),
-        "knownHostKey": server.host_key,
-    }
+    destination = sftp_drop(server, port, privateKey=server.client_key.export_private_key().decode())
     spec = await finished(runtime, await location(runtime, destination), tmp_path)
     transfers = await run_twice(runtime, spec)
     assert [(t.status, t.attempts, t.last_error) for t in transfers] == [("done", 1, None)] * len(FILES)

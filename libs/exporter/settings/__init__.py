@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -212,6 +213,11 @@ class SchedulerSettings(BaseModel):
     max_job_announcements: int = Field(default=8, ge=1, le=100)
     # How often expiry runs, on a loop of its own (its deletions wait on the object store).
     expiry_interval_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
+
+    @property
+    def retention(self) -> timedelta:
+        """How long a job's files are kept: the sweep expires it then, and links say so."""
+        return timedelta(days=self.retention_days)
 
 
 class OutboxSettings(BaseModel):

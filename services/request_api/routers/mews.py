@@ -81,7 +81,7 @@ def _caller(request: Request, body: mews.Credentials) -> Principal:
 async def _exports(runtime: Runtime, caller: Principal, request_ids: list[str]) -> list[dict[str, Any]]:
     """The Mews exports among ``request_ids`` that ``caller`` may read, in the order asked."""
     ttl = timedelta(seconds=runtime.settings.mews.link_ttl_seconds)
-    retention = timedelta(days=runtime.settings.scheduler.retention_days)
+    retention = runtime.settings.scheduler.retention
     runs = await queries.latest_runs(runtime, caller, request_ids, ttl, mews.is_export)
     return [mews.export_view(run.record.request, run.job, run.links, retention) for run in runs]
 
